@@ -1,0 +1,71 @@
+/**
+ * The command line: argv → command → exit code. Errors are printed once,
+ * here, as one paragraph (with the stack under --verbose), and their
+ * category decides the exit status (see EXIT_CODES).
+ */
+import { Command, CommanderError, Option } from "commander";
+import { describeError, exitCodeFor, EXIT_CODES } from "../errors.js";
+import { planCommand } from "./plan.js";
+import { migrateCommand } from "./migrate.js";
+import { sampleCommand } from "./sample.js";
+
+/** Options every command that reads SQLite and Postgres accepts. */
+function common(cmd: Command): Command {
+  return cmd
+    .option("--sqlite <path>", "SQLite database file")
+    .option("--pg <url>", "PostgreSQL connection string (default: DATABASE_URL, then libpq's PG* variables)")
+    .option("--schema <name>", "target schema in PostgreSQL (default: public)")
+    .option("--config <file>", "JSON config file; flags override it, environment in between")
+    .option("--preserve-case", "keep identifiers' case instead of folding them to lower case")
+    .option("--verbose", "debug logs and stack traces");
+}
+
+/** Build the program; exported so tests can drive it without a child process. */
+export function buildProgram(): Command {
+  const program = new Command("sqlite2pg")
+    .description("Move a live SQLite database into PostgreSQL exactly.")
+    .version("0.1.0")
+    .exitOverride()
+    .showHelpAfterError();
+
+  common(program.command("plan"))
+    .description("print the Postgres DDL and every decision with its reason; writes nothing")
+    .option("--json", "machine-readable output")
+    .option("--no-scan", "skip reading every text value for NUL bytes and invalid UTF-8")
+    .action(async (o) => planCommand(o));
+
+  common(program.command("migrate"))
+    .description("copy every row into PostgreSQL with COPY, build keys and indexes, and validate; exit 0 only if exact")
+    .addOption(new Option("--jobs <n>", "tables and rowid ranges copied in parallel (default: 2)").argParser((v) => Number(v)))
+    .option("--drop-existing", "drop the target schema and everything in it first")
+    .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of refusing them; every changed value is listed")
+    .option("--json", "print the result as JSON")
+    .option("--no-progress", "no progress bars, even on a terminal")
+    .action(async (o) => migrateCommand(o));
+
+  program
+    .command("sample")
+    .description("generate a sample database and migrate it into an embedded PostgreSQL: the whole job on a fresh machine")
+    .option("--dir <path>", "where to keep the sample database and the embedded server's data", ".sqlite2pg-sample")
+    .option("--rows <n>", "orders in the sample database", (v) => Number(v), 20000)
+    .action(async (o) => sampleCommand(o));
+
+  return program;
+}
+
+/** Run the CLI and return the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+      return EXIT_CODES.usage;
+    }
+    process.stderr.write(describeError(e) + "\n");
+    if (argv.includes("--verbose") && e instanceof Error) process.stderr.write((e.stack ?? "") + "\n");
+    return exitCodeFor(e);
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * The one-shot migration, as numbered steps:
+ *
+ *   1. read the SQLite schema and plan (census, types, constraints)
+ *   2. check the target schema (empty, or dropped with --drop-existing)
+ *   3. create the tables (no keys yet)
+ *   4. copy every table with COPY, tables and rowid ranges in parallel
+ *   5. build keys and indexes, then CHECKs and foreign keys
+ *   6. set the identity sequences past max(key) and sqlite_sequence
+ *   7. validate: every table's digest on both sides, value for value
+ *   8. confirm the source did not change meanwhile
+ *
+ * It resolves only when Postgres holds exactly what SQLite holds; anything
+ * else is a typed error for the CLI to report.
+ */
+import type BetterSqlite3 from "better-sqlite3";
+import type pg from "pg";
+import { sourceError, validationError, usageError } from "../errors.js";
+import type { Logger } from "../observe/logger.js";
+import { noProgress, type Progress } from "../observe/progress.js";
+import { buildPlan, type MigrationPlan, type TablePlan } from "../plan/plan.js";
+import { openSource } from "../source/open.js";
+import { readSchema } from "../source/schema.js";
+import { rowidNeedsBigInt, splitRowidRange, type RowidRange } from "../source/reader.js";
+import { qualified, quoteIdent } from "../sql/ident.js";
+import { copyTable, type TransformedValue } from "../target/copy.js";
+import { createTableSql } from "../target/ddl.js";
+import { connectPg, pgFailure } from "../target/pg.js";
+import { pgDigest, sameDigest, sqliteDigest, type Digest } from "../validate/digest.js";
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  sqlite: string;
+  pg: string | undefined;
+  schema: string;
+  jobs: number;
+  preserveCase: boolean;
+  dropExisting: boolean;
+  fixText: boolean;
+  chunkRows?: number;
+  log: Logger;
+  progress?: Progress;
+}
+
+/** What a finished migration reports. */
+export interface MigrateResult {
+  plan: MigrationPlan;
+  tables: { table: string; rows: number; seconds: number }[];
+  rows: number;
+  transformed: TransformedValue[];
+  seconds: number;
+}
+
+/** Rows above which a rowid table is split into ranges copied in parallel. */
+const SPLIT_ROWS = 200_000;
+
+/** Copy a SQLite file into Postgres and prove the copy exact. */
+export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
+  const t0 = Date.now();
+  const log = opts.log;
+  const progress = opts.progress ?? noProgress;
+  const jobs = Math.max(1, Math.floor(opts.jobs));
+  const chunkRows = opts.chunkRows ?? 5000;
+  const db = openSource(opts.sqlite);
+  const clients: pg.Client[] = [];
+  try {
+    const version0 = db.pragma("data_version", { simple: true });
+
+    log.info({ step: 1, sqlite: opts.sqlite }, "step 1/8: read schema and plan");
+    const schema = readSchema(db);
+    const plan = buildPlan(db, schema, { schema: opts.schema, preserveCase: opts.preserveCase });
+    if (plan.refusals.length > 0) {
+      const list = plan.refusals.map((r) => `  - table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`).join("\n");
+      throw sourceError("VALUES_REFUSED", `${plan.refusals.length} column(s) hold values Postgres cannot take as they are:\n${list}`, {
+        context: { table: plan.refusals[0]!.table, column: plan.refusals[0]!.column },
+        hint: "fix these values in SQLite; `sqlite2pg plan` lists every decision",
+      });
+    }
+    for (const d of plan.decisions.filter((x) => x.severity === "warning")) log.warn({ table: d.table, column: d.column, object: d.object }, d.text);
+
+    for (let i = 0; i < jobs; i++) clients.push(await connectPg(opts.pg));
+    const main = clients[0]!;
+
+    log.info({ step: 2, schema: opts.schema }, "step 2/8: check the target schema");
+    await prepareSchema(main, opts);
+
+    log.info({ step: 3, tables: plan.tables.length }, "step 3/8: create tables");
+    await inTransaction(main, "create tables", async () => {
+      await main.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`);
+      for (const t of plan.tables) await main.query(createTableSql(plan, t));
+    });
+
+    log.info({ step: 4, jobs }, "step 4/8: copy rows");
+    const transformed: TransformedValue[] = [];
+    const tables = await copyAll(db, clients, plan, { chunkRows, fixText: opts.fixText, transformed, progress, log });
+    progress.stop();
+    for (const tv of transformed) log.warn({ table: tv.table, column: tv.column, key: tv.key, original: tv.original }, `value changed by --fix-text: ${tv.reason}`);
+
+    log.info({ step: 5 }, "step 5/8: build keys, indexes and constraints");
+    await buildConstraints(clients, plan, log);
+
+    log.info({ step: 6 }, "step 6/8: set sequences");
+    await setSequences(main, plan, log);
+
+    log.info({ step: 7 }, "step 7/8: validate");
+    await validateAll(db, clients, plan, log);
+
+    log.info({ step: 8 }, "step 8/8: check the source did not change");
+    const version1 = db.pragma("data_version", { simple: true });
+    if (version1 !== version0) {
+      throw validationError("SOURCE_CHANGED", "the SQLite database was written to while it was being copied: the copy may already be stale", {
+        context: { sqlite: opts.sqlite },
+        hint: "a one-shot copy is for a database nobody writes to; for a live database use `sqlite2pg run`, which follows the changes, then cut over",
+      });
+    }
+    const rows = tables.reduce((a, t) => a + t.rows, 0);
+    return { plan, tables, rows, transformed, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    progress.stop();
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    db.close();
+  }
+}
+
+async function inTransaction(c: pg.ClientBase, what: string, fn: () => Promise<void>): Promise<void> {
+  await c.query("BEGIN");
+  try {
+    await fn();
+    await c.query("COMMIT");
+  } catch (e) {
+    await c.query("ROLLBACK").catch(() => undefined);
+    if (e instanceof Error && "category" in e) throw e;
+    throw pgFailure("PG_DDL", what, e);
+  }
+}
+
+async function prepareSchema(c: pg.ClientBase, opts: MigrateOptions): Promise<void> {
+  const r = await c.query<{ n: string }>(
+    "SELECT count(*) AS n FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE n.nspname = $1 AND k.relkind IN ('r','p','v','m','S','f')",
+    [opts.schema],
+  );
+  const n = Number(r.rows[0]!.n);
+  if (n === 0) return;
+  if (!opts.dropExisting) {
+    throw usageError("TARGET_NOT_EMPTY", `the target schema ${opts.schema} already holds ${n} relation(s)`, {
+      context: { schema: opts.schema },
+      hint: "choose another --schema, or pass --drop-existing to drop the schema and everything in it first",
+    });
+  }
+  await inTransaction(c, "drop the existing schema", async () => {
+    await c.query(`DROP SCHEMA ${quoteIdent(opts.schema)} CASCADE`);
+    await c.query(`CREATE SCHEMA ${quoteIdent(opts.schema)}`);
+  });
+}
+
+interface CopyContext {
+  chunkRows: number;
+  fixText: boolean;
+  transformed: TransformedValue[];
+  progress: Progress;
+  log: Logger;
+}
+
+async function copyAll(db: BetterSqlite3.Database, clients: pg.Client[], plan: MigrationPlan, ctx: CopyContext) {
+  const tasks: { t: TablePlan; range: RowidRange; weight: number }[] = [];
+  const pending = new Map<string, number>();
+  const started = new Map<string, number>();
+  const result = new Map<string, { rows: number; seconds: number }>();
+  for (const t of plan.tables) {
+    if (t.readOrder.kind === "rowid" && !t.bigIntegers && rowidNeedsBigInt(db, t.source.name)) t.bigIntegers = true;
+    const parts = t.readOrder.kind === "rowid" && t.census.rows >= SPLIT_ROWS ? clients.length : 1;
+    const ranges = parts > 1 ? splitRowidRange(db, t.source.name, parts) : [{ after: null, upTo: null }];
+    for (const range of ranges) tasks.push({ t, range, weight: t.census.rows / ranges.length });
+    pending.set(t.name, ranges.length);
+    result.set(t.name, { rows: 0, seconds: 0 });
+  }
+  tasks.sort((a, b) => b.weight - a.weight);
+  let next = 0;
+  const worker = async (client: pg.Client) => {
+    while (next < tasks.length) {
+      const { t, range } = tasks[next++]!;
+      if (!started.has(t.name)) {
+        started.set(t.name, Date.now());
+        ctx.progress.start(t.name, t.census.rows);
+      }
+      const log = ctx.log.child({ table: t.source.name });
+      log.debug({ after: range.after?.toString(), upTo: range.upTo?.toString() }, "copy range");
+      const rows = await copyTable(db, client, plan, t, range, {
+        chunkRows: ctx.chunkRows,
+        fixText: ctx.fixText,
+        transformed: ctx.transformed,
+        onRows: (n, bytes) => ctx.progress.add(t.name, n, bytes),
+      });
+      const r = result.get(t.name)!;
+      r.rows += rows;
+      const left = pending.get(t.name)! - 1;
+      pending.set(t.name, left);
+      if (left === 0) {
+        r.seconds = (Date.now() - started.get(t.name)!) / 1000;
+        ctx.progress.done(t.name);
+      }
+    }
+  };
+  await Promise.all(clients.map(worker));
+  return plan.tables.map((t) => ({ table: t.name, ...result.get(t.name)! }));
+}
+
+async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: Logger): Promise<void> {
+  const run = async (c: pg.ClientBase, s: { kind: string; name: string; sql: string; validateSql: string | null }, table: string) => {
+    try {
+      await c.query(s.sql);
+    } catch (e) {
+      throw pgFailure("PG_CONSTRAINT", `creating ${s.kind} ${s.name} on ${table} failed`, e, { table, constraint: s.name });
+    }
+    if (s.validateSql) {
+      try {
+        await c.query(s.validateSql);
+      } catch (e) {
+        log.warn({ table, constraint: s.name, err: (e as Error).message }, `${s.kind} ${s.name} kept NOT VALID: existing rows do not satisfy it in Postgres`);
+      }
+    }
+  };
+  for (const c of clients) await c.query("SET maintenance_work_mem = '256MB'");
+  // Keys and indexes first, in parallel (each locks only its table), so that
+  // foreign keys find the parents' unique keys.
+  const first = plan.tables.flatMap((t) => t.constraints.statements.filter((s) => ["primary key", "unique", "index"].includes(s.kind)).map((s) => ({ s, t })));
+  let i = 0;
+  await Promise.all(
+    clients.map(async (c) => {
+      while (i < first.length) {
+        const { s, t } = first[i++]!;
+        await run(c, s, t.name);
+      }
+    }),
+  );
+  // CHECKs and foreign keys one at a time: a foreign key locks two tables.
+  for (const kind of ["check", "foreign key"]) {
+    for (const t of plan.tables) for (const s of t.constraints.statements.filter((x) => x.kind === kind)) await run(clients[0]!, s, t.name);
+  }
+}
+
+async function setSequences(c: pg.ClientBase, plan: MigrationPlan, log: Logger): Promise<void> {
+  for (const t of plan.tables) {
+    const col = t.constraints.identity;
+    if (!col) continue;
+    const table = qualified(plan.schema, t.name);
+    const r = await c.query<{ m: string | null }>(`SELECT max(${quoteIdent(col)})::text AS m FROM ${table}`);
+    const max = r.rows[0]!.m === null ? null : BigInt(r.rows[0]!.m);
+    const seq = t.source.sequence;
+    const candidates = [max, seq].filter((x): x is bigint => x !== null);
+    if (candidates.length === 0) continue;
+    const last = candidates.reduce((a, b) => (a > b ? a : b));
+    if (last < 1n) continue;
+    await c.query("SELECT setval(pg_get_serial_sequence($1, $2), $3::bigint, true)", [table, col, last.toString()]);
+    log.info({ table: t.name, column: col, last_value: last.toString(), max_key: max?.toString(), sqlite_sequence: seq?.toString() }, "sequence set");
+  }
+}
+
+async function validateAll(db: BetterSqlite3.Database, clients: pg.Client[], plan: MigrationPlan, log: Logger): Promise<void> {
+  const mismatches: { table: string; sqlite: Digest; pg: Digest }[] = [];
+  const queue = [...plan.tables].sort((a, b) => b.census.rows - a.census.rows);
+  await Promise.all(
+    clients.map(async (c) => {
+      for (let t = queue.shift(); t; t = queue.shift()) {
+        const [p, s] = await Promise.all([pgDigest(c, plan, t), sqliteDigest(db, t)]);
+        if (!sameDigest(p, s)) mismatches.push({ table: t.source.name, sqlite: s, pg: p });
+        else log.debug({ table: t.source.name, rows: s.rows }, "table validated");
+      }
+    }),
+  );
+  if (mismatches.length > 0) {
+    const list = mismatches.map((m) => `  - table ${m.table}: SQLite ${m.sqlite.rows} rows, Postgres ${m.pg.rows} rows${m.sqlite.rows === m.pg.rows ? ", values differ" : ""}`).join("\n");
+    throw validationError("VALIDATION_MISMATCH", `Postgres does not hold exactly what SQLite holds:\n${list}`, {
+      context: { table: mismatches[0]!.table },
+      hint: "if the application wrote to SQLite during the copy, use `sqlite2pg run` for a live database; otherwise report this as a bug",
+    });
+  }
+}

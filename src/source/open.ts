@@ -1,0 +1,22 @@
+import Database from "better-sqlite3";
+import { existsSync } from "node:fs";
+import { sourceError } from "../errors.js";
+
+/** Open the SQLite file for reading. The application keeps writing; we only read. */
+export function openSource(path: string, opts: { readonly?: boolean } = {}): Database.Database {
+  if (!existsSync(path)) {
+    throw sourceError("SQLITE_NOT_FOUND", `SQLite file not found: ${path}`, { context: { sqlite: path } });
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: opts.readonly ?? true, fileMustExist: true });
+    db.pragma("busy_timeout = 10000");
+    db.prepare("SELECT count(*) FROM sqlite_schema").get();
+  } catch (e) {
+    throw sourceError("SQLITE_OPEN", `cannot read ${path} as a SQLite database: ${(e as Error).message}`, {
+      context: { sqlite: path },
+      cause: e,
+    });
+  }
+  return db;
+}

@@ -1,0 +1,103 @@
+import type BetterSqlite3 from "better-sqlite3";
+import { quoteIdent } from "../sql/ident.js";
+import type { TablePlan } from "../plan/plan.js";
+
+/** A range of rowids to read: `after` exclusive, `upTo` inclusive; null means open. */
+export interface RowidRange {
+  after: bigint | null;
+  upTo: bigint | null;
+}
+
+/** One chunk: the rows (raw arrays) and the key values that name each row. */
+export interface Chunk {
+  rows: unknown[][];
+  /** Number of leading fields that are the reading key (not copied). */
+  keyWidth: number;
+}
+
+/**
+ * Reads a table in key order, in short chunks: each chunk is one statement,
+ * so no read transaction outlives it and the application's checkpoints are
+ * never held back for long. Rows are raw arrays: the key fields first, then
+ * the requested columns.
+ */
+export class ChunkReader {
+  private readonly first: BetterSqlite3.Statement;
+  private readonly next: BetterSqlite3.Statement;
+  private cursor: unknown[] | null = null;
+  private done = false;
+  readonly keyWidth: number;
+  /** SQL names of the key fields, for messages. */
+  readonly keyNames: string[];
+
+  constructor(
+    db: BetterSqlite3.Database,
+    t: TablePlan,
+    columns: string[],
+    private readonly chunkRows: number,
+    range: RowidRange = { after: null, upTo: null },
+    bigIntegers = t.bigIntegers,
+  ) {
+    const from = `main.${quoteIdent(t.source.name)}`;
+    const cols = columns.map(quoteIdent).join(", ");
+    if (t.readOrder.kind === "rowid") {
+      this.keyWidth = 1;
+      this.keyNames = [t.source.rowidAlias ?? "rowid"];
+      const upTo = range.upTo !== null ? `rowid <= ${range.upTo}` : null;
+      const sel = `SELECT rowid${cols ? ", " + cols : ""} FROM ${from}`;
+      const order = ` ORDER BY rowid LIMIT ${chunkRows}`;
+      this.next = db.prepare(`${sel} WHERE rowid > ?${upTo ? " AND " + upTo : ""}${order}`);
+      this.first = range.after === null ? db.prepare(`${sel}${upTo ? " WHERE " + upTo : ""}${order}`) : this.next;
+      this.cursor = range.after === null ? null : [range.after];
+    } else {
+      const keys = t.readOrder.columns.map(quoteIdent);
+      this.keyWidth = keys.length;
+      this.keyNames = t.readOrder.columns;
+      const sel = `SELECT ${keys.join(", ")}${cols ? ", " + cols : ""} FROM ${from}`;
+      const order = ` ORDER BY ${keys.join(", ")} LIMIT ${chunkRows}`;
+      this.first = db.prepare(sel + order);
+      const tuple = keys.length === 1 ? keys[0] : `(${keys.join(", ")})`;
+      const params = keys.length === 1 ? "?" : `(${keys.map(() => "?").join(", ")})`;
+      this.next = db.prepare(`${sel} WHERE ${tuple} > ${params}${order}`);
+    }
+    for (const s of [this.first, this.next]) s.raw(true).safeIntegers(bigIntegers);
+  }
+
+  /** The next chunk of rows, or null at the end. */
+  read(): unknown[][] | null {
+    if (this.done) return null;
+    const rows = (this.cursor === null ? this.first.all() : this.next.all(...this.cursor)) as unknown[][];
+    if (rows.length < this.chunkRows) this.done = true;
+    if (rows.length === 0) return null;
+    this.cursor = rows[rows.length - 1]!.slice(0, this.keyWidth);
+    return rows;
+  }
+}
+
+/** Split a rowid table into `parts` ranges of roughly equal rowid span. */
+export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts: number): RowidRange[] {
+  const r = db.prepare(`SELECT min(rowid) AS lo, max(rowid) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
+    lo: bigint | null; hi: bigint | null;
+  };
+  if (r.lo === null || r.hi === null || parts <= 1) return [{ after: null, upTo: null }];
+  const span = r.hi - r.lo + 1n;
+  const step = span / BigInt(parts) + 1n;
+  const out: RowidRange[] = [];
+  let after: bigint | null = null;
+  for (let i = 1; i < parts; i++) {
+    const upTo = r.lo - 1n + step * BigInt(i);
+    if (upTo >= r.hi) break;
+    out.push({ after, upTo });
+    after = upTo;
+  }
+  out.push({ after, upTo: null });
+  return out;
+}
+
+/** Largest |rowid| of a table, to know whether rowids fit a JS number. */
+export function rowidNeedsBigInt(db: BetterSqlite3.Database, table: string): boolean {
+  const r = db.prepare(`SELECT min(rowid) AS lo, max(rowid) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
+    lo: bigint | null; hi: bigint | null;
+  };
+  return (r.lo !== null && r.lo < -9007199254740991n) || (r.hi !== null && r.hi > 9007199254740991n);
+}

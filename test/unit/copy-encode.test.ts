@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import {
+  canonTimestampText, canonValue, doubleBitsCanon, encodeValue, escapeCopyText, formatDouble, isSuspectText,
+  julianToMillis, plainDecimal, ValueRefused, type EncodeColumn,
+} from "../../src/target/copy-encode.js";
+
+const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
+
+/** Decode a COPY text field the way Postgres' COPY FROM does. */
+function unescapeCopy(s: string): string {
+  return s.replace(/\\(.)/g, (_, c: string) => ({ n: "\n", r: "\r", t: "\t", b: "\b", f: "\f", v: "\v", "\\": "\\" } as Record<string, string>)[c] ?? c);
+}
+
+describe("COPY text escaping", () => {
+  it("escapes backslash and control characters and nothing else", () => {
+    expect(escapeCopyText("a\tb\nc\rd\\e\bf\fg\vh")).toBe("a\\tb\\nc\\rd\\\\e\\bf\\fg\\vh");
+    expect(escapeCopyText("plain 'quotes' \"and\" ünïcödé 🚀")).toBe("plain 'quotes' \"and\" ünïcödé 🚀");
+    expect(escapeCopyText("\\N")).toBe("\\\\N"); // the text \N is not NULL
+  });
+  it("round-trips any string without NUL", () => {
+    fc.assert(fc.property(fc.string({ unit: "binary" }).filter((s) => !s.includes("\u0000")), (s) => {
+      const e = escapeCopyText(s);
+      expect(e).not.toMatch(/[\t\n\r]/);
+      expect(unescapeCopy(e)).toBe(s);
+    }));
+  });
+  it("flags NUL and U+FFFD as suspect", () => {
+    expect(isSuspectText("a\u0000b")).toBe(true);
+    expect(isSuspectText("bad \uFFFD")).toBe(true);
+    expect(isSuspectText("fine")).toBe(false);
+  });
+});
+
+describe("doubles", () => {
+  it("formats the shortest exact decimal, keeping -0 and infinities", () => {
+    expect(formatDouble(0.1 + 0.2)).toBe("0.30000000000000004");
+    expect(formatDouble(-0)).toBe("-0");
+    expect(formatDouble(Infinity)).toBe("Infinity");
+    expect(formatDouble(-Infinity)).toBe("-Infinity");
+    expect(formatDouble(5e-324)).toBe("5e-324");
+  });
+  it("reads back bit for bit", () => {
+    fc.assert(fc.property(fc.double({ noNaN: true }), (x) => {
+      expect(Object.is(Number(formatDouble(x)), x)).toBe(true);
+    }));
+  });
+  it("canonical form is the bytes float8send prints", () => {
+    expect(doubleBitsCanon(1)).toBe("\\\\x3ff0000000000000");
+    expect(doubleBitsCanon(-0)).toBe("\\\\x8000000000000000");
+  });
+});
+
+describe("encodeValue", () => {
+  it("writes NULL as \\N and integers exactly, beyond 2^53 as bigint", () => {
+    expect(encodeValue(null, col("bigint"), 0)).toBe("\\N");
+    expect(encodeValue(9223372036854775807n, col("bigint"), 0)).toBe("9223372036854775807");
+    expect(encodeValue(-9223372036854775808n, col("bigint"), 0)).toBe("-9223372036854775808");
+  });
+  it("writes blobs as bytea hex, byte for byte", () => {
+    expect(encodeValue(Buffer.from([0, 255, 10, 92]), col("bytea"), 0)).toBe("\\\\x00ff0a5c");
+  });
+  it("refuses a blob in a non-bytea column and text in a bytea column", () => {
+    expect(() => encodeValue(Buffer.from([1]), col("text"), 3)).toThrow(ValueRefused);
+    expect(() => encodeValue("x", col("bytea"), 0)).toThrow(/text in a bytea column/);
+  });
+  it("converts booleans, epoch seconds/milliseconds and julian days", () => {
+    expect(encodeValue(1, col("boolean", { conversion: "boolean" }), 0)).toBe("t");
+    expect(encodeValue("FALSE", col("boolean", { conversion: "boolean" }), 0)).toBe("f");
+    expect(() => encodeValue(2, col("boolean", { conversion: "boolean" }), 0)).toThrow(ValueRefused);
+    expect(encodeValue(1700000000, col("timestamptz", { conversion: "epoch_s" }), 0)).toBe("2023-11-14T22:13:20.000Z");
+    expect(encodeValue(1700000000123, col("timestamptz", { conversion: "epoch_ms" }), 0)).toBe("2023-11-14T22:13:20.123Z");
+    expect(encodeValue(2440587.5, col("timestamptz", { conversion: "julian" }), 0)).toBe("1970-01-01T00:00:00.000Z");
+    expect(julianToMillis(2460000.25)).toBe(Date.UTC(2023, 1, 24, 18, 0, 0));
+  });
+});
+
+describe("canonical values", () => {
+  it("renders numeric(p,s) as Postgres prints it", () => {
+    const c = col("numeric", { scale: 2 });
+    expect(canonValue(0.99, c, 0)).toBe("0.99");
+    expect(canonValue(1, c, 0)).toBe("1.00");
+    expect(canonValue(-1.5, c, 0)).toBe("-1.50");
+    expect(canonValue(12n, c, 0)).toBe("12.00");
+  });
+  it("expands exponents for unconstrained numeric", () => {
+    expect(plainDecimal("1e+21")).toBe("1000000000000000000000");
+    expect(plainDecimal("1.5e-7")).toBe("0.00000015");
+    expect(plainDecimal("-2.5e+3")).toBe("-2500");
+    expect(canonValue(1e21, col("numeric"), 0)).toBe("1000000000000000000000");
+  });
+  it("normalises ISO timestamps to microseconds and zones to UTC", () => {
+    expect(canonTimestampText("2020-01-02", false)).toBe("2020-01-02 00:00:00.000000");
+    expect(canonTimestampText("2020-01-02T03:04:05.5", false)).toBe("2020-01-02 03:04:05.500000");
+    expect(canonTimestampText("2020-01-02 03:04:05.123456Z", true)).toBe("2020-01-02 03:04:05.123456");
+    expect(canonTimestampText("2020-01-02 01:30:00+02:00", true)).toBe("2020-01-01 23:30:00.000000");
+    expect(canonTimestampText("0050-03-01 00:30:00-01:00", true)).toBe("0050-03-01 01:30:00.000000");
+  });
+});
