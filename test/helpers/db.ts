@@ -73,6 +73,7 @@ export function sqliteFrom(dir: string, sql: string, name = "src.db"): string {
   const path = join(dir, name);
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
+  db.pragma("foreign_keys = OFF"); // SQLite's own default; better-sqlite3 turns it on
   db.exec(sql);
   db.close();
   return path;
