@@ -257,7 +257,7 @@ class Parser {
 
   call(name: string): Node {
     this.expectOp("(");
-    if (this.kw("distinct") || this.op("*")) refuse(`aggregate call ${name}(${this.peek()!.text} …) is not translated`);
+    if (this.kw("distinct") || this.op("*")) refuse(`aggregate call ${name}(${this.op("*") ? "*" : "DISTINCT"} …) is not translated`);
     const args: Node[] = [];
     if (!this.op(")")) {
       do args.push(this.expr(0));
@@ -448,6 +448,9 @@ class Translator {
           refuse(`|| on a ${k === "other" ? "date/time or json" : k} operand: SQLite and Postgres render it as different text`);
         }
       }
+    }
+    if (op === "/" && [n.l, n.r].some((x) => x.t === "col" && this.ctx.column(x.name) !== null && this.ctx.columnType?.(x.name) === "numeric")) {
+      refuse("/ on a numeric column: SQLite divides the integers it holds as integers, Postgres's numeric does not");
     }
     if (op === "%" && (this.kind(n.l) === "real" || this.kind(n.r) === "real")) {
       refuse("% on a real operand: SQLite truncates both operands to integers, Postgres does not");

@@ -1,5 +1,5 @@
 import type { ColumnCensus } from "../source/census.js";
-import { isDateDeclared, numericTypmod } from "../source/census.js";
+import { DATE_CLASS, isDateDeclared, numericTypmod } from "../source/census.js";
 import type { SourceColumn } from "../source/schema.js";
 
 /** The Postgres types this project creates. */
@@ -90,11 +90,11 @@ export function chooseType(col: SourceColumn, c: ColumnCensus, isRowidAlias: boo
 
   // Dates and times.
   if (isDateDeclared(declared) && !onlyNull) {
-    const textDateish = c.textDates + c.textTimestamps + c.textTimestampsTz;
-    if (c.integers === 0 && c.reals === 0 && c.texts === textDateish) {
-      if (c.textTimestampsTz > 0 && c.textTimestampsTz === c.texts) return d("timestamptz", `declared ${declared}; every value is an ISO timestamp with a zone`);
-      if (c.textTimestampsTz === 0 && c.textTimestamps === 0) return d("date", `declared ${declared}; every value is an ISO date`);
-      if (c.textTimestampsTz === 0) return d("timestamp", `declared ${declared}; every value is an ISO date/timestamp without zone (at most microseconds)`);
+    const k = c.dateClasses;
+    if (c.integers === 0 && c.reals === 0 && (k & DATE_CLASS.other) === 0) {
+      if (k === DATE_CLASS.timestamptz) return d("timestamptz", `declared ${declared}; every value is an ISO timestamp with a zone`);
+      if (k === DATE_CLASS.date) return d("date", `declared ${declared}; every value is an ISO date`);
+      if ((k & DATE_CLASS.timestamptz) === 0) return d("timestamp", `declared ${declared}; every value is an ISO date/timestamp without zone (at most microseconds)`);
       return d("text", `declared ${declared}; mixes timestamps with and without a zone, which no single Postgres type holds as written`);
     }
     if (c.texts === 0 && c.reals === 0 && c.minInt !== null) {

@@ -345,7 +345,8 @@ function defaultClause(c: Cursor): string {
   }
   if (c.isOp("+") || c.isOp("-")) {
     c.pos++;
-    if (c.peek()?.kind !== "number") c.fail("expected a number after the sign of a DEFAULT");
+    const v = c.peek();
+    if (!v || v.kind === "op" || v.kind === "param") c.fail("expected a value after the sign of a DEFAULT");
     c.pos++;
     return c.text(start, c.pos);
   }

@@ -2,9 +2,12 @@ import { describe, expect, it } from "vitest";
 import { translateDefault, translateExpr, type ExprContext, type PgTypeName } from "../../src/plan/expr.js";
 import { quoteIdent } from "../../src/sql/ident.js";
 
+/** SQLite folds only ASCII letters when it compares names. */
+const fold = (s: string): string => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
 /** A table's columns, matched case-insensitively as SQLite does. */
 function table(cols: Record<string, PgTypeName | null>, withTypes = false): ExprContext {
-  const find = (n: string): string | undefined => Object.keys(cols).find((c) => c.toLowerCase() === n.toLowerCase());
+  const find = (n: string): string | undefined => Object.keys(cols).find((c) => fold(c) === fold(n));
   const ctx: ExprContext = { column: (n) => (find(n) === undefined ? null : quoteIdent(find(n)!)) };
   if (withTypes) ctx.columnType = (n) => (find(n) === undefined ? null : cols[find(n)!]!);
   return ctx;
@@ -36,7 +39,9 @@ describe("translateExpr: translated", () => {
     ['"x y"', '"x y"'],
     ['[q"t]', '"q""t"'],
     ["`order`", '"order"'],
-    ['"GRÖSSE" > 0', '"Größe" > 0'],
+    ['"GRößE" > 0', '"Größe" > 0'],
+    // SQLite folds ASCII only: "GRÖSSE" is not the column, so it is a string
+    ['"GRÖSSE" > 0', "'GRÖSSE' > 0"],
     ["größe >= 0", '"Größe" >= 0'],
     ["名前 <> ''", `"名前" <> ''`],
     // literals
@@ -45,6 +50,7 @@ describe("translateExpr: translated", () => {
     ["a = +1", '"a" = 1'],
     ["a = 0x10", '"a" = 16'],
     ["a = 0xffffffffffffffff", '"a" = -1'],
+    ["a = -0x8000000000000001", '"a" = 9223372036854775807'],
     ["a = 1_000", '"a" = 1000'],
     ["a > -9223372036854775808", '"a" > -9223372036854775808'],
     ["price > 0.5", '"price" > 0.5::double precision'],
@@ -126,7 +132,7 @@ describe("translateExpr: translated", () => {
     ["instr(name, '@') > 1", `strpos("name", '@') > 1`],
     ["replace(name, ' ', '') <> ''", `replace("name", ' ', '') <> ''`],
     ["iif(a > 0, 'p', 'n')", `(CASE WHEN "a" > 0 THEN 'p' ELSE 'n' END)`],
-    ["likely(a > 0)", '"a" > 0'],
+    ["likely(a > 0)", '("a" > 0)'],
     ["likelihood(a > 0, 0.9) AND b", '("a" > 0) AND "b"'],
     // CASE
     ["CASE WHEN a > 0 THEN 'p' WHEN a < 0 THEN 'n' ELSE 'z' END", `CASE WHEN "a" > 0 THEN 'p' WHEN "a" < 0 THEN 'n' ELSE 'z' END`],
@@ -248,6 +254,9 @@ describe("translateExpr: refused", () => {
     expect(no("data || name", typed)).toMatch(/\|\| on a blob operand/);
     expect(no("at || ''", typed)).toMatch(/\|\| on a date\/time or json operand/);
     expect(no("price % 2", typed)).toMatch(/% on a real operand/);
+    expect(no("amount / 2", typed)).toMatch(/\/ on a numeric column/);
+    expect(no("2 / amount", typed)).toMatch(/\/ on a numeric column/);
+    expect(ok("price / 2", typed)).toBe('"price" / 2');
     expect(no("CAST(price AS INTEGER)", typed)).toMatch(/CAST of a real value AS INTEGER/);
     expect(no("CAST(name AS INTEGER)", typed)).toMatch(/CAST of a text value AS INTEGER/);
   });
@@ -366,7 +375,7 @@ describe("translateDefault", () => {
     ["(strftime('%Y-%m-%d %H:%M:%f', 'now'))", "timestamp", "(date_trunc('milliseconds', CURRENT_TIMESTAMP AT TIME ZONE 'UTC'))"],
     ["(strftime('%Y-%m-%d %H:%M:%f', 'now'))", "timestamptz", "date_trunc('milliseconds', CURRENT_TIMESTAMP)"],
     ["(strftime('%Y-%m-%dT%H:%M:%SZ','now'))", "text", `to_char(CURRENT_TIMESTAMP AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`],
-    ["strftime('%Y/%m/%d %j %%', 'now')", "text", "to_char(CURRENT_TIMESTAMP AT TIME ZONE 'UTC', 'YYYY/MM/DD DDD \"%\"')"],
+    ["strftime('%Y/%m/%d %j %%', 'now')", "text", "to_char(CURRENT_TIMESTAMP AT TIME ZONE 'UTC', 'YYYY/MM/DD DDD\" %\"')"],
     ["strftime('%Y-%m-%d %H:%M:%S','now')", "timestamp", "(date_trunc('second', CURRENT_TIMESTAMP AT TIME ZONE 'UTC'))"],
     ["(julianday('now'))", "double precision", "((floor(extract(epoch from CURRENT_TIMESTAMP) * 1000) + 210866760000000)::double precision / 86400000.0)"],
   ])("%s for %s", (text, type, expected) => {
@@ -383,7 +392,7 @@ describe("translateDefault", () => {
     ["1e20", "bigint", /is not an integer/],
     ["32768", "smallint", /out of the range of smallint/],
     ["2147483648", "integer", /out of the range of integer/],
-    ["-0x8000000000000001", "bigint", /hex literal/],
+    ["-0x10000000000000000", "bigint", /hex literal/],
     ["x'00'", "bigint", /is not an integer/],
     ["x'00'", "double precision", /is a blob/],
     ["x'00'", "text", /is a blob; a text column cannot hold it/],
@@ -419,6 +428,7 @@ describe("translateDefault", () => {
     ["random()", "bigint", /function random\(\) in a default is not translated/],
     ["(1 + 2)", "bigint", /\(1 \+ 2\) is an expression that is not translated/],
     ["1 + 2", "bigint", /expression that is not translated/],
+    ["-'1'", "bigint", /-'1' is an expression that is not translated/],
     ["(abc)", "text", /refers to a column/],
     ["'unterminated", "text", /cannot parse the default/],
     ["1e999", "double precision", /out of range/],

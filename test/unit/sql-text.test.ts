@@ -1,5 +1,7 @@
 import Database from "better-sqlite3";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { quoteIdent } from "../../src/sql/ident.js";
 import { parseCreateIndex, parseCreateTable, tokenize, type ParsedColumnDef } from "../../src/source/sql-text.js";
 
 const col = (t: ReturnType<typeof parseCreateTable>, name: string): ParsedColumnDef => {
@@ -170,6 +172,8 @@ describe("parseCreateTable on hard cases", () => {
       "create table d(a default abc, b default \"\", c default true, d default - 1, e default +0x10, f default (1 + (2)), g default current_timestamp, h default -1.5e3, i default x'00ff', j default 'a''b', k default null)",
     );
     expect(t.columns.map((c) => c.defaultExpr)).toEqual(["abc", '""', "true", "- 1", "+0x10", "(1 + (2))", "current_timestamp", "-1.5e3", "x'00ff'", "'a''b'", "null"]);
+    expect(parseCreateTable("create table e(a default -'1', b)").columns[0]!.defaultExpr).toBe("-'1'");
+    expect(() => parseCreateTable("create table e(a default - , b)")).toThrow(/expected a value after the sign of a DEFAULT/);
   });
 
   it("reads generated columns, stored and virtual, with and without GENERATED ALWAYS", () => {
@@ -408,5 +412,28 @@ describe("parseCreateTable agrees with SQLite's PRAGMAs", () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe("names of any text survive quoting and parsing", () => {
+  it("parseCreateTable returns the names quoteIdent wrote, and SQLite agrees", () => {
+    const name = fc.string({ minLength: 1, maxLength: 12, unit: "grapheme" }).filter((s) => !s.includes("\u0000"));
+    fc.assert(
+      fc.property(name, fc.uniqueArray(name, { minLength: 1, maxLength: 4, comparator: (a, b) => a.toLowerCase() === b.toLowerCase() }), (t, cols) => {
+        const ddl = `CREATE TABLE ${quoteIdent(t)} (${cols.map((c, i) => `${quoteIdent(c)} ${i % 2 ? "text" : ""} /* ${i} */`).join(", ")})`;
+        const parsed = parseCreateTable(ddl);
+        expect(parsed.name).toBe(t);
+        expect(parsed.columns.map((c) => c.name)).toEqual(cols);
+        const db = new Database(":memory:");
+        try {
+          db.exec(ddl);
+          const stored = (db.prepare("SELECT sql FROM sqlite_schema").get() as { sql: string }).sql;
+          expect(parseCreateTable(stored).columns.map((c) => c.name)).toEqual((db.pragma(`table_xinfo(${quoteIdent(t)})`) as { name: string }[]).map((x) => x.name));
+        } finally {
+          db.close();
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });
