@@ -53,11 +53,15 @@ export function formatDouble(x: number): string {
   return String(x); // shortest round-trip; Infinity and -Infinity spelled as Postgres reads them
 }
 
-/** A double's exact bits in the form Postgres prints `float8send(x)` in COPY text. */
-export function doubleBitsCanon(x: number): string {
+/**
+ * A double's exact bits as Postgres prints `float8send(x)` (bytea, hex).
+ * The digest compares doubles by their bits: printing the shortest decimal
+ * is not the same algorithm on both sides in every tie case.
+ */
+export function float8SendText(x: number): string {
   const b = Buffer.allocUnsafe(8);
   b.writeDoubleBE(x);
-  return "\\\\x" + b.toString("hex");
+  return "\\x" + b.toString("hex");
 }
 
 /** Expand JavaScript number text (maybe `1e+21`, `1.5e-7`) into the plain decimal Postgres' numeric prints. */
@@ -144,51 +148,59 @@ function p2(n: number): string {
   return n < 10 ? "0" + n : String(n);
 }
 
-function canonMillis(ms: number): string {
+/** `YYYY-MM-DD HH:MM:SS[.fff]` in UTC, as Postgres prints a timestamp (fraction without trailing zeros). */
+function pgMillisText(ms: number): string {
   const d = new Date(ms);
-  const y = d.getUTCFullYear();
-  return `${String(y).padStart(4, "0")}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}.${String(d.getUTCMilliseconds()).padStart(3, "0")}000`;
-}
-
-/** `YYYY-MM-DD HH:MM:SS.ffffff` from an ISO text the census accepted; zone applied when present. */
-export function canonTimestampText(s: string, withZone: boolean): string {
-  const m = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?)?(Z|[+-]\d\d:\d\d)?$/.exec(s);
-  if (!m) return "?" + s; // cannot match: the census admitted only these shapes
-  const [, y, mo, d, h = "00", mi = "00", se = "00", frac = "", zone] = m;
-  const micros = frac.padEnd(6, "0");
-  if (!withZone || !zone || zone === "Z" || zone === "+00:00" || zone === "-00:00") {
-    return `${y}-${mo}-${d} ${h}:${mi}:${se}.${micros}`;
-  }
-  const sign = zone[0] === "-" ? -1 : 1;
-  const offMin = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
-  const t = new Date(0); // setUTCFullYear, unlike Date.UTC, keeps years 0001–0099 as written
-  t.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
-  t.setUTCHours(Number(h), Number(mi), Number(se), 0);
-  return `${canonMillis(t.getTime() - offMin * 60000).slice(0, 19)}.${micros}`;
+  const base = `${String(d.getUTCFullYear()).padStart(4, "0")}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}`;
+  const f = d.getUTCMilliseconds();
+  return f === 0 ? base : `${base}.${String(f).padStart(3, "0").replace(/0+$/, "")}`;
 }
 
 /**
- * The canonical text of a SQLite value as the validator compares it: exactly
- * what Postgres prints, in COPY text format, for the column's validation
- * expression (see `canonSelectExpr`).
+ * An ISO date/timestamp text (a shape the census admitted) as Postgres
+ * prints it: `timestamp` as written, `timestamptz` moved to UTC with `+00`.
  */
-export function canonValue(v: unknown, c: EncodeColumn, col: number): string {
-  if (v === null || v === undefined) return "\\N";
+export function pgTimestampText(s: string, withZone: boolean): string {
+  const m = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?)?(Z|[+-]\d\d:\d\d)?$/.exec(s);
+  if (!m) return "?" + s; // cannot match: the census admitted only these shapes, so this shows as a difference
+  const [, y, mo, d, h = "00", mi = "00", se = "00", frac = "", zone] = m;
+  const f = frac.replace(/0+$/, "");
+  let text = `${y}-${mo}-${d} ${h}:${mi}:${se}`;
+  if (withZone && zone && zone !== "Z" && zone !== "+00:00" && zone !== "-00:00") {
+    const sign = zone[0] === "-" ? -1 : 1;
+    const offMin = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+    const t = new Date(0); // setUTCFullYear, unlike Date.UTC, keeps years 0001–0099 as written
+    t.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+    t.setUTCHours(Number(h), Number(mi), Number(se), 0);
+    text = pgMillisText(t.getTime() - offMin * 60000);
+  }
+  return (f ? `${text}.${f}` : text) + (withZone ? "+00" : "");
+}
+
+/**
+ * A SQLite value as Postgres prints the stored value (session: DateStyle
+ * ISO, TimeZone UTC, bytea_output hex; doubles as `float8send`), or null
+ * for NULL. This is what both sides hash to prove a copy exact.
+ */
+export function pgText(v: unknown, c: EncodeColumn, col: number): string | null {
+  if (v === null || v === undefined) return null;
   switch (c.conversion) {
     case "boolean":
       return toBoolean(v, col) ? "t" : "f";
     case "epoch_s":
-      return canonMillis(Number(v) * 1000);
+      return pgMillisText(Number(v) * 1000) + "+00";
     case "epoch_ms":
-      return canonMillis(Number(v));
+      return pgMillisText(Number(v)) + "+00";
     case "julian":
-      return canonMillis(julianToMillis(Number(v)));
+      return pgMillisText(julianToMillis(Number(v))) + "+00";
     case "none":
       break;
   }
   switch (c.kind) {
+    case "bigint":
+      return typeof v === "bigint" ? v.toString() : String(v);
     case "double precision":
-      return doubleBitsCanon(Number(v));
+      return float8SendText(Number(v));
     case "numeric": {
       if (c.scale !== null) {
         if (typeof v === "bigint") return c.scale > 0 ? `${v}.${"0".repeat(c.scale)}` : v.toString();
@@ -199,12 +211,35 @@ export function canonValue(v: unknown, c: EncodeColumn, col: number): string {
       return plainDecimal(formatDouble(v as number));
     }
     case "timestamp":
-      return canonTimestampText(v as string, false);
+      return pgTimestampText(v as string, false);
     case "timestamptz":
-      return canonTimestampText(v as string, true);
-    case "date":
-      return v as string;
+      return pgTimestampText(v as string, true);
+    case "bytea":
+      return Buffer.isBuffer(v) ? "\\x" + v.toString("hex") : String(v);
     default:
-      return encodeValue(v, c, col);
+      if (typeof v === "string") return v;
+      if (typeof v === "bigint") return v.toString();
+      if (typeof v === "number") return formatDouble(v);
+      return String(v);
   }
+}
+
+const RECORD_QUOTE = /[\s"\\(),]/;
+
+/**
+ * A row as Postgres' record output prints it (`t::text`): fields joined by
+ * commas in parentheses, NULL as nothing, a field quoted when empty or when
+ * it holds a quote, backslash, parenthesis, comma or white space, with
+ * quotes and backslashes doubled inside.
+ */
+export function recordText(fields: (string | null)[]): string {
+  let out = "(";
+  for (let i = 0; i < fields.length; i++) {
+    if (i > 0) out += ",";
+    const f = fields[i];
+    if (f === null || f === undefined) continue;
+    if (f === "" || RECORD_QUOTE.test(f)) out += `"${f.replace(/["\\]/g, (ch) => ch + ch)}"`;
+    else out += f;
+  }
+  return out + ")";
 }

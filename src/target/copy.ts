@@ -10,6 +10,7 @@ import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader, type RowidRange } from "../source/reader.js";
 import { readRawText } from "../plan/scan.js";
 import { encodeValue, isSuspectText, ValueRefused } from "./copy-encode.js";
+import { rowRecord, type DigestBuilder } from "../validate/digest.js";
 
 /** A value changed on the way because the operator asked for it (`--fix-text`). */
 export interface TransformedValue {
@@ -29,6 +30,8 @@ export interface CopyOptions {
   onRows?: (rows: number, bytes: number) => void;
   /** Every value changed under `fixText`. */
   transformed: TransformedValue[];
+  /** Receives every row copied, as Postgres will print it, for validation. */
+  digest?: DigestBuilder;
 }
 
 const FLUSH_BYTES = 256 * 1024;
@@ -48,8 +51,13 @@ export async function copyTable(
   range: RowidRange,
   opts: CopyOptions,
 ): Promise<number> {
-  const cols = t.columns.filter((c) => c.copied);
-  const reader = new ChunkReader(db, t, cols.map((c) => c.source.name), opts.chunkRows, range);
+  // Read every column (the digest covers columns Postgres generates too);
+  // COPY writes the copied ones.
+  const all = t.columns;
+  const copiedIdx = all.map((c, i) => (c.copied ? i : -1)).filter((i) => i >= 0);
+  const cols = copiedIdx.map((i) => all[i]!);
+  const reader = new ChunkReader(db, t, all.map((c) => c.source.name), opts.chunkRows, range);
+  const digest = opts.digest;
   const width = reader.keyWidth;
   const sql = `COPY ${qualified(plan.schema, t.name)} (${cols.map((c) => quoteIdent(c.name)).join(", ")}) FROM STDIN`;
   let total = 0;
@@ -85,8 +93,9 @@ export async function copyTable(
       for (const row of rows) {
         let line = "";
         for (let i = 0; i < cols.length; i++) {
-          let v = row[width + i];
-          if (typeof v === "string" && isSuspectText(v)) v = fixSuspect(v, i, row);
+          const at = width + copiedIdx[i]!;
+          let v = row[at];
+          if (typeof v === "string" && isSuspectText(v)) row[at] = v = fixSuspect(v, i, row);
           let field: string;
           try {
             field = encodeValue(v, cols[i]!, i);
@@ -102,6 +111,7 @@ export async function copyTable(
         }
         line += "\n";
         parts.push(line);
+        if (digest) digest.add(rowRecord(row, width, all));
         size += line.length;
       }
       total += rows.length;

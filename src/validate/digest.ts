@@ -1,115 +1,108 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { StringDecoder } from "node:string_decoder";
+import { hash } from "node:crypto";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type pg from "pg";
-import { to as copyTo } from "pg-copy-streams";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
-import { canonValue, isSuspectText } from "../target/copy-encode.js";
+import { isSuspectText, pgText, recordText } from "../target/copy-encode.js";
 
 /**
- * An order-independent digest of a table: the row count and two 32-bit sums
- * of per-row hashes of each row's canonical text. Two tables with the same
- * rows in any order have the same digest.
+ * An order-independent digest of a table: the row count and the sum of the
+ * first 60 bits of md5(row text) over all rows, where row text is exactly
+ * what Postgres prints for the row as a record (doubles as their bits). Both sides compute it the
+ * same way — SQLite's in this process from the values read, Postgres' on
+ * the server in one aggregate query — so equal digests mean equal tables,
+ * in any row order, duplicates counted.
  */
 export interface Digest {
   rows: number;
-  h1: number;
-  h2: number;
+  sum: bigint;
 }
 
-/** Two independent 32-bit hashes of a string (FNV-1a and a murmur-style mix), finalised. */
-export function lineHash(s: string): [number, number] {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    a = Math.imul(a ^ c, 16777619);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 13;
+/** Accumulates a {@link Digest}, row by row. */
+export class DigestBuilder {
+  private rows = 0;
+  private hi = 0;
+  private lo = 0;
+  private pending = 0;
+  private sum = 0n;
+
+  /** Add one row, given as its Postgres record text. */
+  add(record: string): void {
+    const h = hash("md5", record, "hex");
+    this.hi += parseInt(h.slice(0, 7), 16); // 28 bits
+    this.lo += parseInt(h.slice(7, 15), 16); // 32 bits
+    this.rows++;
+    // Flush before the Number sums could pass 2^53.
+    if (++this.pending === 1 << 20) this.flush();
   }
-  a ^= a >>> 16; a = Math.imul(a, 0x85ebca6b); a ^= a >>> 13; a = Math.imul(a, 0xc2b2ae35); a ^= a >>> 16;
-  b ^= b >>> 15; b = Math.imul(b, 0x2c1b3c6d); b ^= b >>> 12; b = Math.imul(b, 0x297a2d39); b ^= b >>> 15;
-  return [a >>> 0, b >>> 0];
-}
 
-function add(d: Digest, line: string): void {
-  const [a, b] = lineHash(line);
-  d.rows++;
-  d.h1 = (d.h1 + a) >>> 0;
-  d.h2 = (d.h2 + b) >>> 0;
-}
+  /** Merge another builder's rows (a range of the same table). */
+  merge(d: Digest): void {
+    this.flush();
+    this.rows += d.rows;
+    this.sum += d.sum;
+  }
 
-/** The Postgres expression whose COPY text output is a column's canonical form. */
-export function canonSelectExpr(c: ColumnPlan): string {
-  const q = quoteIdent(c.name);
-  switch (c.kind) {
-    case "double precision":
-      return `float8send(${q})`;
-    case "timestamp":
-      return `to_char(${q}, 'YYYY-MM-DD HH24:MI:SS.US')`;
-    case "timestamptz":
-      return `to_char(${q} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')`;
-    default:
-      return q;
+  private flush(): void {
+    this.sum += (BigInt(this.hi) << 32n) + BigInt(this.lo);
+    this.hi = 0;
+    this.lo = 0;
+    this.pending = 0;
+  }
+
+  digest(): Digest {
+    this.flush();
+    return { rows: this.rows, sum: this.sum };
   }
 }
 
-/** Session settings that make Postgres' output canonical, whatever the server's defaults. */
-export const CANONICAL_SESSION = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET bytea_output = 'hex'; SET extra_float_digits = 3; SET IntervalStyle = 'postgres'";
-
-/** The canonical line of one SQLite row (values only, key fields excluded). */
-export function canonLine(row: unknown[], offset: number, cols: ColumnPlan[]): string {
-  let line = "";
+/** The record text of one SQLite row (values from `offset` on, one per planned column). */
+export function rowRecord(row: unknown[], offset: number, cols: ColumnPlan[]): string {
+  const fields: (string | null)[] = new Array(cols.length);
   for (let i = 0; i < cols.length; i++) {
     let v = row[offset + i];
-    // The copy stripped NULs under --fix-text; an unfixed one was refused.
+    // A NUL either stopped the copy or was stripped under --fix-text.
     if (typeof v === "string" && isSuspectText(v)) v = v.replace(/\u0000/g, "");
-    const f = canonValue(v, cols[i]!, i);
-    line += i === 0 ? f : "\t" + f;
+    fields[i] = pgText(v, cols[i]!, i);
   }
-  return line;
+  return recordText(fields);
+}
+
+/** Session settings that fix Postgres' text output to the form {@link pgText} produces. */
+export const CANONICAL_SESSION = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET bytea_output = 'hex'; SET extra_float_digits = 1";
+
+/** The row text Postgres hashes: every column, doubles by their bits (see {@link pgText}). */
+export function digestRowSql(t: TablePlan): string {
+  const exprs = t.columns.map((c) => (c.kind === "double precision" && c.conversion === "none" ? `float8send(t.${quoteIdent(c.name)})` : `t.${quoteIdent(c.name)}`));
+  return `ROW(${exprs.join(", ")})::text`;
+}
+
+/** Digest of a table as Postgres holds it, computed by the server. */
+export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: TablePlan): Promise<Digest> {
+  await client.query(CANONICAL_SESSION);
+  const r = await client.query<{ n: string; s: string }>(
+    `SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(${digestRowSql(t)}), 15))::bit(60)::bigint), 0)::text AS s FROM ${qualified(plan.schema, t.name)} AS t`,
+  );
+  return { rows: Number(r.rows[0]!.n), sum: BigInt(r.rows[0]!.s) };
 }
 
 /**
- * Digest of a table as SQLite holds it, read in short key-ordered chunks. It
- * yields to the event loop between chunks so that a Postgres digest streams
- * meanwhile.
+ * Digest of a table as SQLite holds it, read in short key-ordered chunks,
+ * yielding to the event loop between chunks.
  */
 export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chunkRows = 5000): Promise<Digest> {
   const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows);
-  const d: Digest = { rows: 0, h1: 0, h2: 0 };
+  const d = new DigestBuilder();
   for (let rows = reader.read(); rows !== null; rows = reader.read()) {
-    for (const row of rows) add(d, canonLine(row, reader.keyWidth, t.columns));
+    for (const row of rows) d.add(rowRecord(row, reader.keyWidth, t.columns));
     await yieldToLoop();
   }
-  return d;
-}
-
-/** Digest of a table as Postgres holds it, streamed with COPY TO in canonical form. */
-export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: TablePlan): Promise<Digest> {
-  await client.query(CANONICAL_SESSION);
-  const sql = `COPY (SELECT ${t.columns.map(canonSelectExpr).join(", ")} FROM ${qualified(plan.schema, t.name)}) TO STDOUT`;
-  const d: Digest = { rows: 0, h1: 0, h2: 0 };
-  const decoder = new StringDecoder("utf8");
-  let carry = "";
-  const stream = client.query(copyTo(sql));
-  for await (const chunk of stream) {
-    const text = carry + decoder.write(chunk as Buffer);
-    let start = 0;
-    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
-      add(d, text.slice(start, nl));
-      start = nl + 1;
-    }
-    carry = text.slice(start);
-  }
-  carry += decoder.end();
-  if (carry.length) add(d, carry);
-  return d;
+  return d.digest();
 }
 
 /** Whether two digests are equal. */
 export function sameDigest(a: Digest, b: Digest): boolean {
-  return a.rows === b.rows && a.h1 === b.h1 && a.h2 === b.h2;
+  return a.rows === b.rows && a.sum === b.sum;
 }

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
-  canonTimestampText, canonValue, doubleBitsCanon, encodeValue, escapeCopyText, formatDouble, isSuspectText,
-  julianToMillis, plainDecimal, ValueRefused, type EncodeColumn,
+  encodeValue, escapeCopyText, formatDouble, isSuspectText, julianToMillis, float8SendText, pgText, pgTimestampText,
+  plainDecimal, recordText, ValueRefused, type EncodeColumn,
 } from "../../src/target/copy-encode.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
@@ -45,9 +45,9 @@ describe("doubles", () => {
       expect(Object.is(Number(formatDouble(x)), x)).toBe(true);
     }));
   });
-  it("canonical form is the bytes float8send prints", () => {
-    expect(doubleBitsCanon(1)).toBe("\\\\x3ff0000000000000");
-    expect(doubleBitsCanon(-0)).toBe("\\\\x8000000000000000");
+  it("digest form is the bytes float8send prints", () => {
+    expect(float8SendText(1)).toBe("\\x3ff0000000000000");
+    expect(float8SendText(-0)).toBe("\\x8000000000000000");
   });
 });
 
@@ -75,25 +75,29 @@ describe("encodeValue", () => {
   });
 });
 
-describe("canonical values", () => {
-  it("renders numeric(p,s) as Postgres prints it", () => {
+describe("Postgres output text", () => {
+  it("renders numeric(p,s) with its scale", () => {
     const c = col("numeric", { scale: 2 });
-    expect(canonValue(0.99, c, 0)).toBe("0.99");
-    expect(canonValue(1, c, 0)).toBe("1.00");
-    expect(canonValue(-1.5, c, 0)).toBe("-1.50");
-    expect(canonValue(12n, c, 0)).toBe("12.00");
+    expect(pgText(0.99, c, 0)).toBe("0.99");
+    expect(pgText(1, c, 0)).toBe("1.00");
+    expect(pgText(-1.5, c, 0)).toBe("-1.50");
+    expect(pgText(12n, c, 0)).toBe("12.00");
   });
   it("expands exponents for unconstrained numeric", () => {
     expect(plainDecimal("1e+21")).toBe("1000000000000000000000");
     expect(plainDecimal("1.5e-7")).toBe("0.00000015");
     expect(plainDecimal("-2.5e+3")).toBe("-2500");
-    expect(canonValue(1e21, col("numeric"), 0)).toBe("1000000000000000000000");
+    expect(pgText(1e21, col("numeric"), 0)).toBe("1000000000000000000000");
   });
-  it("normalises ISO timestamps to microseconds and zones to UTC", () => {
-    expect(canonTimestampText("2020-01-02", false)).toBe("2020-01-02 00:00:00.000000");
-    expect(canonTimestampText("2020-01-02T03:04:05.5", false)).toBe("2020-01-02 03:04:05.500000");
-    expect(canonTimestampText("2020-01-02 03:04:05.123456Z", true)).toBe("2020-01-02 03:04:05.123456");
-    expect(canonTimestampText("2020-01-02 01:30:00+02:00", true)).toBe("2020-01-01 23:30:00.000000");
-    expect(canonTimestampText("0050-03-01 00:30:00-01:00", true)).toBe("0050-03-01 01:30:00.000000");
+  it("prints timestamps without trailing zeros, zones moved to UTC", () => {
+    expect(pgTimestampText("2020-01-02", false)).toBe("2020-01-02 00:00:00");
+    expect(pgTimestampText("2020-01-02T03:04:05.500", false)).toBe("2020-01-02 03:04:05.5");
+    expect(pgTimestampText("2020-01-02 03:04:05.123456Z", true)).toBe("2020-01-02 03:04:05.123456+00");
+    expect(pgTimestampText("2020-01-02 01:30:00+02:00", true)).toBe("2020-01-01 23:30:00+00");
+    expect(pgTimestampText("0050-03-01 00:30:00-01:00", true)).toBe("0050-03-01 01:30:00+00");
+    expect(pgText(1700000000, col("timestamptz", { conversion: "epoch_s" }), 0)).toBe("2023-11-14 22:13:20+00");
+  });
+  it("quotes record fields as record_out does", () => {
+    expect(recordText(["1", null, "", "a b", 'x"y\\z', "a,b(c)", "plain"])).toBe('(1,,"","a b","x""y\\\\z","a,b(c)",plain)');
   });
 });
