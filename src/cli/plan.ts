@@ -18,7 +18,7 @@ export async function planCommand(flags: PlanFlags): Promise<void> {
   let plan: MigrationPlan;
   let refusals: Refusal[];
   try {
-    plan = buildPlan(db, readSchema(db), { schema: cfg.schema, preserveCase: cfg.preserveCase });
+    plan = buildPlan(db, readSchema(db), { schema: cfg.schema, preserveCase: cfg.preserveCase, checkForeignKeys: true });
     refusals = [...plan.refusals, ...(flags.scan === false ? [] : scanTextValues(db, plan))];
   } finally {
     db.close();

@@ -21,9 +21,10 @@ import { noProgress, type Progress } from "../observe/progress.js";
 import { buildPlan, type MigrationPlan, type TablePlan } from "../plan/plan.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
-import { rowidNeedsBigInt, splitRowidRange, type RowidRange } from "../source/reader.js";
+import { rowidNeedsBigInt, splitRowidRange } from "../source/reader.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
-import { copyTable, type TransformedValue } from "../target/copy.js";
+import type { TransformedValue } from "../target/copy.js";
+import { CopyPool, type WorkerTask } from "./copy-pool.js";
 import { createTableSql } from "../target/ddl.js";
 import { connectPg, pgFailure } from "../target/pg.js";
 import { DigestBuilder, pgDigest, sameDigest, type Digest } from "../validate/digest.js";
@@ -93,7 +94,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     log.info({ step: 4, jobs }, "step 4/8: copy rows");
     const transformed: TransformedValue[] = [];
     const digests = new Map(plan.tables.map((t) => [t.name, new DigestBuilder()]));
-    const tables = await copyAll(db, clients, plan, { chunkRows, fixText: opts.fixText, transformed, progress, log, digests });
+    const tables = await copyAll(db, plan, opts, jobs, { chunkRows, fixText: opts.fixText, transformed, progress, log, digests });
     progress.stop();
     for (const tv of transformed) log.warn({ table: tv.table, column: tv.column, key: tv.key, original: tv.original }, `value changed by --fix-text: ${tv.reason}`);
 
@@ -163,48 +164,56 @@ interface CopyContext {
   digests: Map<string, DigestBuilder>;
 }
 
-async function copyAll(db: BetterSqlite3.Database, clients: pg.Client[], plan: MigrationPlan, ctx: CopyContext) {
-  const tasks: { t: TablePlan; range: RowidRange; weight: number }[] = [];
+async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, opts: MigrateOptions, jobs: number, ctx: CopyContext) {
+  const tasks: WorkerTask[] = [];
   const pending = new Map<string, number>();
   const started = new Map<string, number>();
   const result = new Map<string, { rows: number; seconds: number }>();
-  for (const t of plan.tables) {
+  const weight = new Map<number, number>();
+  plan.tables.forEach((t, ti) => {
     if (t.readOrder.kind === "rowid" && !t.bigIntegers && rowidNeedsBigInt(db, t.source.name)) t.bigIntegers = true;
-    const parts = t.readOrder.kind === "rowid" && t.census.rows >= SPLIT_ROWS ? clients.length : 1;
+    const parts = t.readOrder.kind === "rowid" && t.census.rows >= SPLIT_ROWS ? jobs : 1;
     const ranges = parts > 1 ? splitRowidRange(db, t.source.name, parts) : [{ after: null, upTo: null }];
-    for (const range of ranges) tasks.push({ t, range, weight: t.census.rows / ranges.length });
+    for (const range of ranges) {
+      const id = tasks.length;
+      tasks.push({ type: "task", id, table: ti, range });
+      weight.set(id, t.census.rows / ranges.length);
+    }
     pending.set(t.name, ranges.length);
     result.set(t.name, { rows: 0, seconds: 0 });
+  });
+  tasks.sort((a, b) => weight.get(b.id)! - weight.get(a.id)!);
+  const pool = new CopyPool({ sqlite: opts.sqlite, pg: opts.pg, plan, chunkRows: ctx.chunkRows, fixText: ctx.fixText }, Math.min(jobs, tasks.length || 1));
+  try {
+    await pool.run(
+      tasks,
+      (task, rows, bytes) => {
+        const t = plan.tables[task.table]!;
+        if (!started.has(t.name)) {
+          started.set(t.name, Date.now());
+          ctx.progress.start(t.name, t.census.rows);
+        }
+        ctx.progress.add(t.name, rows, bytes);
+      },
+      (task, r) => {
+        const t = plan.tables[task.table]!;
+        if (!started.has(t.name)) started.set(t.name, Date.now());
+        const res = result.get(t.name)!;
+        res.rows += r.rows;
+        ctx.digests.get(t.name)!.merge(r.digest);
+        ctx.transformed.push(...r.transformed);
+        const left = pending.get(t.name)! - 1;
+        pending.set(t.name, left);
+        if (left === 0) {
+          res.seconds = (Date.now() - started.get(t.name)!) / 1000;
+          ctx.progress.done(t.name);
+          ctx.log.debug({ table: t.source.name, rows: res.rows, seconds: res.seconds }, "table copied");
+        }
+      },
+    );
+  } finally {
+    await pool.close();
   }
-  tasks.sort((a, b) => b.weight - a.weight);
-  let next = 0;
-  const worker = async (client: pg.Client) => {
-    while (next < tasks.length) {
-      const { t, range } = tasks[next++]!;
-      if (!started.has(t.name)) {
-        started.set(t.name, Date.now());
-        ctx.progress.start(t.name, t.census.rows);
-      }
-      const log = ctx.log.child({ table: t.source.name });
-      log.debug({ after: range.after?.toString(), upTo: range.upTo?.toString() }, "copy range");
-      const rows = await copyTable(db, client, plan, t, range, {
-        digest: ctx.digests.get(t.name)!,
-        chunkRows: ctx.chunkRows,
-        fixText: ctx.fixText,
-        transformed: ctx.transformed,
-        onRows: (n, bytes) => ctx.progress.add(t.name, n, bytes),
-      });
-      const r = result.get(t.name)!;
-      r.rows += rows;
-      const left = pending.get(t.name)! - 1;
-      pending.set(t.name, left);
-      if (left === 0) {
-        r.seconds = (Date.now() - started.get(t.name)!) / 1000;
-        ctx.progress.done(t.name);
-      }
-    }
-  };
-  await Promise.all(clients.map(worker));
   return plan.tables.map((t) => ({ table: t.name, ...result.get(t.name)! }));
 }
 
@@ -219,7 +228,9 @@ async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: 
       try {
         await c.query(s.validateSql);
       } catch (e) {
-        log.warn({ table, constraint: s.name, err: (e as Error).message }, `${s.kind} ${s.name} kept NOT VALID: existing rows do not satisfy it in Postgres`);
+        const text = `${s.kind} ${s.name} kept NOT VALID: existing rows break it (${(e as Error).message}); new rows are checked, existing ones kept as they are`;
+        plan.decisions.push({ table, object: s.name, severity: "warning", text });
+        log.warn({ table, constraint: s.name }, text);
       }
     }
   };

@@ -118,7 +118,7 @@ export function planConstraints(
     });
   });
 
-  const violations = st.foreignKeys.length
+  const violations = st.foreignKeys.length && opts.checkForeignKeys
     ? (db.prepare(`PRAGMA main.foreign_key_check(${quoteIdent(st.name)})`).all() as { rowid: number | null; parent: string; fkid: number }[])
     : [];
   for (const fk of st.foreignKeys) {
@@ -146,7 +146,10 @@ export function planConstraints(
     // DEFERRABLE so that changes applied later in one batch may pass through
     // states the source never showed (rows swapped between keys).
     const sql = `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${fromCols.map((c) => quoteIdent(c!.name)).join(", ")}) REFERENCES ${qualified(opts.schema, parent.name)} (${toCols.map((c) => quoteIdent(c!.name)).join(", ")})${actions} DEFERRABLE INITIALLY IMMEDIATE NOT VALID`;
-    if (mine.length > 0) {
+    if (!opts.checkForeignKeys) {
+      // Created NOT VALID, then validated; rows that break it keep it NOT VALID, with a warning.
+      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}` });
+    } else if (mine.length > 0) {
       warn(label, `${mine.length} row(s) break this foreign key in SQLite already (first: rowid ${mine[0]!.rowid}): created NOT VALID, so new rows are checked and existing ones are kept as they are`);
       statements.push({ kind: "foreign key", name, sql, validateSql: null });
     } else {

@@ -71,6 +71,12 @@ export interface MigrationPlan {
 export interface PlanOptions {
   schema: string;
   preserveCase: boolean;
+  /**
+   * Check existing rows against each foreign key in SQLite while planning
+   * (a full scan per constrained table). `plan` does, to report violations
+   * up front; `migrate` leaves it to Postgres' VALIDATE after the load.
+   */
+  checkForeignKeys?: boolean;
 }
 
 /** A readable key for messages: `id=5`, `rowid=12`, `(a,b)=(1,'x')`. */

@@ -59,10 +59,15 @@ export function formatDouble(x: number): string {
  * is not the same algorithm on both sides in every tie case.
  */
 export function float8SendText(x: number): string {
-  const b = Buffer.allocUnsafe(8);
-  b.writeDoubleBE(x);
-  return "\\x" + b.toString("hex");
+  F64_VIEW.setFloat64(0, x, false);
+  let out = "\\x";
+  for (let i = 0; i < 8; i++) out += HEX[F64_BYTES[i]!];
+  return out;
 }
+
+const F64_BYTES = new Uint8Array(8);
+const F64_VIEW = new DataView(F64_BYTES.buffer);
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** Expand JavaScript number text (maybe `1e+21`, `1.5e-7`) into the plain decimal Postgres' numeric prints. */
 export function plainDecimal(s: string): string {
@@ -161,6 +166,8 @@ function pgMillisText(ms: number): string {
  * prints it: `timestamp` as written, `timestamptz` moved to UTC with `+00`.
  */
 export function pgTimestampText(s: string, withZone: boolean): string {
+  // The common shape, 'YYYY-MM-DD HH:MM:SS', is already what Postgres prints.
+  if (s.length === 19 && s.charCodeAt(10) === 32) return withZone ? s + "+00" : s;
   const m = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?)?(Z|[+-]\d\d:\d\d)?$/.exec(s);
   if (!m) return "?" + s; // cannot match: the census admitted only these shapes, so this shows as a difference
   const [, y, mo, d, h = "00", mi = "00", se = "00", frac = "", zone] = m;
@@ -224,7 +231,8 @@ export function pgText(v: unknown, c: EncodeColumn, col: number): string | null 
   }
 }
 
-const RECORD_QUOTE = /[\s"\\(),]/;
+/** What makes record_out quote a field: C isspace() (ASCII only), quote, backslash, parentheses, comma. */
+const RECORD_QUOTE = /[ \t\n\v\f\r"\\(),]/;
 
 /**
  * A row as Postgres' record output prints it (`t::text`): fields joined by
@@ -237,9 +245,45 @@ export function recordText(fields: (string | null)[]): string {
   for (let i = 0; i < fields.length; i++) {
     if (i > 0) out += ",";
     const f = fields[i];
-    if (f === null || f === undefined) continue;
-    if (f === "" || RECORD_QUOTE.test(f)) out += `"${f.replace(/["\\]/g, (ch) => ch + ch)}"`;
-    else out += f;
+    if (f !== null && f !== undefined) out += recordField(f);
   }
   return out + ")";
+}
+
+/** One non-NULL field as record_out writes it. */
+export function recordField(f: string): string {
+  if (f === "") return '""';
+  if (!RECORD_QUOTE.test(f)) return f;
+  let g = f.includes('"') ? f.replaceAll('"', '""') : f;
+  if (g.includes("\\")) g = g.replaceAll("\\", "\\\\");
+  return `"${g}"`;
+}
+
+/**
+ * A function writing one column's field of the record text, specialised by
+ * kind: numbers, booleans and dates never need quotes; timestamps, bytea
+ * and double bits always do; only text and JSON are checked per value.
+ */
+export function recordFieldWriter(c: EncodeColumn, col: number): (v: unknown) => string {
+  const text = (v: unknown) => pgText(v, c, col)!;
+  if (c.conversion !== "none") {
+    return c.conversion === "boolean" ? text : (v) => `"${text(v)}"`;
+  }
+  switch (c.kind) {
+    case "bigint":
+      return (v) => (typeof v === "bigint" ? v.toString() : String(v));
+    case "numeric":
+    case "date":
+    case "boolean":
+      return text;
+    case "double precision":
+      return (v) => `"\\${float8SendText(Number(v))}"`;
+    case "bytea":
+      return (v) => (Buffer.isBuffer(v) ? `"\\\\x${v.toString("hex")}"` : recordField(text(v)));
+    case "timestamp":
+    case "timestamptz":
+      return (v) => `"${text(v)}"`;
+    default:
+      return (v) => (typeof v === "string" ? recordField(v) : recordField(text(v)));
+  }
 }

@@ -10,7 +10,7 @@ import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader, type RowidRange } from "../source/reader.js";
 import { readRawText } from "../plan/scan.js";
 import { encodeValue, isSuspectText, ValueRefused } from "./copy-encode.js";
-import { rowRecord, type DigestBuilder } from "../validate/digest.js";
+import { rowRecorder, type DigestBuilder } from "../validate/digest.js";
 
 /** A value changed on the way because the operator asked for it (`--fix-text`). */
 export interface TransformedValue {
@@ -58,6 +58,7 @@ export async function copyTable(
   const cols = copiedIdx.map((i) => all[i]!);
   const reader = new ChunkReader(db, t, all.map((c) => c.source.name), opts.chunkRows, range);
   const digest = opts.digest;
+  const record = rowRecorder(all);
   const width = reader.keyWidth;
   const sql = `COPY ${qualified(plan.schema, t.name)} (${cols.map((c) => quoteIdent(c.name)).join(", ")}) FROM STDIN`;
   let total = 0;
@@ -111,7 +112,7 @@ export async function copyTable(
         }
         line += "\n";
         parts.push(line);
-        if (digest) digest.add(rowRecord(row, width, all));
+        if (digest) digest.add(record(row, width));
         size += line.length;
       }
       total += rows.length;

@@ -5,7 +5,7 @@ import type pg from "pg";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
-import { isSuspectText, pgText, recordText } from "../target/copy-encode.js";
+import { isSuspectText, recordFieldWriter } from "../target/copy-encode.js";
 
 /**
  * An order-independent digest of a table: the row count and the sum of the
@@ -58,16 +58,22 @@ export class DigestBuilder {
   }
 }
 
-/** The record text of one SQLite row (values from `offset` on, one per planned column). */
-export function rowRecord(row: unknown[], offset: number, cols: ColumnPlan[]): string {
-  const fields: (string | null)[] = new Array(cols.length);
-  for (let i = 0; i < cols.length; i++) {
-    let v = row[offset + i];
-    // A NUL either stopped the copy or was stripped under --fix-text.
-    if (typeof v === "string" && isSuspectText(v)) v = v.replace(/\u0000/g, "");
-    fields[i] = pgText(v, cols[i]!, i);
-  }
-  return recordText(fields);
+/** A function giving the record text of a SQLite row (values from `offset` on, one per planned column). */
+export function rowRecorder(cols: ColumnPlan[]): (row: unknown[], offset: number) => string {
+  const writers = cols.map((c, i) => recordFieldWriter(c, i));
+  const n = cols.length;
+  return (row, offset) => {
+    let out = "(";
+    for (let i = 0; i < n; i++) {
+      if (i > 0) out += ",";
+      let v = row[offset + i];
+      if (v === null || v === undefined) continue;
+      // A NUL either stopped the copy or was stripped under --fix-text.
+      if (typeof v === "string" && isSuspectText(v)) v = v.replace(/\u0000/g, "");
+      out += writers[i]!(v);
+    }
+    return out + ")";
+  };
 }
 
 /** Session settings that fix Postgres' text output to the form {@link pgText} produces. */
@@ -95,8 +101,9 @@ export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: Ta
 export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chunkRows = 5000): Promise<Digest> {
   const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows);
   const d = new DigestBuilder();
+  const record = rowRecorder(t.columns);
   for (let rows = reader.read(); rows !== null; rows = reader.read()) {
-    for (const row of rows) d.add(rowRecord(row, reader.keyWidth, t.columns));
+    for (const row of rows) d.add(record(row, reader.keyWidth));
     await yieldToLoop();
   }
   return d.digest();
