@@ -49,7 +49,7 @@ export class CopyPool {
     for (let i = 0; i < size; i++) {
       // Small heaps keep the peak memory flat whatever the database size: a
       // worker holds one chunk and one COPY buffer at a time.
-      const w = new Worker(workerUrl(), { workerData: init, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 32 } });
+      const w = new Worker(workerUrl(), { workerData: init, resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 32 } });
       w.unref();
       this.workers.push(w);
     }

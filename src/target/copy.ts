@@ -34,7 +34,7 @@ export interface CopyOptions {
   digest?: DigestBuilder;
 }
 
-const FLUSH_BYTES = 256 * 1024;
+const FLUSH_BYTES = 128 * 1024;
 
 /**
  * Copy one table, or one rowid range of it, with a single COPY FROM STDIN.
