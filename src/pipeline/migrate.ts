@@ -98,14 +98,17 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     progress.stop();
     for (const tv of transformed) log.warn({ table: tv.table, column: tv.column, key: tv.key, original: tv.original }, `value changed by --fix-text: ${tv.reason}`);
 
+    // Steps 5 and 7 run side by side: Postgres' digests read the tables
+    // while keys and indexes are built (a digest and an index build share a
+    // table; ALTER TABLE waits for a digest on its table to finish).
     log.info({ step: 5 }, "step 5/8: build keys, indexes and constraints");
-    await buildConstraints(clients, plan, log);
+    log.info({ step: 7 }, "step 7/8: validate (alongside step 5)");
+    const checker = await connectPg(opts.pg);
+    clients.push(checker);
+    await Promise.all([buildConstraints(clients.slice(0, -1), plan, log), validateAll(db, [checker], plan, digests, log)]);
 
     log.info({ step: 6 }, "step 6/8: set sequences");
     await setSequences(main, plan, log);
-
-    log.info({ step: 7 }, "step 7/8: validate");
-    await validateAll(db, clients, plan, digests, log);
 
     log.info({ step: 8 }, "step 8/8: check the source did not change");
     const version1 = db.pragma("data_version", { simple: true });
