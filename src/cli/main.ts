@@ -8,6 +8,10 @@ import { describeError, exitCodeFor, EXIT_CODES } from "../errors.js";
 import { planCommand } from "./plan.js";
 import { migrateCommand } from "./migrate.js";
 import { sampleCommand } from "./sample.js";
+import { initCommand } from "./init.js";
+import { runCommand } from "./run.js";
+import { statusCommand } from "./status.js";
+import { uninstallCommand } from "./uninstall.js";
 
 /** Options every command that reads SQLite and Postgres accepts. */
 function common(cmd: Command): Command {
@@ -42,6 +46,32 @@ export function buildProgram(): Command {
     .option("--json", "print the result as JSON")
     .option("--no-progress", "no progress bars, even on a terminal")
     .action(async (o) => migrateCommand(o));
+
+  common(program.command("init"))
+    .description("install change capture in the SQLite file (changelog + triggers) and the state table in PostgreSQL; idempotent")
+    .option("--wal", "switch the SQLite file to WAL mode if it is not (replication needs it)")
+    .option("--drop-existing", "drop a non-empty target schema first")
+    .option("--json", "machine-readable output")
+    .action(async (o) => initCommand(o));
+
+  common(program.command("run"))
+    .description("the daemon: snapshot, catch-up, then stream every change into PostgreSQL until SIGTERM/SIGINT")
+    .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser((v) => Number(v)))
+    .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser((v) => Number(v)))
+    .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
+    .action(async (o) => runCommand(o));
+
+  common(program.command("status"))
+    .description("phase, snapshot progress, newest and applied change, lag, apply rate, last error; works with or without the daemon")
+    .option("--json", "machine-readable output")
+    .action(async (o) => statusCommand(o));
+
+  program
+    .command("uninstall")
+    .description("remove the triggers and the changelog from the SQLite file: the application's database is as it was")
+    .option("--sqlite <path>", "SQLite database file")
+    .option("--config <file>", "JSON config file")
+    .action(async (o) => uninstallCommand(o));
 
   program
     .command("sample")

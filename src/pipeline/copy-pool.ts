@@ -4,7 +4,7 @@ import { Worker } from "node:worker_threads";
 import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import type { RowidRange } from "../source/reader.js";
-import type { TransformedValue } from "../target/copy.js";
+import type { TransformedValue } from "../target/row-encoder.js";
 import type { Digest } from "../validate/digest.js";
 
 /** What every copy worker is started with. */

@@ -23,7 +23,7 @@ import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { rowidNeedsBigInt, splitRowidRange } from "../source/reader.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
-import type { TransformedValue } from "../target/copy.js";
+import type { TransformedValue } from "../target/row-encoder.js";
 import { CopyPool, type WorkerTask } from "./copy-pool.js";
 import { createTableSql } from "../target/ddl.js";
 import { connectPg, pgFailure } from "../target/pg.js";

@@ -63,6 +63,11 @@ export class ChunkReader {
     for (const s of [this.first, this.next]) s.raw(true).safeIntegers(bigIntegers);
   }
 
+  /** Continue after this key (the last key a previous run finished), for a resumed snapshot. */
+  resumeAfter(key: unknown[]): void {
+    this.cursor = key;
+  }
+
   /** The next chunk of rows, or null at the end. */
   read(): unknown[][] | null {
     if (this.done) return null;
@@ -100,4 +105,62 @@ export function rowidNeedsBigInt(db: BetterSqlite3.Database, table: string): boo
     lo: bigint | null; hi: bigint | null;
   };
   return (r.lo !== null && r.lo < -9007199254740991n) || (r.hi !== null && r.hi > 9007199254740991n);
+}
+
+/**
+ * Reads the current rows of a table for a set of keys (rowids, or primary
+ * key tuples of a WITHOUT ROWID table), in the same row layout as
+ * {@link ChunkReader}: key fields first, then the columns. Keys that no
+ * longer exist simply return no row.
+ */
+export class KeyedReader {
+  private readonly stmts = new Map<number, BetterSqlite3.Statement>();
+  readonly keyWidth: number;
+  readonly keyNames: string[];
+  private readonly select: string;
+  private readonly keyTuple: string;
+
+  constructor(
+    private readonly db: BetterSqlite3.Database,
+    t: TablePlan,
+    columns: string[],
+    private readonly bigIntegers = true,
+  ) {
+    const cols = columns.map(quoteIdent).join(", ");
+    const from = `main.${quoteIdent(t.source.name)}`;
+    if (t.readOrder.kind === "rowid") {
+      this.keyWidth = 1;
+      this.keyNames = [t.source.rowidAlias ?? "rowid"];
+      this.select = `SELECT rowid${cols ? ", " + cols : ""} FROM ${from}`;
+      this.keyTuple = "rowid";
+    } else {
+      const keys = t.readOrder.columns.map(quoteIdent);
+      this.keyWidth = keys.length;
+      this.keyNames = t.readOrder.columns;
+      this.select = `SELECT ${keys.join(", ")}${cols ? ", " + cols : ""} FROM ${from}`;
+      this.keyTuple = keys.length === 1 ? keys[0]! : `(${keys.join(", ")})`;
+    }
+  }
+
+  private stmt(n: number): BetterSqlite3.Statement {
+    let s = this.stmts.get(n);
+    if (!s) {
+      const one = this.keyWidth === 1 ? "?" : `(${Array(this.keyWidth).fill("?").join(", ")})`;
+      const list = this.keyWidth === 1 ? Array(n).fill("?").join(", ") : `VALUES ${Array(n).fill(one).join(", ")}`;
+      s = this.db.prepare(`${this.select} WHERE ${this.keyTuple} IN (${list})`).raw(true).safeIntegers(this.bigIntegers);
+      this.stmts.set(n, s);
+    }
+    return s;
+  }
+
+  /** The current rows for these keys (each key an array of `keyWidth` values). */
+  read(keys: unknown[][]): unknown[][] {
+    const out: unknown[][] = [];
+    const size = 500;
+    for (let i = 0; i < keys.length; i += size) {
+      const part = keys.slice(i, i + size);
+      out.push(...(this.stmt(part.length).all(...part.flat()) as unknown[][]));
+    }
+    return out;
+  }
 }

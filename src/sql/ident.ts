@@ -17,3 +17,12 @@ export function quoteIdent(name: string): string {
 export function qualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
+
+/**
+ * A string literal for SQL text that cannot take parameters (trigger
+ * bodies): the name of a table, never data. Quotes are doubled.
+ */
+export function quoteLiteral(text: string): string {
+  if (text.includes("\u0000")) throw new TypeError("literal contains a NUL character");
+  return `'${text.replace(/'/g, "''")}'`;
+}

@@ -287,3 +287,21 @@ export function recordFieldWriter(c: EncodeColumn, col: number): (v: unknown) =>
       return (v) => (typeof v === "string" ? recordField(v) : recordField(text(v)));
   }
 }
+
+/**
+ * A SQLite value as a query parameter for a column of the given kind (the
+ * same value COPY would write, without COPY's escaping): used for the keys
+ * the stream deletes by.
+ */
+export function paramValue(v: unknown, c: EncodeColumn, col: number): string | Buffer | null {
+  if (v === null || v === undefined) return null;
+  if (Buffer.isBuffer(v)) {
+    if (c.kind !== "bytea") throw new ValueRefused(col, `blob in a ${c.kind} column`, v);
+    return v;
+  }
+  if (typeof v === "string" && c.conversion === "none") {
+    if (c.kind === "bytea") throw new ValueRefused(col, "text in a bytea column", v);
+    return v;
+  }
+  return encodeValue(v, c, col); // numbers and converted values never need COPY escapes
+}

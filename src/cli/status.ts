@@ -1,0 +1,84 @@
+import { requireSqlite, resolveConfig } from "../config/config.js";
+import { usageError } from "../errors.js";
+import { captureInfo, ChangelogReader } from "../source/capture.js";
+import { openSource } from "../source/open.js";
+import { daemonRunning, loadProgress, loadState } from "../target/state.js";
+import { withPg } from "../target/pg.js";
+
+/** What `status` reports. */
+export interface StatusReport {
+  source_id: string;
+  phase: string;
+  daemon_running: boolean;
+  snapshot: { table: string; rows: number; total: number; done: boolean }[];
+  newest_seq: number;
+  applied_seq: number;
+  lag_changes: number;
+  lag_seconds: number;
+  changes_applied: number;
+  apply_rate: number | null;
+  applied_at: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+}
+
+/** Read the status from the SQLite file and the state in Postgres; works whether or not the daemon runs. */
+export async function readStatus(sqlite: string, pgUrl: string | undefined): Promise<StatusReport> {
+  const db = openSource(sqlite);
+  let sourceId: string;
+  let newest: number;
+  let lagSecondsAt: (applied: number) => number;
+  try {
+    const info = captureInfo(db);
+    if (!info) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init` first" });
+    sourceId = info.sourceId;
+    const cl = new ChangelogReader(db);
+    newest = cl.newestSeq();
+    const cache = new Map<number, number>();
+    lagSecondsAt = (a) => cache.get(a) ?? cl.lagSeconds(a);
+    const s = await withPg(pgUrl, async (c) => {
+      const state = await loadState(c, sourceId, false);
+      if (!state) throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database`, { hint: "run `sqlite2pg init` with the same --pg" });
+      return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId) };
+    });
+    const applied = s.state.appliedSeq;
+    return {
+      source_id: sourceId,
+      phase: s.state.phase,
+      daemon_running: s.running,
+      snapshot: s.progress.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })),
+      newest_seq: newest,
+      applied_seq: applied,
+      lag_changes: Math.max(0, newest - applied),
+      lag_seconds: +lagSecondsAt(applied).toFixed(3),
+      changes_applied: s.state.changesApplied,
+      apply_rate: s.state.applyRate === null ? null : Math.round(s.state.applyRate),
+      applied_at: s.state.appliedAt?.toISOString() ?? null,
+      last_error: s.state.lastError,
+      last_error_at: s.state.lastErrorAt?.toISOString() ?? null,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+/** `sqlite2pg status`. */
+export async function statusCommand(flags: { sqlite?: string; pg?: string; config?: string; json?: boolean }): Promise<void> {
+  const cfg = resolveConfig(flags);
+  const r = await readStatus(requireSqlite(cfg), cfg.pg);
+  if (flags.json) {
+    process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+    return;
+  }
+  const lines = [
+    `phase:           ${r.phase}${r.daemon_running ? " (daemon running)" : " (no daemon running)"}`,
+    `changes:         newest ${r.newest_seq}, applied ${r.applied_seq}, lag ${r.lag_changes} change(s) / ${r.lag_seconds} s`,
+    `applied:         ${r.changes_applied} change(s) in all${r.apply_rate !== null ? `, ${r.apply_rate}/s lately` : ""}${r.applied_at ? `, last at ${r.applied_at}` : ""}`,
+  ];
+  if (r.snapshot.length) {
+    lines.push("snapshot:");
+    for (const t of r.snapshot) lines.push(`  ${t.table.padEnd(28)} ${t.done ? "done" : `${t.rows}/${t.total} rows`}`);
+  }
+  lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);
+  process.stdout.write(lines.join("\n") + "\n");
+}

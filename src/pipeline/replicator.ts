@@ -1,0 +1,369 @@
+/**
+ * The replication daemon's one state machine. Phases, in order:
+ *
+ *   new        `init` ran: capture is installed, nothing copied yet
+ *   snapshot   the plan is stored and the tables exist; rows are copied in
+ *              chunks, each committed with its table's progress
+ *   catch-up   every table copied, keys and indexes built; the changes made
+ *              since the snapshot began are being applied
+ *   streaming  caught up once; each change is applied as it comes
+ *
+ * The phase and positions live in `sqlite2pg.state`, written in the same
+ * transaction as the data, so `kill -9` at any instant and a restart
+ * converge to the source's contents. Only `setPhase` changes the phase, and
+ * it checks the predecessor.
+ */
+import type BetterSqlite3 from "better-sqlite3";
+import chokidar, { type FSWatcher } from "chokidar";
+import type pg from "pg";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
+import type { Logger } from "../observe/logger.js";
+import { buildPlan, type MigrationPlan } from "../plan/plan.js";
+import { captureInfo, ChangelogReader, pruneChanges } from "../source/capture.js";
+import { openSource } from "../source/open.js";
+import { readSchema } from "../source/schema.js";
+import { qualified, quoteIdent } from "../sql/ident.js";
+import { createTableSql } from "../target/ddl.js";
+import { connectPg } from "../target/pg.js";
+import { ROWID_COLUMN, type TransformedValue } from "../target/row-encoder.js";
+import { ensureStateSchema, loadProgress, loadState, recordError, toJson, type ReplicationState } from "../target/state.js";
+import { isRetryable } from "./retry.js";
+import { snapshotTable, usesRowidColumn } from "./snapshot.js";
+import { Applier } from "./stream.js";
+
+/** The phases, as stored in `sqlite2pg.state.phase`. */
+export const Phase = {
+  new: "new",
+  snapshot: "snapshot",
+  catchUp: "catch-up",
+  streaming: "streaming",
+} as const;
+export type Phase = (typeof Phase)[keyof typeof Phase];
+
+const PREDECESSOR: Record<Phase, Phase[]> = {
+  new: [],
+  snapshot: ["new"],
+  "catch-up": ["snapshot"],
+  streaming: ["catch-up"],
+};
+
+/** Options of the daemon. */
+export interface ReplicatorOptions {
+  sqlite: string;
+  pg: string | undefined;
+  log: Logger;
+  /** Fallback poll interval when no WAL change is seen; 0 disables the timer (tests call `streamOnce`). */
+  pollIntervalMs?: number;
+  /** Changes per batch. */
+  batchSize?: number;
+  /** Rows per snapshot chunk. */
+  chunkRows?: number;
+  fixText?: boolean;
+  /** Watch the -wal file to wake up at once. */
+  watch?: boolean;
+}
+
+/** The replication daemon: snapshot, catch-up, streaming. */
+export class Replicator {
+  private db: BetterSqlite3.Database | null = null;
+  private writer: BetterSqlite3.Database | null = null;
+  private client: pg.Client | null = null;
+  private lockClient: pg.Client | null = null;
+  private watcher: FSWatcher | null = null;
+  private changelog: ChangelogReader | null = null;
+  private applier: Applier | null = null;
+  private state: ReplicationState | null = null;
+  private sourceId = "";
+  private stopRequested = false;
+  private wake: (() => void) | null = null;
+  private schemaVersion = 0;
+  private lastPrune = 0;
+  readonly transformed: TransformedValue[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ReplicatorOptions) {
+    this.log = opts.log;
+  }
+
+  /** The current state (after `start`). */
+  get current(): ReplicationState {
+    if (!this.state) throw new Error("replicator not started");
+    return this.state;
+  }
+
+  /** Ask the loop to stop after the current batch. Safe from a signal handler. */
+  requestStop(): void {
+    this.stopRequested = true;
+    this.wake?.();
+  }
+
+  /** Wake the loop now (a WAL change). */
+  nudge(): void {
+    this.wake?.();
+  }
+
+  /**
+   * Open connections, take the source's advisory lock (a second daemon waits
+   * here as a standby), and load the state. Idempotent.
+   */
+  async start(): Promise<void> {
+    if (this.client) return;
+    this.db = openSource(this.opts.sqlite);
+    const info = captureInfo(this.db);
+    if (!info) {
+      throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
+    }
+    this.sourceId = info.sourceId;
+    this.writer = openSource(this.opts.sqlite, { readonly: false });
+    this.writer.pragma("busy_timeout = 2000");
+    this.changelog = new ChangelogReader(this.db);
+    this.lockClient = await connectPg(this.opts.pg, "sqlite2pg lock");
+    const got = await this.lockClient.query("SELECT pg_try_advisory_lock(hashtext('sqlite2pg:' || $1)) AS ok", [this.sourceId]);
+    if (!got.rows[0].ok) {
+      this.log.info({ source_id: this.sourceId }, "another daemon holds this source; waiting as a standby");
+      await this.lockClient.query("SELECT pg_advisory_lock(hashtext('sqlite2pg:' || $1))", [this.sourceId]);
+      this.log.info({ source_id: this.sourceId }, "took over the source");
+    }
+    this.client = await connectPg(this.opts.pg, "sqlite2pg");
+    await ensureStateSchema(this.client);
+    this.state = await loadState(this.client, this.sourceId);
+    if (!this.state) {
+      throw usageError("NO_STATE", `no replication state for source ${this.sourceId} in this Postgres database`, { hint: "run `sqlite2pg init` with the same --pg first" });
+    }
+    this.schemaVersion = Number(this.db.pragma("schema_version", { simple: true }));
+    if (this.opts.watch !== false) {
+      this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
+      this.watcher.on("all", () => this.nudge());
+    }
+  }
+
+  private async setPhase(to: Phase, extra: { sql: string; params: unknown[] } | null = null): Promise<void> {
+    const from = this.current.phase as Phase;
+    if (!PREDECESSOR[to].includes(from)) throw new Error(`illegal phase change ${from} → ${to}`);
+    if (extra) await this.client!.query(extra.sql, extra.params);
+    await this.client!.query("UPDATE sqlite2pg.state SET phase = $2, updated_at = now() WHERE source_id = $1", [this.sourceId, to]);
+    this.state = (await loadState(this.client!, this.sourceId))!;
+    this.log.info({ phase: to, from }, `phase ${to}`);
+  }
+
+  private plan(): MigrationPlan {
+    return this.current.plan!;
+  }
+
+  /** Phase new → snapshot: plan, create the tables, remember where the changelog stands. One transaction. */
+  private async begin(): Promise<void> {
+    const db = this.db!;
+    const plan = buildPlan(db, readSchema(db), { schema: this.current.targetSchema, preserveCase: false });
+    if (plan.refusals.length) {
+      const r = plan.refusals[0]!;
+      throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`, { context: { table: r.table, column: r.column, key: r.key } });
+    }
+    for (const t of plan.tables) t.bigIntegers = true;
+    const c = this.client!;
+    // Recorded before anything is read: every change from here on is applied by the stream.
+    const snapshotSeq = this.changelog!.newestSeq();
+    await c.query("BEGIN");
+    try {
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(plan.schema)}`);
+      for (const t of plan.tables) {
+        await c.query(`DROP TABLE IF EXISTS ${qualified(plan.schema, t.name)}`);
+        let ddl = createTableSql(plan, t);
+        if (usesRowidColumn(t)) ddl = ddl.replace(/\(\n/, `(\n  ${quoteIdent(ROWID_COLUMN)} bigint NOT NULL,\n`);
+        await c.query(ddl);
+        await c.query(
+          "INSERT INTO sqlite2pg.snapshot_progress (source_id, table_name, total) VALUES ($1, $2, $3) ON CONFLICT (source_id, table_name) DO UPDATE SET last_key = NULL, rows = 0, total = $3, done = false",
+          [this.sourceId, t.source.name, t.census.rows],
+        );
+      }
+      await this.setPhase(Phase.snapshot, { sql: "UPDATE sqlite2pg.state SET plan = $2::jsonb, snapshot_seq = $3, applied_seq = $3 WHERE source_id = $1", params: [this.sourceId, toJson(plan), snapshotSeq] });
+      await c.query("COMMIT");
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+    this.state = (await loadState(c, this.sourceId))!;
+  }
+
+  /** Phase snapshot: copy what is left, then build keys and indexes and move to catch-up. */
+  private async snapshot(): Promise<boolean> {
+    const plan = this.plan();
+    const progress = await loadProgress(this.client!, this.sourceId);
+    for (const t of plan.tables) {
+      const p = progress.find((x) => x.table === t.source.name);
+      if (!p || p.done) continue;
+      this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
+      const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
+        sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, fixText: this.opts.fixText ?? false,
+        transformed: this.transformed, stopping: () => this.stopRequested,
+      });
+      if (!done) return false;
+    }
+    const c = this.client!;
+    await c.query("BEGIN");
+    try {
+      await c.query("SET LOCAL maintenance_work_mem = '256MB'");
+      for (const sql of keyStatements(plan)) await c.query(sql);
+      await this.setPhase(Phase.catchUp);
+      await c.query("COMMIT");
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+    this.state = (await loadState(c, this.sourceId))!;
+    return true;
+  }
+
+  /**
+   * Apply one batch (catch-up or streaming) and prune what is applied.
+   * Returns the number of changes applied (0: caught up).
+   */
+  async streamOnce(): Promise<number> {
+    this.checkSchema();
+    this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
+    const r = await this.applier.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, this.opts.batchSize ?? 10000);
+    if (r.changes > 0) {
+      this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
+      if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) this.state = (await loadState(this.client!, this.sourceId))!;
+    }
+    if (Date.now() - this.lastPrune > 1000 || r.changes === 0) {
+      this.lastPrune = Date.now();
+      pruneChanges(this.writer!, this.current.appliedSeq);
+    }
+    return r.changes;
+  }
+
+  /** Detect a schema change on the source: what the plan does not describe pauses replication. */
+  private checkSchema(): void {
+    const v = Number(this.db!.pragma("schema_version", { simple: true }));
+    if (v === this.schemaVersion) return;
+    const plan = this.plan();
+    const now = readSchema(this.db!);
+    const problems: string[] = [];
+    for (const t of plan.tables) {
+      const s = now.tables.find((x) => x.name === t.source.name);
+      if (!s) { problems.push(`table ${t.source.name} was dropped or renamed`); continue; }
+      const before = t.columns.map((c) => c.source.name).join(",");
+      const after = s.columns.map((c) => c.name).join(",");
+      if (before !== after) problems.push(`table ${t.source.name} columns changed (${before} → ${after})`);
+    }
+    for (const s of now.tables) if (!plan.tables.some((t) => t.source.name === s.name)) problems.push(`new table ${s.name} is not replicated`);
+    if (problems.length) {
+      throw sourceError("SCHEMA_CHANGED", `the SQLite schema changed while replicating: ${problems.join("; ")}`, {
+        hint: "replication is paused; apply the same change to the Postgres table by hand and run `sqlite2pg init` again, or start over with a fresh target schema",
+      });
+    }
+    this.schemaVersion = v;
+  }
+
+  /** Run until stopped: every phase in order, then stream forever. */
+  async run(): Promise<void> {
+    await this.start();
+    let backoff = 100;
+    let failing: string | null = null;
+    let lastLogged = 0;
+    while (!this.stopRequested) {
+      try {
+        if (this.current.phase === Phase.new) await this.begin();
+        if (this.current.phase === Phase.snapshot && !(await this.snapshot())) break;
+        const n = await this.streamOnce();
+        if (failing) {
+          this.log.info({ applied_seq: this.current.appliedSeq }, "recovered");
+          failing = null;
+          await recordError(this.client!, this.sourceId, null).catch(() => undefined);
+        }
+        backoff = 100;
+        if (n === 0) await this.idle(this.opts.pollIntervalMs ?? 1000);
+      } catch (e) {
+        if (e instanceof Sqlite2pgError && e.code === "SCHEMA_CHANGED") throw e;
+        const msg = e instanceof Error ? e.message : String(e);
+        if (msg !== failing || Date.now() - lastLogged > 30000) {
+          this.log.error({ err: msg, retryable: isRetryable(e), backoff_ms: backoff }, "apply failed; will retry");
+          lastLogged = Date.now();
+        }
+        failing = msg;
+        await this.reconnectIfNeeded(e);
+        if (this.client) await recordError(this.client, this.sourceId, msg).catch(() => undefined);
+        await this.idle(backoff);
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  private async idle(ms: number): Promise<void> {
+    if (this.stopRequested || ms <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+    this.wake = null;
+  }
+
+  private async reconnectIfNeeded(e: unknown): Promise<void> {
+    if (!isRetryable(e)) return;
+    await this.client?.end().catch(() => undefined);
+    this.client = null;
+    try {
+      this.client = await connectPg(this.opts.pg, "sqlite2pg");
+      this.state = (await loadState(this.client, this.sourceId))!;
+      this.applier = null;
+    } catch {
+      this.client = null;
+      await sleep(0);
+    }
+  }
+
+  private rateMark = { at: Date.now(), changes: 0 };
+
+  /** Log the lag and store the apply rate (every few seconds, from the daemon). */
+  async report(): Promise<void> {
+    if (!this.client || !this.state || !this.changelog) return;
+    const now = Date.now();
+    const rate = ((this.current.changesApplied - this.rateMark.changes) * 1000) / Math.max(now - this.rateMark.at, 1);
+    this.rateMark = { at: now, changes: this.current.changesApplied };
+    await this.client.query("UPDATE sqlite2pg.state SET apply_rate = $2 WHERE source_id = $1", [this.sourceId, rate]);
+    const newest = this.changelog.newestSeq();
+    const lag = Math.max(0, newest - this.current.appliedSeq);
+    this.log.info({ phase: this.current.phase, applied_seq: this.current.appliedSeq, newest_seq: newest, lag_changes: lag, lag_seconds: +this.changelog.lagSeconds(this.current.appliedSeq).toFixed(3), apply_rate: Math.round(rate) }, "lag");
+  }
+
+  /** Release everything; keeps going when a close fails. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    await this.watcher?.close().catch(() => undefined);
+    this.watcher = null;
+    await this.client?.end().catch(() => undefined);
+    this.client = null;
+    await this.lockClient?.end().catch(() => undefined);
+    this.lockClient = null;
+    this.db?.close();
+    this.db = null;
+    this.writer?.close();
+    this.writer = null;
+  }
+}
+
+/** Keys and indexes built when the snapshot ends: those a partly applied source transaction cannot break. */
+export function keyStatements(plan: MigrationPlan): string[] {
+  const out: string[] = [];
+  for (const t of plan.tables) {
+    const table = qualified(plan.schema, t.name);
+    if (usesRowidColumn(t)) out.push(`CREATE UNIQUE INDEX ${quoteIdent(`${t.name}_${ROWID_COLUMN}`.slice(0, 63))} ON ${table} (${quoteIdent(ROWID_COLUMN)})`);
+    for (const s of t.constraints.statements) {
+      // Unique constraints and foreign keys can be broken by a batch that ends
+      // inside a source transaction; they are created at cutover.
+      if (s.kind === "primary key" && t.readOrder.kind === "key") out.push(s.sql);
+      else if (s.kind === "primary key" && t.source.rowidAlias) out.push(s.sql);
+      else if (s.kind === "index" && !/^CREATE UNIQUE/.test(s.sql)) out.push(s.sql);
+      else if (s.kind === "check") out.push(s.sql);
+    }
+  }
+  return out;
+}

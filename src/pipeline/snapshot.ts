@@ -1,0 +1,75 @@
+/**
+ * The snapshot phase: copy every table in short key-ordered chunks, each
+ * chunk in its own SQLite read (no long read transaction pins the WAL) and
+ * its own Postgres transaction together with the table's progress, so a
+ * crash at any instant loses at most the chunk in flight and a restart goes
+ * on from the last committed key. Rows that change while the snapshot runs
+ * have changelog entries past the position recorded before it started; the
+ * stream re-reads them, so the copy needs no lock and no consistent read.
+ */
+import type BetterSqlite3 from "better-sqlite3";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import type { MigrationPlan, TablePlan } from "../plan/plan.js";
+import { qualified } from "../sql/ident.js";
+import { ChunkReader } from "../source/reader.js";
+import { RowEncoder, type TransformedValue } from "../target/row-encoder.js";
+import { toJson, type TableProgress } from "../target/state.js";
+
+/** Options of {@link snapshotTable}. */
+export interface SnapshotOptions {
+  sourceId: string;
+  chunkRows: number;
+  fixText: boolean;
+  transformed: TransformedValue[];
+  /** Checked between chunks: stop early (the progress is saved). */
+  stopping: () => boolean;
+  onChunk?: (rows: number) => void;
+}
+
+/** Whether a table is keyed by SQLite's rowid without a declared rowid column in Postgres. */
+export function usesRowidColumn(t: TablePlan): boolean {
+  return t.readOrder.kind === "rowid" && t.source.rowidAlias === null;
+}
+
+/** Copy one table from where its progress says, chunk by chunk. Returns true when the table is done. */
+export async function snapshotTable(
+  db: BetterSqlite3.Database,
+  client: pg.ClientBase,
+  plan: MigrationPlan,
+  t: TablePlan,
+  progress: TableProgress,
+  opts: SnapshotOptions,
+): Promise<boolean> {
+  const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), opts.chunkRows, { after: null, upTo: null }, true);
+  if (progress.lastKey) reader.resumeAfter(progress.lastKey);
+  const encoder = new RowEncoder(db, t, reader.keyNames, reader.keyWidth, {
+    fixText: opts.fixText, transformed: opts.transformed, rowidColumn: usesRowidColumn(t),
+  });
+  const copySql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN`;
+  for (;;) {
+    if (opts.stopping()) return false;
+    const rows = reader.read();
+    if (rows === null) {
+      await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
+      return true;
+    }
+    const text = rows.map((r) => encoder.line(r)).join("");
+    const lastKey = rows[rows.length - 1]!.slice(0, reader.keyWidth);
+    await client.query("BEGIN");
+    try {
+      await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(copySql)));
+      await client.query(
+        "UPDATE sqlite2pg.snapshot_progress SET last_key = $3::jsonb, rows = rows + $4 WHERE source_id = $1 AND table_name = $2",
+        [opts.sourceId, t.source.name, toJson(lastKey), rows.length],
+      );
+      await client.query("COMMIT");
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+    opts.onChunk?.(rows.length);
+  }
+}

@@ -1,0 +1,142 @@
+import type pg from "pg";
+import type { MigrationPlan } from "../plan/plan.js";
+
+/**
+ * The replication state, in Postgres (schema `sqlite2pg`), written in the
+ * same transaction as the data it describes: a crash at any instant leaves
+ * the state and the data consistent, and a restart resumes from it.
+ */
+export const STATE_SCHEMA_SQL = `
+CREATE SCHEMA IF NOT EXISTS sqlite2pg;
+CREATE TABLE IF NOT EXISTS sqlite2pg.state (
+  source_id       text PRIMARY KEY,
+  sqlite_path     text NOT NULL,
+  target_schema   text NOT NULL,
+  phase           text NOT NULL,
+  snapshot_seq    bigint,
+  applied_seq     bigint NOT NULL DEFAULT 0,
+  changes_applied bigint NOT NULL DEFAULT 0,
+  apply_rate      double precision,
+  plan            jsonb,
+  last_error      text,
+  last_error_at   timestamptz,
+  applied_at      timestamptz,
+  started_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS sqlite2pg.snapshot_progress (
+  source_id  text NOT NULL REFERENCES sqlite2pg.state (source_id) ON DELETE CASCADE,
+  table_name text NOT NULL,
+  last_key   jsonb,
+  rows       bigint NOT NULL DEFAULT 0,
+  total      bigint NOT NULL DEFAULT 0,
+  done       boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (source_id, table_name)
+);`;
+
+/** One source's row of `sqlite2pg.state`. */
+export interface ReplicationState {
+  sourceId: string;
+  sqlitePath: string;
+  targetSchema: string;
+  phase: string;
+  snapshotSeq: number | null;
+  appliedSeq: number;
+  changesApplied: number;
+  /** Changes per second over the daemon's last reporting interval. */
+  applyRate: number | null;
+  plan: MigrationPlan | null;
+  lastError: string | null;
+  lastErrorAt: Date | null;
+  appliedAt: Date | null;
+  updatedAt: Date;
+}
+
+/** Snapshot progress of one table. */
+export interface TableProgress {
+  table: string;
+  lastKey: unknown[] | null;
+  rows: number;
+  total: number;
+  done: boolean;
+}
+
+/** JSON that keeps bigints, Buffers and Maps (the plan and keys hold all three). */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, function (this: Record<string, unknown>, k, v) {
+    const raw = this[k];
+    if (typeof raw === "bigint") return { $bigint: raw.toString() };
+    if (Buffer.isBuffer(raw)) return { $bytes: raw.toString("hex") };
+    if (raw instanceof Map) return { $map: [...raw.entries()] };
+    if (typeof raw === "number" && !Number.isFinite(raw)) return { $number: String(raw) };
+    if (typeof raw === "number" && Object.is(raw, -0)) return { $number: "-0" };
+    return v;
+  });
+}
+
+/** The inverse of {@link toJson}. */
+export function fromJson<T>(text: string | object): T {
+  const revive = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(revive);
+    if (v && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      if (typeof o.$bigint === "string") return BigInt(o.$bigint);
+      if (typeof o.$bytes === "string") return Buffer.from(o.$bytes, "hex");
+      if (Array.isArray(o.$map)) return new Map((o.$map as [unknown, unknown][]).map(([k, x]) => [revive(k), revive(x)]));
+      if (typeof o.$number === "string") return Number(o.$number);
+      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, revive(x)]));
+    }
+    return v;
+  };
+  return revive(typeof text === "string" ? JSON.parse(text) : text) as T;
+}
+
+/** Create the state schema and tables if missing. */
+export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
+  await c.query(STATE_SCHEMA_SQL);
+}
+
+/** Read one source's state, or null; `withPlan` false skips the (large) stored plan. */
+export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = true): Promise<ReplicationState | null> {
+  const exists = await c.query("SELECT to_regclass('sqlite2pg.state') AS t");
+  if (!exists.rows[0].t) return null;
+  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, last_error, last_error_at, applied_at, updated_at"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
+  if (r.rowCount === 0) return null;
+  const s = r.rows[0];
+  return {
+    sourceId: s.source_id,
+    sqlitePath: s.sqlite_path,
+    targetSchema: s.target_schema,
+    phase: s.phase,
+    snapshotSeq: s.snapshot_seq === null ? null : Number(s.snapshot_seq),
+    appliedSeq: Number(s.applied_seq),
+    changesApplied: Number(s.changes_applied),
+    applyRate: s.apply_rate,
+    plan: s.plan_text ? fromJson<MigrationPlan>(s.plan_text) : null,
+    lastError: s.last_error,
+    lastErrorAt: s.last_error_at,
+    appliedAt: s.applied_at,
+    updatedAt: s.updated_at,
+  };
+}
+
+/** Snapshot progress of every table of a source. */
+export async function loadProgress(c: pg.ClientBase, sourceId: string): Promise<TableProgress[]> {
+  const r = await c.query("SELECT table_name, last_key::text AS k, rows, total, done FROM sqlite2pg.snapshot_progress WHERE source_id = $1 ORDER BY table_name", [sourceId]);
+  return r.rows.map((x) => ({ table: x.table_name, lastKey: x.k ? fromJson<unknown[]>(x.k) : null, rows: Number(x.rows), total: Number(x.total), done: x.done }));
+}
+
+/** Record an error (or clear it with null) without touching positions. */
+export async function recordError(c: pg.ClientBase, sourceId: string, message: string | null): Promise<void> {
+  await c.query("UPDATE sqlite2pg.state SET last_error = $2, last_error_at = CASE WHEN $2::text IS NULL THEN last_error_at ELSE now() END, updated_at = now() WHERE source_id = $1", [sourceId, message]);
+}
+
+/** Whether a daemon holds the source's advisory lock right now. */
+export async function daemonRunning(c: pg.ClientBase, sourceId: string): Promise<boolean> {
+  const r = await c.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+       AND ((classid::bigint << 32) | objid::bigint) = hashtext('sqlite2pg:' || $1)::bigint) AS running`,
+    [sourceId],
+  );
+  return r.rows[0].running;
+}
