@@ -224,7 +224,10 @@ export class Replicator {
     const r = await this.applier.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, this.opts.batchSize ?? 10000);
     if (r.changes > 0) {
       this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
+      // The batch's own transaction moved catch-up to streaming if it was the last.
       if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) this.state = (await loadState(this.client!, this.sourceId))!;
+    } else if (this.current.phase === Phase.catchUp) {
+      await this.setPhase(Phase.streaming);
     }
     if (Date.now() - this.lastPrune > 1000 || r.changes === 0) {
       this.lastPrune = Date.now();
@@ -254,6 +257,20 @@ export class Replicator {
       });
     }
     this.schemaVersion = v;
+  }
+
+  /**
+   * Bring Postgres up to date once, by hand: the phases still to do, then
+   * batches until the changelog has nothing new. For tests and tools that
+   * drive the daemon step by step (`pollIntervalMs: 0`).
+   */
+  async syncOnce(): Promise<number> {
+    await this.start();
+    if (this.current.phase === Phase.new) await this.begin();
+    if (this.current.phase === Phase.snapshot) await this.snapshot();
+    let total = 0;
+    for (let n = await this.streamOnce(); n > 0; n = await this.streamOnce()) total += n;
+    return total;
   }
 
   /** Run until stopped: every phase in order, then stream forever. */

@@ -42,8 +42,33 @@ export function render(sql: string, values: Record<string, string>): string {
 }
 
 /** Trigger names of a table, unquoted. */
-export function triggerNames(table: string): { ins: string; upd: string; del: string } {
-  return { ins: `_sqlite2pg_ins_${table}`, upd: `_sqlite2pg_upd_${table}`, del: `_sqlite2pg_del_${table}` };
+export function triggerNames(table: string): { ins: string; upd: string; del: string; binsert: string; bupdate: string } {
+  return {
+    ins: `_sqlite2pg_ins_${table}`, upd: `_sqlite2pg_upd_${table}`, del: `_sqlite2pg_del_${table}`,
+    binsert: `_sqlite2pg_rins_${table}`, bupdate: `_sqlite2pg_rupd_${table}`,
+  };
+}
+
+/**
+ * The unique-value match of a table's unique indexes against NEW, for the
+ * REPLACE capture triggers; null when REPLACE can only delete the row that
+ * has the new row's own key (which the AFTER triggers record anyway).
+ * Expression terms cannot be matched and are left out (reported by init).
+ */
+export function replaceConflicts(t: SourceTable): { sql: string | null; unmatched: string[] } {
+  const parts: string[] = [];
+  const unmatched: string[] = [];
+  for (const ix of t.indexes) {
+    if (!ix.unique) continue;
+    // The row with the same rowid, or the same WITHOUT ROWID key, is the one the AFTER triggers name.
+    if (ix.origin === "pk" && t.withoutRowid) continue;
+    if (ix.terms.some((x) => x.column === null)) {
+      unmatched.push(ix.name);
+      continue;
+    }
+    parts.push(`(${ix.terms.map((x) => `${quoteIdent(x.column!)}${x.collation ? ` COLLATE ${quoteIdent(x.collation)}` : ""} = NEW.${quoteIdent(x.column!)}`).join(" AND ")})`);
+  }
+  return { sql: parts.length ? parts.join(" OR ") : null, unmatched };
 }
 
 /** The capture triggers' SQL for one table, rendered from triggers/capture.sql. */
@@ -57,17 +82,25 @@ export function captureTriggersSql(t: SourceTable): string {
   }
   const ref = (side: "NEW" | "OLD") => cols.map((c) => `${side}.${c === "rowid" && key.kind === "rowid" ? "rowid" : quoteIdent(c)}`);
   const names = triggerNames(t.name);
-  return render(template("capture.sql"), {
+  const values = {
     table: `main.${quoteIdent(t.name)}`,
     table_literal: quoteLiteral(t.name),
     ins: quoteIdent(names.ins),
     upd: quoteIdent(names.upd),
     del: quoteIdent(names.del),
+    binsert: quoteIdent(names.binsert),
+    bupdate: quoteIdent(names.bupdate),
     key_columns: cols.map((_, i) => `k${i + 1}`).join(", "),
     new_key: ref("NEW").join(", "),
     old_key: ref("OLD").join(", "),
+    row_key: cols.map((c) => (key.kind === "rowid" ? "rowid" : quoteIdent(c))).join(", "),
     key_changed: ref("OLD").map((o, i) => `${o} IS NOT ${ref("NEW")[i]}`).join(" OR "),
-  });
+    conflicts: "",
+  };
+  const conflicts = replaceConflicts(t).sql;
+  let sql = render(template("capture.sql"), values);
+  if (conflicts) sql += "\n" + render(template("capture-replace.sql"), { ...values, conflicts });
+  return sql;
 }
 
 /**
@@ -81,7 +114,7 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
     db.exec(template("changelog.sql"));
     for (const t of tables) {
       const n = triggerNames(t.name);
-      for (const name of [n.ins, n.upd, n.del]) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(name)}`);
+      for (const name of [n.ins, n.upd, n.del, n.binsert, n.bupdate]) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(name)}`);
       db.exec(captureTriggersSql(t));
     }
     const row = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`).get() as { value: string } | undefined;

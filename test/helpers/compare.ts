@@ -84,7 +84,12 @@ export interface Difference {
  * `schema` (names matched case-insensitively). Returns the differences; an
  * empty list means exact.
  */
-export async function compareDatabases(sqlitePath: string, client: pg.Client, schema = "public"): Promise<{ tables: number; rows: number; differences: Difference[] }> {
+export async function compareDatabases(
+  sqlitePath: string,
+  client: pg.Client,
+  schema = "public",
+  opts: { ignoreColumns?: string[] } = { ignoreColumns: ["_sqlite2pg_rowid"] },
+): Promise<{ tables: number; rows: number; differences: Difference[] }> {
   const db = new Database(sqlitePath, { readonly: true });
   const diffs: Difference[] = [];
   let rows = 0;
@@ -100,7 +105,7 @@ export async function compareDatabases(sqlitePath: string, client: pg.Client, sc
       const cols = (await client.query({
         text: "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         values: [schema, pgName],
-      })).rows as { attname: string; typname: string }[];
+      })).rows.filter((c: { attname: string }) => !(opts.ignoreColumns ?? []).includes(c.attname)) as { attname: string; typname: string }[];
       const srcCols = (db.prepare(`SELECT name FROM pragma_table_xinfo(?)`).all(name) as { name: string }[]).map((r) => r.name);
       if (srcCols.length !== cols.length) { diffs.push({ table: name, detail: `${srcCols.length} columns in SQLite, ${cols.length} in Postgres` }); continue; }
       const q = (s: string) => `"${s.replace(/"/g, '""')}"`;

@@ -1,0 +1,20 @@
+-- sqlite2pg capture of rows that REPLACE conflict resolution deletes. SQLite
+-- fires no DELETE trigger for them unless the application turned on
+-- recursive_triggers, so these BEFORE triggers record, ahead of every
+-- INSERT or UPDATE, the keys of the rows whose unique values the new row
+-- would collide with. A row that is not deleted in the end only costs a
+-- harmless re-read; a statement that fails takes its records with it.
+-- Placeholders as in capture.sql, plus {{binsert}} {{bupdate}} (trigger
+-- names) and {{conflicts}} (the unique-value match against NEW, e.g.
+-- ("email" = NEW."email") OR ("a" = NEW."a" AND "b" = NEW."b")).
+CREATE TRIGGER IF NOT EXISTS {{binsert}} BEFORE INSERT ON {{table}}
+BEGIN
+  INSERT INTO "_sqlite2pg_changes" (tbl, op, {{key_columns}}, at)
+  SELECT {{table_literal}}, 'R', {{row_key}}, julianday('now') FROM {{table}} WHERE {{conflicts}};
+END;
+
+CREATE TRIGGER IF NOT EXISTS {{bupdate}} BEFORE UPDATE ON {{table}}
+BEGIN
+  INSERT INTO "_sqlite2pg_changes" (tbl, op, {{key_columns}}, at)
+  SELECT {{table_literal}}, 'R', {{row_key}}, julianday('now') FROM {{table}} WHERE {{conflicts}};
+END;
