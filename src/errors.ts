@@ -17,6 +17,8 @@ export const ErrorCategory = {
   target: "target",
   /** The copy finished but Postgres does not hold exactly what SQLite holds. */
   validation: "validation",
+  /** The cutover succeeded but the configured --on-cutover command failed. */
+  hook: "hook",
   /** A bug: an invariant of this program did not hold. */
   internal: "internal",
 } as const;
@@ -28,6 +30,7 @@ export const EXIT_CODES: Record<ErrorCategory, number> = {
   usage: 2,
   source: 3,
   target: 4,
+  hook: 5,
   internal: 70,
 };
 

@@ -12,6 +12,7 @@ import { initCommand } from "./init.js";
 import { runCommand } from "./run.js";
 import { statusCommand } from "./status.js";
 import { uninstallCommand } from "./uninstall.js";
+import { cutoverCommand, unfreezeCommand } from "./cutover.js";
 
 /** Options every command that reads SQLite and Postgres accepts. */
 function common(cmd: Command): Command {
@@ -58,8 +59,22 @@ export function buildProgram(): Command {
     .description("the daemon: snapshot, catch-up, then stream every change into PostgreSQL until SIGTERM/SIGINT")
     .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser((v) => Number(v)))
     .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser((v) => Number(v)))
+    .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser((v) => Number(v)))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
+    .option("--on-cutover <cmd>", "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER")
+    .option("--validate <mode>", "validation at cutover: counts (default) or full (checksums of every row)")
+    .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
     .action(async (o) => runCommand(o));
+
+  common(program.command("cutover"))
+    .description("ask the daemon to cut over (recorded in Postgres, and SIGUSR2 to the local daemon)")
+    .option("--wait", "wait until the cutover is done and print its result")
+    .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600)").argParser((v) => Number(v)))
+    .action(async (o) => cutoverCommand(o));
+
+  common(program.command("unfreeze"))
+    .description("abort a cutover Postgres has not committed: SQLite takes writes again, replication goes on")
+    .action(async (o) => unfreezeCommand(o));
 
   common(program.command("status"))
     .description("phase, snapshot progress, newest and applied change, lag, apply rate, last error; works with or without the daemon")

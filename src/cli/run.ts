@@ -1,29 +1,44 @@
+import { rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
+import { usageError } from "../errors.js";
 import { createLogger } from "../observe/logger.js";
 import { Replicator } from "../pipeline/replicator.js";
 import { installSignals } from "../pipeline/signals.js";
 
 interface RunFlags {
-  sqlite?: string; pg?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; fixText?: boolean;
+  sqlite?: string; pg?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; fixText?: boolean;
+  onCutover?: string; validate?: string; cutover?: boolean;
 }
 
-/** `sqlite2pg run`: the daemon. Snapshot → catch-up → streaming, until SIGTERM/SIGINT. */
+/** The pid file `sqlite2pg cutover` uses to find the daemon of a SQLite file. */
+export function pidFile(sqlite: string): string {
+  return `${sqlite}-sqlite2pg.pid`;
+}
+
+/** `sqlite2pg run`: the daemon. Snapshot → catch-up → streaming, until SIGTERM/SIGINT, or the cutover (SIGUSR2). */
 export async function runCommand(flags: RunFlags): Promise<void> {
   const cfg = resolveConfig(flags);
-  const sqlite = requireSqlite(cfg);
+  const sqlite = resolve(requireSqlite(cfg));
+  const validate = flags.validate ?? "counts";
+  if (validate !== "counts" && validate !== "full") throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`);
   const log = createLogger({ level: cfg.verbose ? "debug" : "info" });
   const rep = new Replicator({
-    sqlite, pg: cfg.pg, log, pollIntervalMs: flags.pollMs ?? 1000, batchSize: flags.batchSize ?? 10000, fixText: cfg.fixText,
+    sqlite, pg: cfg.pg, log, pollIntervalMs: flags.pollMs ?? 1000, batchSize: flags.batchSize ?? 10000, chunkRows: flags.chunkRows ?? 20000,
+    fixText: cfg.fixText, cutover: { validate, onCutover: flags.onCutover },
   });
-  const signals = installSignals(log, { stop: () => rep.requestStop() });
+  if (flags.cutover) rep.requestCutover();
+  const signals = installSignals(log, { stop: () => rep.requestStop(), cutover: () => rep.requestCutover() });
   const report = setInterval(() => void rep.report().catch(() => undefined), 10_000);
   report.unref();
+  writeFileSync(pidFile(sqlite), `${process.pid}\n`);
   try {
     await rep.run();
-    log.info({ applied_seq: rep.current.appliedSeq }, "stopped: the last batch is applied and checkpointed");
+    log.info({ phase: rep.current.phase, applied_seq: rep.current.appliedSeq }, rep.current.phase === "done" ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed");
   } finally {
     clearInterval(report);
     signals.dispose();
+    rmSync(pidFile(sqlite), { force: true });
     await rep.stop();
   }
 }

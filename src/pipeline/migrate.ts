@@ -27,6 +27,7 @@ import type { TransformedValue } from "../target/row-encoder.js";
 import { CopyPool, type WorkerTask } from "./copy-pool.js";
 import { createTableSql } from "../target/ddl.js";
 import { connectPg, pgFailure } from "../target/pg.js";
+import { setSequences } from "../target/sequences.js";
 import { DigestBuilder, pgDigest, sameDigest, type Digest } from "../validate/digest.js";
 
 /** Options of {@link migrate}. */
@@ -108,7 +109,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     await Promise.all([buildConstraints(clients.slice(0, -1), plan, log), validateAll(db, [checker], plan, digests, log)]);
 
     log.info({ step: 6 }, "step 6/8: set sequences");
-    await setSequences(main, plan, log);
+    await setSequences(main, plan, new Map(plan.tables.map((t) => [t.source.name, t.source.sequence])), log);
 
     log.info({ step: 8 }, "step 8/8: check the source did not change");
     const version1 = db.pragma("data_version", { simple: true });
@@ -253,23 +254,6 @@ async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: 
   // CHECKs and foreign keys one at a time: a foreign key locks two tables.
   for (const kind of ["check", "foreign key"]) {
     for (const t of plan.tables) for (const s of t.constraints.statements.filter((x) => x.kind === kind)) await run(clients[0]!, s, t.name);
-  }
-}
-
-async function setSequences(c: pg.ClientBase, plan: MigrationPlan, log: Logger): Promise<void> {
-  for (const t of plan.tables) {
-    const col = t.constraints.identity;
-    if (!col) continue;
-    const table = qualified(plan.schema, t.name);
-    const r = await c.query<{ m: string | null }>(`SELECT max(${quoteIdent(col)})::text AS m FROM ${table}`);
-    const max = r.rows[0]!.m === null ? null : BigInt(r.rows[0]!.m);
-    const seq = t.source.sequence;
-    const candidates = [max, seq].filter((x): x is bigint => x !== null);
-    if (candidates.length === 0) continue;
-    const last = candidates.reduce((a, b) => (a > b ? a : b));
-    if (last < 1n) continue;
-    await c.query("SELECT setval(pg_get_serial_sequence($1, $2), $3::bigint, true)", [table, col, last.toString()]);
-    log.info({ table: t.name, column: col, last_value: last.toString(), max_key: max?.toString(), sqlite_sequence: seq?.toString() }, "sequence set");
   }
 }
 

@@ -31,6 +31,8 @@ import { ensureStateSchema, loadProgress, loadState, recordError, toJson, type R
 import { isRetryable } from "./retry.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
+import { runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
+import { freezeInfo } from "../source/freeze.js";
 
 /** The phases, as stored in `sqlite2pg.state.phase`. */
 export const Phase = {
@@ -38,6 +40,14 @@ export const Phase = {
   snapshot: "snapshot",
   catchUp: "catch-up",
   streaming: "streaming",
+  /** Cutover asked for and caught up: catching up the last changes before the freeze. */
+  cutoverCatchUp: "cutover-catch-up",
+  /** SQLite refuses writes; draining up to the sentinel. */
+  frozen: "frozen",
+  /** Committed in Postgres: the application writes there now. SQLite stays frozen. */
+  cutOver: "cut-over",
+  /** Validated, marker written, hook run. */
+  done: "done",
 } as const;
 export type Phase = (typeof Phase)[keyof typeof Phase];
 
@@ -45,7 +55,11 @@ const PREDECESSOR: Record<Phase, Phase[]> = {
   new: [],
   snapshot: ["new"],
   "catch-up": ["snapshot"],
-  streaming: ["catch-up"],
+  streaming: ["catch-up", "cutover-catch-up", "frozen"],
+  "cutover-catch-up": ["streaming"],
+  frozen: ["cutover-catch-up"],
+  "cut-over": ["frozen"],
+  done: ["cut-over"],
 };
 
 /** Options of the daemon. */
@@ -62,6 +76,8 @@ export interface ReplicatorOptions {
   fixText?: boolean;
   /** Watch the -wal file to wake up at once. */
   watch?: boolean;
+  /** How the cutover validates, and the command it runs after. */
+  cutover?: CutoverOptions;
 }
 
 /** The replication daemon: snapshot, catch-up, streaming. */
@@ -76,6 +92,9 @@ export class Replicator {
   private state: ReplicationState | null = null;
   private sourceId = "";
   private stopRequested = false;
+  private cutoverAsked = false;
+  /** Exit status the run ends with (0, or 1 when the cutover's validation differs). */
+  exitStatus = 0;
   private wake: (() => void) | null = null;
   private schemaVersion = 0;
   private lastPrune = 0;
@@ -95,6 +114,15 @@ export class Replicator {
   /** Ask the loop to stop after the current batch. Safe from a signal handler. */
   requestStop(): void {
     this.stopRequested = true;
+    this.wake?.();
+  }
+
+  /**
+   * Ask for the cutover (SIGUSR2, `sqlite2pg cutover`). Recorded in the state
+   * at the next safe point; during the snapshot it waits until caught up.
+   */
+  requestCutover(): void {
+    this.cutoverAsked = true;
     this.wake?.();
   }
 
@@ -138,7 +166,7 @@ export class Replicator {
     }
   }
 
-  private async setPhase(to: Phase, extra: { sql: string; params: unknown[] } | null = null): Promise<void> {
+  async setPhase(to: Phase, extra: { sql: string; params: unknown[] } | null = null): Promise<void> {
     const from = this.current.phase as Phase;
     if (!PREDECESSOR[to].includes(from)) throw new Error(`illegal phase change ${from} → ${to}`);
     if (extra) await this.client!.query(extra.sql, extra.params);
@@ -169,7 +197,8 @@ export class Replicator {
       for (const t of plan.tables) {
         await c.query(`DROP TABLE IF EXISTS ${qualified(plan.schema, t.name)}`);
         let ddl = createTableSql(plan, t);
-        if (usesRowidColumn(t)) ddl = ddl.replace(/\(\n/, `(\n  ${quoteIdent(ROWID_COLUMN)} bigint NOT NULL,\n`);
+        // Nullable: the application's own inserts after the cutover never set it, and it is dropped then.
+        if (usesRowidColumn(t)) ddl = ddl.replace(/\(\n/, `(\n  ${quoteIdent(ROWID_COLUMN)} bigint,\n`);
         await c.query(ddl);
         await c.query(
           "INSERT INTO sqlite2pg.snapshot_progress (source_id, table_name, total) VALUES ($1, $2, $3) ON CONFLICT (source_id, table_name) DO UPDATE SET last_key = NULL, rows = 0, total = $3, done = false",
@@ -221,7 +250,7 @@ export class Replicator {
   async streamOnce(): Promise<number> {
     this.checkSchema();
     this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
-    const r = await this.applier.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, this.opts.batchSize ?? 10000);
+    const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
     if (r.changes > 0) {
       this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
       // The batch's own transaction moved catch-up to streaming if it was the last.
@@ -234,6 +263,26 @@ export class Replicator {
       pruneChanges(this.writer!, this.current.appliedSeq);
     }
     return r.changes;
+  }
+
+  /**
+   * Apply one batch; if Postgres finds a unique key or foreign key broken
+   * at commit, the batch probably ends inside a source transaction that
+   * swapped values (the other half is in the next changes): apply again
+   * with twice as many changes, until it covers the whole transaction. A
+   * real violation still fails once the batch has grown past every change.
+   */
+  private async applyGrowing(limit: number): Promise<{ changes: number; lastSeq: number }> {
+    for (let n = limit; ; n *= 2) {
+      try {
+        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        const pending = this.changelog!.newestSeq() - this.current.appliedSeq;
+        if ((code !== "23505" && code !== "23503") || n >= pending) throw e;
+        this.log.debug({ batch: n, sqlstate: code }, "constraint broken inside the batch; applying a larger batch");
+      }
+    }
   }
 
   /** Detect a schema change on the source: what the plan does not describe pauses replication. */
@@ -273,6 +322,14 @@ export class Replicator {
     return total;
   }
 
+  /** Run the cutover now, by hand (tests, tools). Returns the exit status. */
+  async cutoverNow(): Promise<number> {
+    await this.start();
+    await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()) WHERE source_id = $1", [this.sourceId]);
+    await this.reload();
+    return runCutover(this.host(), this.opts.cutover ?? { validate: "counts" });
+  }
+
   /** Run until stopped: every phase in order, then stream forever. */
   async run(): Promise<void> {
     await this.start();
@@ -281,8 +338,22 @@ export class Replicator {
     let lastLogged = 0;
     while (!this.stopRequested) {
       try {
+        if (this.cutoverAsked && !this.current.cutoverRequestedAt) {
+          await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = now() WHERE source_id = $1 AND cutover_requested_at IS NULL", [this.sourceId]);
+          await this.reload();
+          this.log.info({ phase: this.current.phase }, this.current.phase === Phase.streaming ? "cutover requested" : "cutover requested: queued until caught up");
+        }
         if (this.current.phase === Phase.new) await this.begin();
         if (this.current.phase === Phase.snapshot && !(await this.snapshot())) break;
+        if (this.cutoverPending()) {
+          const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "counts" });
+          if (status >= 0) {
+            this.exitStatus = status;
+            return;
+          }
+          this.cutoverAsked = false; // aborted by unfreeze
+          continue;
+        }
         const n = await this.streamOnce();
         if (failing) {
           this.log.info({ applied_seq: this.current.appliedSeq }, "recovered");
@@ -292,7 +363,7 @@ export class Replicator {
         backoff = 100;
         if (n === 0) await this.idle(this.opts.pollIntervalMs ?? 1000);
       } catch (e) {
-        if (e instanceof Sqlite2pgError && e.code === "SCHEMA_CHANGED") throw e;
+        if (e instanceof Sqlite2pgError && ["SCHEMA_CHANGED", "CUTOVER_VALIDATION", "HOOK_FAILED"].includes(e.code)) throw e;
         const msg = e instanceof Error ? e.message : String(e);
         if (msg !== failing || Date.now() - lastLogged > 30000) {
           this.log.error({ err: msg, retryable: isRetryable(e), backoff_ms: backoff }, "apply failed; will retry");
@@ -305,6 +376,38 @@ export class Replicator {
         backoff = Math.min(backoff * 2, 5000);
       }
     }
+  }
+
+  /** Whether the cutover should run now: asked for and streaming, or already under way. */
+  private cutoverPending(): boolean {
+    const p = this.current.phase;
+    if (p === Phase.cutoverCatchUp || p === Phase.frozen || p === Phase.cutOver || p === Phase.done) return true;
+    if (p === Phase.streaming && freezeInfo(this.db!)) return true; // frozen, but the state was not written before a crash
+    return p === Phase.streaming && this.current.cutoverRequestedAt !== null;
+  }
+
+  /** Re-read the state. */
+  async reload(): Promise<void> {
+    this.state = (await loadState(this.client!, this.sourceId))!;
+  }
+
+  private host(): CutoverHost {
+    return {
+      log: this.log,
+      sqlitePath: this.opts.sqlite,
+      pgUrl: this.opts.pg,
+      sourceId: this.sourceId,
+      db: () => this.db!,
+      writer: () => this.writer!,
+      client: () => this.client!,
+      changelog: () => this.changelog!,
+      state: () => this.current,
+      plan: () => this.plan(),
+      reload: () => this.reload(),
+      setPhase: (to, extra) => this.setPhase(to as Phase, extra ?? null),
+      streamOnce: () => this.streamOnce(),
+      stopping: () => this.stopRequested,
+    };
   }
 
   private async idle(ms: number): Promise<void> {
@@ -367,20 +470,16 @@ export class Replicator {
   }
 }
 
-/** Keys and indexes built when the snapshot ends: those a partly applied source transaction cannot break. */
+/**
+ * Keys, indexes and CHECKs, built when the snapshot ends. Foreign keys wait
+ * for the cutover: SQLite may hold (and keep writing) rows that break them.
+ */
 export function keyStatements(plan: MigrationPlan): string[] {
   const out: string[] = [];
   for (const t of plan.tables) {
     const table = qualified(plan.schema, t.name);
     if (usesRowidColumn(t)) out.push(`CREATE UNIQUE INDEX ${quoteIdent(`${t.name}_${ROWID_COLUMN}`.slice(0, 63))} ON ${table} (${quoteIdent(ROWID_COLUMN)})`);
-    for (const s of t.constraints.statements) {
-      // Unique constraints and foreign keys can be broken by a batch that ends
-      // inside a source transaction; they are created at cutover.
-      if (s.kind === "primary key" && t.readOrder.kind === "key") out.push(s.sql);
-      else if (s.kind === "primary key" && t.source.rowidAlias) out.push(s.sql);
-      else if (s.kind === "index" && !/^CREATE UNIQUE/.test(s.sql)) out.push(s.sql);
-      else if (s.kind === "check") out.push(s.sql);
-    }
+    for (const s of t.constraints.statements) if (s.kind !== "foreign key") out.push(s.sql);
   }
   return out;
 }

@@ -5,7 +5,7 @@ import type { Logger } from "../observe/logger.js";
  * the current batch). A second SIGTERM/SIGINT forces the exit. SIGUSR1 is
  * left alone: it is Node's debugger signal.
  */
-export function installSignals(log: Logger, actions: { stop: () => void; reload?: () => void }): { dispose(): void } {
+export function installSignals(log: Logger, actions: { stop: () => void; reload?: () => void; cutover?: () => void }): { dispose(): void } {
   let stopping = false;
   const stop = (sig: NodeJS.Signals) => {
     if (stopping) {
@@ -20,6 +20,11 @@ export function installSignals(log: Logger, actions: { stop: () => void; reload?
     log.info({ signal: "SIGHUP" }, actions.reload ? "reloading" : "SIGHUP: nothing to reload (logs go to stderr)");
     actions.reload?.();
   };
+  const usr2 = () => {
+    log.info({ signal: "SIGUSR2" }, "cutover requested");
+    actions.cutover?.();
+  };
+  process.on("SIGUSR2", usr2);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   process.on("SIGHUP", hup);
@@ -28,6 +33,7 @@ export function installSignals(log: Logger, actions: { stop: () => void; reload?
       process.off("SIGTERM", stop);
       process.off("SIGINT", stop);
       process.off("SIGHUP", hup);
+      process.off("SIGUSR2", usr2);
     },
   };
 }

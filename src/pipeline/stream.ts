@@ -20,6 +20,7 @@ import { KeyedReader } from "../source/reader.js";
 import { paramValue } from "../target/copy-encode.js";
 import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
 import { usesRowidColumn } from "./snapshot.js";
+import { SENTINEL_TABLE } from "../source/capture.js";
 
 /** What one batch did. */
 export interface BatchResult {
@@ -92,6 +93,7 @@ export class Applier {
       const changes = changelog.read(after, limit);
       const byTable = new Map<string, Map<string, unknown[]>>();
       for (const ch of changes) {
+        if (ch.tbl === SENTINEL_TABLE) continue; // the cutover's marker: nothing to apply
         const a = this.table(ch.tbl);
         let keys = byTable.get(ch.tbl);
         if (!keys) byTable.set(ch.tbl, (keys = new Map()));

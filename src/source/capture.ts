@@ -9,6 +9,8 @@ import type { SourceTable } from "./schema.js";
 export const CHANGES = "_sqlite2pg_changes";
 /** The metadata table inside the SQLite file (source id, frozen flag). */
 export const META = "_sqlite2pg_meta";
+/** The `tbl` of the sentinel change the cutover writes inside its freeze transaction. */
+export const SENTINEL_TABLE = "_sqlite2pg_sentinel";
 /** Key columns the changelog has: a WITHOUT ROWID key may have at most this many columns. */
 export const MAX_KEY_COLUMNS = 4;
 

@@ -20,6 +20,13 @@ CREATE TABLE IF NOT EXISTS sqlite2pg.state (
   plan            jsonb,
   last_error      text,
   last_error_at   timestamptz,
+  cutover_requested_at timestamptz,
+  sentinel_seq    bigint,
+  frozen_at       timestamptz,
+  cutover_at      timestamptz,
+  freeze_ms       double precision,
+  validation      jsonb,
+  finished_at     timestamptz,
   applied_at      timestamptz,
   started_at      timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now()
@@ -48,6 +55,12 @@ export interface ReplicationState {
   plan: MigrationPlan | null;
   lastError: string | null;
   lastErrorAt: Date | null;
+  cutoverRequestedAt: Date | null;
+  sentinelSeq: number | null;
+  frozenAt: Date | null;
+  cutoverAt: Date | null;
+  freezeMs: number | null;
+  validation: unknown;
   appliedAt: Date | null;
   updatedAt: Date;
 }
@@ -100,7 +113,7 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
 export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = true): Promise<ReplicationState | null> {
   const exists = await c.query("SELECT to_regclass('sqlite2pg.state') AS t");
   if (!exists.rows[0].t) return null;
-  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, last_error, last_error_at, applied_at, updated_at"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
+  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
   if (r.rowCount === 0) return null;
   const s = r.rows[0];
   return {
@@ -115,6 +128,12 @@ export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = t
     plan: s.plan_text ? fromJson<MigrationPlan>(s.plan_text) : null,
     lastError: s.last_error,
     lastErrorAt: s.last_error_at,
+    cutoverRequestedAt: s.cutover_requested_at ?? null,
+    sentinelSeq: s.sentinel_seq === null || s.sentinel_seq === undefined ? null : Number(s.sentinel_seq),
+    frozenAt: s.frozen_at ?? null,
+    cutoverAt: s.cutover_at ?? null,
+    freezeMs: s.freeze_ms ?? null,
+    validation: s.validation ?? null,
     appliedAt: s.applied_at,
     updatedAt: s.updated_at,
   };
