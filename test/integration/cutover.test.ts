@@ -1,0 +1,174 @@
+/**
+ * The cutover with real processes: a daemon (`sqlite2pg run`) and an
+ * application writing at ≥ 500 writes/s. After the cutover every write
+ * SQLite acknowledged is in Postgres and every write attempted during the
+ * freeze failed with the freeze message; a crash at each step of the
+ * cutover, then a restart, finishes the job.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
+import { compareDatabases } from "../helpers/compare.js";
+import { FROZEN_MESSAGE } from "../../src/source/freeze.js";
+import { markerPath } from "../../src/pipeline/cutover.js";
+
+const BIN = resolve(__dirname, "../../bin/sqlite2pg.js");
+const WRITER = resolve(__dirname, "../fixtures/writer.mjs");
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  await cleanup();
+});
+
+const SCHEMA = `
+  CREATE TABLE ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, amount REAL, note TEXT);
+  CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, total INTEGER NOT NULL);
+  CREATE TABLE events (at INTEGER, what TEXT);
+`;
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    p.on("exit", (code) => res({ code, out, err }));
+  });
+}
+
+function daemon(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const p = spawn(process.execPath, [BIN, "run", ...args], { env: { ...process.env, ...env } });
+  children.push(p);
+  let log = "";
+  p.stderr.on("data", (d) => (log += d));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((res) => p.on("exit", (code, signal) => res({ code, signal })));
+  return { p, exited, log: () => log };
+}
+
+function writer(path: string, rate: number) {
+  const p = spawn(process.execPath, [WRITER, path, String(rate)]);
+  children.push(p);
+  let out = "";
+  p.stdout.on("data", (d) => (out += d));
+  const exited = new Promise<void>((res) => p.on("exit", () => res()));
+  return {
+    async stop() {
+      p.kill("SIGTERM");
+      await exited;
+      return out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { op: number; ok: boolean; error?: string });
+    },
+  };
+}
+
+async function setup(rows = 2000) {
+  const dir = tempDir();
+  const path = sqliteFrom(dir, SCHEMA);
+  const db = new Database(path);
+  db.transaction(() => {
+    for (let i = 1; i <= 10; i++) db.prepare("INSERT INTO counters VALUES (?, 0, 0)").run(i);
+    for (let i = 0; i < rows; i++) db.prepare("INSERT INTO ledger (token, amount) VALUES (?, ?)").run(`seed${i}`, i / 3);
+    db.prepare("DELETE FROM ledger WHERE id > ?").run(rows - 5); // sqlite_sequence ahead of max(id)
+  })();
+  db.close();
+  const { url, client } = await freshDatabase();
+  const init = await cli(["init", "--sqlite", path, "--pg", url]);
+  expect(init.code, init.err).toBe(0);
+  return { path, url, client };
+}
+
+async function waitFor(what: string, fn: () => Promise<boolean>, ms = 30000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function phase(client: import("pg").Client): Promise<string> {
+  return (await client.query("SELECT phase FROM sqlite2pg.state")).rows[0]?.phase;
+}
+
+describe("cutover", () => {
+  it("under a writer at 500+ writes/s: acknowledged writes all arrive, writes during the freeze fail with the freeze message", async () => {
+    const s = await setup();
+    const d = daemon(["--sqlite", s.path, "--pg", s.url, "--poll-ms", "50", "--validate", "full"]);
+    await waitFor("streaming", async () => (await phase(s.client)) === "streaming");
+    const w = writer(s.path, 600);
+    await sleep(1500);
+    const cut = await cli(["cutover", "--sqlite", s.path, "--pg", s.url, "--wait", "--timeout", "60"]);
+    expect(cut.code, cut.err + d.log()).toBe(0);
+    expect(cut.out).toMatch(/validation \(full\): equal/);
+    await sleep(300); // the writer keeps trying against the frozen file
+    const outcomes = await w.stop();
+    expect(await d.exited).toEqual({ code: 0, signal: null });
+
+    const ok = outcomes.filter((o) => o.ok);
+    const failed = outcomes.filter((o) => !o.ok);
+    expect(ok.length).toBeGreaterThan(500);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.every((o) => o.error!.includes(FROZEN_MESSAGE))).toBe(true); // every refused write says why
+    // Once refused, always refused: no write succeeded after the first refusal.
+    expect(Math.max(...ok.map((o) => o.op))).toBeLessThan(Math.min(...failed.map((o) => o.op)));
+    // Postgres holds exactly what SQLite acknowledged: every ledger token once, counters equal.
+    const cmp = await compareDatabases(s.path, s.client);
+    expect(cmp.differences).toEqual([]);
+    // Each acknowledged write added exactly 1 to one counter: none lost, none applied twice.
+    const sum = (await s.client.query("SELECT sum(n)::int AS n FROM counters")).rows[0].n;
+    expect(sum).toBe(ok.length);
+    const state = (await s.client.query("SELECT phase, freeze_ms, validation FROM sqlite2pg.state")).rows[0];
+    expect(state.phase).toBe("done");
+    expect(state.validation.ok).toBe(true);
+    expect(state.freeze_ms).toBeGreaterThan(0);
+    const marker = JSON.parse(readFileSync(markerPath(s.path), "utf8"));
+    expect(marker.validation.ok).toBe(true);
+    // Sequences continue past sqlite_sequence.
+    const seq = (new Database(s.path, { readonly: true }).prepare("SELECT seq FROM sqlite_sequence WHERE name = 'ledger'").get() as { seq: number }).seq;
+    const next = (await s.client.query("INSERT INTO ledger (token) VALUES ('after') RETURNING id")).rows[0].id;
+    expect(Number(next)).toBe(seq + 1);
+  });
+
+  for (const step of ["before-freeze", "after-freeze", "draining", "before-commit", "after-commit"]) {
+    it(`a crash at ${step}, then a restart, finishes the cutover exactly`, async () => {
+      const s = await setup(500);
+      const d1 = daemon(["--sqlite", s.path, "--pg", s.url, "--poll-ms", "50", "--batch-size", "20", "--cutover"], { SQLITE2PG_CRASH_AT: step });
+      const w = writer(s.path, 300);
+      const first = await d1.exited;
+      expect(first.signal, d1.log()).toBe("SIGKILL");
+      await sleep(200);
+      const outcomes = await w.stop();
+      const frozen = existsSync(s.path) && outcomes.some((o) => !o.ok);
+      if (step !== "before-freeze") expect(frozen).toBe(true); // durable: frozen although the daemon died
+      const d2 = daemon(["--sqlite", s.path, "--pg", s.url, "--poll-ms", "50", "--validate", "full"]);
+      const second = await d2.exited;
+      expect(second, d2.log()).toEqual({ code: 0, signal: null });
+      expect(await phase(s.client)).toBe("done");
+      const cmp = await compareDatabases(s.path, s.client);
+      expect(cmp.differences).toEqual([]);
+      expect(outcomes.filter((o) => !o.ok).every((o) => o.error!.includes(FROZEN_MESSAGE))).toBe(true);
+    });
+  }
+
+  it("unfreeze aborts a cutover Postgres has not committed; after the commit it is refused", async () => {
+    const s = await setup(100);
+    const d1 = daemon(["--sqlite", s.path, "--pg", s.url, "--poll-ms", "50", "--cutover"], { SQLITE2PG_CRASH_AT: "after-freeze" });
+    expect((await d1.exited).signal).toBe("SIGKILL");
+    const un = await cli(["unfreeze", "--sqlite", s.path, "--pg", s.url]);
+    expect(un.code, un.err).toBe(0);
+    const db = new Database(s.path);
+    db.prepare("INSERT INTO events VALUES (1, 'after unfreeze')").run(); // SQLite takes writes again
+    db.close();
+    expect(await phase(s.client)).toBe("streaming");
+    const d2 = daemon(["--sqlite", s.path, "--pg", s.url, "--poll-ms", "50", "--cutover"]);
+    expect(await d2.exited).toEqual({ code: 0, signal: null });
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+    const again = await cli(["unfreeze", "--sqlite", s.path, "--pg", s.url]);
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/stays frozen for good/);
+  });
+});
