@@ -165,6 +165,9 @@ run(async () => {
   stop = await daemon.stop();
   if (stop.code !== 0) throw new Error(`sqlite2pg run exited ${stop.code} (signal ${stop.signal}) on SIGTERM`);
   const errors = daemonLog(logFile).filter((l) => l.level >= 50);
+  // The CLI itself once (the polling above used its readStatus in-process).
+  const cliStatus = JSON.parse((await cliOk(['status', '--json', '--sqlite', file, '--pg', pg])).stdout);
+  if (cliStatus.lag_changes !== 0 || cliStatus.daemon_running) throw new Error(`status --json after the daemon stopped: ${JSON.stringify(cliStatus)}`);
   const n = before.lag_changes;
   const rate = n / wallS;
   console.error(`drained ${fmt(n)} changes in ${wallS.toFixed(2)} s (${fmt(rate)}/s); ${samples} status polls`);
@@ -183,7 +186,7 @@ run(async () => {
     `- daemon: \`sqlite2pg run\`${extra.length ? ' ' + extra.join(' ') : ''} (default batch 10,000 changes); timed from spawn until \`status\` shows lag_changes 0, polled every 100 ms`, '',
     table(['changes', 'wall from spawn (s)', 'changes/s', 'from first applied batch (s)', 'changes/s', 'target'],
       [[fmt(n), wallS.toFixed(2), fmt(rate), fromFirstS.toFixed(2), fmt(n / fromFirstS), `≥ ${fmt(TARGET)}/s ${rate >= TARGET ? '✓' : '✗ missed'}`]]), '',
-    `Daemon stopped by SIGTERM in ${stop.stopMs.toFixed(0)} ms, exit ${stop.code}; ${errors.length} error line(s) in its log${errors.length ? ': ' + errors.slice(0, 3).map((e) => e.err ?? e.msg).join(' / ') : ''}.`, '',
+    `Daemon stopped by SIGTERM in ${stop.stopMs.toFixed(0)} ms, exit ${stop.code}; \`status --json\` afterwards: phase ${cliStatus.phase}, lag ${cliStatus.lag_changes}, daemon_running ${cliStatus.daemon_running}; ${errors.length} error line(s) in its log${errors.length ? ': ' + errors.slice(0, 3).map((e) => e.err ?? e.msg).join(' / ') : ''}.`, '',
     `Verification (${ok ? 'OK' : 'MISMATCH'}):`, '',
     table(['table', 'SQLite rows', 'Postgres rows', 'key set (md5)', 'rows compared', 'differ'],
       v.map((x) => [x.name, fmt(x.srcCount), fmt(x.pgCount), x.keysOk ? 'same' : 'DIFFERENT', fmt(x.sampled), x.bad])),

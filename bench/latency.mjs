@@ -15,7 +15,7 @@
 // which wake-up path the daemon uses: the -wal watcher (ms) or the --poll-ms timer.
 // --poll-ms D is passed to `sqlite2pg run` (default: not passed, the daemon's 1000).
 import { Worker, isMainThread, workerData } from 'node:worker_threads';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -81,8 +81,11 @@ async function phase(ctx, rate) {
   const commitBuf = new SharedArrayBuffer(total * 8), durBuf = new SharedArrayBuffer(total * 8), progBuf = new SharedArrayBuffer(8);
   const first = ctx.next; ctx.next += total;
   const visible = new Float64Array(total);
-  const lag = []; let statusErr = null;
-  const sampler = setInterval(() => { status(ctx.file, ctx.pg).then((s) => lag.push(s), (e) => (statusErr = e)); }, 1000);
+  const lag = []; let statusErr = null, walMax = 0;
+  const sampler = setInterval(() => {
+    try { walMax = Math.max(walMax, statSync(`${ctx.file}-wal`).size); } catch { /* no -wal right now */ }
+    status(ctx.file, ctx.pg).then((s) => lag.push(s), (e) => (statusErr = e));
+  }, 1000);
   const cpu0 = cpuMs(ctx.daemon.child.pid), t0 = now();
   const worker = new Worker(new URL(import.meta.url), { workerData: { file: ctx.file, rate, total, first, rows: opt.rows, commitBuf, durBuf, progBuf } });
   let writerExit = null; let writerErr = null;
@@ -111,7 +114,7 @@ async function phase(ctx, rate) {
   return {
     writeP99: pct(dur, 99), writeMax: pct(dur, 100), rate, total, achieved: (total - 1) / writeSecs, writerLateMs: new Int32Array(progBuf)[1], lat, polls, pollPeriod: wall / polls,
     maxLagChanges: Math.max(0, ...lag.map((s) => s.lag_changes)), maxLagSeconds: Math.max(0, ...lag.map((s) => s.lag_seconds)),
-    lagSamples: lag.length, phases: [...new Set(lag.map((s) => s.phase))], daemonCpu: daemonCpu / wall,
+    lagSamples: lag.length, walMax, phases: [...new Set(lag.map((s) => s.phase))], daemonCpu: daemonCpu / wall,
   };
 }
 
@@ -187,7 +190,8 @@ else run(async () => {
     `Targets: p99 < 100 ms at 1,000 writes/s; lag (status lag_seconds, sampled each second, and the largest latency) < 1 s at 10,000 writes/s.`,
     ...res.map((r) => `- at ${fmt(r.rate)} writes/s: one write (INSERT/UPDATE call, commit included) took p99 ${r.writeP99.toFixed(2)} ms, max ${r.writeMax.toFixed(1)} ms;`
       + ` the writer fell at most ${fmt(r.writerLateMs)} ms behind its schedule${r.achieved < 0.95 * r.rate ? ' — the machine could not sustain the rate' : ''}`),
-    `- status sampled ${res.map((r) => r.lagSamples).join(' / ')} time(s); phases seen: ${[...new Set(res.flatMap((r) => r.phases))].join(', ')}`,
+    `- status sampled ${res.map((r) => r.lagSamples).join(' / ')} time(s); phases seen: ${[...new Set(res.flatMap((r) => r.phases))].join(', ')};`
+      + ` largest -wal file seen: ${res.map((r) => `${(r.walMax / 2 ** 20).toFixed(1)} MiB`).join(' / ')}`,
     `- wake-up path observed: ${wake}${pr.length ? ` (${pr.length} probes: ${pr.map((x) => x.toFixed(0)).join(', ')} ms)` : ''}`,
     `- daemon stopped by SIGTERM in ${stop.stopMs.toFixed(0)} ms, exit ${stop.code}`,
   ].join('\n');

@@ -13,6 +13,7 @@ import { runCommand } from "./run.js";
 import { statusCommand } from "./status.js";
 import { uninstallCommand } from "./uninstall.js";
 import { cutoverCommand, unfreezeCommand } from "./cutover.js";
+import { validateCommand } from "./validate.js";
 
 /** Options every command that reads SQLite and Postgres accepts. */
 function common(cmd: Command): Command {
@@ -71,6 +72,12 @@ export function buildProgram(): Command {
     .option("--wait", "wait until the cutover is done and print its result")
     .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600)").argParser((v) => Number(v)))
     .action(async (o) => cutoverCommand(o));
+
+  common(program.command("validate"))
+    .description("compare SQLite and PostgreSQL at any time: row counts; with --full, checksums of every row and the keys of rows that differ; exit 1 on a difference")
+    .option("--full", "order-independent checksums of every row, and the keys of the rows that differ")
+    .option("--json", "machine-readable output")
+    .action(async (o) => validateCommand(o));
 
   common(program.command("unfreeze"))
     .description("abort a cutover Postgres has not committed: SQLite takes writes again, replication goes on")

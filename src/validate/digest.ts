@@ -86,10 +86,11 @@ export function digestRowSql(t: TablePlan): string {
 }
 
 /** Digest of a table as Postgres holds it, computed by the server. */
-export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: TablePlan): Promise<Digest> {
+export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: TablePlan, range?: { column: string; after: bigint | null; upTo: bigint | null }): Promise<Digest> {
   await client.query(CANONICAL_SESSION);
+  const where = range ? ` WHERE ${rangeSql(`t.${quoteIdent(range.column)}`, range)}` : "";
   const r = await client.query<{ n: string; s: string }>(
-    `SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(${digestRowSql(t)}), 15))::bit(60)::bigint), 0)::text AS s FROM ${qualified(plan.schema, t.name)} AS t`,
+    `SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(${digestRowSql(t)}), 15))::bit(60)::bigint), 0)::text AS s FROM ${qualified(plan.schema, t.name)} AS t${where}`,
   );
   return { rows: Number(r.rows[0]!.n), sum: BigInt(r.rows[0]!.s) };
 }
@@ -98,8 +99,8 @@ export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: Ta
  * Digest of a table as SQLite holds it, read in short key-ordered chunks,
  * yielding to the event loop between chunks.
  */
-export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chunkRows = 5000): Promise<Digest> {
-  const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows);
+export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chunkRows = 5000, range?: { after: bigint | null; upTo: bigint | null }): Promise<Digest> {
+  const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows, range ?? { after: null, upTo: null });
   const d = new DigestBuilder();
   const record = rowRecorder(t.columns);
   for (let rows = reader.read(); rows !== null; rows = reader.read()) {
@@ -112,4 +113,10 @@ export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chu
 /** Whether two digests are equal. */
 export function sameDigest(a: Digest, b: Digest): boolean {
   return a.rows === b.rows && a.sum === b.sum;
+}
+
+/** `col > after AND col <= upTo`, with open ends left out (bounds are integers, never data). */
+export function rangeSql(col: string, r: { after: bigint | null; upTo: bigint | null }): string {
+  const parts = [r.after !== null ? `${col} > ${BigInt(r.after)}` : null, r.upTo !== null ? `${col} <= ${BigInt(r.upTo)}` : null].filter(Boolean);
+  return parts.length ? parts.join(" AND ") : "true";
 }

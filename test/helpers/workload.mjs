@@ -2,9 +2,12 @@
  * A seeded random workload for a live SQLite database, as an application
  * would write it: inserts, updates (also of keys), deletes, INSERT OR
  * REPLACE, upserts, key swaps, bulk statements, multi-table and rolled-back
- * transactions, over three tables: an INTEGER PRIMARY KEY table, a WITHOUT
- * ROWID table with a composite (text, integer) key, and a table without any
- * key (duplicates allowed).
+ * transactions, over three tables: an INTEGER PRIMARY KEY table (with a
+ * UNIQUE text column, so REPLACE also deletes rows other than the one with
+ * the new row's key, and unique values swap between rows), a WITHOUT ROWID
+ * table with a composite (text, integer) key, and a table without any key
+ * (duplicates allowed). Every statement is one that cannot fail (OR IGNORE,
+ * OR REPLACE, keys picked free), so the writer only ever sees SQLITE_BUSY.
  *
  * Deterministic: transaction number i draws from its own PRNG seeded by
  * (seed, i), so a retried transaction does the same thing, and the same seed
@@ -15,7 +18,7 @@
  */
 
 export const SCHEMA_SQL = `
-CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL, data BLOB);
+CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL, data BLOB, code TEXT UNIQUE);
 CREATE TABLE stock (sku TEXT NOT NULL, bin INTEGER NOT NULL, qty INTEGER NOT NULL, note TEXT, PRIMARY KEY (sku, bin)) WITHOUT ROWID;
 CREATE TABLE events (kind TEXT, amount REAL, n INTEGER);
 `;
@@ -114,20 +117,24 @@ function sku(r) {
   return `SKU-${String(r.int(0, 2999)).padStart(4, "0")}${r.chance(0.1) ? " ✓" : ""}`;
 }
 
+function code(r) {
+  return `C-${String(r.int(0, 299)).padStart(3, "0")}`;
+}
+
 const KINDS = ["click", "view", "buy", "refund", "tab\tkind", "ünï"];
 
 /** Fill a fresh database (schema included) with `counts` rows, deterministically. */
 export function populate(db, seed, counts = { items: 1000, stock: 500, events: 500 }) {
   db.exec(SCHEMA_SQL);
   const r = prng(seed ^ 0x5eed);
-  const insItem = db.prepare("INSERT INTO items (id, name, price, data) VALUES (?, ?, ?, ?)");
+  const insItem = db.prepare("INSERT OR IGNORE INTO items (id, name, price, data, code) VALUES (?, ?, ?, ?, ?)");
   const insStock = db.prepare("INSERT OR IGNORE INTO stock (sku, bin, qty, note) VALUES (?, ?, ?, ?)");
   const insEvent = db.prepare("INSERT INTO events (kind, amount, n) VALUES (?, ?, ?)");
   db.transaction(() => {
     let id = 0;
     for (let i = 0; i < counts.items; i++) {
       id += r.int(1, 3);
-      insItem.run(id, text(r), real(r), blob(r));
+      insItem.run(id, text(r), real(r), blob(r), r.chance(0.1) ? code(r) : null);
     }
     for (let i = 0; i < counts.stock; i++) insStock.run(sku(r), bin(r), r.int(-1000, 100000), r.chance(0.3) ? null : text(r));
     for (let i = 0; i < counts.events; i++) {
@@ -163,6 +170,10 @@ export class Workload {
       itemDelRange: p("DELETE FROM items WHERE id BETWEEN ? AND ?"),
       itemReplace: p("INSERT OR REPLACE INTO items (id, name, price, data) VALUES (?, ?, ?, ?)"),
       itemUpsert: p("INSERT INTO items (id, name, price, data) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET price = excluded.price, name = substr(items.name, 1, 40) || '+'"),
+      itemCodeAt: p("SELECT id, code FROM items WHERE code >= ? ORDER BY code LIMIT 1").raw(true),
+      itemSetCode: p("UPDATE OR REPLACE items SET code = ? WHERE id = ?"),
+      itemInsCode: p("INSERT OR REPLACE INTO items (id, name, price, data, code) VALUES (?, ?, ?, ?, ?)"),
+      itemPlainCode: p("UPDATE items SET code = ? WHERE id = ?"),
       itemBulk: p("UPDATE items SET price = -price WHERE id BETWEEN ? AND ?"),
       itemSet: p("UPDATE items SET id = ? WHERE id = ?"),
       stockAt: p("SELECT sku, bin FROM stock WHERE (sku, bin) >= (?, ?) ORDER BY sku, bin LIMIT 1").raw(true).safeIntegers(true),
@@ -211,7 +222,7 @@ export class Workload {
     const kind = r.weighted([
       [10, "item.insert"], [3, "item.insertId"], [10, "item.update"], [3, "item.updateBlob"], [4, "item.moveKey"],
       [1, "item.moveKeyReplace"], [5, "item.delete"], [1, "item.deleteRange"], [4, "item.replace"], [5, "item.upsert"],
-      [1, "item.bulk"], [2, "item.swap"],
+      [1, "item.bulk"], [2, "item.swap"], [3, "item.setCode"], [2, "item.insertCode"], [2, "item.swapCode"], [1, "item.clearCode"],
       [6, "stock.insert"], [6, "stock.update"], [3, "stock.moveBin"], [1, "stock.moveSku"], [3, "stock.delete"],
       [1, "stock.deleteSku"], [3, "stock.replace"], [5, "stock.upsert"], [1, "stock.bulk"], [2, "stock.swap"],
       [6, "event.insert"], [3, "event.dup"], [4, "event.update"], [1, "event.updateValue"], [3, "event.delete"],
@@ -234,6 +245,16 @@ export class Workload {
         if (a === null || b === null || a === b) break;
         const tmp = -1 - i;
         s.itemSet.run(tmp, a); s.itemSet.run(a, b); s.itemSet.run(b, tmp);
+        break;
+      }
+      case "item.setCode": { const id = this.anyItem(r); if (id !== null) s.itemSetCode.run(code(r), id); break; }
+      case "item.insertCode": { const id = r.chance(0.5) ? this.anyItem(r) : r.int(1, 200000); if (id !== null) s.itemInsCode.run(id, text(r), real(r), blob(r), code(r)); break; }
+      case "item.clearCode": { const a = this.s.itemCodeAt.get(code(r)); if (a) s.itemPlainCode.run(null, a[0]); break; }
+      case "item.swapCode": {
+        // two rows exchange their unique values: a → NULL, b → a's, a → b's
+        const a = this.s.itemCodeAt.get(code(r)), b = this.s.itemCodeAt.get(code(r));
+        if (!a || !b || a[0] === b[0]) break;
+        s.itemPlainCode.run(null, a[0]); s.itemPlainCode.run(a[1], b[0]); s.itemPlainCode.run(b[1], a[0]);
         break;
       }
       case "stock.insert": s.stockIns.run(sku(r), bin(r), r.int(-1000, 100000), r.chance(0.3) ? null : text(r)); break;

@@ -172,3 +172,41 @@ describe("cutover", () => {
     expect(again.err).toMatch(/stays frozen for good/);
   });
 });
+
+describe("validate", () => {
+  it("finds the keys of rows that differ, by ranges, and exits 1", async () => {
+    const dir = tempDir();
+    const path = sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, r REAL); CREATE TABLE k (a TEXT, b INTEGER);");
+    const db = new Database(path);
+    db.transaction(() => {
+      for (let i = 1; i <= 5000; i++) db.prepare("INSERT INTO t VALUES (?, ?, ?)").run(i, `v${i}`, i / 7);
+      for (let i = 1; i <= 50; i++) db.prepare("INSERT INTO k VALUES (?, ?)").run("x", i);
+    })();
+    db.close();
+    const { url, client } = await freshDatabase();
+    expect((await cli(["migrate", "--sqlite", path, "--pg", url])).code).toBe(0);
+    const same = await cli(["validate", "--sqlite", path, "--pg", url, "--full"]);
+    expect(same.code, same.err).toBe(0);
+    expect(same.out).toMatch(/Equal \(full\): 5050 rows/);
+    await client.query("UPDATE t SET r = r + 1e-12 WHERE id = 1234"); // one bit of one double
+    await client.query("DELETE FROM t WHERE id = 4000");
+    await client.query("INSERT INTO t VALUES (9000, 'extra', 0)");
+    await client.query("UPDATE k SET b = 99 WHERE b = 7");
+    const diff = await cli(["validate", "--sqlite", path, "--pg", url, "--full", "--json"]);
+    expect(diff.code, diff.out + diff.err).toBe(1);
+    const report = JSON.parse(diff.out);
+    const t = report.tables.find((x: { table: string }) => x.table === "t");
+    expect(t.differences).toEqual(expect.arrayContaining([
+      { key: "id=1234", kind: "values differ" },
+      { key: "id=4000", kind: "missing in postgres" },
+      { key: "id=9000", kind: "extra in postgres" },
+    ]));
+    expect(t.differences).toHaveLength(3);
+    const k = report.tables.find((x: { table: string }) => x.table === "k");
+    expect(k).toMatchObject({ digest: "differs", sqlite_rows: 50, pg_rows: 50 });
+    await client.query("DELETE FROM t WHERE id = 10");
+    const counts = await cli(["validate", "--sqlite", path, "--pg", url]);
+    expect(counts.code).toBe(1); // counts alone see a missing row
+    expect(counts.out).toMatch(/!! +t +SQLite 5000 rows, Postgres 4999/);
+  });
+});

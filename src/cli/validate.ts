@@ -1,0 +1,46 @@
+import { requireSqlite, resolveConfig } from "../config/config.js";
+import { validationError } from "../errors.js";
+import { buildPlan, type MigrationPlan } from "../plan/plan.js";
+import { captureInfo } from "../source/capture.js";
+import { openSource } from "../source/open.js";
+import { readSchema } from "../source/schema.js";
+import { withPg } from "../target/pg.js";
+import { loadState } from "../target/state.js";
+import { validate } from "../validate/validate.js";
+
+/**
+ * `sqlite2pg validate`: usable at any time. The types come from the
+ * replication state when there is one, else from a plan of the file as it
+ * is now (what `migrate` would create). Exit 1 on any difference.
+ */
+export async function validateCommand(flags: { sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; full?: boolean; json?: boolean }): Promise<void> {
+  const cfg = resolveConfig(flags);
+  const db = openSource(requireSqlite(cfg));
+  try {
+    const report = await withPg(cfg.pg, async (c) => {
+      let plan: MigrationPlan | null = null;
+      const info = captureInfo(db);
+      if (info) plan = (await loadState(c, info.sourceId))?.plan ?? null;
+      plan ??= buildPlan(db, readSchema(db), { schema: cfg.schema, preserveCase: cfg.preserveCase });
+      return validate(db, c, plan, flags.full ? "full" : "counts");
+    });
+    if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+    else {
+      const lines = report.tables.map((t) => {
+        const same = t.sqlite_rows === t.pg_rows && t.digest !== "differs";
+        let line = `${same ? "  ok " : "  !! "} ${t.table.padEnd(28)} SQLite ${t.sqlite_rows} rows, Postgres ${t.pg_rows}${t.digest ? `, checksum ${t.digest}` : ""}`;
+        for (const d of t.differences ?? []) line += `\n         ${d.key}: ${d.kind}`;
+        if (t.note) line += `\n         ${t.note}`;
+        return line;
+      });
+      lines.push(`${report.ok ? "Equal" : "DIFFERENT"} (${report.mode}): ${report.rows} rows in ${report.seconds.toFixed(2)} s (${Math.round(report.rows / Math.max(report.seconds, 0.001))} rows/s).`);
+      process.stdout.write(lines.join("\n") + "\n");
+    }
+    if (!report.ok) {
+      const bad = report.tables.filter((t) => t.sqlite_rows !== t.pg_rows || t.digest === "differs").map((t) => t.table);
+      throw validationError("VALIDATION_MISMATCH", `SQLite and Postgres differ in: ${bad.join(", ")}`, { context: { table: bad[0] } });
+    }
+  } finally {
+    db.close();
+  }
+}
