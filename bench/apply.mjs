@@ -17,8 +17,8 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  Database, cliOk, daemonLog, flags, fmt, freshDb, machine, onCleanup, pgClient, report, run,
-  startDaemon, status, table, waitFor, waitStreaming, workDir,
+  Database, cliOk, cpuMs, daemonLog, flags, fmt, freshDb, machine, onCleanup, pgClient, report, run,
+  pgBackendCpuMs, startDaemon, status, table, waitFor, waitStreaming, workDir,
 } from './lib/replication.mjs';
 
 const USAGE = 'node bench/apply.mjs [--changes N] [--rows R] [--batch-size B] [--sample S] [--timeout-s T]';
@@ -153,10 +153,11 @@ run(async () => {
 
   t0 = performance.now();
   daemon = startDaemon(file, pg, logFile, extra);
-  let first = null; let samples = 0;
+  let first = null; let samples = 0; let cpu = { daemon: 0, pg: 0 };
   const end = await waitFor('draining the backlog', async () => {
     const s = await status(file, pg);
     samples++;
+    cpu = { daemon: cpuMs(daemon.child.pid) || cpu.daemon, pg: Math.max(cpu.pg, pgBackendCpuMs('bench_apply')) };
     if (first === null && s.applied_seq > before.applied_seq) first = performance.now();
     return s.lag_changes === 0 && s.applied_seq >= before.newest_seq ? s : null;
   }, { timeoutMs: opt['timeout-s'] * 1000, everyMs: 100, abort: () => daemon.exited && `the daemon exited (code ${daemon.exited.code})` });
@@ -186,6 +187,8 @@ run(async () => {
     `- daemon: \`sqlite2pg run\`${extra.length ? ' ' + extra.join(' ') : ''} (default batch 10,000 changes); timed from spawn until \`status\` shows lag_changes 0, polled every 100 ms`, '',
     table(['changes', 'wall from spawn (s)', 'changes/s', 'from first applied batch (s)', 'changes/s', 'target'],
       [[fmt(n), wallS.toFixed(2), fmt(rate), fromFirstS.toFixed(2), fmt(n / fromFirstS), `≥ ${fmt(TARGET)}/s ${rate >= TARGET ? '✓' : '✗ missed'}`]]), '',
+    `CPU while draining: the daemon ${(cpu.daemon / 1000).toFixed(1)} s (${((100 * cpu.daemon) / 1000 / wallS).toFixed(0)} % of a core),`
+      + ` its Postgres backends ${(cpu.pg / 1000).toFixed(1)} s (${((100 * cpu.pg) / 1000 / wallS).toFixed(0)} %, seen from /proc; the status polls' short-lived backends excluded).`,
     `Daemon stopped by SIGTERM in ${stop.stopMs.toFixed(0)} ms, exit ${stop.code}; \`status --json\` afterwards: phase ${cliStatus.phase}, lag ${cliStatus.lag_changes}, daemon_running ${cliStatus.daemon_running}; ${errors.length} error line(s) in its log${errors.length ? ': ' + errors.slice(0, 3).map((e) => e.err ?? e.msg).join(' / ') : ''}.`, '',
     `Verification (${ok ? 'OK' : 'MISMATCH'}):`, '',
     table(['table', 'SQLite rows', 'Postgres rows', 'key set (md5)', 'rows compared', 'differ'],

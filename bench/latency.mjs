@@ -19,7 +19,7 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  Database, cliOk, fmt, freshDb, machine, onCleanup, pct, pgClient, report, run, sleep,
+  Database, cliOk, cpuMs, fmt, freshDb, machine, onCleanup, pct, pgClient, report, run, sleep,
   startDaemon, status, table, waitStreaming, workDir,
 } from './lib/replication.mjs';
 
@@ -72,8 +72,6 @@ const rates = (o.rate ?? '1000').split(',').map(Number);
 const opt = { seconds: Number(o.seconds ?? 30), rows: Number(o.rows ?? 10000), every: Number(o['poll-every-ms'] ?? 2), pollMs: o['poll-ms'] === undefined ? null : Number(o['poll-ms']), probes: Number(o.probes ?? 10) };
 if (rates.some((r) => !(r > 0)) || Object.values(opt).some((v) => v !== null && !(v >= 0))) { console.error(`usage: ${USAGE}`); process.exit(2); }
 
-// CPU time (user + system, ms) of a process, from /proc (clock ticks of 10 ms).
-const cpuMs = (pid) => { try { const s = readFileSync(`/proc/${pid}/stat`, 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return (+f[11] + +f[12]) * 10; } catch { return NaN; } };
 
 /** One phase: `rate` writes/s for `seconds`; returns the latency distribution and lag samples. */
 async function phase(ctx, rate) {

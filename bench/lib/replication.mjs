@@ -6,7 +6,7 @@
 // SQLITE2PG_BIN overrides the sqlite2pg entry point (default bin/sqlite2pg.js).
 import { createRequire } from 'node:module';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -185,6 +185,27 @@ export async function waitStreaming(sqlite, pg, daemon, nudge, timeoutMs = 600_0
     if (s.phase === 'catch-up' && s.lag_changes === 0 && !nudged) { nudged = true; nudge(); }
     return null;
   }, { timeoutMs, abort });
+}
+
+/** CPU time (user + system, ms) of a process, from /proc (clock ticks of 10 ms); NaN if it is gone. */
+export function cpuMs(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (+f[11] + +f[12]) * 10;
+  } catch { return NaN; }
+}
+
+/** CPU time (ms) of the live Postgres backends connected to `database` (same machine only; 0 if none are visible). */
+export function pgBackendCpuMs(database) {
+  let sum = 0;
+  for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.startsWith('postgres: ') && cmd.split(' ').includes(database)) sum += cpuMs(pid) || 0;
+    } catch { /* gone */ }
+  }
+  return sum;
 }
 
 /** Percentile (nearest rank) of a sorted array. */

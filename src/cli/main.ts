@@ -14,6 +14,7 @@ import { statusCommand } from "./status.js";
 import { uninstallCommand } from "./uninstall.js";
 import { cutoverCommand, unfreezeCommand } from "./cutover.js";
 import { validateCommand } from "./validate.js";
+import { demoCommand } from "./demo.js";
 
 /** Options every command that reads SQLite and Postgres accepts. */
 function common(cmd: Command): Command {
@@ -94,6 +95,14 @@ export function buildProgram(): Command {
     .option("--sqlite <path>", "SQLite database file")
     .option("--config <file>", "JSON config file")
     .action(async (o) => uninstallCommand(o));
+
+  program
+    .command("demo")
+    .description("the whole story on a machine with no PostgreSQL: a live sample application, an embedded PostgreSQL, init → snapshot → streaming → cutover → validate")
+    .option("--dir <path>", "where to keep the sample database and the embedded server's data", ".sqlite2pg-demo")
+    .option("--rows <n>", "orders in the sample database", (v) => Number(v), 20000)
+    .option("--seconds <n>", "seconds of streaming before the cutover", (v) => Number(v), 3)
+    .action(async (o) => demoCommand(o));
 
   program
     .command("sample")

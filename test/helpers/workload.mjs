@@ -127,14 +127,16 @@ const KINDS = ["click", "view", "buy", "refund", "tab\tkind", "ünï"];
 export function populate(db, seed, counts = { items: 1000, stock: 500, events: 500 }) {
   db.exec(SCHEMA_SQL);
   const r = prng(seed ^ 0x5eed);
-  const insItem = db.prepare("INSERT OR IGNORE INTO items (id, name, price, data, code) VALUES (?, ?, ?, ?, ?)");
+  const insItem = db.prepare("INSERT INTO items (id, name, price, data, code) VALUES (?, ?, ?, ?, ?)");
   const insStock = db.prepare("INSERT OR IGNORE INTO stock (sku, bin, qty, note) VALUES (?, ?, ?, ?)");
   const insEvent = db.prepare("INSERT INTO events (kind, amount, n) VALUES (?, ?, ?)");
   db.transaction(() => {
     let id = 0;
+    let codes = 0;
     for (let i = 0; i < counts.items; i++) {
       id += r.int(1, 3);
-      insItem.run(id, text(r), real(r), blob(r), r.chance(0.1) ? code(r) : null);
+      const c = codes < 300 && r.chance(0.05) ? `C-${String(codes++).padStart(3, "0")}` : null;
+      insItem.run(id, text(r), real(r), blob(r), c);
     }
     for (let i = 0; i < counts.stock; i++) insStock.run(sku(r), bin(r), r.int(-1000, 100000), r.chance(0.3) ? null : text(r));
     for (let i = 0; i < counts.events; i++) {
