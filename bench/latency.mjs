@@ -116,13 +116,18 @@ async function phase(ctx, rate) {
   };
 }
 
-/** Single writes with the daemon idle in between: how fast does it wake up? */
+/**
+ * Probes with the daemon idle in between (~0.3 s apart): even ones are a single
+ * write, odd ones two writes 20 ms apart (the end of a burst). Returns how long
+ * the (last) write took to become visible, for each kind.
+ */
 async function probes(ctx) {
   const db = open(ctx.file);
   const ins = db.prepare("INSERT INTO ticks (n, written_at, note) VALUES (?, ?, 'probe')");
-  const out = [];
+  const out = { single: [], burst: [] };
   for (let i = 0; i < opt.probes; i++) {
     await sleep(250 + Math.random() * 100);
+    if (i % 2) { ins.run(ctx.next++, Date.now()); await sleep(20); }
     const n = ctx.next++;
     ins.run(n, Date.now());
     const t0 = now();
@@ -132,10 +137,11 @@ async function probes(ctx) {
       if (now() - t0 > 30_000) throw new Error(`probe ${n} not visible after 30 s`);
       await sleep(opt.every);
     }
-    out.push(now() - t0);
+    out[i % 2 ? 'burst' : 'single'].push(now() - t0);
   }
   db.close();
-  return out.sort((a, b) => a - b);
+  out.single.sort((a, b) => a - b); out.burst.sort((a, b) => a - b);
+  return out;
 }
 
 if (!isMainThread) writer();
@@ -165,13 +171,16 @@ else run(async () => {
     res.push(r);
     console.error(`${fmt(rate)} writes/s: p50 ${pct(r.lat, 50).toFixed(1)} ms, p99 ${pct(r.lat, 99).toFixed(1)} ms, max ${pct(r.lat, 100).toFixed(1)} ms; max lag ${r.maxLagChanges} changes / ${r.maxLagSeconds} s`);
   }
-  const pr = opt.probes ? await probes(ctx) : [];
+  const pr = opt.probes ? await probes(ctx) : { single: [], burst: [] };
   const stop = await daemon.stop();
   if (stop.code !== 0) throw new Error(`sqlite2pg run exited ${stop.code} (signal ${stop.signal}) on SIGTERM`);
   const pollMs = opt.pollMs ?? 1000;
-  const wake = !pr.length ? 'not probed' : pct(pr, 50) < pollMs / 4
-    ? `the -wal watcher (chokidar): idle daemon saw single writes after median ${pct(pr, 50).toFixed(1)} ms, max ${pct(pr, 100).toFixed(1)} ms, far below --poll-ms ${pollMs}`
-    : `the --poll-ms timer (${pollMs} ms), NOT the -wal watcher: idle daemon saw single writes after median ${pct(pr, 50).toFixed(0)} ms, max ${pct(pr, 100).toFixed(0)} ms`;
+  const path = (xs) => (pct(xs, 50) < pollMs / 4 ? 'the -wal watcher (chokidar)' : `the --poll-ms ${pollMs} timer, not the -wal watcher`);
+  const probeLine = (xs) => `median ${pct(xs, 50).toFixed(1)} ms, max ${pct(xs, 100).toFixed(1)} ms (${xs.map((x) => x.toFixed(0)).join(', ')})`;
+  const wake = !pr.single.length ? ['- wake-up path: not probed (--probes 0)'] : [
+    `- wake-up path, idle daemon, one write: ${path(pr.single)} — visible after ${probeLine(pr.single)}`,
+    ...(pr.burst.length ? [`- wake-up path, idle daemon, two writes 20 ms apart (the end of a burst), the second one: ${path(pr.burst)} — visible after ${probeLine(pr.burst)}`] : []),
+  ];
   const ms = (x) => x.toFixed(1);
   const md = [
     `# Replication latency: SQLite commit → visible in Postgres`, '', ...head,
@@ -190,7 +199,7 @@ else run(async () => {
       + ` the writer fell at most ${fmt(r.writerLateMs)} ms behind its schedule${r.achieved < 0.95 * r.rate ? ' — the machine could not sustain the rate' : ''}`),
     `- status sampled ${res.map((r) => r.lagSamples).join(' / ')} time(s); phases seen: ${[...new Set(res.flatMap((r) => r.phases))].join(', ')};`
       + ` largest -wal file seen: ${res.map((r) => `${(r.walMax / 2 ** 20).toFixed(1)} MiB`).join(' / ')}`,
-    `- wake-up path observed: ${wake}${pr.length ? ` (${pr.length} probes: ${pr.map((x) => x.toFixed(0)).join(', ')} ms)` : ''}`,
+    ...wake,
     `- daemon stopped by SIGTERM in ${stop.stopMs.toFixed(0)} ms, exit ${stop.code}`,
   ].join('\n');
   report('latency', md);

@@ -14,7 +14,7 @@ const WRITER = join(ROOT, "test/helpers/workload-writer.mjs");
 
 /** Environment for child processes: no ambient connection settings, no colours. */
 function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env, NO_COLOR: "1" };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
   for (const k of ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "SQLITE2PG_SQLITE", "SQLITE2PG_SCHEMA", "SQLITE2PG_LOG_LEVEL"]) delete env[k];
   return env;
 }
@@ -112,8 +112,10 @@ export class Daemon {
     });
   }
 
-  static start(label: string, o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number }): Daemon {
-    return new Daemon(label, ["--sqlite", o.sqlite, "--pg", o.pg, "--poll-ms", String(o.pollMs ?? 50), "--batch-size", String(o.batchSize ?? 200)]);
+  static start(label: string, o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number; chunkRows?: number }): Daemon {
+    const args = ["--sqlite", o.sqlite, "--pg", o.pg, "--poll-ms", String(o.pollMs ?? 50), "--batch-size", String(o.batchSize ?? 200)];
+    if (o.chunkRows) args.push("--chunk-rows", String(o.chunkRows));
+    return new Daemon(label, args);
   }
 
   get pid(): number {

@@ -1,0 +1,426 @@
+/**
+ * Crash safety with real processes: the daemon (`sqlite2pg run`, from dist/)
+ * under a concurrent application writer (a child process running a seeded
+ * random workload, test/helpers/workload.mjs) is
+ *
+ *   1. killed with SIGKILL again and again: during the snapshot, while the
+ *      keys are built, during catch-up, during streaming, while it prunes
+ *      the changelog, and at random moments, restarted each time;
+ *   2. cut off from Postgres: its connections terminated by the server;
+ *   3. starved of SQLite's write lock: the application holds BEGIN
+ *      IMMEDIATE for seconds.
+ *
+ * Each time it must stay up (or come back), converge to an exact copy
+ * (an independent value-by-value comparison), exit 0 on SIGTERM, prune the
+ * changelog and leave no error behind.
+ *
+ * The seed: SQLITE2PG_FAULT_SEED=<n> replays a run (the same workload and
+ * the same kill schedule; the interleaving with the processes is the
+ * machine's). It is printed at the start and in every failure report,
+ * with the kill log and the tails of the daemons' stderr.
+ */
+import { afterEach, describe, expect, it, onTestFailed } from "vitest";
+import Database from "better-sqlite3";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type pg from "pg";
+import { cleanup, freshDatabase, tempDir } from "../helpers/db.js";
+import { compareDatabases } from "../helpers/compare.js";
+import { cliStatus, Daemon, runCli, waitFor, Writer, type Status, type WriterStats } from "../helpers/daemon.js";
+import { populate, prng } from "../helpers/workload.mjs";
+
+const SEED = process.env.SQLITE2PG_FAULT_SEED ? Number(process.env.SQLITE2PG_FAULT_SEED) : Date.now() % 2 ** 31;
+const IGNORE = { ignoreColumns: ["_sqlite2pg_rowid"] };
+
+
+
+/** What happened in one test, for the failure report. */
+class Journal {
+  readonly t0 = Date.now();
+  readonly lines: string[] = [];
+  readonly daemons: Daemon[] = [];
+  writer: Writer | null = null;
+  writerStats: WriterStats | null = null;
+
+  constructor(readonly name: string, readonly seed: number) {
+    onTestFailed(() => {
+      process.stderr.write(this.report());
+    });
+  }
+
+  note(s: string): void {
+    this.lines.push(`+${String(Date.now() - this.t0).padStart(6)} ms  ${s}`);
+  }
+
+  report(): string {
+    const shown = this.daemons.filter((d, i) => i >= this.daemons.length - 3 || (d.exitInfo && d.exitInfo.signal !== "SIGKILL"));
+    return [
+      `\n===== ${this.name}: failure report (SQLITE2PG_FAULT_SEED=${this.seed}) =====`,
+      ...this.lines,
+      this.writerStats ? `writer: ${JSON.stringify(this.writerStats)}` : "",
+      this.writer ? this.writer.describe() : "",
+      ...shown.map((d) => d.describe(60)),
+      "===== end of report =====\n",
+    ].join("\n");
+  }
+}
+
+const live: { daemons: Daemon[]; writers: Writer[] } = { daemons: [], writers: [] };
+
+afterEach(async () => {
+  for (const d of live.daemons.splice(0)) d.kill("SIGKILL");
+  for (const w of live.writers.splice(0)) w.kill();
+  await sleep(100);
+  await cleanup();
+});
+
+/** A SQLite file with the workload's tables and `counts` rows, `init` run on it, and a fresh Postgres database. */
+async function setup(j: Journal, counts: { items: number; stock: number; events: number }) {
+  const dir = tempDir();
+  const path = join(dir, "app.db");
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  populate(db, j.seed, counts);
+  db.close();
+  const { url, client } = await freshDatabase();
+  const init = await runCli(["init", "--sqlite", path, "--pg", url]);
+  expect(init.code, `sqlite2pg init failed:\n${init.stderr}`).toBe(0);
+  // The test's own view of the source (read-only use, plus the lock probe).
+  const src = new Database(path);
+  src.pragma("busy_timeout = 0");
+  const changes = {
+    newest: () => Number((src.prepare("SELECT coalesce(max(seq), 0) AS m FROM _sqlite2pg_changes").get() as { m: number }).m),
+    count: () => Number((src.prepare("SELECT count(*) AS n FROM _sqlite2pg_changes").get() as { n: number }).n),
+  };
+  const state = async () => {
+    const r = await client.query("SELECT phase, applied_seq::int8 AS applied, last_error FROM sqlite2pg.state");
+    const p = await client.query("SELECT coalesce(sum(rows), 0)::int8 AS rows, count(*) FILTER (WHERE NOT done)::int AS open FROM sqlite2pg.snapshot_progress");
+    return { phase: r.rows[0].phase as string, applied: Number(r.rows[0].applied), lastError: r.rows[0].last_error as string | null, snapRows: Number(p.rows[0].rows), snapOpen: Number(p.rows[0].open) };
+  };
+  const writer = (pace = 3) => {
+    const w = new Writer(path, j.seed, pace);
+    live.writers.push(w);
+    j.writer = w;
+    return w;
+  };
+  let n = 0;
+  const daemon = (label?: string) => {
+    const d = Daemon.start(label ?? `#${++n}`, { sqlite: path, pg: url, pollMs: 50, batchSize: 200, chunkRows: 500 });
+    live.daemons.push(d);
+    j.daemons.push(d);
+    return d;
+  };
+  return { dir, path, url, client, src, changes, state, writer, daemon };
+}
+
+type Setup = Awaited<ReturnType<typeof setup>>;
+
+/** Every daemon so far that ended without being killed by the test (crashed or exited). */
+function unexpectedExits(j: Journal): string[] {
+  return j.daemons.filter((d) => d.exitInfo && d.exitInfo.signal !== "SIGKILL" && d.exitInfo.signal !== "SIGTERM").map((d) => d.describe(60));
+}
+
+/**
+ * The end of every scenario: the writer stopped, a daemon (the given one,
+ * or a new one) converges — `status --json` says streaming with no lag —,
+ * SIGTERM stops it with status 0, and Postgres holds exactly what SQLite
+ * holds. Returns the final status.
+ */
+async function converge(j: Journal, s: Setup, d: Daemon, timeoutMs: number): Promise<Status> {
+  const newest = s.changes.newest();
+  j.note(`converging: newest seq ${newest}`);
+  let last: Status | null = null;
+  await waitFor("status: phase streaming and lag_changes 0", timeoutMs, async () => {
+    if (!d.alive) throw new Error(`the daemon exited: ${d.describe(60)}`);
+    last = await cliStatus(s.path, s.url);
+    return last.phase === "streaming" && last.lag_changes === 0 && last.applied_seq === newest;
+  }, 300).catch((e) => {
+    throw new Error(`${(e as Error).message}; last status ${JSON.stringify(last)}\n${d.describe(60)}`);
+  });
+  j.note(`converged: ${JSON.stringify(last)}`);
+  // Idle once more so the last prune has run, then stop.
+  await sleep(300);
+  d.kill("SIGTERM");
+  const ex = await d.waitExit(20_000);
+  j.note(`SIGTERM → ${JSON.stringify(ex)}`);
+  expect(ex, `the daemon did not exit within 20 s of SIGTERM:\n${d.describe(60)}`).not.toBeNull();
+  expect(ex, `the daemon did not exit 0 on SIGTERM:\n${d.describe(60)}`).toEqual({ code: 0, signal: null });
+  const cmp = await compareDatabases(s.path, s.client, "public", IGNORE);
+  j.note(`compare: ${cmp.tables} tables, ${cmp.rows} rows, ${cmp.differences.length} difference(s)`);
+  expect(cmp.tables).toBe(3);
+  expect(cmp.differences).toEqual([]);
+  const st = await cliStatus(s.path, s.url);
+  j.note(`final status: ${JSON.stringify(st)}`);
+  expect(st.last_error).toBeNull();
+  expect(st.daemon_running).toBe(false);
+  expect(st.phase).toBe("streaming");
+  expect(st.lag_changes).toBe(0);
+  return st;
+}
+
+/**
+ * Wait (synchronously, so the kill follows the observation at once) until
+ * the daemon holds SQLite's write lock — with the writer paused, only its
+ * pruning takes it — and SIGKILL it then. Probes with BEGIN IMMEDIATE at
+ * busy_timeout 0 every ~0.5 ms, yielding to the event loop every 20 ms.
+ */
+async function killWhilePruning(s: Setup, d: Daemon, nth: number, ms: number): Promise<{ hit: boolean; waitedMs: number; pruneNo: number }> {
+  const t0 = Date.now();
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  let seen = 0;
+  let holding = false;
+  while (Date.now() - t0 < ms && d.alive) {
+    const slice = Date.now() + 20;
+    while (Date.now() < slice) {
+      let busy = false;
+      try {
+        s.src.exec("BEGIN IMMEDIATE");
+        s.src.exec("ROLLBACK");
+      } catch (e) {
+        if ((e as { code?: string }).code !== "SQLITE_BUSY") throw e;
+        busy = true;
+      }
+      if (busy && !holding) {
+        holding = true;
+        if (++seen >= nth) {
+          d.kill("SIGKILL");
+          return { hit: true, waitedMs: Date.now() - t0, pruneNo: seen };
+        }
+      } else if (!busy) holding = false;
+      Atomics.wait(wait, 0, 0, 0.5);
+    }
+    await sleep(0);
+  }
+  d.kill("SIGKILL");
+  return { hit: false, waitedMs: Date.now() - t0, pruneNo: seen };
+}
+
+describe("replication survives faults (real processes)", () => {
+  it("kill -9 at random moments (snapshot, key build, catch-up, streaming, pruning) under a random writer converges exactly", { timeout: 150_000 }, async () => {
+    const j = new Journal("kill -9", SEED);
+    console.log(`replication-faults kill -9: SQLITE2PG_FAULT_SEED=${SEED}`);
+    const rng = prng(SEED ^ 0x6b696c6c);
+    const s = await setup(j, { items: 30000, stock: 8000, events: 8000 });
+    const writer = s.writer(3);
+    await writer.ready();
+    j.note("writer started");
+
+    const kills: { n: number; target: string; phase: string; note: string }[] = [];
+    let current: Daemon | null = null;
+    /** SIGKILL the running daemon and record where it was. */
+    const kill = async (target: string, note = "") => {
+      const d = current!;
+      const alive = d.alive || d.exitInfo?.signal === "SIGKILL"; // killWhilePruning kills it itself
+      d.kill("SIGKILL");
+      await d.waitExit(10_000);
+      const st = await s.state();
+      const phase = target === "pruning" ? "pruning" : st.phase === "snapshot" && st.snapOpen === 0 ? "snapshot (keys)" : st.phase;
+      kills.push({ n: kills.length + 1, target, phase, note });
+      j.note(`kill ${kills.length} [${target}] daemon ${d.label} after ${Date.now() - d.startedAt} ms: state ${st.phase}, applied ${st.applied}, snapshot rows ${st.snapRows} (${st.snapOpen} tables open), newest ${s.changes.newest()}, changelog rows ${s.changes.count()} ${note}`);
+      expect(alive, `daemon ${d.label} was no longer running when the test came to kill it:\n${d.describe(60)}`).toBe(true);
+      expect(unexpectedExits(j)).toEqual([]);
+    };
+    const start = () => {
+      current = s.daemon();
+      j.note(`start daemon ${current.label} (pid ${current.pid})`);
+      return current;
+    };
+    /** The daemon down for a while: the writer goes on, the backlog grows. */
+    const downtime = async (lo: number, hi: number) => {
+      const ms = rng.int(lo, hi);
+      if (ms) await sleep(ms);
+    };
+    const during = (what: string, ms: number, check: () => Promise<boolean>) =>
+      waitFor(what, ms, async () => {
+        if (current && !current.alive) throw new Error(`daemon ${current.label} exited: ${current.describe(60)}`);
+        return check();
+      }, 10);
+
+    // 1–3: during the snapshot, a few chunks after it (re)starts.
+    for (let k = 0; k < 3; k++) {
+      const before = (await s.state()).snapRows;
+      start();
+      const chunks = rng.int(1, 6);
+      await during(`snapshot progress past ${before} + ${chunks} chunks`, 30_000, async () => {
+        const st = await s.state();
+        return st.phase === "snapshot" && st.snapRows >= before + chunks * 500;
+      });
+      await sleep(rng.int(0, 40));
+      await kill("snapshot", `(${chunks} chunks in)`);
+      await downtime(0, 300);
+    }
+    // 4: a random moment early in a run: startup, the lock, the snapshot.
+    start();
+    await sleep(rng.int(50, 700));
+    await kill("random");
+    // 5: when every table is copied, while the keys and indexes are built.
+    start();
+    await during("every snapshot table done", 60_000, async () => {
+      const st = await s.state();
+      return st.snapOpen === 0 || st.phase !== "snapshot";
+    });
+    await sleep(rng.int(0, 30));
+    await kill("key build");
+    // 6–7: during catch-up (the backlog is every change made since the snapshot began).
+    await downtime(500, 1500);
+    for (let k = 0; k < 2; k++) {
+      const before = (await s.state()).applied;
+      start();
+      await during("a catch-up batch applied", 60_000, async () => {
+        const st = await s.state();
+        return st.phase !== "snapshot" && st.phase !== "new" && st.applied > before;
+      });
+      await sleep(rng.int(0, 120));
+      await kill("catch-up");
+    }
+    // 8–9: streaming, after a random while.
+    for (let k = 0; k < 2; k++) {
+      start();
+      await during("phase streaming", 60_000, async () => (await s.state()).phase === "streaming");
+      await sleep(rng.int(0, 1500));
+      await kill("streaming");
+      await downtime(0, 800);
+    }
+    // 10–11: while pruning. With the writer paused only the daemon takes
+    // SQLite's write lock; after a downtime it prunes what it applies.
+    for (let k = 0; k < 2; k++) {
+      await downtime(300, 1000);
+      await writer.pause();
+      const rows = s.changes.count();
+      start();
+      const r = await killWhilePruning(s, current!, rng.int(1, 3), 15_000);
+      await current!.waitExit(10_000);
+      await kill("pruning", `(${r.hit ? `in prune no. ${r.pruneNo}, ${r.waitedMs} ms after start` : `no prune seen within ${r.waitedMs} ms`}; changelog rows ${rows} before)`);
+      await writer.resume();
+    }
+    // 12–14: random moments.
+    for (let k = 0; k < 3; k++) {
+      start();
+      await sleep(rng.int(100, 2500));
+      await kill("random");
+      await downtime(0, 500);
+    }
+
+    j.writerStats = await writer.stop();
+    j.note(`writer stopped: ${j.writerStats.committed} transactions committed, ${j.writerStats.rolledBack} rolled back, ${j.writerStats.statements} statements`);
+    expect(j.writerStats.committed).toBeGreaterThan(300);
+
+    const final = await converge(j, s, start(), 90_000);
+    const left = s.changes.count();
+    j.note(`changelog rows left: ${left} of ${final.newest_seq} changes made`);
+    console.log(`replication-faults kill -9 (seed ${SEED}): ${kills.length} kills: ${kills.map((k) => `${k.target}→${k.phase}`).join(", ")}; ${final.newest_seq} changes; ${left} changelog rows left`);
+
+    expect(kills.length).toBeGreaterThanOrEqual(12);
+    const phases = new Set(kills.map((k) => k.phase));
+    for (const p of ["snapshot", "catch-up", "streaming", "pruning"]) expect([...phases], `no kill landed in ${p}`).toContain(p);
+    expect(kills.some((k) => k.target === "pruning" && k.note.startsWith("(in prune"))).toBe(true);
+    expect(final.newest_seq).toBeGreaterThan(5_000);
+    expect(left).toBeLessThan(Math.max(10, final.newest_seq / 100));
+  });
+
+  it("survives its Postgres connections being terminated while streaming, and converges", { timeout: 90_000 }, async () => {
+    const j = new Journal("pg_terminate_backend", SEED);
+    console.log(`replication-faults pg_terminate_backend: SQLITE2PG_FAULT_SEED=${SEED}`);
+    const rng = prng(SEED ^ 0x7465726d);
+    const s = await setup(j, { items: 3000, stock: 1000, events: 1000 });
+    const writer = s.writer(3);
+    await writer.ready();
+    const d = s.daemon();
+    await waitFor("phase streaming", 60_000, async () => {
+      if (!d.alive) throw new Error(d.describe(60));
+      return (await s.state()).phase === "streaming";
+    });
+    j.note("streaming");
+    // A separate admin connection: the test's own client must not be terminated.
+    const terminate = async (c: pg.Client) => {
+      const r = await c.query(
+        "SELECT pid, application_name AS app, pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name LIKE 'sqlite2pg%' AND datname = current_database() AND pid <> pg_backend_pid()",
+      );
+      return r.rows.filter((x) => x.ok).map((x) => x.app as string);
+    };
+    const killed: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      await sleep(rng.int(300, 900));
+      // One statement, or a burst of them a few ms apart: the burst also hits
+      // the connections the daemon opens to recover.
+      const burst = round % 2 === 0 ? 1 : rng.int(4, 10);
+      const names: string[] = [];
+      for (let b = 0; b < burst; b++) {
+        names.push(...(await terminate(s.client)));
+        if (burst > 1) await sleep(rng.int(0, 15));
+      }
+      killed.push(...names);
+      await sleep(200);
+      const st = await s.state();
+      j.note(`round ${round + 1}: ${burst} terminate statement(s) ended ${names.length} backend(s) [${names.join(", ")}]; daemon ${d.alive ? "alive" : "EXITED"}; applied ${st.applied}, newest ${s.changes.newest()}`);
+      expect(d.alive, `the daemon exited after its connections were terminated:\n${d.describe(60)}`).toBe(true);
+    }
+    expect(killed).toContain("sqlite2pg");
+    expect(killed).toContain("sqlite2pg lock");
+    // Still replicating under the writer: what is committed now gets applied.
+    const target = s.changes.newest();
+    await waitFor(`applied_seq ≥ ${target} while the writer runs`, 30_000, async () => {
+      if (!d.alive) throw new Error(d.describe(60));
+      return (await s.state()).applied >= target;
+    }, 100).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${d.describe(60)}`);
+    });
+    const mid = await cliStatus(s.path, s.url);
+    j.note(`after the terminations, while running: daemon_running=${mid.daemon_running}, phase ${mid.phase}, lag ${mid.lag_changes}, last_error ${JSON.stringify(mid.last_error)}`);
+    console.log(`replication-faults pg_terminate_backend (seed ${SEED}): terminated ${killed.length} backend(s) [${[...new Set(killed)].join(", ")}]; status while the same daemon runs: daemon_running=${mid.daemon_running}`);
+    j.writerStats = await writer.stop();
+    await converge(j, s, d, 60_000);
+    expect(s.changes.count()).toBeLessThan(10);
+  });
+
+  it("keeps applying while the application holds SQLite's write lock for 3 s, and converges after", { timeout: 90_000 }, async () => {
+    const j = new Journal("write lock held", SEED);
+    console.log(`replication-faults write lock: SQLITE2PG_FAULT_SEED=${SEED}`);
+    const s = await setup(j, { items: 3000, stock: 1000, events: 1000 });
+    const writer = s.writer(3);
+    await writer.ready();
+    const d = s.daemon();
+    await waitFor("phase streaming", 60_000, async () => {
+      if (!d.alive) throw new Error(d.describe(60));
+      return (await s.state()).phase === "streaming";
+    });
+    await sleep(1000);
+    // A backlog committed just before the lock: 1000+ changes, several batches.
+    const app = new Database(s.path);
+    app.pragma("busy_timeout = 10000");
+    app.prepare("UPDATE items SET price = price + 1 WHERE id IN (SELECT id FROM items ORDER BY id LIMIT 1000)").run();
+    app.exec("BEGIN IMMEDIATE");
+    const lockedAt = Date.now();
+    const before = s.changes.newest(); // the holder sees every commit so far: nothing else can commit now
+    app.prepare("INSERT INTO items (id, name, price, data) VALUES (-424242, 'held in an open transaction', 1.5, x'00ff')").run();
+    const st0 = await s.state();
+    j.note(`write lock taken; newest committed seq ${before}, applied ${st0.applied}`);
+    let caughtUpAt: number | null = null;
+    while (Date.now() - lockedAt < 3000) {
+      const st = await s.state();
+      if (caughtUpAt === null && st.applied >= before) caughtUpAt = Date.now() - lockedAt;
+      expect(d.alive, `the daemon exited while the write lock was held:\n${d.describe(60)}`).toBe(true);
+      await sleep(50);
+    }
+    const held = await s.client.query("SELECT count(*)::int AS n FROM items WHERE id = -424242");
+    const stLock = await s.state();
+    j.note(`while the lock was held: applied ${stLock.applied} (caught up with ${before} after ${caughtUpAt} ms); last_error ${JSON.stringify(stLock.lastError)}`);
+    app.exec("COMMIT");
+    const after = s.changes.newest();
+    j.note(`lock released after ${Date.now() - lockedAt} ms; newest ${after}`);
+    expect(held.rows[0].n, "an uncommitted row reached Postgres").toBe(0);
+    expect(caughtUpAt, `the daemon did not apply what was committed before the lock while it was held (applied ${stLock.applied} < ${before})\n${d.describe(60)}`).not.toBeNull();
+    // After the release: the held transaction and the writer's queued ones arrive.
+    await waitFor(`applied_seq ≥ ${after} after the release`, 30_000, async () => {
+      if (!d.alive) throw new Error(d.describe(60));
+      return (await s.state()).applied >= after;
+    }, 100);
+    expect((await s.client.query("SELECT count(*)::int AS n FROM items WHERE id = -424242")).rows[0].n).toBe(1);
+    app.close();
+    j.writerStats = await writer.stop();
+    j.note(`writer: ${j.writerStats.committed} committed, ${j.writerStats.busyRetries} busy retries`);
+    await converge(j, s, d, 60_000);
+    // Pruning resumed once the lock was released.
+    expect(s.changes.count()).toBeLessThan(10);
+  });
+});
