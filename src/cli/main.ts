@@ -94,6 +94,7 @@ export function buildProgram(): Command {
     .description("remove the triggers and the changelog from the SQLite file: the application's database is as it was")
     .option("--sqlite <path>", "SQLite database file")
     .option("--config <file>", "JSON config file")
+    .option("--force", "also when the file is frozen after a cutover (SQLite becomes writable again)")
     .action(async (o) => uninstallCommand(o));
 
   program

@@ -20,6 +20,16 @@ export interface StatusReport {
   applied_at: string | null;
   last_error: string | null;
   last_error_at: string | null;
+  cutover: {
+    requested_at: string | null;
+    /** "queued until caught up" while the snapshot or catch-up runs. */
+    note: string | null;
+    frozen_at: string | null;
+    sentinel_seq: number | null;
+    cutover_at: string | null;
+    freeze_ms: number | null;
+    validation: unknown;
+  };
 }
 
 /** Read the status from the SQLite file and the state in Postgres; works whether or not the daemon runs. */
@@ -56,6 +66,15 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       applied_at: s.state.appliedAt?.toISOString() ?? null,
       last_error: s.state.lastError,
       last_error_at: s.state.lastErrorAt?.toISOString() ?? null,
+      cutover: {
+        requested_at: s.state.cutoverRequestedAt?.toISOString() ?? null,
+        note: s.state.cutoverRequestedAt && ["new", "snapshot", "catch-up"].includes(s.state.phase) ? "queued until caught up" : null,
+        frozen_at: s.state.frozenAt?.toISOString() ?? null,
+        sentinel_seq: s.state.sentinelSeq,
+        cutover_at: s.state.cutoverAt?.toISOString() ?? null,
+        freeze_ms: s.state.freezeMs,
+        validation: s.state.validation,
+      },
     };
   } finally {
     db.close();
@@ -78,6 +97,10 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
   if (r.snapshot.length) {
     lines.push("snapshot:");
     for (const t of r.snapshot) lines.push(`  ${t.table.padEnd(28)} ${t.done ? "done" : `${t.rows}/${t.total} rows`}`);
+  }
+  if (r.cutover.requested_at) {
+    const cv = r.cutover;
+    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : ""}${cv.frozen_at ? `; SQLite frozen at ${cv.frozen_at}` : ""}${cv.cutover_at ? `; cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms` : ""}`);
   }
   lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);
   process.stdout.write(lines.join("\n") + "\n");
