@@ -55,15 +55,24 @@ export function workDir(name) {
 }
 
 const cleanups = [];
+let cleaning = null;
+let interrupted = false;
+const children = new Set();
 /** Register a cleanup (run in reverse order by `runCleanups`, also on SIGINT/SIGTERM). */
 export function onCleanup(fn) { cleanups.push(fn); }
-export async function runCleanups() {
-  while (cleanups.length) {
-    const fn = cleanups.pop();
-    try { await fn(); } catch (e) { console.error(`cleanup: ${e.message}`); }
-  }
+/** Run every cleanup once; later calls wait for the same pass. */
+export function runCleanups() {
+  cleaning ??= (async () => {
+    while (cleanups.length) {
+      const fn = cleanups.pop();
+      try { await fn(); } catch (e) { console.error(`cleanup: ${e.message}`); }
+    }
+  })();
+  return cleaning;
 }
-for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { void runCleanups().finally(() => process.exit(130)); });
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { interrupted = true; void runCleanups().finally(() => process.exit(130)); });
+// Whatever happens, no daemon outlives the benchmark.
+process.on('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
 
 /** Create (or re-create) a Postgres database; dropped again at cleanup. */
 export async function freshDb(name) {
@@ -124,6 +133,7 @@ export function startDaemon(sqlite, pg, logFile, extra = []) {
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, [BIN, 'run', '--sqlite', sqlite, '--pg', pg, ...extra], { cwd: ROOT, stdio: ['ignore', fd, fd] });
   closeSync(fd);
+  children.add(child);
   const d = { child, exited: null, startedAt: performance.now() };
   const done = new Promise((res) => child.on('exit', (code, signal) => { d.exited = { code, signal, at: performance.now() }; res(d.exited); }));
   d.stop = async (timeoutMs = 60_000) => {
@@ -233,7 +243,11 @@ export function report(name, markdown) {
 /** Run `main`, clean up, and exit: 0, or 1 if the tool failed (an exception). */
 export function run(main) {
   main().then(
-    async () => { await runCleanups(); process.exit(0); },
-    async (e) => { console.error(`FAILED: ${e?.stack ?? e}`); await runCleanups(); process.exitCode = 1; process.stderr.write('', () => process.exit(1)); },
+    async () => { await runCleanups(); process.exit(interrupted ? 130 : 0); },
+    async (e) => {
+      if (!interrupted) console.error(`FAILED: ${e?.stack ?? e}`);
+      await runCleanups();
+      process.stderr.write('', () => process.exit(interrupted ? 130 : 1));
+    },
   );
 }

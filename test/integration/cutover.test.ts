@@ -173,6 +173,24 @@ describe("cutover", () => {
   });
 });
 
+describe("cutover asked for early", () => {
+  it("is queued until caught up, status says so, and then runs", async () => {
+    const s = await setup(3000);
+    const asked = await cli(["cutover", "--sqlite", s.path, "--pg", s.url]);
+    expect(asked.code, asked.err).toBe(0);
+    expect(asked.out).toMatch(/phase new: queued until caught up/);
+    const st = await cli(["status", "--sqlite", s.path, "--pg", s.url, "--json"]);
+    expect(JSON.parse(st.out).cutover).toMatchObject({ note: "queued until caught up", frozen_at: null });
+    const d = daemon(["--sqlite", s.path, "--pg", s.url, "--poll-ms", "50", "--chunk-rows", "500"]);
+    expect(await d.exited, d.log()).toEqual({ code: 0, signal: null });
+    expect(d.log()).toMatch(/"phase":"snapshot"/);
+    const after = JSON.parse((await cli(["status", "--sqlite", s.path, "--pg", s.url, "--json"])).out);
+    expect(after.phase).toBe("done");
+    expect(after.cutover.freeze_ms).toBeGreaterThan(0);
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+  });
+});
+
 describe("validate", () => {
   it("finds the keys of rows that differ, by ranges, and exits 1", async () => {
     const dir = tempDir();
