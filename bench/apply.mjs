@@ -154,7 +154,7 @@ run(async () => {
   t0 = performance.now();
   daemon = startDaemon(file, pg, logFile, extra);
   let first = null; let samples = 0; let cpu = { daemon: 0, pg: 0 };
-  const end = await waitFor('draining the backlog', async () => {
+  await waitFor('draining the backlog', async () => {
     const s = await status(file, pg);
     samples++;
     cpu = { daemon: cpuMs(daemon.child.pid) || cpu.daemon, pg: Math.max(cpu.pg, pgBackendCpuMs('bench_apply')) };

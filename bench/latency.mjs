@@ -72,7 +72,6 @@ const rates = (o.rate ?? '1000').split(',').map(Number);
 const opt = { seconds: Number(o.seconds ?? 30), rows: Number(o.rows ?? 10000), every: Number(o['poll-every-ms'] ?? 2), pollMs: o['poll-ms'] === undefined ? null : Number(o['poll-ms']), probes: Number(o.probes ?? 10) };
 if (rates.some((r) => !(r > 0)) || Object.values(opt).some((v) => v !== null && !(v >= 0))) { console.error(`usage: ${USAGE}`); process.exit(2); }
 
-
 /** One phase: `rate` writes/s for `seconds`; returns the latency distribution and lag samples. */
 async function phase(ctx, rate) {
   const total = Math.round(rate * opt.seconds);

@@ -5,10 +5,11 @@ import { usageError } from "../errors.js";
 import { createLogger } from "../observe/logger.js";
 import { Replicator } from "../pipeline/replicator.js";
 import { installSignals } from "../pipeline/signals.js";
+import { startHttp } from "../observe/http.js";
 
 interface RunFlags {
   sqlite?: string; pg?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; fixText?: boolean;
-  onCutover?: string; validate?: string; cutover?: boolean;
+  onCutover?: string; validate?: string; cutover?: boolean; listen?: string; maxLag?: number;
 }
 
 /** The pid file `sqlite2pg cutover` uses to find the daemon of a SQLite file. */
@@ -29,14 +30,16 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   });
   if (flags.cutover) rep.requestCutover();
   const signals = installSignals(log, { stop: () => rep.requestStop(), cutover: () => rep.requestCutover() });
-  const report = setInterval(() => void rep.report().catch(() => undefined), 10_000);
+  const report = setInterval(() => void rep.report().catch(() => undefined), flags.listen ? 2_000 : 10_000);
   report.unref();
+  const http = flags.listen ? startHttp(flags.listen, async () => rep.live(), { maxLagSeconds: flags.maxLag ?? 10, log }) : null;
   writeFileSync(pidFile(sqlite), `${process.pid}\n`);
   try {
     await rep.run();
     log.info({ phase: rep.current.phase, applied_seq: rep.current.appliedSeq }, rep.current.phase === "done" ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed");
   } finally {
     clearInterval(report);
+    http?.close();
     signals.dispose();
     rmSync(pidFile(sqlite), { force: true });
     await rep.stop();

@@ -358,6 +358,7 @@ export class Replicator {
         if (failing) {
           this.log.info({ applied_seq: this.current.appliedSeq }, "recovered");
           failing = null;
+          this.lastFailure = null;
           await recordError(this.client!, this.sourceId, null).catch(() => undefined);
         }
         backoff = 100;
@@ -370,6 +371,7 @@ export class Replicator {
           lastLogged = Date.now();
         }
         failing = msg;
+        this.lastFailure = msg;
         await this.reconnectIfNeeded(e);
         if (this.client) await recordError(this.client, this.sourceId, msg).catch(() => undefined);
         await this.idle(backoff);
@@ -442,12 +444,31 @@ export class Replicator {
 
   private rateMark = { at: Date.now(), changes: 0 };
 
+  private lastFailure: string | null = null;
+  private lastRate: number | null = null;
+
+  /** The live numbers for the metrics endpoint (no Postgres round trip). */
+  live(): { phase: string; applied_seq: number; newest_seq: number; lag_changes: number; lag_seconds: number; apply_rate: number | null; last_error: string | null } {
+    const applied = this.state?.appliedSeq ?? 0;
+    const newest = this.changelog?.newestSeq() ?? 0;
+    return {
+      phase: this.state?.phase ?? "starting",
+      applied_seq: applied,
+      newest_seq: newest,
+      lag_changes: Math.max(0, newest - applied),
+      lag_seconds: this.changelog ? +this.changelog.lagSeconds(applied).toFixed(3) : 0,
+      apply_rate: this.lastRate,
+      last_error: this.lastFailure,
+    };
+  }
+
   /** Log the lag and store the apply rate (every few seconds, from the daemon). */
   async report(): Promise<void> {
     if (!this.client || !this.state || !this.changelog) return;
     const now = Date.now();
     const rate = ((this.current.changesApplied - this.rateMark.changes) * 1000) / Math.max(now - this.rateMark.at, 1);
     this.rateMark = { at: now, changes: this.current.changesApplied };
+    this.lastRate = Math.round(rate);
     await this.client.query("UPDATE sqlite2pg.state SET apply_rate = $2 WHERE source_id = $1", [this.sourceId, rate]);
     const newest = this.changelog.newestSeq();
     const lag = Math.max(0, newest - this.current.appliedSeq);

@@ -191,6 +191,37 @@ describe("cutover asked for early", () => {
   });
 });
 
+describe("operation", () => {
+  it("serves /metrics, /healthz and /status, and never shows the password", async () => {
+    const s = await setup(200);
+    const u = new URL(s.url);
+    const secret = "Secr3t-pw-" + Math.random().toString(36).slice(2);
+    u.password = u.password || secret; // trust auth here ignores it; the embedded server has its own
+    const pgUrl = u.toString();
+    const pw = decodeURIComponent(u.password);
+    const { freePort } = await import("../../src/target/embedded.js");
+    const port = await freePort();
+    const d = daemon(["--sqlite", s.path, "--pg", pgUrl, "--poll-ms", "50", "--listen", `127.0.0.1:${port}`, "--max-lag", "5", "--verbose"]);
+    await waitFor("streaming", async () => (await phase(s.client)) === "streaming");
+    await sleep(300);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^sqlite2pg_lag_changes \d+$/m);
+    expect(metrics).toMatch(/^sqlite2pg_lag_seconds [\d.e-]+$/m);
+    expect(metrics).toMatch(/^sqlite2pg_phase\{phase="streaming"\} 1$/m);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, phase: "streaming" });
+    const status = await (await fetch(`http://127.0.0.1:${port}/status`)).text();
+    const cliStatus = await cli(["status", "--sqlite", s.path, "--pg", pgUrl, "--json"]);
+    const bad = await cli(["migrate", "--sqlite", s.path, "--pg", pgUrl.replace(/:\d+\//, ":1/")]); // unreachable: the error names the server
+    expect(bad.code).toBe(4);
+    d.p.kill("SIGTERM");
+    expect(await d.exited).toEqual({ code: 0, signal: null });
+    for (const text of [metrics, status, cliStatus.out, cliStatus.err, d.log(), bad.err]) expect(text).not.toContain(pw);
+    expect(bad.err).toMatch(/\*\*\*/);
+  });
+});
+
 describe("validate", () => {
   it("finds the keys of rows that differ, by ranges, and exits 1", async () => {
     const dir = tempDir();
