@@ -72,27 +72,57 @@ export function markerPath(sqlite: string): string {
   return `${sqlite}-sqlite2pg-cutover.json`;
 }
 
+/** A catch-up batch this small means the application's steady trickle: freeze now. */
+const CATCH_UP_RESIDUE = 100;
+
 /** Test hook: `SQLITE2PG_CRASH_AT=<step>` makes the daemon die like `kill -9` at that step. */
 function crashPoint(step: string): void {
   if (process.env.SQLITE2PG_CRASH_AT === step) process.kill(process.pid, "SIGKILL");
 }
 
-/** Run the cutover from wherever the state says it is. Returns the exit status: 0 exact, 1 validation mismatch. */
+/**
+ * Run the cutover from wherever the state says it is. Returns 0 when done,
+ * -1 when `unfreeze` aborted it; throws on failure (the daemon retries).
+ */
 export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<number> {
+  const held: { client: pg.Client | null } = { client: null };
+  try {
+    return await cutoverSteps(h, opts, held);
+  } catch (e) {
+    await held.client?.end().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client: pg.Client | null }): Promise<number> {
   const log = h.log.child({ cutover: true });
   if (h.state().phase === "streaming") await h.setPhase("cutover-catch-up");
 
+  // The validation's connection is opened now, outside the freeze; its
+  // snapshot is taken after the drain.
+  let snapshotClient: pg.Client | null = null;
+  if (h.state().phase === "cutover-catch-up" || h.state().phase === "frozen") snapshotClient = held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
+  let frozenLocal: number | null = null;
+  let snapshotTaken = false;
+
   if (h.state().phase === "cutover-catch-up") {
-    // 1. Catch up while the application still writes, so the freeze is short.
+    // 1. Catch up while the application still writes, so the freeze is short:
+    // until a batch finds only a handful of changes (a steady writer never
+    // leaves it empty), or for a minute at most.
     if (!freezeInfo(h.db())) {
       log.info("cutover step 1/5: catching up");
-      for (let n = await h.streamOnce(); n > 0 && !h.stopping(); n = await h.streamOnce()) { /* drain */ }
-      if (h.stopping()) return 0;
+      const deadline = Date.now() + 60_000;
+      for (let n = await h.streamOnce(); n > CATCH_UP_RESIDUE && Date.now() < deadline && !h.stopping(); n = await h.streamOnce()) { /* apply */ }
+      if (h.stopping()) {
+        await snapshotClient?.end().catch(() => undefined);
+        return 0;
+      }
     }
     crashPoint("before-freeze");
     // 2. Freeze.
     const tables = h.plan().tables.map((t) => t.source.name);
     const f = freeze(h.writer(), tables);
+    frozenLocal = performance.now();
     log.info({ sentinel_seq: f.sentinelSeq }, "cutover step 2/5: SQLite frozen");
     crashPoint("after-freeze");
     await h.setPhase("frozen", {
@@ -101,9 +131,9 @@ export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<
     });
   }
 
-  let snapshotClient: pg.Client | null = null;
   if (h.state().phase === "frozen") {
-    const frozenAt = Date.parse(freezeInfo(h.db())?.frozenAt ?? String(h.state().frozenAt));
+    // The freeze's start: measured here when this process froze the file, else as recorded.
+    const frozenAt = frozenLocal ?? performance.now() - (Date.now() - Date.parse(freezeInfo(h.db())?.frozenAt ?? String(h.state().frozenAt)));
     const sentinel = h.state().sentinelSeq!;
     // 3. Drain up to the sentinel.
     while (h.state().appliedSeq < sentinel) {
@@ -113,9 +143,10 @@ export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<
     log.info({ sentinel_seq: sentinel, applied_seq: h.state().appliedSeq }, "cutover step 3/5: drained up to the sentinel");
     // The validation's snapshot: everything drained, nothing the application
     // writes to Postgres after step 4.
-    snapshotClient = await connectPg(h.pgUrl, "sqlite2pg validate");
+    snapshotClient ??= held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
     await snapshotClient.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     await snapshotClient.query("SELECT 1");
+    snapshotTaken = true;
     crashPoint("before-commit");
     // 4. One transaction: sequences, foreign keys, the record, the notice.
     const committed = await commitCutover(h, frozenAt);
@@ -131,9 +162,11 @@ export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<
   }
 
   if (h.state().phase === "cut-over") {
-    const status = await finish(h, opts, snapshotClient);
-    return status;
+    if (snapshotTaken) return finish(h, opts, snapshotClient);
+    await snapshotClient?.end().catch(() => undefined);
+    return finish(h, opts, null);
   }
+  await snapshotClient?.end().catch(() => undefined);
   return 0;
 }
 
@@ -155,8 +188,10 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number): Promise<boolea
     await c.query("UPDATE sqlite2pg.state SET phase = 'cut-over', cutover_at = now(), updated_at = now() WHERE source_id = $1", [h.sourceId]);
     await c.query("SELECT pg_notify('sqlite2pg_cutover', $1)", [JSON.stringify({ source_id: h.sourceId, schema: plan.schema })]);
     await c.query("COMMIT");
-    // The freeze ends here: from the SQLite commit that froze it to this commit, on this host's clock.
-    await c.query("UPDATE sqlite2pg.state SET freeze_ms = $2 WHERE source_id = $1", [h.sourceId, Date.now() - frozenAtMs]);
+    // The freeze ends here: from the SQLite commit that froze it to this commit, on this host's monotonic clock.
+    const freezeMs = +(performance.now() - frozenAtMs).toFixed(3);
+    await c.query("UPDATE sqlite2pg.state SET freeze_ms = $2 WHERE source_id = $1", [h.sourceId, freezeMs]).catch((e: Error) =>
+      h.log.warn({ freeze_ms: freezeMs, err: e.message }, "could not record the freeze duration"));
   } catch (e) {
     await c.query("ROLLBACK").catch(() => undefined);
     throw e;

@@ -237,7 +237,14 @@ export class Writer {
   }
 }
 
-/** Poll `check` until it returns a value other than undefined/false, or fail after `ms` with `what`. */
+/** An error that ends a {@link waitFor} at once (the thing waited for cannot happen any more). */
+export class Fatal extends Error {}
+
+/**
+ * Poll `check` until it returns a value other than undefined/false, or fail
+ * after `ms` with `what`. Errors from `check` are retried (the last one is
+ * reported), except {@link Fatal} ones, which end the wait at once.
+ */
 export async function waitFor<T>(what: string, ms: number, check: () => Promise<T | undefined | false> | T | undefined | false, everyMs = 100): Promise<T> {
   const deadline = Date.now() + ms;
   let last: unknown = null;
@@ -246,6 +253,7 @@ export async function waitFor<T>(what: string, ms: number, check: () => Promise<
       const v = await check();
       if (v !== undefined && v !== false) return v as T;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       last = e;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);

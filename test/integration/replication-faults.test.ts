@@ -26,7 +26,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import { cleanup, freshDatabase, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { cliStatus, Daemon, runCli, waitFor, Writer, type Status, type WriterStats } from "../helpers/daemon.js";
+import { cliStatus, Daemon, Fatal, runCli, waitFor, Writer, type Status, type WriterStats } from "../helpers/daemon.js";
 import { populate, prng } from "../helpers/workload.mjs";
 
 const SEED = process.env.SQLITE2PG_FAULT_SEED ? Number(process.env.SQLITE2PG_FAULT_SEED) : Date.now() % 2 ** 31;
@@ -82,7 +82,7 @@ async function setup(j: Journal, counts: { items: number; stock: number; events:
   db.pragma("journal_mode = WAL");
   populate(db, j.seed, counts);
   db.close();
-  const { url, client } = await freshDatabase();
+  const { url, client, name } = await freshDatabase();
   const init = await runCli(["init", "--sqlite", path, "--pg", url]);
   expect(init.code, `sqlite2pg init failed:\n${init.stderr}`).toBe(0);
   // The test's own view of the source (read-only use, plus the lock probe).
@@ -97,6 +97,20 @@ async function setup(j: Journal, counts: { items: number; stock: number; events:
     const p = await client.query("SELECT coalesce(sum(rows), 0)::int8 AS rows, count(*) FILTER (WHERE NOT done)::int AS open FROM sqlite2pg.snapshot_progress");
     return { phase: r.rows[0].phase as string, applied: Number(r.rows[0].applied), lastError: r.rows[0].last_error as string | null, snapRows: Number(p.rows[0].rows), snapOpen: Number(p.rows[0].open) };
   };
+  /**
+   * The state, failing fast when the daemon is stuck: changes to apply and
+   * no progress (phase, applied_seq, snapshot rows) for 15 s.
+   */
+  let mark = { sig: "", at: Date.now() };
+  const progress = async () => {
+    const st = await state();
+    const sig = `${st.phase}/${st.applied}/${st.snapRows}`;
+    if (sig !== mark.sig) mark = { sig, at: Date.now() };
+    else if (changes.newest() > st.applied && Date.now() - mark.at > 15_000) {
+      throw new Fatal(`the daemon is stuck: no progress for ${Date.now() - mark.at} ms with ${changes.newest() - st.applied} change(s) to apply (phase ${st.phase}, applied ${st.applied}, snapshot rows ${st.snapRows}); last_error in the state: ${JSON.stringify(st.lastError)}`);
+    }
+    return st;
+  };
   const writer = (pace = 3) => {
     const w = new Writer(path, j.seed, pace);
     live.writers.push(w);
@@ -110,7 +124,7 @@ async function setup(j: Journal, counts: { items: number; stock: number; events:
     j.daemons.push(d);
     return d;
   };
-  return { dir, path, url, client, src, changes, state, writer, daemon };
+  return { dir, path, url, client, name, src, changes, state, progress, writer, daemon };
 }
 
 type Setup = Awaited<ReturnType<typeof setup>>;
@@ -131,7 +145,8 @@ async function converge(j: Journal, s: Setup, d: Daemon, timeoutMs: number): Pro
   j.note(`converging: newest seq ${newest}`);
   let last: Status | null = null;
   await waitFor("status: phase streaming and lag_changes 0", timeoutMs, async () => {
-    if (!d.alive) throw new Error(`the daemon exited: ${d.describe(60)}`);
+    if (!d.alive) throw new Fatal(`the daemon exited: ${d.describe(60)}`);
+    await s.progress();
     last = await cliStatus(s.path, s.url);
     return last.phase === "streaming" && last.lag_changes === 0 && last.applied_seq === newest;
   }, 300).catch((e) => {
@@ -232,9 +247,11 @@ describe("replication survives faults (real processes)", () => {
     };
     const during = (what: string, ms: number, check: () => Promise<boolean>) =>
       waitFor(what, ms, async () => {
-        if (current && !current.alive) throw new Error(`daemon ${current.label} exited: ${current.describe(60)}`);
+        if (current && !current.alive) throw new Fatal(`daemon ${current.label} exited: ${current.describe(60)}`);
         return check();
-      }, 10);
+      }, 10).catch((e) => {
+        throw new Error(`${(e as Error).message}\n${current?.describe(60) ?? ""}`);
+      });
 
     // 1–3: during the snapshot, a few chunks after it (re)starts.
     for (let k = 0; k < 3; k++) {
@@ -242,7 +259,7 @@ describe("replication survives faults (real processes)", () => {
       start();
       const chunks = rng.int(1, 6);
       await during(`snapshot progress past ${before} + ${chunks} chunks`, 30_000, async () => {
-        const st = await s.state();
+        const st = await s.progress();
         return st.phase === "snapshot" && st.snapRows >= before + chunks * 500;
       });
       await sleep(rng.int(0, 40));
@@ -256,7 +273,7 @@ describe("replication survives faults (real processes)", () => {
     // 5: when every table is copied, while the keys and indexes are built.
     start();
     await during("every snapshot table done", 60_000, async () => {
-      const st = await s.state();
+      const st = await s.progress();
       return st.snapOpen === 0 || st.phase !== "snapshot";
     });
     await sleep(rng.int(0, 30));
@@ -267,7 +284,7 @@ describe("replication survives faults (real processes)", () => {
       const before = (await s.state()).applied;
       start();
       await during("a catch-up batch applied", 60_000, async () => {
-        const st = await s.state();
+        const st = await s.progress();
         return st.phase !== "snapshot" && st.phase !== "new" && st.applied > before;
       });
       await sleep(rng.int(0, 120));
@@ -276,7 +293,7 @@ describe("replication survives faults (real processes)", () => {
     // 8–9: streaming, after a random while.
     for (let k = 0; k < 2; k++) {
       start();
-      await during("phase streaming", 60_000, async () => (await s.state()).phase === "streaming");
+      await during("phase streaming", 60_000, async () => (await s.progress()).phase === "streaming");
       await sleep(rng.int(0, 1500));
       await kill("streaming");
       await downtime(0, 800);
@@ -327,8 +344,8 @@ describe("replication survives faults (real processes)", () => {
     await writer.ready();
     const d = s.daemon();
     await waitFor("phase streaming", 60_000, async () => {
-      if (!d.alive) throw new Error(d.describe(60));
-      return (await s.state()).phase === "streaming";
+      if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
+      return (await s.progress()).phase === "streaming";
     });
     j.note("streaming");
     // A separate admin connection: the test's own client must not be terminated.
@@ -360,8 +377,8 @@ describe("replication survives faults (real processes)", () => {
     // Still replicating under the writer: what is committed now gets applied.
     const target = s.changes.newest();
     await waitFor(`applied_seq ≥ ${target} while the writer runs`, 30_000, async () => {
-      if (!d.alive) throw new Error(d.describe(60));
-      return (await s.state()).applied >= target;
+      if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
+      return (await s.progress()).applied >= target;
     }, 100).catch((e) => {
       throw new Error(`${(e as Error).message}\n${d.describe(60)}`);
     });
@@ -381,8 +398,8 @@ describe("replication survives faults (real processes)", () => {
     await writer.ready();
     const d = s.daemon();
     await waitFor("phase streaming", 60_000, async () => {
-      if (!d.alive) throw new Error(d.describe(60));
-      return (await s.state()).phase === "streaming";
+      if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
+      return (await s.progress()).phase === "streaming";
     });
     await sleep(1000);
     // A backlog committed just before the lock: 1000+ changes, several batches.
@@ -412,8 +429,8 @@ describe("replication survives faults (real processes)", () => {
     expect(caughtUpAt, `the daemon did not apply what was committed before the lock while it was held (applied ${stLock.applied} < ${before})\n${d.describe(60)}`).not.toBeNull();
     // After the release: the held transaction and the writer's queued ones arrive.
     await waitFor(`applied_seq ≥ ${after} after the release`, 30_000, async () => {
-      if (!d.alive) throw new Error(d.describe(60));
-      return (await s.state()).applied >= after;
+      if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
+      return (await s.progress()).applied >= after;
     }, 100);
     expect((await s.client.query("SELECT count(*)::int AS n FROM items WHERE id = -424242")).rows[0].n).toBe(1);
     app.close();
