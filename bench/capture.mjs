@@ -192,6 +192,7 @@ run(async () => {
     ...(kinds.includes('daemon') ? [
       `- "+ daemon running": \`sqlite2pg init\` + \`sqlite2pg run\` streaming into Postgres during the writes, on the same machine (it competes for the CPU and,`
         + ` when pruning, SQLite's write lock). After the writes it needed a median ${all('daemon', (r) => r.drainS).toFixed(2)} s more to reach lag 0`
+        + ` (up to ~1 s when the last writes fall in chokidar's 50 ms event throttle and the daemon waits for its --poll-ms timer)`
         + `; ${fmt(all('daemon', (r) => r.changelog))} changelog row(s) left after pruning.`] : ['- daemon variant skipped (--no-daemon).']),
     '', '<details><summary>every run</summary>', '',
     table(['run', 'shape', 'variant', ...OPS.map((o) => `${o}/s`), 'changelog rows'],

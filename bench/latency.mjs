@@ -174,7 +174,8 @@ else run(async () => {
   const stop = await daemon.stop();
   if (stop.code !== 0) throw new Error(`sqlite2pg run exited ${stop.code} (signal ${stop.signal}) on SIGTERM`);
   const pollMs = opt.pollMs ?? 1000;
-  const path = (xs) => (pct(xs, 50) < pollMs / 4 ? 'the -wal watcher (chokidar)' : `the --poll-ms ${pollMs} timer, not the -wal watcher`);
+  const path = (xs) => (pollMs < 100 ? `the watcher and the --poll-ms ${pollMs} timer cannot be told apart at this interval`
+    : pct(xs, 50) < pollMs / 4 ? 'the -wal watcher (chokidar)' : `the --poll-ms ${pollMs} timer, not the -wal watcher`);
   const probeLine = (xs) => `median ${pct(xs, 50).toFixed(1)} ms, max ${pct(xs, 100).toFixed(1)} ms (${xs.map((x) => x.toFixed(0)).join(', ')})`;
   const wake = !pr.single.length ? ['- wake-up path: not probed (--probes 0)'] : [
     `- wake-up path, idle daemon, one write: ${path(pr.single)} — visible after ${probeLine(pr.single)}`,

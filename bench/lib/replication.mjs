@@ -181,10 +181,10 @@ export async function waitFor(what, fn, { timeoutMs = 600_000, everyMs = 100, ab
 }
 
 /**
- * Wait until the daemon has copied the snapshot and streams with no lag. A source
- * that gets no change after the snapshot stays in phase "catch-up" (the phase only
- * moves when a batch is applied), so once lag is 0 in catch-up, `nudge()` makes one
- * change (the caller's no-op UPDATE) and we wait for "streaming".
+ * Wait until the daemon has copied the snapshot and streams with no lag. Builds
+ * before 32d4585 left a source that got no change after the snapshot in phase
+ * "catch-up" (the phase only moved when a batch was applied), so if lag is 0 in
+ * catch-up, `nudge()` makes one change (the caller's no-op UPDATE) — harmless now.
  */
 export async function waitStreaming(sqlite, pg, daemon, nudge, timeoutMs = 600_000) {
   let nudged = false;

@@ -162,7 +162,20 @@ export class Replicator {
     this.schemaVersion = Number(this.db.pragma("schema_version", { simple: true }));
     if (this.opts.watch !== false) {
       this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
-      this.watcher.on("all", () => this.nudge());
+      // chokidar passes on at most one change event per file every 50 ms; a
+      // write landing inside that window would wait for the poll timer, so
+      // each event also schedules one look shortly after the window closes.
+      let followUp: NodeJS.Timeout | null = null;
+      this.watcher.on("all", () => {
+        this.nudge();
+        if (!followUp) {
+          followUp = setTimeout(() => {
+            followUp = null;
+            this.nudge();
+          }, 60);
+          followUp.unref();
+        }
+      });
     }
   }
 

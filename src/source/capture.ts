@@ -57,9 +57,10 @@ export function triggerNames(table: string): { ins: string; upd: string; del: st
  * has the new row's own key (which the AFTER triggers record anyway).
  * Expression terms cannot be matched and are left out (reported by init).
  */
-export function replaceConflicts(t: SourceTable): { sql: string | null; unmatched: string[] } {
+export function replaceConflicts(t: SourceTable): { sql: string | null; columns: string[]; unmatched: string[] } {
   const parts: string[] = [];
   const unmatched: string[] = [];
+  const columns = new Set<string>();
   for (const ix of t.indexes) {
     if (!ix.unique) continue;
     // The row with the same rowid, or the same WITHOUT ROWID key, is the one the AFTER triggers name.
@@ -68,9 +69,10 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; unmatche
       unmatched.push(ix.name);
       continue;
     }
+    for (const x of ix.terms) columns.add(x.column!);
     parts.push(`(${ix.terms.map((x) => `${quoteIdent(x.column!)}${x.collation ? ` COLLATE ${quoteIdent(x.collation)}` : ""} = NEW.${quoteIdent(x.column!)}`).join(" AND ")})`);
   }
-  return { sql: parts.length ? parts.join(" OR ") : null, unmatched };
+  return { sql: parts.length ? parts.join(" OR ") : null, columns: [...columns], unmatched };
 }
 
 /** The capture triggers' SQL for one table, rendered from triggers/capture.sql. */
@@ -98,10 +100,14 @@ export function captureTriggersSql(t: SourceTable): string {
     row_key: cols.map((c) => (key.kind === "rowid" ? "rowid" : quoteIdent(c))).join(", "),
     key_changed: ref("OLD").map((o, i) => `${o} IS NOT ${ref("NEW")[i]}`).join(" OR "),
     conflicts: "",
+    unique_columns: "",
+    not_self: cols.map((c) => (key.kind === "rowid" ? "rowid IS NOT OLD.rowid" : `${quoteIdent(c)} IS NOT OLD.${quoteIdent(c)}`)).join(" OR "),
   };
-  const conflicts = replaceConflicts(t).sql;
+  const conflicts = replaceConflicts(t);
   let sql = render(template("capture.sql"), values);
-  if (conflicts) sql += "\n" + render(template("capture-replace.sql"), { ...values, conflicts });
+  if (conflicts.sql) {
+    sql += "\n" + render(template("capture-replace.sql"), { ...values, conflicts: conflicts.sql, unique_columns: conflicts.columns.map(quoteIdent).join(", ") });
+  }
   return sql;
 }
 

@@ -135,7 +135,7 @@ export function populate(db, seed, counts = { items: 1000, stock: 500, events: 5
     let codes = 0;
     for (let i = 0; i < counts.items; i++) {
       id += r.int(1, 3);
-      const c = codes < 0 && r.chance(0.05) ? `C-${String(codes++).padStart(3, "0")}` : null;
+      const c = codes < 300 && r.chance(0.05) ? `C-${String(codes++).padStart(3, "0")}` : null;
       insItem.run(id, text(r), real(r), blob(r), c);
     }
     for (let i = 0; i < counts.stock; i++) insStock.run(sku(r), bin(r), r.int(-1000, 100000), r.chance(0.3) ? null : text(r));
@@ -224,7 +224,7 @@ export class Workload {
     const kind = r.weighted([
       [10, "item.insert"], [3, "item.insertId"], [10, "item.update"], [3, "item.updateBlob"], [4, "item.moveKey"],
       [1, "item.moveKeyReplace"], [5, "item.delete"], [1, "item.deleteRange"], [4, "item.replace"], [5, "item.upsert"],
-      [1, "item.bulk"], [2, "item.swap"], [0, "item.setCode"], [0, "item.insertCode"], [0, "item.swapCode"], [0, "item.clearCode"],
+      [1, "item.bulk"], [2, "item.swap"], [3, "item.setCode"], [2, "item.insertCode"], [2, "item.swapCode"], [1, "item.clearCode"],
       [6, "stock.insert"], [6, "stock.update"], [3, "stock.moveBin"], [1, "stock.moveSku"], [3, "stock.delete"],
       [1, "stock.deleteSku"], [3, "stock.replace"], [5, "stock.upsert"], [1, "stock.bulk"], [2, "stock.swap"],
       [6, "event.insert"], [3, "event.dup"], [4, "event.update"], [1, "event.updateValue"], [3, "event.delete"],

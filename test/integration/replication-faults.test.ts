@@ -23,8 +23,8 @@ import { afterEach, describe, expect, it, onTestFailed } from "vitest";
 import Database from "better-sqlite3";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type pg from "pg";
-import { cleanup, freshDatabase, tempDir } from "../helpers/db.js";
+import pg from "pg";
+import { cleanup, freshDatabase, serverUrl, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { cliStatus, Daemon, Fatal, runCli, waitFor, Writer, type Status, type WriterStats } from "../helpers/daemon.js";
 import { populate, prng } from "../helpers/workload.mjs";
@@ -276,7 +276,7 @@ describe("replication survives faults (real processes)", () => {
       const st = await s.progress();
       return st.snapOpen === 0 || st.phase !== "snapshot";
     });
-    await sleep(rng.int(0, 30));
+    await sleep(rng.int(0, 10));
     await kill("key build");
     // 6–7: during catch-up (the backlog is every change made since the snapshot began).
     await downtime(500, 1500);
@@ -340,36 +340,55 @@ describe("replication survives faults (real processes)", () => {
     console.log(`replication-faults pg_terminate_backend: SQLITE2PG_FAULT_SEED=${SEED}`);
     const rng = prng(SEED ^ 0x7465726d);
     const s = await setup(j, { items: 3000, stock: 1000, events: 1000 });
-    const writer = s.writer(3);
-    await writer.ready();
     const d = s.daemon();
     await waitFor("phase streaming", 60_000, async () => {
       if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
       return (await s.progress()).phase === "streaming";
     });
-    j.note("streaming");
-    // A separate admin connection: the test's own client must not be terminated.
-    const terminate = async (c: pg.Client) => {
-      const r = await c.query(
+    // The writer starts once streaming: this test is about Postgres, not the snapshot.
+    const writer = s.writer(3);
+    await writer.ready();
+    j.note("streaming; writer started");
+    await sleep(500);
+    const terminate = async () => {
+      const r = await s.client.query(
         "SELECT pid, application_name AS app, pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name LIKE 'sqlite2pg%' AND datname = current_database() AND pid <> pg_backend_pid()",
       );
       return r.rows.filter((x) => x.ok).map((x) => x.app as string);
     };
+    const lockHeld = async () =>
+      (await s.client.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).rows[0].n > 0;
     const killed: string[] = [];
-    for (let round = 0; round < 5; round++) {
+    const rounds = ["one", "burst", "refused", "burst", "one"] as const;
+    for (const [i, kind] of rounds.entries()) {
       await sleep(rng.int(300, 900));
-      // One statement, or a burst of them a few ms apart: the burst also hits
-      // the connections the daemon opens to recover.
-      const burst = round % 2 === 0 ? 1 : rng.int(4, 10);
       const names: string[] = [];
-      for (let b = 0; b < burst; b++) {
-        names.push(...(await terminate(s.client)));
-        if (burst > 1) await sleep(rng.int(0, 15));
+      if (kind === "refused") {
+        // As in a server restart: the connections end and new ones are
+        // refused for a while (the daemon's reconnect fails), then accepted.
+        const admin = new pg.Client({ connectionString: serverUrl() });
+        await admin.connect();
+        try {
+          await admin.query(`ALTER DATABASE "${s.name}" WITH ALLOW_CONNECTIONS false`);
+          names.push(...(await terminate()));
+          await sleep(1500);
+        } finally {
+          await admin.query(`ALTER DATABASE "${s.name}" WITH ALLOW_CONNECTIONS true`);
+          await admin.end();
+        }
+      } else {
+        // One statement, or a burst a few ms apart, which also hits the
+        // connections the daemon opens to recover.
+        const n = kind === "one" ? 1 : rng.int(4, 10);
+        for (let b = 0; b < n; b++) {
+          names.push(...(await terminate()));
+          if (n > 1) await sleep(rng.int(0, 15));
+        }
       }
       killed.push(...names);
-      await sleep(200);
+      await sleep(300);
       const st = await s.state();
-      j.note(`round ${round + 1}: ${burst} terminate statement(s) ended ${names.length} backend(s) [${names.join(", ")}]; daemon ${d.alive ? "alive" : "EXITED"}; applied ${st.applied}, newest ${s.changes.newest()}`);
+      j.note(`round ${i + 1} (${kind}): ended ${names.length} backend(s) [${names.join(", ")}]; daemon ${d.alive ? "alive" : "EXITED"}; advisory lock ${(await lockHeld()) ? "held" : "not held"}; applied ${st.applied}, newest ${s.changes.newest()}`);
       expect(d.alive, `the daemon exited after its connections were terminated:\n${d.describe(60)}`).toBe(true);
     }
     expect(killed).toContain("sqlite2pg");
@@ -383,8 +402,9 @@ describe("replication survives faults (real processes)", () => {
       throw new Error(`${(e as Error).message}\n${d.describe(60)}`);
     });
     const mid = await cliStatus(s.path, s.url);
-    j.note(`after the terminations, while running: daemon_running=${mid.daemon_running}, phase ${mid.phase}, lag ${mid.lag_changes}, last_error ${JSON.stringify(mid.last_error)}`);
-    console.log(`replication-faults pg_terminate_backend (seed ${SEED}): terminated ${killed.length} backend(s) [${[...new Set(killed)].join(", ")}]; status while the same daemon runs: daemon_running=${mid.daemon_running}`);
+    const held = await lockHeld();
+    j.note(`after the terminations, the same daemon running: status daemon_running=${mid.daemon_running}, advisory lock held: ${held}, phase ${mid.phase}, lag ${mid.lag_changes}`);
+    console.log(`replication-faults pg_terminate_backend (seed ${SEED}): terminated [${killed.join(", ")}]; afterwards the daemon runs with its advisory lock ${held ? "held" : "NOT held"} (status daemon_running=${mid.daemon_running})`);
     j.writerStats = await writer.stop();
     await converge(j, s, d, 60_000);
     expect(s.changes.count()).toBeLessThan(10);
@@ -394,50 +414,57 @@ describe("replication survives faults (real processes)", () => {
     const j = new Journal("write lock held", SEED);
     console.log(`replication-faults write lock: SQLITE2PG_FAULT_SEED=${SEED}`);
     const s = await setup(j, { items: 3000, stock: 1000, events: 1000 });
-    const writer = s.writer(3);
-    await writer.ready();
     const d = s.daemon();
     await waitFor("phase streaming", 60_000, async () => {
       if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
       return (await s.progress()).phase === "streaming";
     });
-    await sleep(1000);
-    // A backlog committed just before the lock: 1000+ changes, several batches.
+    const writer = s.writer(3);
+    await writer.ready();
+    j.note("streaming; writer started");
+    await sleep(1500);
+    // A backlog committed just before the lock (1000+ changes: several
+    // batches), then the application takes the write lock and holds it.
     const app = new Database(s.path);
     app.pragma("busy_timeout = 10000");
     app.prepare("UPDATE items SET price = price + 1 WHERE id IN (SELECT id FROM items ORDER BY id LIMIT 1000)").run();
     app.exec("BEGIN IMMEDIATE");
     const lockedAt = Date.now();
-    const before = s.changes.newest(); // the holder sees every commit so far: nothing else can commit now
-    app.prepare("INSERT INTO items (id, name, price, data) VALUES (-424242, 'held in an open transaction', 1.5, x'00ff')").run();
+    const before = s.changes.newest(); // every commit so far; nothing else can commit while the lock is held
+    app.prepare("INSERT INTO items (id, name, price, data) VALUES (-424242, 'written in the open transaction', 1.5, x'00ff')").run();
     const st0 = await s.state();
     j.note(`write lock taken; newest committed seq ${before}, applied ${st0.applied}`);
     let caughtUpAt: number | null = null;
+    const samples: string[] = [];
     while (Date.now() - lockedAt < 3000) {
       const st = await s.state();
+      samples.push(`${Date.now() - lockedAt}:${st.applied}`);
       if (caughtUpAt === null && st.applied >= before) caughtUpAt = Date.now() - lockedAt;
       expect(d.alive, `the daemon exited while the write lock was held:\n${d.describe(60)}`).toBe(true);
-      await sleep(50);
+      await sleep(100);
     }
-    const held = await s.client.query("SELECT count(*)::int AS n FROM items WHERE id = -424242");
+    const uncommitted = await s.client.query("SELECT count(*)::int AS n FROM items WHERE id = -424242");
     const stLock = await s.state();
-    j.note(`while the lock was held: applied ${stLock.applied} (caught up with ${before} after ${caughtUpAt} ms); last_error ${JSON.stringify(stLock.lastError)}`);
+    j.note(`while the lock was held: applied ${stLock.applied} (caught up with ${before} after ${caughtUpAt} ms); samples ms:applied ${samples.join(" ")}`);
     app.exec("COMMIT");
+    const releasedAt = Date.now();
     const after = s.changes.newest();
-    j.note(`lock released after ${Date.now() - lockedAt} ms; newest ${after}`);
-    expect(held.rows[0].n, "an uncommitted row reached Postgres").toBe(0);
-    expect(caughtUpAt, `the daemon did not apply what was committed before the lock while it was held (applied ${stLock.applied} < ${before})\n${d.describe(60)}`).not.toBeNull();
+    j.note(`lock released after ${releasedAt - lockedAt} ms; newest ${after}`);
+    console.log(`replication-faults write lock (seed ${SEED}): ${before - st0.applied} change(s) pending when the lock was taken, applied ${caughtUpAt === null ? "NOT within the 3 s hold" : `after ${caughtUpAt} ms`}`);
+    expect(uncommitted.rows[0].n, "a row of the open transaction reached Postgres").toBe(0);
+    expect(caughtUpAt, `the daemon did not apply, during the 3 s hold, what was committed before it (applied ${stLock.applied} < ${before})\n${d.describe(60)}`).not.toBeNull();
     // After the release: the held transaction and the writer's queued ones arrive.
     await waitFor(`applied_seq ≥ ${after} after the release`, 30_000, async () => {
       if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
       return (await s.progress()).applied >= after;
     }, 100);
+    j.note(`caught up with the release ${Date.now() - releasedAt} ms after it`);
     expect((await s.client.query("SELECT count(*)::int AS n FROM items WHERE id = -424242")).rows[0].n).toBe(1);
     app.close();
     j.writerStats = await writer.stop();
     j.note(`writer: ${j.writerStats.committed} committed, ${j.writerStats.busyRetries} busy retries`);
     await converge(j, s, d, 60_000);
-    // Pruning resumed once the lock was released.
+    // Pruning went on once the lock was released.
     expect(s.changes.count()).toBeLessThan(10);
   });
 });

@@ -142,6 +142,20 @@ describe("replication: every statement arrives", () => {
     await s.exact();
   });
 
+  it("writes one changelog row per changed row, two when an update moves a row", async () => {
+    const s = await setup("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, qty INTEGER);", (db) => db.exec("INSERT INTO u VALUES (1, 'a@x', 0), (2, 'b@x', 0)"));
+    await s.exact();
+    const count = () => (s.db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE op <> 'S'`).get() as { n: number }).n;
+    const before = count();
+    s.db.exec("UPDATE u SET qty = qty + 1 WHERE id = 1");
+    expect(count() - before).toBe(1);
+    s.db.exec("UPDATE u SET email = 'c@x' WHERE id = 1"); // a unique column, no conflict
+    expect(count() - before).toBe(2);
+    s.db.exec("UPDATE u SET id = 10 WHERE id = 2");
+    expect(count() - before).toBe(4);
+    await s.exact();
+  });
+
   it("reports status with or without a daemon", async () => {
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER);", (db) => db.exec("INSERT INTO t VALUES (1, 1), (2, 2)"));
     await s.exact();
