@@ -19,7 +19,8 @@ import type pg from "pg";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
-import { buildPlan, type MigrationPlan } from "../plan/plan.js";
+import { buildPlan, type MigrationPlan, type TablePlan } from "../plan/plan.js";
+import type { PostLoadStatement } from "../plan/constraints.js";
 import { captureInfo, ChangelogReader, pruneChanges } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
@@ -92,6 +93,7 @@ export class Replicator {
   private state: ReplicationState | null = null;
   private sourceId = "";
   private stopRequested = false;
+  private lockLost = false;
   private cutoverAsked = false;
   /** Exit status the run ends with (0, or 1 when the cutover's validation differs). */
   exitStatus = 0;
@@ -144,15 +146,10 @@ export class Replicator {
     }
     this.sourceId = info.sourceId;
     this.writer = openSource(this.opts.sqlite, { readonly: false });
-    this.writer.pragma("busy_timeout = 2000");
+    // Pruning never waits for the application's write lock: it tries again later.
+    this.writer.pragma("busy_timeout = 0");
     this.changelog = new ChangelogReader(this.db);
-    this.lockClient = await connectPg(this.opts.pg, "sqlite2pg lock");
-    const got = await this.lockClient.query("SELECT pg_try_advisory_lock(hashtext('sqlite2pg:' || $1)) AS ok", [this.sourceId]);
-    if (!got.rows[0].ok) {
-      this.log.info({ source_id: this.sourceId }, "another daemon holds this source; waiting as a standby");
-      await this.lockClient.query("SELECT pg_advisory_lock(hashtext('sqlite2pg:' || $1))", [this.sourceId]);
-      this.log.info({ source_id: this.sourceId }, "took over the source");
-    }
+    await this.takeLock();
     this.client = await connectPg(this.opts.pg, "sqlite2pg");
     await ensureStateSchema(this.client);
     this.state = await loadState(this.client, this.sourceId);
@@ -179,6 +176,30 @@ export class Replicator {
     }
   }
 
+  /**
+   * Take the source's advisory lock on a connection of its own; wait as a
+   * standby while another daemon holds it. If that connection dies, the
+   * lock is gone with it: `lockLost` stops applying until it is taken again.
+   */
+  private async takeLock(): Promise<void> {
+    await this.lockClient?.end().catch(() => undefined);
+    const lock = await connectPg(this.opts.pg, "sqlite2pg lock");
+    this.lockClient = lock;
+    this.lockLost = false;
+    const lost = () => {
+      if (this.lockClient === lock) this.lockLost = true;
+    };
+    lock.on("error", lost);
+    lock.on("end", lost);
+    const got = await lock.query("SELECT pg_try_advisory_lock(hashtext('sqlite2pg:' || $1)) AS ok", [this.sourceId]);
+    if (!got.rows[0].ok) {
+      this.log.info({ source_id: this.sourceId }, "another daemon holds this source; waiting as a standby");
+      await lock.query("SELECT pg_advisory_lock(hashtext('sqlite2pg:' || $1))", [this.sourceId]);
+      this.log.info({ source_id: this.sourceId }, "took over the source");
+    }
+  }
+
+  /** Change the phase; only here, and only from a legal predecessor. */
   async setPhase(to: Phase, extra: { sql: string; params: unknown[] } | null = null): Promise<void> {
     const from = this.current.phase as Phase;
     if (!PREDECESSOR[to].includes(from)) throw new Error(`illegal phase change ${from} → ${to}`);
@@ -264,18 +285,38 @@ export class Replicator {
     this.checkSchema();
     this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
     const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
-    if (r.changes > 0) {
-      this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
-      // The batch's own transaction moved catch-up to streaming if it was the last.
-      if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) this.state = (await loadState(this.client!, this.sourceId))!;
-    } else if (this.current.phase === Phase.catchUp) {
-      await this.setPhase(Phase.streaming);
-    }
-    if (Date.now() - this.lastPrune > 1000 || r.changes === 0) {
+    if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
+    if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) await this.caughtUp();
+    if (Date.now() - this.lastPrune > 1000 || (r.changes === 0 && Date.now() > this.lastPrune)) {
       this.lastPrune = Date.now();
-      pruneChanges(this.writer!, this.current.appliedSeq);
+      // The application holds the write lock: leave pruning for a few seconds.
+      if (pruneChanges(this.writer!, this.current.appliedSeq).busy) this.lastPrune = Date.now() + 3000;
     }
     return r.changes;
+  }
+
+  /**
+   * Catch-up → streaming. Postgres now equals one state of SQLite (the one
+   * the last batch read), so unique keys can be built: during the snapshot a
+   * unique value moving from a copied row to a row not yet copied is, for a
+   * while, in both. One that still fails (collation semantics differ) is
+   * left out with a warning: the data stays exact.
+   */
+  private async caughtUp(): Promise<void> {
+    const c = this.client!;
+    for (const { table, name, sql } of uniqueStatements(this.plan())) {
+      try {
+        await c.query("BEGIN");
+        await c.query("SET LOCAL maintenance_work_mem = '256MB'");
+        await c.query(sql);
+        await c.query("COMMIT");
+      } catch (e) {
+        await c.query("ROLLBACK").catch(() => undefined);
+        if (isRetryable(e)) throw e;
+        this.log.warn({ table, constraint: name, err: (e as Error).message }, `unique key ${name} not created: the rows break it in Postgres`);
+      }
+    }
+    await this.setPhase(Phase.streaming);
   }
 
   /**
@@ -351,6 +392,13 @@ export class Replicator {
     let lastLogged = 0;
     while (!this.stopRequested) {
       try {
+        if (this.lockLost) {
+          this.log.warn({ source_id: this.sourceId }, "lost the connection holding the source's lock: taking it again before applying more");
+          await this.takeLock();
+          if (this.client) await this.reload(); // another daemon may have applied meanwhile
+          this.applier = null;
+        }
+        if (!this.client) await this.reconnectIfNeeded(new Error("no connection"));
         if (this.cutoverAsked && !this.current.cutoverRequestedAt) {
           await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = now() WHERE source_id = $1 AND cutover_requested_at IS NULL", [this.sourceId]);
           await this.reload();
@@ -442,7 +490,7 @@ export class Replicator {
   }
 
   private async reconnectIfNeeded(e: unknown): Promise<void> {
-    if (!isRetryable(e)) return;
+    if (!isRetryable(e) && this.client) return;
     await this.client?.end().catch(() => undefined);
     this.client = null;
     try {
@@ -482,7 +530,7 @@ export class Replicator {
     const rate = ((this.current.changesApplied - this.rateMark.changes) * 1000) / Math.max(now - this.rateMark.at, 1);
     this.rateMark = { at: now, changes: this.current.changesApplied };
     this.lastRate = Math.round(rate);
-    await this.client.query("UPDATE sqlite2pg.state SET apply_rate = $2 WHERE source_id = $1", [this.sourceId, rate]);
+    if (this.applier) this.applier.rate = rate; // stored with the next batch: one connection, one query at a time
     const newest = this.changelog.newestSeq();
     const lag = Math.max(0, newest - this.current.appliedSeq);
     this.log.info({ phase: this.current.phase, applied_seq: this.current.appliedSeq, newest_seq: newest, lag_changes: lag, lag_seconds: +this.changelog.lagSeconds(this.current.appliedSeq).toFixed(3), apply_rate: Math.round(rate) }, "lag");
@@ -504,16 +552,31 @@ export class Replicator {
   }
 }
 
+/** A unique key other than the change key itself: two rows may share its value for a while during the snapshot. */
+function isUniqueKey(t: TablePlan, s: PostLoadStatement): boolean {
+  if (s.kind === "unique") return true;
+  if (s.kind === "index") return /^CREATE UNIQUE/.test(s.sql);
+  // A primary key that is not the change key (a rowid table's declared non-integer key).
+  return s.kind === "primary key" && t.readOrder.kind === "rowid" && !t.source.rowidAlias;
+}
+
 /**
- * Keys, indexes and CHECKs, built when the snapshot ends. Foreign keys wait
- * for the cutover: SQLite may hold (and keep writing) rows that break them.
+ * Built when the snapshot ends: the change keys (primary key, or the rowid
+ * column), non-unique indexes and CHECKs. Unique keys wait for the end of
+ * the catch-up, foreign keys for the cutover (SQLite may hold rows that
+ * break them).
  */
 export function keyStatements(plan: MigrationPlan): string[] {
   const out: string[] = [];
   for (const t of plan.tables) {
     const table = qualified(plan.schema, t.name);
     if (usesRowidColumn(t)) out.push(`CREATE UNIQUE INDEX ${quoteIdent(`${t.name}_${ROWID_COLUMN}`.slice(0, 63))} ON ${table} (${quoteIdent(ROWID_COLUMN)})`);
-    for (const s of t.constraints.statements) if (s.kind !== "foreign key") out.push(s.sql);
+    for (const s of t.constraints.statements) if (s.kind !== "foreign key" && !isUniqueKey(t, s)) out.push(s.sql);
   }
   return out;
+}
+
+/** The unique keys, built once caught up. */
+export function uniqueStatements(plan: MigrationPlan): { table: string; name: string; sql: string }[] {
+  return plan.tables.flatMap((t) => t.constraints.statements.filter((s) => isUniqueKey(t, s)).map((s) => ({ table: t.name, name: s.name, sql: s.sql })));
 }

@@ -41,6 +41,8 @@ interface TableApply {
 /** Prepared per-table apply machinery, built once per plan. */
 export class Applier {
   private readonly tables = new Map<string, TableApply>();
+  /** The recent apply rate, recorded with each batch (the daemon's one connection carries it). */
+  rate: number | null = null;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -122,9 +124,9 @@ export class Applier {
       }
       await client.query(
         `UPDATE sqlite2pg.state SET applied_seq = $2, changes_applied = changes_applied + $3, applied_at = now(), updated_at = now(),
-           phase = CASE WHEN phase = 'catch-up' AND $4 THEN 'streaming' ELSE phase END, last_error = NULL
+           apply_rate = coalesce($4, apply_rate), last_error = NULL
          WHERE source_id = $1 AND applied_seq = $5`,
-        [sourceId, lastSeq, work.changes.length, work.changes.length < limit, after],
+        [sourceId, lastSeq, work.changes.length, this.rate, after],
       ).then((r) => {
         if (r.rowCount !== 1) throw new Error("the state moved under this daemon (another daemon applied meanwhile)");
       });

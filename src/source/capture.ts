@@ -199,9 +199,10 @@ export class ChangelogReader {
  * most `chunk` rows, each waiting at most the connection's busy timeout for
  * the application's write lock. The change at `below` itself is kept, so a
  * new change can never be given a seq at or below the checkpoint. Returns
- * the number deleted; stops early (without error) if the database stays busy.
+ * how many were deleted, and whether it stopped early because the
+ * application held the write lock (no error: it is tried again later).
  */
-export function pruneChanges(db: BetterSqlite3.Database, below: number, chunk = 5000): number {
+export function pruneChanges(db: BetterSqlite3.Database, below: number, chunk = 5000): { deleted: number; busy: boolean } {
   const del = db.prepare(`DELETE FROM ${CHANGES} WHERE seq IN (SELECT seq FROM ${CHANGES} WHERE seq < ? ORDER BY seq LIMIT ?)`);
   let total = 0;
   for (;;) {
@@ -209,10 +210,10 @@ export function pruneChanges(db: BetterSqlite3.Database, below: number, chunk = 
     try {
       n = del.run(below, chunk).changes;
     } catch (e) {
-      if ((e as { code?: string }).code === "SQLITE_BUSY") return total;
+      if ((e as { code?: string }).code === "SQLITE_BUSY") return { deleted: total, busy: true };
       throw e;
     }
     total += n;
-    if (n < chunk) return total;
+    if (n < chunk) return { deleted: total, busy: false };
   }
 }

@@ -51,7 +51,14 @@ export function freeze(db: BetterSqlite3.Database, tables: string[]): FreezeInfo
     put.run("frozen_at", at);
     return { sentinelSeq: seq, frozenAt: at };
   });
-  return tx.immediate();
+  // The freeze waits (up to 10 s) for the application's write lock, whatever the connection's own setting.
+  const before = db.pragma("busy_timeout", { simple: true });
+  db.pragma("busy_timeout = 10000");
+  try {
+    return tx.immediate();
+  } finally {
+    db.pragma(`busy_timeout = ${Number(before)}`);
+  }
 }
 
 /** Unfreeze: drop the freeze triggers and the record; the application can write to SQLite again. */
