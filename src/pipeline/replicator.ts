@@ -146,8 +146,9 @@ export class Replicator {
     }
     this.sourceId = info.sourceId;
     this.writer = openSource(this.opts.sqlite, { readonly: false });
-    // Pruning never waits for the application's write lock: it tries again later.
-    this.writer.pragma("busy_timeout = 0");
+    // Pruning waits for the application's write lock only briefly (it blocks
+    // this loop meanwhile), then tries again later.
+    this.writer.pragma("busy_timeout = 50");
     this.changelog = new ChangelogReader(this.db);
     await this.takeLock();
     this.client = await connectPg(this.opts.pg, "sqlite2pg");
@@ -539,6 +540,14 @@ export class Replicator {
   /** Release everything; keeps going when a close fails. Idempotent. */
   async stop(): Promise<void> {
     this.stopRequested = true;
+    // A last prune of what is applied, so a stopped daemon leaves a short changelog.
+    if (this.writer && this.state) {
+      try {
+        pruneChanges(this.writer, this.state.appliedSeq);
+      } catch {
+        /* the file may be gone or locked: the next run prunes */
+      }
+    }
     await this.watcher?.close().catch(() => undefined);
     this.watcher = null;
     await this.client?.end().catch(() => undefined);

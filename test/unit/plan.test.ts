@@ -82,6 +82,6 @@ describe("configuration and errors", () => {
     const e = sourceError("VALUE_REFUSED", "bad value", { context: { table: "t", column: "c", key: "id=1" }, hint: "fix it" });
     expect(exitCodeFor(e)).toBe(3);
     expect(exitCodeFor(new Error("boom"))).toBe(70);
-    expect(describeError(e)).toBe("error [VALUE_REFUSED]: bad value\n  table=t column=c key=id=1\n  hint: fix it");
+    expect(describeError(e)).toBe('error [VALUE_REFUSED]: bad value\n  table=t column=c key="id=1"\n  hint: fix it');
   });
 });
