@@ -4,6 +4,7 @@
  * (workload-writer.mjs), each a child process the test can SIGKILL.
  * Every process' stderr is kept (a bounded tail) for failure output.
  */
+import type { StatusReport } from "../../src/cli/status.js";
 import { execFile, fork, spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -38,21 +39,7 @@ export function runCli(args: string[], timeoutMs = 30_000): Promise<CliResult> {
 }
 
 /** `sqlite2pg status --json`, parsed. */
-export interface Status {
-  source_id: string;
-  phase: string;
-  daemon_running: boolean;
-  snapshot: { table: string; rows: number; total: number; done: boolean }[];
-  newest_seq: number;
-  applied_seq: number;
-  lag_changes: number;
-  lag_seconds: number;
-  changes_applied: number;
-  apply_rate: number | null;
-  applied_at: string | null;
-  last_error: string | null;
-  last_error_at: string | null;
-}
+export type Status = StatusReport;
 
 export async function cliStatus(sqlite: string, pgUrl: string): Promise<Status> {
   const r = await runCli(["status", "--sqlite", sqlite, "--pg", pgUrl, "--json"]);
