@@ -94,6 +94,7 @@ export class Replicator {
   private sourceId = "";
   private stopRequested = false;
   private lockLost = false;
+  private nudged = false;
   private cutoverAsked = false;
   /** Exit status the run ends with (0, or 1 when the cutover's validation differs). */
   exitStatus = 0;
@@ -130,7 +131,9 @@ export class Replicator {
 
   /** Wake the loop now (a WAL change). */
   nudge(): void {
-    this.wake?.();
+    // A nudge while a batch runs is remembered: the next idle returns at once.
+    if (this.wake) this.wake();
+    else this.nudged = true;
   }
 
   /**
@@ -476,6 +479,10 @@ export class Replicator {
 
   private async idle(ms: number): Promise<void> {
     if (this.stopRequested || ms <= 0) return;
+    if (this.nudged) {
+      this.nudged = false;
+      return;
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
