@@ -100,6 +100,7 @@ export class Replicator {
   exitStatus = 0;
   private wake: (() => void) | null = null;
   private schemaVersion = 0;
+  private fingerprint = "";
   private lastPrune = 0;
   readonly transformed: TransformedValue[] = [];
   private readonly log: Logger;
@@ -161,6 +162,7 @@ export class Replicator {
       throw usageError("NO_STATE", `no replication state for source ${this.sourceId} in this Postgres database`, { hint: "run `sqlite2pg init` with the same --pg first" });
     }
     this.schemaVersion = Number(this.db.pragma("schema_version", { simple: true }));
+    this.fingerprint = schemaFingerprint(this.db);
     if (this.opts.watch !== false) {
       this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
       // chokidar passes on at most one change event per file every 50 ms; a
@@ -358,6 +360,18 @@ export class Replicator {
       if (before !== after) problems.push(`table ${t.source.name} columns changed (${before} → ${after})`);
     }
     for (const s of now.tables) if (!plan.tables.some((t) => t.source.name === s.name)) problems.push(`new table ${s.name} is not replicated`);
+    // The schema cookie moved but no object did: VACUUM (it rewrites the file
+    // and may renumber the rowids of tables without an INTEGER PRIMARY KEY,
+    // which this replica keys by rowid). Changes from now on would name rows
+    // by their new rowids: stop rather than apply them to the wrong rows.
+    const fingerprint = schemaFingerprint(this.db!);
+    const byRowid = plan.tables.filter((t) => usesRowidColumn(t)).map((t) => t.source.name);
+    if (!problems.length && fingerprint === this.fingerprint && byRowid.length) {
+      throw sourceError("SCHEMA_CHANGED", `the SQLite file was rewritten (VACUUM?): the rowids of ${byRowid.join(", ")} — tables without an INTEGER PRIMARY KEY, replicated by rowid — may have been renumbered`, {
+        hint: "replication is paused to apply nothing to the wrong rows; run `sqlite2pg validate --full`, and if it differs, replicate again into a fresh schema (give such tables an INTEGER PRIMARY KEY to be immune to VACUUM)",
+      });
+    }
+    this.fingerprint = fingerprint;
     if (problems.length) {
       throw sourceError("SCHEMA_CHANGED", `the SQLite schema changed while replicating: ${problems.join("; ")}`, {
         hint: "replication is paused; apply the same change to the Postgres table by hand and run `sqlite2pg init` again, or start over with a fresh target schema",
@@ -566,6 +580,12 @@ export class Replicator {
     this.writer?.close();
     this.writer = null;
   }
+}
+
+/** The schema as SQL text, the project's own triggers and tables included (so the freeze is a change, VACUUM is not). */
+function schemaFingerprint(db: BetterSqlite3.Database): string {
+  const rows = db.prepare("SELECT type, name, sql FROM main.sqlite_schema ORDER BY type, name").all() as { type: string; name: string; sql: string | null }[];
+  return rows.map((r) => `${r.type}\u0000${r.name}\u0000${r.sql ?? ""}`).join("\u0001");
 }
 
 /** A unique key other than the change key itself: two rows may share its value for a while during the snapshot. */

@@ -156,6 +156,18 @@ describe("replication: every statement arrives", () => {
     await s.exact();
   });
 
+  it("stops, naming the tables, when VACUUM may have renumbered the rowids it replicates by", async () => {
+    const s = await setup("CREATE TABLE logs (msg TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);", (db) => db.exec("INSERT INTO logs VALUES ('a'), ('b'), ('c'); INSERT INTO t VALUES (1, 'x')"));
+    await s.exact();
+    s.db.exec("DELETE FROM logs WHERE msg = 'a'; CREATE INDEX t_v ON t (v);"); // an index: a schema change, not a rewrite
+    await s.exact();
+    s.db.exec("VACUUM");
+    s.db.exec("UPDATE logs SET msg = 'B' WHERE msg = 'b'");
+    const err = await s.rep.syncOnce().catch((e) => e);
+    expect(err.code).toBe("SCHEMA_CHANGED");
+    expect(err.message).toMatch(/rewritten \(VACUUM\?\): the rowids of logs/);
+  });
+
   it("reports status with or without a daemon", async () => {
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER);", (db) => db.exec("INSERT INTO t VALUES (1, 1), (2, 2)"));
     await s.exact();
