@@ -19,8 +19,7 @@ import type pg from "pg";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
-import { buildPlan, type MigrationPlan, type TablePlan } from "../plan/plan.js";
-import type { PostLoadStatement } from "../plan/constraints.js";
+import { buildPlan, type MigrationPlan } from "../plan/plan.js";
 import { captureInfo, ChangelogReader, pruneChanges } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
@@ -33,6 +32,7 @@ import { isRetryable } from "./retry.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
+import { keyStatements, schemaFingerprint, uniqueStatements } from "./keys.js";
 import { freezeInfo } from "../source/freeze.js";
 
 /** The phases, as stored in `sqlite2pg.state.phase`. */
@@ -580,39 +580,4 @@ export class Replicator {
     this.writer?.close();
     this.writer = null;
   }
-}
-
-/** The schema as SQL text, the project's own triggers and tables included (so the freeze is a change, VACUUM is not). */
-function schemaFingerprint(db: BetterSqlite3.Database): string {
-  const rows = db.prepare("SELECT type, name, sql FROM main.sqlite_schema ORDER BY type, name").all() as { type: string; name: string; sql: string | null }[];
-  return rows.map((r) => `${r.type}\u0000${r.name}\u0000${r.sql ?? ""}`).join("\u0001");
-}
-
-/** A unique key other than the change key itself: two rows may share its value for a while during the snapshot. */
-function isUniqueKey(t: TablePlan, s: PostLoadStatement): boolean {
-  if (s.kind === "unique") return true;
-  if (s.kind === "index") return /^CREATE UNIQUE/.test(s.sql);
-  // A primary key that is not the change key (a rowid table's declared non-integer key).
-  return s.kind === "primary key" && t.readOrder.kind === "rowid" && !t.source.rowidAlias;
-}
-
-/**
- * Built when the snapshot ends: the change keys (primary key, or the rowid
- * column), non-unique indexes and CHECKs. Unique keys wait for the end of
- * the catch-up, foreign keys for the cutover (SQLite may hold rows that
- * break them).
- */
-export function keyStatements(plan: MigrationPlan): string[] {
-  const out: string[] = [];
-  for (const t of plan.tables) {
-    const table = qualified(plan.schema, t.name);
-    if (usesRowidColumn(t)) out.push(`CREATE UNIQUE INDEX ${quoteIdent(`${t.name}_${ROWID_COLUMN}`.slice(0, 63))} ON ${table} (${quoteIdent(ROWID_COLUMN)})`);
-    for (const s of t.constraints.statements) if (s.kind !== "foreign key" && !isUniqueKey(t, s)) out.push(s.sql);
-  }
-  return out;
-}
-
-/** The unique keys, built once caught up. */
-export function uniqueStatements(plan: MigrationPlan): { table: string; name: string; sql: string }[] {
-  return plan.tables.flatMap((t) => t.constraints.statements.filter((s) => isUniqueKey(t, s)).map((s) => ({ table: t.name, name: s.name, sql: s.sql })));
 }

@@ -1,6 +1,6 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { quoteIdent } from "../sql/ident.js";
-import type { SourceColumn, SourceTable } from "./schema.js";
+import type { SourceTable } from "./schema.js";
 
 /**
  * What one column actually holds: SQLite lets any value into any column, so

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { translateDefault, translateExpr, type ExprContext, type PgTypeName } from "../../src/plan/expr.js";
+import { translateExpr, type ExprContext, type PgTypeName } from "../../src/plan/expr.js";
+import { translateDefault } from "../../src/plan/expr-default.js";
 import { quoteIdent } from "../../src/sql/ident.js";
 
 /** SQLite folds only ASCII letters when it compares names. */
