@@ -9,7 +9,7 @@ import { ensureStateSchema, loadState } from "../target/state.js";
 import { redactUrl, withPg } from "../target/pg.js";
 
 interface InitFlags {
-  sqlite?: string; pg?: string; schema?: string; config?: string; wal?: boolean; dropExisting?: boolean; json?: boolean;
+  sqlite?: string; pg?: string; schema?: string; config?: string; wal?: boolean; dropExisting?: boolean; json?: boolean; preserveCase?: boolean;
 }
 
 /**
@@ -62,7 +62,7 @@ export async function initCommand(flags: InitFlags): Promise<void> {
         await c.query(`DROP SCHEMA ${quoteIdent(cfg.schema)} CASCADE`);
       }
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(cfg.schema)}`);
-      await c.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, $3, 'new')", [sourceId, path, cfg.schema]);
+      await c.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, preserve_case, phase) VALUES ($1, $2, $3, $4, 'new')", [sourceId, path, cfg.schema, cfg.preserveCase]);
       return { phase: "new", created: true };
     }
     if (state.targetSchema !== cfg.schema) {

@@ -222,7 +222,7 @@ export class Replicator {
   /** Phase new → snapshot: plan, create the tables, remember where the changelog stands. One transaction. */
   private async begin(): Promise<void> {
     const db = this.db!;
-    const plan = buildPlan(db, readSchema(db), { schema: this.current.targetSchema, preserveCase: false });
+    const plan = buildPlan(db, readSchema(db), { schema: this.current.targetSchema, preserveCase: this.current.preserveCase });
     if (plan.refusals.length) {
       const r = plan.refusals[0]!;
       throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`, { context: { table: r.table, column: r.column, key: r.key } });

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS sqlite2pg.state (
   source_id       text PRIMARY KEY,
   sqlite_path     text NOT NULL,
   target_schema   text NOT NULL,
+  preserve_case   boolean NOT NULL DEFAULT false,
   phase           text NOT NULL,
   snapshot_seq    bigint,
   applied_seq     bigint NOT NULL DEFAULT 0,
@@ -46,6 +47,7 @@ export interface ReplicationState {
   sourceId: string;
   sqlitePath: string;
   targetSchema: string;
+  preserveCase: boolean;
   phase: string;
   snapshotSeq: number | null;
   appliedSeq: number;
@@ -113,13 +115,14 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
 export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = true): Promise<ReplicationState | null> {
   const exists = await c.query("SELECT to_regclass('sqlite2pg.state') AS t");
   if (!exists.rows[0].t) return null;
-  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
+  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
   if (r.rowCount === 0) return null;
   const s = r.rows[0];
   return {
     sourceId: s.source_id,
     sqlitePath: s.sqlite_path,
     targetSchema: s.target_schema,
+    preserveCase: Boolean(s.preserve_case),
     phase: s.phase,
     snapshotSeq: s.snapshot_seq === null ? null : Number(s.snapshot_seq),
     appliedSeq: Number(s.applied_seq),

@@ -168,6 +168,24 @@ describe("replication: every statement arrives", () => {
     expect(err.message).toMatch(/rewritten \(VACUUM\?\): the rowids of logs/);
   });
 
+  it("keeps identifiers' case when init was given --preserve-case", async () => {
+    const dir = tempDir();
+    const path = sqliteFrom(dir, `CREATE TABLE "CamelTable" ("SomeId" INTEGER PRIMARY KEY, "Value" TEXT); INSERT INTO "CamelTable" VALUES (1, 'a');`);
+    const { url, client } = await freshDatabase();
+    const { initCommand } = await import("../../src/cli/init.js");
+    const out = process.stdout.write;
+    process.stdout.write = (() => true) as typeof process.stdout.write; // init prints a summary
+    try {
+      await initCommand({ sqlite: path, pg: url, preserveCase: true });
+    } finally {
+      process.stdout.write = out;
+    }
+    const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false });
+    reps.push(rep);
+    await rep.syncOnce();
+    expect((await client.query(`SELECT "SomeId", "Value" FROM "CamelTable"`)).rows).toEqual([{ SomeId: "1", Value: "a" }]);
+  });
+
   it("reports status with or without a daemon", async () => {
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER);", (db) => db.exec("INSERT INTO t VALUES (1, 1), (2, 2)"));
     await s.exact();
