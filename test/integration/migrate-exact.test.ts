@@ -101,6 +101,26 @@ describe("migrate: values arrive value for value", () => {
     expect(err.context.value).toBe("x'41ff42'");
   });
 
+  it("says so, and exits with the validation category, when the application writes during a one-shot copy", async () => {
+    const dir = tempDir();
+    const path = sqliteFrom(dir, `
+      CREATE TABLE ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, amount REAL, note TEXT);
+      CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, total INTEGER NOT NULL);
+      INSERT INTO counters VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0), (5, 0, 0);
+      WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000) INSERT INTO ledger (token, amount) SELECT 's' || i, i FROM c;
+    `);
+    const { spawn } = await import("node:child_process");
+    const writer = spawn(process.execPath, [new URL("../fixtures/writer.mjs", import.meta.url).pathname, path, "400"]);
+    await new Promise((r) => setTimeout(r, 300));
+    const { url } = await freshDatabase();
+    const err = await run(path, url).catch((e) => e);
+    writer.kill("SIGTERM");
+    await new Promise((r) => writer.on("exit", r));
+    expect(err).toBeInstanceOf(Sqlite2pgError);
+    expect(err.category).toBe("validation");
+    expect(err.message + err.hint).toMatch(/sqlite2pg run/);
+  });
+
   it("refuses a non-empty target schema unless --drop-existing", async () => {
     const dir = tempDir();
     const path = sqliteFrom(dir, `CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);`);
