@@ -6,28 +6,27 @@ import type { MigrationPlan } from "../plan/plan.js";
 import type { RowidRange } from "../source/reader.js";
 import type { TransformedValue } from "../target/row-encoder.js";
 import type { Digest } from "../validate/digest.js";
+import type { TableCensus } from "../source/census.js";
+import type { SourceTable } from "../source/schema.js";
 
 /** What every copy worker is started with. */
 export interface WorkerInit {
   sqlite: string;
   pg: string | undefined;
-  plan: MigrationPlan;
   chunkRows: number;
   fixText: boolean;
 }
 
-/** One range of one table to copy. */
-export interface WorkerTask {
-  type: "task";
-  id: number;
-  table: number;
-  range: RowidRange;
-}
+/** Work for a worker: one range of one table to copy (after `setPlan`), or one table's census. */
+export type WorkerTask =
+  | { type: "task"; id: number; table: number; range: RowidRange }
+  | { type: "census"; id: number; table: SourceTable };
 
 /** Messages from a worker. */
 export type WorkerReply =
   | { type: "progress"; id: number; rows: number; bytes: number }
   | { type: "done"; id: number; rows: number; digest: Digest; transformed: TransformedValue[] }
+  | { type: "census"; id: number; census: TableCensus }
   | { type: "error"; id: number; error: { category: ErrorCategory; code: string; message: string; context?: ErrorContext; hint?: string; cause?: string } };
 
 /** The worker script: compiled beside this module, or in dist/ when this module runs from source (tests). */
@@ -44,6 +43,7 @@ function workerUrl(): URL {
  */
 export class CopyPool {
   private readonly workers: Worker[] = [];
+  private closed = false;
 
   constructor(init: WorkerInit, size: number) {
     for (let i = 0; i < size; i++) {
@@ -55,11 +55,26 @@ export class CopyPool {
     }
   }
 
-  /** Run every task; resolves with each task's result in task order. */
+  /** Hand every worker the plan the copy tasks refer to. */
+  setPlan(plan: MigrationPlan): void {
+    for (const w of this.workers) w.postMessage({ type: "plan", plan });
+  }
+
+  /** The census of every table, tables in parallel (one SQLite connection per worker). */
+  async census(tables: SourceTable[]): Promise<Map<string, TableCensus>> {
+    const out = new Map<string, TableCensus>();
+    const tasks: WorkerTask[] = tables.map((table, id) => ({ type: "census", id, table }));
+    await this.run(tasks, () => undefined, (task, r) => {
+      if (r.type === "census" && task.type === "census") out.set(task.table.name, r.census);
+    });
+    return out;
+  }
+
+  /** Run every task, handing them out as workers free up. */
   async run(
     tasks: WorkerTask[],
     onProgress: (task: WorkerTask, rows: number, bytes: number) => void,
-    onDone: (task: WorkerTask, r: Extract<WorkerReply, { type: "done" }>) => void,
+    onDone: (task: WorkerTask, r: Extract<WorkerReply, { type: "done" | "census" }>) => void,
   ): Promise<void> {
     let next = 0;
     let failed: unknown = null;
@@ -79,7 +94,7 @@ export class CopyPool {
             const onMessage = (m: WorkerReply) => {
               const task = tasks.find((t) => t.id === m.id)!;
               if (m.type === "progress") onProgress(task, m.rows, m.bytes);
-              else if (m.type === "done") {
+              else if (m.type === "done" || m.type === "census") {
                 onDone(task, m);
                 give();
               } else {
@@ -102,8 +117,10 @@ export class CopyPool {
     if (failed) throw failed;
   }
 
-  /** End every worker; closes their connections first when they can. */
+  /** End every worker; closes their connections first when they can. Idempotent. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await Promise.all(
       this.workers.map(
         (w) =>

@@ -14,6 +14,7 @@ import { copyTable } from "../target/copy.js";
 import type { TransformedValue } from "../target/row-encoder.js";
 import { connectPg } from "../target/pg.js";
 import { DigestBuilder } from "../validate/digest.js";
+import { censusTable } from "../source/census.js";
 import type { WorkerInit, WorkerReply, WorkerTask } from "./copy-pool.js";
 
 const init = workerData as WorkerInit;
@@ -21,9 +22,12 @@ const port = parentPort!;
 const db = openSource(init.sqlite);
 let client: pg.Client | null = null;
 
+let plan: MigrationPlan | null = null;
+
 async function run(task: WorkerTask): Promise<WorkerReply> {
+  if (task.type === "census") return { type: "census", id: task.id, census: censusTable(db, task.table) };
   client ??= await connectPg(init.pg);
-  const plan: MigrationPlan = init.plan;
+  if (!plan) throw new Error("copy task before the plan");
   const t = plan.tables[task.table]!;
   const transformed: TransformedValue[] = [];
   const digest = new DigestBuilder();
@@ -38,7 +42,11 @@ async function run(task: WorkerTask): Promise<WorkerReply> {
   return { type: "done", id: task.id, rows, digest: digest.digest(), transformed };
 }
 
-port.on("message", (msg: WorkerTask | { type: "close" }) => {
+port.on("message", (msg: WorkerTask | { type: "close" } | { type: "plan"; plan: MigrationPlan }) => {
+  if (msg.type === "plan") {
+    plan = msg.plan;
+    return;
+  }
   if (msg.type === "close") {
     void (client?.end() ?? Promise.resolve()).finally(() => {
       db.close();

@@ -65,12 +65,15 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const chunkRows = opts.chunkRows ?? 5000;
   const db = openSource(opts.sqlite);
   const clients: pg.Client[] = [];
+  // The workers count the tables' values (census) in parallel, then copy them.
+  const pool = new CopyPool({ sqlite: opts.sqlite, pg: opts.pg, chunkRows, fixText: opts.fixText }, jobs);
   try {
     const version0 = db.pragma("data_version", { simple: true });
 
     log.info({ step: 1, sqlite: opts.sqlite }, "step 1/8: read schema and plan");
     const schema = readSchema(db);
-    const plan = buildPlan(db, schema, { schema: opts.schema, preserveCase: opts.preserveCase });
+    const censuses = await pool.census(schema.tables);
+    const plan = buildPlan(db, schema, { schema: opts.schema, preserveCase: opts.preserveCase }, censuses);
     if (plan.refusals.length > 0) {
       const list = plan.refusals.map((r) => `  - table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`).join("\n");
       throw sourceError("VALUES_REFUSED", `${plan.refusals.length} column(s) hold values Postgres cannot take as they are:\n${list}`, {
@@ -95,7 +98,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     log.info({ step: 4, jobs }, "step 4/8: copy rows");
     const transformed: TransformedValue[] = [];
     const digests = new Map(plan.tables.map((t) => [t.name, new DigestBuilder()]));
-    const tables = await copyAll(db, plan, opts, jobs, { chunkRows, fixText: opts.fixText, transformed, progress, log, digests });
+    const tables = await copyAll(db, plan, pool, jobs, { chunkRows, fixText: opts.fixText, transformed, progress, log, digests });
+    await pool.close();
     progress.stop();
     for (const tv of transformed) log.warn({ table: tv.table, column: tv.column, key: tv.key, original: tv.original }, `value changed by --fix-text: ${tv.reason}`);
 
@@ -123,6 +127,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     return { plan, tables, rows, transformed, seconds: (Date.now() - t0) / 1000 };
   } finally {
     progress.stop();
+    await pool.close();
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
     db.close();
   }
@@ -168,7 +173,7 @@ interface CopyContext {
   digests: Map<string, DigestBuilder>;
 }
 
-async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, opts: MigrateOptions, jobs: number, ctx: CopyContext) {
+async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, pool: CopyPool, jobs: number, ctx: CopyContext) {
   const tasks: WorkerTask[] = [];
   const pending = new Map<string, number>();
   const started = new Map<string, number>();
@@ -187,37 +192,35 @@ async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, opts: Mi
     result.set(t.name, { rows: 0, seconds: 0 });
   });
   tasks.sort((a, b) => weight.get(b.id)! - weight.get(a.id)!);
-  const pool = new CopyPool({ sqlite: opts.sqlite, pg: opts.pg, plan, chunkRows: ctx.chunkRows, fixText: ctx.fixText }, Math.min(jobs, tasks.length || 1));
-  try {
-    await pool.run(
-      tasks,
-      (task, rows, bytes) => {
-        const t = plan.tables[task.table]!;
-        if (!started.has(t.name)) {
-          started.set(t.name, Date.now());
-          ctx.progress.start(t.name, t.census.rows);
-        }
-        ctx.progress.add(t.name, rows, bytes);
-      },
-      (task, r) => {
-        const t = plan.tables[task.table]!;
-        if (!started.has(t.name)) started.set(t.name, Date.now());
-        const res = result.get(t.name)!;
-        res.rows += r.rows;
-        ctx.digests.get(t.name)!.merge(r.digest);
-        ctx.transformed.push(...r.transformed);
-        const left = pending.get(t.name)! - 1;
-        pending.set(t.name, left);
-        if (left === 0) {
-          res.seconds = (Date.now() - started.get(t.name)!) / 1000;
-          ctx.progress.done(t.name);
-          ctx.log.debug({ table: t.source.name, rows: res.rows, seconds: res.seconds }, "table copied");
-        }
-      },
-    );
-  } finally {
-    await pool.close();
-  }
+  pool.setPlan(plan);
+  const tableOf = (task: WorkerTask) => plan.tables[(task as Extract<WorkerTask, { type: "task" }>).table]!;
+  await pool.run(
+    tasks,
+    (task, rows, bytes) => {
+      const t = tableOf(task);
+      if (!started.has(t.name)) {
+        started.set(t.name, Date.now());
+        ctx.progress.start(t.name, t.census.rows);
+      }
+      ctx.progress.add(t.name, rows, bytes);
+    },
+    (task, r) => {
+      if (r.type !== "done") return;
+      const t = tableOf(task);
+      if (!started.has(t.name)) started.set(t.name, Date.now());
+      const res = result.get(t.name)!;
+      res.rows += r.rows;
+      ctx.digests.get(t.name)!.merge(r.digest);
+      ctx.transformed.push(...r.transformed);
+      const left = pending.get(t.name)! - 1;
+      pending.set(t.name, left);
+      if (left === 0) {
+        res.seconds = (Date.now() - started.get(t.name)!) / 1000;
+        ctx.progress.done(t.name);
+        ctx.log.debug({ table: t.source.name, rows: res.rows, seconds: res.seconds }, "table copied");
+      }
+    },
+  );
   return plan.tables.map((t) => ({ table: t.name, ...result.get(t.name)! }));
 }
 

@@ -118,7 +118,7 @@ export function exprContext(columns: { source: SourceColumn; name: string }[]): 
  * generated columns, keys, indexes, checks and foreign keys, and collect
  * every decision and refusal. Reads SQLite; writes nothing anywhere.
  */
-export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts: PlanOptions): MigrationPlan {
+export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts: PlanOptions, censuses?: Map<string, TableCensus>): MigrationPlan {
   const decisions: Decision[] = [];
   const refusals: Refusal[] = [];
   const relations = new Namespace("tables");
@@ -126,7 +126,7 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
   for (const st of schema.tables) {
     const name = relations.claim(st.name, pgName(st.name, opts.preserveCase), { table: st.name });
     if (name !== st.name) decisions.push({ table: st.name, severity: "info", text: `table ${st.name} becomes ${name}` });
-    const census = censusTable(db, st);
+    const census = censuses?.get(st.name) ?? censusTable(db, st);
     const colNames = new Namespace(`columns of table ${st.name}:`);
     const columns: ColumnPlan[] = [];
     for (const sc of st.columns) {
