@@ -30,7 +30,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
   say("2. An embedded PostgreSQL (nothing to install)…");
   const { startEmbeddedPostgres } = await import("../target/embedded.js");
   rmSync(join(dir, "pgdata"), { recursive: true, force: true });
-  const server = await startEmbeddedPostgres(join(dir, "pgdata"));
+  const server = await startEmbeddedPostgres(join(dir, "pgdata"), { trust: true });
   const log = createLogger({ level: "warn" });
   const app = new Database(sqlite);
   app.pragma("busy_timeout = 5000");

@@ -46,12 +46,15 @@ export async function freePort(): Promise<number> {
  * for each start), listening on loopback only. For the sample command and the
  * tests on a machine without a Postgres server.
  */
-export async function startEmbeddedPostgres(dir: string, opts: { port?: number } = {}): Promise<EmbeddedServer> {
+export async function startEmbeddedPostgres(dir: string, opts: { port?: number; trust?: boolean } = {}): Promise<EmbeddedServer> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const port = opts.port ?? (await freePort());
   const password = randomBytes(12).toString("hex");
   const server = new EmbeddedPostgres({
     databaseDir: dir, user: "postgres", password, port, persistent: true,
+    // trust: for the demo's throwaway server on loopback, so its psql line carries no password.
+    // (initdb takes --auth=trust; the package's type lists only the password methods)
+    authMethod: (opts.trust ? "trust" : "password") as "password",
     onLog: () => undefined, onError: () => undefined,
     // Postgres refuses to run as root: as root, run it as the "postgres" user (created if missing).
     createPostgresUser: process.getuid?.() === 0,
@@ -60,7 +63,7 @@ export async function startEmbeddedPostgres(dir: string, opts: { port?: number }
   if (!existsSync(join(dir, "PG_VERSION"))) await server.initialise();
   await server.start();
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    url: opts.trust ? `postgres://postgres@127.0.0.1:${port}/postgres` : `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
     stop: () => server.stop(),
   };
