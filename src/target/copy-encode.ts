@@ -120,31 +120,87 @@ export function encodeValue(v: unknown, c: EncodeColumn, col: number): string {
     case "boolean":
       return toBoolean(v, col) ? "t" : "f";
     case "epoch_s":
-      return isoFromMillis(Number(v) * 1000);
     case "epoch_ms":
-      return isoFromMillis(Number(v));
-    case "julian":
-      return isoFromMillis(julianToMillis(Number(v)));
+    case "julian": {
+      // The census admitted numbers only; a later text or blob is not an instant.
+      if (typeof v !== "number" && typeof v !== "bigint") throw new ValueRefused(col, `${describe(v)} in a column of ${c.conversion === "julian" ? "julian days" : "unix times"}`, v);
+      const n = Number(v);
+      const ms = c.conversion === "epoch_s" ? n * 1000 : c.conversion === "epoch_ms" ? n : julianToMillis(n);
+      if (!(ms >= MIN_MS && ms <= MAX_MS)) throw new ValueRefused(col, "outside the years 0001–9999", v);
+      return isoFromMillis(ms);
+    }
     case "none":
       break;
   }
+  if (Buffer.isBuffer(v)) {
+    if (c.kind !== "bytea") throw new ValueRefused(col, `blob in a ${c.kind} column`, v);
+    return "\\\\x" + v.toString("hex");
+  }
+  checkFits(v, c, col);
   switch (typeof v) {
     case "string":
-      if (c.kind === "bytea") throw new ValueRefused(col, "text in a bytea column", v);
       return escapeCopyText(v);
     case "number":
-      if (c.kind === "bytea") throw new ValueRefused(col, "number in a bytea column", v);
-      if (c.kind === "bigint" && !Number.isInteger(v)) throw new ValueRefused(col, "real in a bigint column", v);
       return formatDouble(v);
     case "bigint":
-      if (c.kind === "bytea") throw new ValueRefused(col, "number in a bytea column", v);
       return v.toString();
     default:
-      if (Buffer.isBuffer(v)) {
-        if (c.kind !== "bytea") throw new ValueRefused(col, `blob in a ${c.kind} column`, v);
-        return "\\\\x" + v.toString("hex");
-      }
       throw new ValueRefused(col, `unexpected value of type ${typeof v}`, v);
+  }
+}
+
+const MIN_MS = -62135596800000; // 0001-01-01
+const MAX_MS = 253402300799999; // 9999-12-31 23:59:59.999
+const SAFE = 9007199254740992n;
+const DATE_RE = /^\d{4}-\d\d-\d\d$/;
+const TIMESTAMP_RE = /^\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?)?$/;
+const TIMESTAMPTZ_RE = /^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)$/;
+
+function describe(v: unknown): string {
+  return typeof v === "string" ? "text" : typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v)) ? "an integer" : typeof v === "number" ? "a real" : typeof v;
+}
+
+/**
+ * Refuse a value the column's type would take only by changing it: the
+ * census admitted every value present when the type was chosen, but the
+ * application may write others later (the daemon keeps the type). Postgres
+ * would read '3.140' into a double, round 0.125 into numeric(10,2), or drop
+ * a zone from a timestamp — silently; here they stop, named.
+ */
+function checkFits(v: unknown, c: EncodeColumn, col: number): void {
+  const no = (why: string) => {
+    throw new ValueRefused(col, why, v);
+  };
+  switch (c.kind) {
+    case "bigint":
+      if (typeof v === "string") no("text in a bigint column");
+      if (typeof v === "number" && !Number.isInteger(v)) no("real in a bigint column");
+      return;
+    case "double precision":
+      if (typeof v === "string") no("text in a double precision column");
+      if (typeof v === "bigint" && (v > SAFE || v < -SAFE)) no("an integer beyond ±2^53, which double precision would round");
+      return;
+    case "numeric":
+      if (typeof v === "string") no("text in a numeric column");
+      if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && Number(v.toFixed(c.scale)) !== v) no(`more than ${c.scale} decimal(s), which numeric would round`);
+      return;
+    case "date":
+      if (typeof v !== "string" || !DATE_RE.test(v)) no(`${describe(v)} that is not an ISO date in a date column`);
+      return;
+    case "timestamp":
+      if (typeof v !== "string" || !TIMESTAMP_RE.test(v)) no(`${describe(v)} that is not an ISO timestamp without zone in a timestamp column`);
+      return;
+    case "timestamptz":
+      if (typeof v !== "string" || !TIMESTAMPTZ_RE.test(v)) no(`${describe(v)} that is not an ISO timestamp with a zone in a timestamptz column`);
+      return;
+    case "json":
+      if (typeof v !== "string") no(`${describe(v)} in a json column`);
+      return;
+    case "bytea":
+      no(`${describe(v)} in a bytea column`);
+      return;
+    default:
+      return;
   }
 }
 

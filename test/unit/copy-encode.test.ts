@@ -75,6 +75,26 @@ describe("encodeValue", () => {
   });
 });
 
+describe("values written after the census", () => {
+  it("are refused where the column's type would change them", () => {
+    const refused = (v: unknown, c: EncodeColumn) => expect(() => encodeValue(v, c, 0)).toThrow(ValueRefused);
+    refused("3.140", col("double precision"));
+    refused("NaN", col("double precision"));
+    refused(9007199254740993n, col("double precision"));
+    refused(0.125, col("numeric", { scale: 2 }));
+    refused("12", col("bigint"));
+    refused("2024-01-01 10:00:00+05:00", col("timestamp"));
+    refused("2024-01-01 10:00:00", col("timestamptz"));
+    refused("2024-01-01 10:00", col("date"));
+    refused(5, col("json"));
+    refused("", col("timestamptz", { conversion: "epoch_s" }));
+    refused(1e15, col("timestamptz", { conversion: "epoch_s" }));
+    expect(encodeValue(0.12, col("numeric", { scale: 2 }), 0)).toBe("0.12");
+    expect(encodeValue("2024-01-01T10:00:00.5", col("timestamp"), 0)).toBe("2024-01-01T10:00:00.5");
+    expect(encodeValue(9007199254740992n, col("double precision"), 0)).toBe("9007199254740992");
+  });
+});
+
 describe("Postgres output text", () => {
   it("renders numeric(p,s) with its scale", () => {
     const c = col("numeric", { scale: 2 });
