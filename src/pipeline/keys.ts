@@ -5,6 +5,7 @@
  * rewrite of the SQLite file (VACUUM) from a schema change.
  */
 import type BetterSqlite3 from "better-sqlite3";
+import { createHash } from "node:crypto";
 import type { PostLoadStatement } from "../plan/constraints.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
@@ -14,7 +15,7 @@ import { usesRowidColumn } from "./snapshot.js";
 /** The schema as SQL text, the project's own triggers and tables included (so the freeze is a change, VACUUM is not). */
 export function schemaFingerprint(db: BetterSqlite3.Database): string {
   const rows = db.prepare("SELECT type, name, sql FROM main.sqlite_schema ORDER BY type, name").all() as { type: string; name: string; sql: string | null }[];
-  return rows.map((r) => `${r.type}\u0000${r.name}\u0000${r.sql ?? ""}`).join("\u0001");
+  return createHash("md5").update(rows.map((r) => `${r.type}\u0000${r.name}\u0000${r.sql ?? ""}`).join("\u0001")).digest("hex");
 }
 
 /** A unique key other than the change key itself: two rows may share its value for a while during the snapshot. */

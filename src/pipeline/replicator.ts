@@ -161,8 +161,10 @@ export class Replicator {
     if (!this.state) {
       throw usageError("NO_STATE", `no replication state for source ${this.sourceId} in this Postgres database`, { hint: "run `sqlite2pg init` with the same --pg first" });
     }
-    this.schemaVersion = Number(this.db.pragma("schema_version", { simple: true }));
-    this.fingerprint = schemaFingerprint(this.db);
+    // Compared against what the plan last saw, stored with the state, so a
+    // schema change (or VACUUM) made while no daemon ran is caught as well.
+    this.schemaVersion = this.state.schemaVersion ?? Number(this.db.pragma("schema_version", { simple: true }));
+    this.fingerprint = this.state.schemaFingerprint ?? schemaFingerprint(this.db);
     if (this.opts.watch !== false) {
       this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
       // chokidar passes on at most one change event per file every 50 ms; a
@@ -245,7 +247,12 @@ export class Replicator {
           [this.sourceId, t.source.name, t.census.rows],
         );
       }
-      await this.setPhase(Phase.snapshot, { sql: "UPDATE sqlite2pg.state SET plan = $2::jsonb, snapshot_seq = $3, applied_seq = $3 WHERE source_id = $1", params: [this.sourceId, toJson(plan), snapshotSeq] });
+      this.schemaVersion = Number(db.pragma("schema_version", { simple: true }));
+      this.fingerprint = schemaFingerprint(db);
+      await this.setPhase(Phase.snapshot, {
+        sql: "UPDATE sqlite2pg.state SET plan = $2::jsonb, snapshot_seq = $3, applied_seq = $3, schema_version = $4, schema_fingerprint = $5 WHERE source_id = $1",
+        params: [this.sourceId, toJson(plan), snapshotSeq, this.schemaVersion, this.fingerprint],
+      });
       await c.query("COMMIT");
     } catch (e) {
       await c.query("ROLLBACK").catch(() => undefined);
@@ -261,6 +268,7 @@ export class Replicator {
     for (const t of plan.tables) {
       const p = progress.find((x) => x.table === t.source.name);
       if (!p || p.done) continue;
+      await this.checkSchema(); // a column added now would not be copied
       this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
       const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
         sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, fixText: this.opts.fixText ?? false,
@@ -288,7 +296,7 @@ export class Replicator {
    * Returns the number of changes applied (0: caught up).
    */
   async streamOnce(): Promise<number> {
-    this.checkSchema();
+    await this.checkSchema();
     this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
     const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
     if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
@@ -346,7 +354,7 @@ export class Replicator {
   }
 
   /** Detect a schema change on the source: what the plan does not describe pauses replication. */
-  private checkSchema(): void {
+  private async checkSchema(): Promise<void> {
     const v = Number(this.db!.pragma("schema_version", { simple: true }));
     if (v === this.schemaVersion) return;
     const plan = this.plan();
@@ -371,13 +379,14 @@ export class Replicator {
         hint: "replication is paused to apply nothing to the wrong rows; run `sqlite2pg validate --full`, and if it differs, replicate again into a fresh schema (give such tables an INTEGER PRIMARY KEY to be immune to VACUUM)",
       });
     }
-    this.fingerprint = fingerprint;
     if (problems.length) {
       throw sourceError("SCHEMA_CHANGED", `the SQLite schema changed while replicating: ${problems.join("; ")}`, {
         hint: "replication is paused; apply the same change to the Postgres table by hand and run `sqlite2pg init` again, or start over with a fresh target schema",
       });
     }
     this.schemaVersion = v;
+    this.fingerprint = fingerprint;
+    await this.client!.query("UPDATE sqlite2pg.state SET schema_version = $2, schema_fingerprint = $3 WHERE source_id = $1", [this.sourceId, v, fingerprint]);
   }
 
   /**

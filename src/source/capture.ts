@@ -1,5 +1,5 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { sourceError } from "../errors.js";
 import { quoteIdent, quoteLiteral } from "../sql/ident.js";
@@ -120,10 +120,20 @@ export function captureTriggersSql(t: SourceTable): string {
 export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]): string {
   const tx = db.transaction(() => {
     db.exec(template("changelog.sql"));
+    const stored = db.prepare(`SELECT value FROM ${META} WHERE key = ?`);
+    const put = db.prepare(`INSERT OR REPLACE INTO ${META} (key, value) VALUES (?, ?)`);
     for (const t of tables) {
+      // Recreated only when they differ: an unchanged schema keeps its cookie,
+      // so a daemon does not take a re-run of init for a rewrite of the file.
+      const sql = captureTriggersSql(t);
+      const hash = createHash("md5").update(sql).digest("hex");
+      const key = `triggers:${t.name}`;
       const n = triggerNames(t.name);
+      const present = (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'trigger' AND name IN (?, ?, ?)").get(n.ins, n.upd, n.del) as { n: number }).n === 3;
+      if (present && (stored.get(key) as { value: string } | undefined)?.value === hash) continue;
       for (const name of [n.ins, n.upd, n.del, n.binsert, n.bupdate]) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(name)}`);
-      db.exec(captureTriggersSql(t));
+      db.exec(sql);
+      put.run(key, hash);
     }
     const row = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`).get() as { value: string } | undefined;
     if (row) return row.value;

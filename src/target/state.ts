@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS sqlite2pg.state (
   applied_seq     bigint NOT NULL DEFAULT 0,
   changes_applied bigint NOT NULL DEFAULT 0,
   apply_rate      double precision,
+  schema_version  bigint,
+  schema_fingerprint text,
   plan            jsonb,
   last_error      text,
   last_error_at   timestamptz,
@@ -54,6 +56,9 @@ export interface ReplicationState {
   changesApplied: number;
   /** Changes per second over the daemon's last reporting interval. */
   applyRate: number | null;
+  /** SQLite's schema cookie and a hash of its schema text, as the plan last saw them. */
+  schemaVersion: number | null;
+  schemaFingerprint: string | null;
   plan: MigrationPlan | null;
   lastError: string | null;
   lastErrorAt: Date | null;
@@ -115,7 +120,7 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
 export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = true): Promise<ReplicationState | null> {
   const exists = await c.query("SELECT to_regclass('sqlite2pg.state') AS t");
   if (!exists.rows[0].t) return null;
-  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
+  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
   if (r.rowCount === 0) return null;
   const s = r.rows[0];
   return {
@@ -128,6 +133,8 @@ export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = t
     appliedSeq: Number(s.applied_seq),
     changesApplied: Number(s.changes_applied),
     applyRate: s.apply_rate,
+    schemaVersion: s.schema_version === null || s.schema_version === undefined ? null : Number(s.schema_version),
+    schemaFingerprint: s.schema_fingerprint ?? null,
     plan: s.plan_text ? fromJson<MigrationPlan>(s.plan_text) : null,
     lastError: s.last_error,
     lastErrorAt: s.last_error_at,

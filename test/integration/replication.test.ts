@@ -186,6 +186,23 @@ describe("replication: every statement arrives", () => {
     expect((await client.query(`SELECT "SomeId", "Value" FROM "CamelTable"`)).rows).toEqual([{ SomeId: "1", Value: "a" }]);
   });
 
+  it("catches a schema change or a VACUUM made while no daemon ran", async () => {
+    const s = await setup("CREATE TABLE logs (msg TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);", (db) => db.exec("INSERT INTO logs VALUES ('a'), ('b'); INSERT INTO t VALUES (1, 'x')"));
+    await s.exact();
+    await s.rep.stop();
+    installCapture(s.db, readSchema(s.db).tables); // init again changes nothing
+    const again = new Replicator({ sqlite: s.path, pg: s.url, log: silentLogger(), pollIntervalMs: 0, watch: false });
+    reps.push(again);
+    await again.syncOnce();
+    await again.stop();
+    s.db.exec("ALTER TABLE t ADD COLUMN extra TEXT");
+    const third = new Replicator({ sqlite: s.path, pg: s.url, log: silentLogger(), pollIntervalMs: 0, watch: false });
+    reps.push(third);
+    const err = await third.syncOnce().catch((e) => e);
+    expect(err.code).toBe("SCHEMA_CHANGED");
+    expect(err.message).toMatch(/table t columns changed \(id,v → id,v,extra\)/);
+  });
+
   it("reports status with or without a daemon", async () => {
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER);", (db) => db.exec("INSERT INTO t VALUES (1, 1), (2, 2)"));
     await s.exact();
