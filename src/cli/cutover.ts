@@ -9,6 +9,7 @@ import { openSource } from "../source/open.js";
 import { withPg } from "../target/pg.js";
 import { daemonRunning, loadState } from "../target/state.js";
 import { pidFile } from "./run.js";
+import { markerPath } from "../pipeline/cutover.js";
 
 function sourceIdOf(sqlite: string): string {
   const db = openSource(sqlite);
@@ -74,27 +75,37 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
   const cfg = resolveConfig(flags);
   const sqlite = requireSqlite(cfg);
   const sourceId = sourceIdOf(sqlite);
+  if (existsSync(markerPath(sqlite))) {
+    throw usageError("ALREADY_CUT_OVER", `the cutover marker ${markerPath(sqlite)} exists: the application writes to Postgres now, so SQLite stays frozen for good`);
+  }
+  // The state row stays locked until SQLite is unfrozen: a daemon cannot
+  // commit the cutover in between (its commit waits for this row).
   await withPg(cfg.pg, async (c) => {
     await c.query("BEGIN");
     try {
       const r = await c.query("SELECT phase FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [sourceId]);
-      const phase = r.rows[0]?.phase as string | undefined;
+      if (r.rowCount !== 1) {
+        throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database, so it cannot tell whether the cutover is committed`, {
+          hint: "point --pg (or DATABASE_URL) at the database the daemon replicates into",
+        });
+      }
+      const phase = r.rows[0].phase as string;
       if (phase === "cut-over" || phase === "done") {
         throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", { context: { phase } });
       }
       await c.query("UPDATE sqlite2pg.state SET phase = CASE WHEN phase IN ('cutover-catch-up', 'frozen') THEN 'streaming' ELSE phase END, cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [sourceId]);
-      await c.query("COMMIT");
+      const db = openSource(sqlite, { readonly: false });
+      try {
+        const was = freezeInfo(db);
+        const n = unfreeze(db);
+        await c.query("COMMIT");
+        process.stdout.write(was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n");
+      } finally {
+        db.close();
+      }
     } catch (e) {
       await c.query("ROLLBACK").catch(() => undefined);
       throw e;
     }
   });
-  const db = openSource(sqlite, { readonly: false });
-  try {
-    const was = freezeInfo(db);
-    const n = unfreeze(db);
-    process.stdout.write(was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n");
-  } finally {
-    db.close();
-  }
 }

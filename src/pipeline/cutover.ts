@@ -175,8 +175,11 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number): Promise<boolea
   const plan = h.plan();
   await c.query("BEGIN");
   try {
-    const moved = await c.query("SELECT 1 FROM sqlite2pg.state WHERE source_id = $1 AND phase = 'frozen' FOR UPDATE", [h.sourceId]);
-    if (moved.rowCount !== 1) {
+    const moved = await c.query("SELECT sentinel_seq FROM sqlite2pg.state WHERE source_id = $1 AND phase = 'frozen' FOR UPDATE", [h.sourceId]);
+    // Commit only while SQLite is frozen by this very freeze: never cut over
+    // with SQLite taking writes.
+    const f = freezeInfo(h.db());
+    if (moved.rowCount !== 1 || !f || Number(moved.rows[0].sentinel_seq) !== f.sentinelSeq) {
       await c.query("ROLLBACK");
       return false;
     }

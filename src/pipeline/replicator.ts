@@ -211,8 +211,14 @@ export class Replicator {
   async setPhase(to: Phase, extra: { sql: string; params: unknown[] } | null = null): Promise<void> {
     const from = this.current.phase as Phase;
     if (!PREDECESSOR[to].includes(from)) throw new Error(`illegal phase change ${from} → ${to}`);
+    // Conditional on the phase this daemon believes in: `unfreeze` (or another
+    // daemon) may have moved it meanwhile, and then this change must not land.
+    const r = await this.client!.query("UPDATE sqlite2pg.state SET phase = $2, updated_at = now() WHERE source_id = $1 AND phase = $3", [this.sourceId, to, from]);
+    if (r.rowCount !== 1) {
+      await this.reload();
+      throw new Error(`the phase moved under this daemon (expected ${from}, found ${this.current.phase}); not changing it to ${to}`);
+    }
     if (extra) await this.client!.query(extra.sql, extra.params);
-    await this.client!.query("UPDATE sqlite2pg.state SET phase = $2, updated_at = now() WHERE source_id = $1", [this.sourceId, to]);
     this.state = (await loadState(this.client!, this.sourceId))!;
     this.log.info({ phase: to, from }, `phase ${to}`);
   }
@@ -461,6 +467,7 @@ export class Replicator {
         failing = msg;
         this.lastFailure = msg;
         await this.reconnectIfNeeded(e);
+        if (this.client) await this.reload().catch(() => undefined); // the state may have moved (unfreeze, another daemon)
         if (this.client) await recordError(this.client, this.sourceId, msg).catch(() => undefined);
         await this.idle(backoff);
         backoff = Math.min(backoff * 2, 5000);

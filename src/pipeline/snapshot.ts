@@ -49,6 +49,7 @@ export async function snapshotTable(
     fixText: opts.fixText, transformed: opts.transformed, rowidColumn: usesRowidColumn(t),
   });
   const copySql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN`;
+  let copied = progress.rows;
   for (;;) {
     if (opts.stopping()) return false;
     const rows = reader.read();
@@ -61,15 +62,19 @@ export async function snapshotTable(
     await client.query("BEGIN");
     try {
       await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(copySql)));
-      await client.query(
-        "UPDATE sqlite2pg.snapshot_progress SET last_key = $3::jsonb, rows = rows + $4 WHERE source_id = $1 AND table_name = $2",
-        [opts.sourceId, t.source.name, toJson(lastKey), rows.length],
+      // Conditional on the progress this daemon started from: a second daemon
+      // that copied the same chunk meanwhile makes this one roll back.
+      const moved = await client.query(
+        "UPDATE sqlite2pg.snapshot_progress SET last_key = $3::jsonb, rows = rows + $4 WHERE source_id = $1 AND table_name = $2 AND rows = $5",
+        [opts.sourceId, t.source.name, toJson(lastKey), rows.length, copied],
       );
+      if (moved.rowCount !== 1) throw new Error(`the snapshot progress of ${t.source.name} moved under this daemon (another daemon?)`);
       await client.query("COMMIT");
     } catch (e) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw e;
     }
+    copied += rows.length;
     opts.onChunk?.(rows.length);
   }
 }

@@ -9,7 +9,8 @@ export function redactUrl(url: string): string {
     for (const k of [...u.searchParams.keys()]) if (/pass/i.test(k)) u.searchParams.set(k, "***");
     return u.toString();
   } catch {
-    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@").replace(/(password=)[^\s&]*/gi, "$1***");
+    // Not a URL: libpq's keyword=value form (values may be quoted, with spaces).
+    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@").replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, "$1***");
   }
 }
 
@@ -25,6 +26,8 @@ export async function connectPg(url: string | undefined, applicationName = "sqli
   });
   try {
     await client.connect();
+    // Translated defaults and expressions are written for standard strings.
+    await client.query("SET standard_conforming_strings = on");
   } catch (e) {
     const where = url ? redactUrl(url) : `${process.env.PGHOST ?? "localhost"}:${process.env.PGPORT ?? 5432}`;
     throw targetError("PG_CONNECT", `cannot connect to PostgreSQL at ${where}: ${(e as Error).message}`, {

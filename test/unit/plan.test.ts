@@ -6,6 +6,7 @@ import type { SourceColumn } from "../../src/source/schema.js";
 import { quoteIdent, quoteLiteral } from "../../src/sql/ident.js";
 import { resolveConfig } from "../../src/config/config.js";
 import { describeError, exitCodeFor, sourceError } from "../../src/errors.js";
+import { redactUrl } from "../../src/target/pg.js";
 
 const col = (declaredType: string): SourceColumn => ({
   name: "c", cid: 0, declaredType, notNull: false, defaultSql: null, pkOrdinal: 0, generated: null, collation: null, checks: [],
@@ -69,6 +70,15 @@ describe("type choice", () => {
   });
   it("refuses blobs mixed with other values", () => {
     expect(chooseType(col("TEXT"), census({ blobs: 1, texts: 1 }), false)).toBeNull();
+  });
+});
+
+describe("secrets", () => {
+  it("are redacted from connection strings of every form", () => {
+    expect(redactUrl("postgres://app:hunter2@db/x")).toBe("postgres://app:***@db/x");
+    expect(redactUrl("postgres://db/x?password=hunter2")).not.toContain("hunter2");
+    expect(redactUrl("host=db user=app password = hunter2")).toBe("host=db user=app password = ***");
+    expect(redactUrl("host=db password='my secret' user=x")).toBe("host=db password=*** user=x");
   });
 });
 
