@@ -20,7 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
-import { captureInfo, ChangelogReader, pruneChanges } from "../source/capture.js";
+import { captureInfo, ChangelogReader, ownSchemaVersion, pruneChanges } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
@@ -380,7 +380,7 @@ export class Replicator {
     // by their new rowids: stop rather than apply them to the wrong rows.
     const fingerprint = schemaFingerprint(this.db!);
     const byRowid = plan.tables.filter((t) => usesRowidColumn(t)).map((t) => t.source.name);
-    if (!problems.length && fingerprint === this.fingerprint && byRowid.length) {
+    if (!problems.length && fingerprint === this.fingerprint && byRowid.length && v !== ownSchemaVersion(this.db!)) {
       throw sourceError("SCHEMA_CHANGED", `the SQLite file was rewritten (VACUUM?): the rowids of ${byRowid.join(", ")} — tables without an INTEGER PRIMARY KEY, replicated by rowid — may have been renumbered`, {
         hint: "replication is paused to apply nothing to the wrong rows; run `sqlite2pg validate --full`, and if it differs, replicate again into a fresh schema (give such tables an INTEGER PRIMARY KEY to be immune to VACUUM)",
       });

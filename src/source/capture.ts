@@ -11,6 +11,22 @@ export const CHANGES = "_sqlite2pg_changes";
 export const META = "_sqlite2pg_meta";
 /** The `tbl` of the sentinel change the cutover writes inside its freeze transaction. */
 export const SENTINEL_TABLE = "_sqlite2pg_sentinel";
+/**
+ * Record, inside the transaction of a schema change this project made
+ * (init, freeze, unfreeze), the schema cookie it left: a daemon then knows
+ * that cookie is its own doing, not a rewrite of the file.
+ */
+export function noteOwnSchemaChange(db: BetterSqlite3.Database): void {
+  const v = db.pragma("schema_version", { simple: true });
+  db.prepare(`INSERT OR REPLACE INTO ${META} (key, value) VALUES ('own_schema_version', ?)`).run(v);
+}
+
+/** The schema cookie left by this project's last own schema change, if any. */
+export function ownSchemaVersion(db: BetterSqlite3.Database): number | null {
+  const r = db.prepare(`SELECT value FROM ${META} WHERE key = 'own_schema_version'`).get() as { value: number } | undefined;
+  return r ? Number(r.value) : null;
+}
+
 /** Key columns the changelog has: a WITHOUT ROWID key may have at most this many columns. */
 export const MAX_KEY_COLUMNS = 4;
 
@@ -119,6 +135,7 @@ export function captureTriggersSql(t: SourceTable): string {
  */
 export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]): string {
   const tx = db.transaction(() => {
+    const v0 = db.pragma("schema_version", { simple: true });
     db.exec(template("changelog.sql"));
     const stored = db.prepare(`SELECT value FROM ${META} WHERE key = ?`);
     const put = db.prepare(`INSERT OR REPLACE INTO ${META} (key, value) VALUES (?, ?)`);
@@ -135,6 +152,7 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
       db.exec(sql);
       put.run(key, hash);
     }
+    if (db.pragma("schema_version", { simple: true }) !== v0) noteOwnSchemaChange(db); // only a change made here
     const row = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`).get() as { value: string } | undefined;
     if (row) return row.value;
     const id = randomUUID();

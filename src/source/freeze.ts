@@ -1,7 +1,7 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { readFileSync } from "node:fs";
 import { quoteIdent } from "../sql/ident.js";
-import { CHANGES, META, render, SENTINEL_TABLE } from "./capture.js";
+import { CHANGES, META, noteOwnSchemaChange, render, SENTINEL_TABLE } from "./capture.js";
 
 /** The message every write to a frozen table fails with: applications and the switching database recognise it. */
 export const FROZEN_MESSAGE = "sqlite2pg: database frozen for the move to PostgreSQL; write to PostgreSQL";
@@ -49,6 +49,7 @@ export function freeze(db: BetterSqlite3.Database, tables: string[]): FreezeInfo
     const put = db.prepare(`INSERT OR REPLACE INTO ${META} (key, value) VALUES (?, ?)`);
     put.run("sentinel_seq", seq);
     put.run("frozen_at", at);
+    noteOwnSchemaChange(db);
     return { sentinelSeq: seq, frozenAt: at };
   });
   // The freeze waits (up to 10 s) for the application's write lock, whatever the connection's own setting.
@@ -67,6 +68,7 @@ export function unfreeze(db: BetterSqlite3.Database): number {
     const trig = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' AND (name LIKE '\\_sqlite2pg\\_fins\\_%' ESCAPE '\\' OR name LIKE '\\_sqlite2pg\\_fupd\\_%' ESCAPE '\\' OR name LIKE '\\_sqlite2pg\\_fdel\\_%' ESCAPE '\\')").all() as { name: string }[];
     for (const t of trig) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(t.name)}`);
     db.prepare(`DELETE FROM ${META} WHERE key IN ('sentinel_seq', 'frozen_at')`).run();
+    noteOwnSchemaChange(db);
     return trig.length;
   });
   return tx.immediate();
