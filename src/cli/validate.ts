@@ -7,6 +7,7 @@ import { readSchema } from "../source/schema.js";
 import { withPg } from "../target/pg.js";
 import { loadState } from "../target/state.js";
 import { validate } from "../validate/validate.js";
+import { CopyPool } from "../pipeline/copy-pool.js";
 
 /**
  * `sqlite2pg validate`: usable at any time. The types come from the
@@ -21,7 +22,16 @@ export async function validateCommand(flags: { sqlite?: string; pg?: string; sch
       let plan: MigrationPlan | null = null;
       const info = captureInfo(db);
       if (info) plan = (await loadState(c, info.sourceId))?.plan ?? null;
-      plan ??= buildPlan(db, readSchema(db), { schema: cfg.schema, preserveCase: cfg.preserveCase });
+      if (!plan) {
+        // The census runs in worker threads, tables in parallel, as migrate's does.
+        const schema = readSchema(db);
+        const pool = new CopyPool({ sqlite: requireSqlite(cfg), pg: cfg.pg, chunkRows: 5000, fixText: false }, cfg.jobs);
+        try {
+          plan = buildPlan(db, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase }, await pool.census(schema.tables));
+        } finally {
+          await pool.close();
+        }
+      }
       return validate(db, c, plan, flags.full ? "full" : "counts");
     });
     if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
