@@ -31,7 +31,7 @@ import { connectPg, redactUrl } from "../target/pg.js";
 import { ROWID_COLUMN } from "../target/row-encoder.js";
 import { setSequences } from "../target/sequences.js";
 import type { ReplicationState } from "../target/state.js";
-import { pgDigest, sameDigest, sqliteDigest } from "../validate/digest.js";
+import { validate, type ValidationReport } from "../validate/validate.js";
 import { usesRowidColumn } from "./snapshot.js";
 
 /** How the cutover validates and what it runs after. */
@@ -57,14 +57,6 @@ export interface CutoverHost {
   setPhase(to: string, extra?: { sql: string; params: unknown[] }): Promise<void>;
   streamOnce(): Promise<number>;
   stopping(): boolean;
-}
-
-/** Per-table validation result. */
-export interface TableValidation {
-  table: string;
-  sqlite_rows: number;
-  pg_rows: number;
-  digest?: "equal" | "differs";
 }
 
 /** The marker file written next to the database when the cutover is done. */
@@ -227,16 +219,16 @@ function readSqliteSequence(db: BetterSqlite3.Database): Map<string, bigint | nu
 async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.Client | null): Promise<number> {
   const log = h.log.child({ cutover: true });
   const plan = h.plan();
-  let result: { mode: string; ok: boolean; tables: TableValidation[]; note?: string };
+  let result: ValidationReport & { note?: string };
   if (snapshotClient) {
-    result = await validateIn(snapshotClient, h.db(), plan, opts.validate);
+    result = await validate(h.db(), snapshotClient, plan, opts.validate);
     await snapshotClient.query("COMMIT").catch(() => undefined);
     await snapshotClient.end().catch(() => undefined);
   } else {
     // A restart after step 4: the application may already write to Postgres.
     const c = await connectPg(h.pgUrl, "sqlite2pg validate");
     try {
-      result = await validateIn(c, h.db(), plan, "counts");
+      result = await validate(h.db(), c, plan, "counts");
     } finally {
       await c.end().catch(() => undefined);
     }
@@ -274,21 +266,6 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
     throw new Sqlite2pgError("hook", "HOOK_FAILED", `the --on-cutover command exited with status ${hookStatus}`, { hint: "the cutover itself is done; run the command again by hand" });
   }
   return 0;
-}
-
-async function validateIn(c: pg.Client, db: BetterSqlite3.Database, plan: MigrationPlan, mode: "counts" | "full") {
-  const tables: TableValidation[] = [];
-  for (const t of plan.tables) {
-    const sqliteRows = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
-    const pgRows = Number((await c.query(`SELECT count(*) AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0].n);
-    const v: TableValidation = { table: t.source.name, sqlite_rows: sqliteRows, pg_rows: pgRows };
-    if (mode === "full") {
-      const [p, s] = await Promise.all([pgDigest(c, plan, t), sqliteDigest(db, t)]);
-      v.digest = sameDigest(p, s) ? "equal" : "differs";
-    }
-    tables.push(v);
-  }
-  return { mode, ok: tables.every((t) => t.sqlite_rows === t.pg_rows && t.digest !== "differs"), tables };
 }
 
 function runHook(cmd: string, result: Record<string, unknown>, log: Logger): Promise<number> {
