@@ -10,7 +10,6 @@ import { isFrozenError } from "../source/freeze.js";
 import { readSchema } from "../source/schema.js";
 import { connectPg } from "../target/pg.js";
 import { ensureStateSchema } from "../target/state.js";
-import { readStatus } from "./status.js";
 
 /**
  * `sqlite2pg demo`: the whole story on a machine with no Postgres. A sample
@@ -77,7 +76,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
     let cutoverAsked = false;
     const tty = Boolean(process.stdout.isTTY);
     for (;;) {
-      const st = await readStatus(sqlite, server.url);
+      const st = rep.live(); // the daemon runs in this process: its own numbers, no connection per refresh
       const line = `   phase ${st.phase.padEnd(16)} applied ${String(st.applied_seq).padStart(7)}  lag ${String(st.lag_changes).padStart(5)} change(s), ${st.lag_seconds.toFixed(3)} s   writes: ${counts.sqlite} to SQLite`;
       process.stdout.write(tty ? `\r${line}` : line + "\n");
       if (!cutoverAsked && st.phase === "streaming" && Date.now() - started > flags.seconds * 1000) {
