@@ -53,7 +53,7 @@ export async function planCommand(flags: PlanFlags): Promise<void> {
       out.push(`  ${c.source.name}${c.name !== c.source.name ? ` → ${c.name}` : ""}: ${c.source.declaredType || "(no type)"} → ${c.type.sql}${c.identity ? " identity" : ""}  — ${c.type.reason}`);
     }
     for (const d of plan.decisions.filter((x) => x.table === t.source.name && x.object)) out.push(`  ${d.severity === "warning" ? "! " : ""}${d.object}: ${d.text}`);
-    for (const d of plan.decisions.filter((x) => x.table === t.source.name && x.column && !x.text.startsWith(t.columns.find((c) => c.source.name === x.column)?.type.sql + ":"))) {
+    for (const d of plan.decisions.filter((x) => x.table === t.source.name && x.column && !x.type)) {
       out.push(`  ${d.severity === "warning" ? "! " : ""}${d.column}: ${d.text}`);
     }
     out.push("");

@@ -46,6 +46,8 @@ export interface Decision {
   object?: string;
   severity: "info" | "warning";
   text: string;
+  /** Set on the one decision per column that is its type (printed with the column itself). */
+  type?: true;
 }
 
 /** A value that cannot be copied as it is, named by table, column and key. */
@@ -142,7 +144,7 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         });
         type = { kind: "bytea", sql: "bytea", conversion: "none", reason: "refused: mixed blobs", scale: null };
       }
-      decisions.push({ table: st.name, column: sc.name, severity: type.kind === "text" && !/char|text|clob/i.test(sc.declaredType) && sc.declaredType !== "" ? "warning" : "info", text: `${type.sql}: ${type.reason}` });
+      decisions.push({ table: st.name, column: sc.name, severity: type.kind === "text" && !/char|text|clob/i.test(sc.declaredType) && sc.declaredType !== "" ? "warning" : "info", text: `${type.sql}: ${type.reason}`, type: true });
       columns.push({
         source: sc, name: cname, kind: type.kind, conversion: type.conversion, scale: type.scale, type,
         notNull: sc.notNull || isAlias, defaultSql: null, generatedSql: null, identity: isAlias, copied: true,
