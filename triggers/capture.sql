@@ -3,7 +3,8 @@
 --   {{table}}        the table, quoted            {{table_literal}}  its name as a string
 --   {{ins}} {{upd}} {{del}}                       the trigger names, quoted
 --   {{key_columns}}  k1[, k2 …]                   {{new_key}} / {{old_key}}  NEW.rowid or NEW."a", NEW."b"
---   {{key_changed}}  OLD.rowid IS NOT NEW.rowid (or per key column)
+--   {{key_changed}}  OLD.rowid IS NOT NEW.rowid (or, per key column, a change of
+--                    bytes or storage class, whatever the column's collation)
 -- They record keys only: cheap for the application, and any value (blobs,
 -- odd text) reaches Postgres through the daemon's COPY, never through SQL
 -- text.

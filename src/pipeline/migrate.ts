@@ -20,7 +20,7 @@ import type { Logger } from "../observe/logger.js";
 import { noProgress, type Progress } from "../observe/progress.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
 import { openSource } from "../source/open.js";
-import { readSchema } from "../source/schema.js";
+import { readSchema, rowidName } from "../source/schema.js";
 import { rowidNeedsBigInt, splitRowidRange } from "../source/reader.js";
 import { quoteIdent } from "../sql/ident.js";
 import type { TransformedValue } from "../target/row-encoder.js";
@@ -180,9 +180,9 @@ async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, pool: Co
   const result = new Map<string, { rows: number; seconds: number }>();
   const weight = new Map<number, number>();
   plan.tables.forEach((t, ti) => {
-    if (t.readOrder.kind === "rowid" && !t.bigIntegers && rowidNeedsBigInt(db, t.source.name)) t.bigIntegers = true;
+    if (t.readOrder.kind === "rowid" && !t.bigIntegers && rowidNeedsBigInt(db, t.source.name, rowidName(t.source))) t.bigIntegers = true;
     const parts = t.readOrder.kind === "rowid" && t.census.rows >= SPLIT_ROWS ? jobs : 1;
-    const ranges = parts > 1 ? splitRowidRange(db, t.source.name, parts) : [{ after: null, upTo: null }];
+    const ranges = parts > 1 ? splitRowidRange(db, t.source.name, parts, rowidName(t.source)) : [{ after: null, upTo: null }];
     for (const range of ranges) {
       const id = tasks.length;
       tasks.push({ type: "task", id, table: ti, range });

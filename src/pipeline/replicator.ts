@@ -20,7 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
-import { captureInfo, ChangelogReader, ownSchemaVersion, pruneChanges } from "../source/capture.js";
+import { captureInfo, captureProblems, ChangelogReader, ownSchemaVersion, pruneChanges } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
@@ -372,6 +372,7 @@ export class Replicator {
       const before = t.columns.map((c) => c.source.name).join(",");
       const after = s.columns.map((c) => c.name).join(",");
       if (before !== after) problems.push(`table ${t.source.name} columns changed (${before} → ${after})`);
+      problems.push(...captureProblems(s)); // e.g. a unique index the REPLACE capture cannot match
     }
     for (const s of now.tables) if (!plan.tables.some((t) => t.source.name === s.name)) problems.push(`new table ${s.name} is not replicated`);
     // The schema cookie moved but no object did: VACUUM (it rewrites the file

@@ -17,7 +17,7 @@ import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import type { ChangelogReader } from "../source/capture.js";
 import { KeyedReader } from "../source/reader.js";
-import { paramValue } from "../target/copy-encode.js";
+import { paramValue, ValueRefused } from "../target/copy-encode.js";
 import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { SENTINEL_TABLE } from "../source/capture.js";
@@ -77,8 +77,22 @@ export class Applier {
     const deleteSql = keyCols.length === 1
       ? `DELETE FROM ${target} WHERE ${quoteIdent(keyCols[0]!.name)} = ANY($1::${pgType(keyCols[0]!)}[])`
       : `DELETE FROM ${target} WHERE (${keyCols.map((k) => quoteIdent(k.name)).join(", ")}) IN (SELECT * FROM unnest(${keyCols.map((k, i) => `$${i + 1}::${pgType(k)}[]`).join(", ")}))`;
-    const keyParams = (keys: unknown[][]) =>
-      keyCols.map((k, i) => keys.map((key) => (k.col ? paramValue(key[i], k.col, i) : String(key[i]))));
+    // Deleted by the exact stored values. A key of a kind its column refuses
+    // (a number in a text key) was never written to Postgres: it names no row there.
+    const keyParams = (keys: unknown[][]) => {
+      const params: unknown[][] = keyCols.map(() => []);
+      for (const key of keys) {
+        let vals: unknown[];
+        try {
+          vals = keyCols.map((k, i) => (k.col ? paramValue(key[i], k.col, i) : String(key[i])));
+        } catch (e) {
+          if (e instanceof ValueRefused) continue;
+          throw e;
+        }
+        vals.forEach((v, i) => params[i]!.push(v));
+      }
+      return params;
+    };
     a = { t, keyed, encoder, deleteSql, keyParams, copySql: `COPY ${target} (${encoder.columnList}) FROM STDIN` };
     this.tables.set(name, a);
     return a;
@@ -105,7 +119,7 @@ export class Applier {
       const tables = [...byTable.entries()].map(([name, keys]) => {
         const a = this.table(name);
         const keyList = [...keys.values()];
-        return { a, keys: keyList, rows: a.keyed.read(keyList) };
+        return { a, keys: keyList, rows: uniqueRows(a.keyed.read(keyList), a.keyed.keyWidth) };
       });
       return { changes, tables };
     });
@@ -137,6 +151,20 @@ export class Applier {
     }
     return { changes: work.changes.length, rows, lastSeq };
   }
+}
+
+/**
+ * Each row once, by its exact key: under a key column's collation (NOCASE)
+ * two logged keys, 'rust' and 'Rust', can both read the same row.
+ */
+function uniqueRows(rows: unknown[][], width: number): unknown[][] {
+  const seen = new Set<string>();
+  return rows.filter((r) => {
+    const k = keyString(r.slice(0, width));
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 }
 
 function keyString(key: unknown[]): string {

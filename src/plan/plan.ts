@@ -1,6 +1,6 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { censusTable, type TableCensus } from "../source/census.js";
-import type { SourceColumn, SourceSchema, SourceTable, SkippedObject } from "../source/schema.js";
+import { rowidName, type SourceColumn, type SourceSchema, type SourceTable, type SkippedObject } from "../source/schema.js";
 import { quoteIdent } from "../sql/ident.js";
 import type { EncodeColumn } from "../target/copy-encode.js";
 import { translateExpr, type ExprContext } from "./expr.js";
@@ -99,8 +99,8 @@ export function renderValue(v: unknown): string {
 /** The key columns used to name a row in messages, and their SQL. */
 export function keyOf(t: SourceTable): { names: string[]; sql: string } {
   if (!t.withoutRowid) {
-    const name = t.rowidAlias ?? "rowid";
-    return { names: [name], sql: t.rowidAlias ? quoteIdent(t.rowidAlias) : "rowid" };
+    const rowid = rowidName(t);
+    return { names: [t.rowidAlias ?? rowid], sql: t.rowidAlias ? quoteIdent(t.rowidAlias) : rowid };
   }
   return { names: t.primaryKey, sql: t.primaryKey.map(quoteIdent).join(", ") };
 }
@@ -128,7 +128,9 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
   for (const st of schema.tables) {
     const name = relations.claim(st.name, pgName(st.name, opts.preserveCase), { table: st.name });
     if (name !== st.name) decisions.push({ table: st.name, severity: "info", text: `table ${st.name} becomes ${name}` });
+    if (!st.withoutRowid) rowidName(st); // refuses, naming the table, a rowid no name can read
     const census = censuses?.get(st.name) ?? censusTable(db, st);
+    const keyColumns = uniqueKeyColumns(st);
     const colNames = new Namespace(`columns of table ${st.name}:`);
     const columns: ColumnPlan[] = [];
     for (const sc of st.columns) {
@@ -145,9 +147,20 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         type = { kind: "bytea", sql: "bytea", conversion: "none", reason: "refused: mixed blobs", scale: null };
       }
       decisions.push({ table: st.name, column: sc.name, severity: type.kind === "text" && !/char|text|clob/i.test(sc.declaredType) && sc.declaredType !== "" ? "warning" : "info", text: `${type.sql}: ${type.reason}`, type: true });
+      // In a key column, SQLite's integer 1 and text '1' are two keys; Postgres
+      // text would make them one (and a delete of one would delete the other).
+      const keyText = keyColumns.has(sc.name) && type.kind === "text" && type.conversion === "none";
+      if (keyText && cc.texts > 0 && cc.integers + cc.reals > 0) {
+        refusals.push({
+          table: st.name, column: sc.name, key: exampleKeys(db, st, sc, "typeof(%c) = 'text'", "typeof(%c) IN ('integer','real')"),
+          value: `${cc.texts} text and ${cc.integers + cc.reals} numeric values`,
+          reason: "a key column (primary key or unique) holding both text and numbers: SQLite keeps 1 and '1' apart, Postgres text would make them one key",
+        });
+      }
       columns.push({
         source: sc, name: cname, kind: type.kind, conversion: type.conversion, scale: type.scale, type,
         notNull: sc.notNull || isAlias, defaultSql: null, generatedSql: null, identity: isAlias, copied: true,
+        ...(keyText ? { keyText: true } : {}),
       });
     }
     const ctx = exprContext(columns);
@@ -191,6 +204,13 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
   for (const v of views) decisions.push({ table: v.name, severity: "warning", text: `view ${v.name}: ${v.reason}` });
   for (const s of schema.skipped) decisions.push({ table: s.name, severity: s.type === "shadow table" ? "info" : "warning", text: `${s.type} ${s.name} skipped: ${s.reason}` });
   return { schema: opts.schema, preserveCase: opts.preserveCase, tables, decisions, refusals, views, skipped: schema.skipped };
+}
+
+/** Columns whose values are keys: the primary key, and the column terms of every unique index or constraint. */
+export function uniqueKeyColumns(t: SourceTable): Set<string> {
+  const out = new Set(t.primaryKey);
+  for (const ix of t.indexes) if (ix.unique) for (const x of ix.terms) if (x.column !== null) out.add(x.column);
+  return out;
 }
 
 /** Up to three keys of rows matching `where` (with `%c` for the column), for messages. */

@@ -46,7 +46,8 @@ export function scanTextValues(db: BetterSqlite3.Database, plan: MigrationPlan, 
 
 /** The raw bytes of one text value, read by key. */
 export function readRawText(db: BetterSqlite3.Database, table: string, column: string, keyNames: string[], keyVals: unknown[]): Buffer | null {
-  const where = keyNames.map((k) => `${k === "rowid" ? "rowid" : quoteIdent(k)} = ?`).join(" AND ");
+  // The names the rowid goes by stay bare (readers name it so when no column takes the name).
+  const where = keyNames.map((k) => `${/^(rowid|_rowid_|oid)$/.test(k) ? k : quoteIdent(k)} = ?`).join(" AND ");
   const row = db
     .prepare(`SELECT CAST(${quoteIdent(column)} AS BLOB) AS b FROM main.${quoteIdent(table)} WHERE ${where}`)
     .get(...keyVals) as { b: Buffer | null } | undefined;

@@ -3,7 +3,8 @@ import { createHash, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { sourceError } from "../errors.js";
 import { quoteIdent, quoteLiteral } from "../sql/ident.js";
-import type { SourceTable } from "./schema.js";
+import { isOwnTrigger, rowidName, type SourceColumn, type SourceTable } from "./schema.js";
+import { tokenize } from "./sql-tokens.js";
 
 /** The changelog table inside the SQLite file. */
 export const CHANGES = "_sqlite2pg_changes";
@@ -67,40 +68,173 @@ export function triggerNames(table: string): { ins: string; upd: string; del: st
   };
 }
 
+/** Bare words that are SQL, not column names, in an index expression. */
+const KEYWORDS = new Set([
+  "and", "or", "not", "null", "is", "in", "like", "glob", "regexp", "match", "between", "escape", "case", "when", "then",
+  "else", "end", "cast", "as", "collate", "true", "false", "distinct", "isnull", "notnull", "current_date", "current_time",
+  "current_timestamp", "exists", "select", "from", "where", "asc", "desc",
+]);
+
+function findColumn(t: SourceTable, name: string): SourceColumn | undefined {
+  return t.columns.find((c) => c.name === name) ?? t.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+}
+
+/**
+ * An expression of the table's columns rewritten against NEW (column
+ * references become `NEW."col"`, a `table.` qualifier is dropped; function
+ * names, string literals, keywords and COLLATE/CAST type names are kept),
+ * and the columns it references. Throws on text the tokenizer refuses.
+ */
+function againstNew(t: SourceTable, expr: string): { sql: string; columns: SourceColumn[] } {
+  const toks = tokenize(expr);
+  const columns: SourceColumn[] = [];
+  let out = "";
+  let at = 0;
+  for (let i = 0; i < toks.length; i++) {
+    const tok = toks[i]!;
+    if (tok.kind !== "ident") continue;
+    const next = toks[i + 1];
+    const prev = toks[i - 1];
+    if (next?.kind === "op" && next.text === "(") continue; // a function name
+    if (prev?.kind === "ident" && /^(as|collate)$/i.test(prev.text)) continue; // a type or collation name
+    if (prev?.kind === "op" && prev.text === ".") continue; // the middle of schema.table.col
+    const quoted = /^["`[]/.test(tok.text);
+    if (!quoted && KEYWORDS.has(tok.text.toLowerCase())) continue;
+    const first = i;
+    let col = tok;
+    if (next?.kind === "op" && next.text === "." && toks[i + 2]?.kind === "ident") {
+      col = toks[i + 2]!; // table.col: the qualifier goes, the column is rewritten
+      i += 2;
+    }
+    const c = findColumn(t, col.value);
+    if (!c) continue;
+    columns.push(c);
+    out += expr.slice(at, toks[first]!.start) + `NEW.${quoteIdent(c.name)}`;
+    at = col.end;
+  }
+  return { sql: out + expr.slice(at), columns };
+}
+
+/**
+ * The columns an UPDATE must set to change a value computed from these
+ * columns: themselves, and for a generated column the columns its
+ * expression reads (transitively). Null when a generated column's
+ * expression is unknown (then every UPDATE must be watched).
+ */
+function baseColumns(t: SourceTable, cols: SourceColumn[], seen = new Set<string>()): string[] | null {
+  const out: string[] = [];
+  for (const c of cols) {
+    if (seen.has(c.name)) continue;
+    seen.add(c.name);
+    if (!c.generated) { out.push(c.name); continue; }
+    if (!c.generated.expr) return null;
+    let refs: SourceColumn[];
+    try {
+      refs = againstNew(t, c.generated.expr).columns;
+    } catch {
+      return null;
+    }
+    const more = baseColumns(t, refs, seen);
+    if (more === null) return null;
+    out.push(...more);
+  }
+  return out;
+}
+
 /**
  * The unique-value match of a table's unique indexes against NEW, for the
  * REPLACE capture triggers; null when REPLACE can only delete the row that
  * has the new row's own key (which the AFTER triggers record anyway).
- * Expression terms cannot be matched and are left out (reported by init).
+ * Every form of unique index takes part: plain columns, expressions
+ * (`lower(email)`, `json_extract(data, '$.sku')`, compared as
+ * `expr = expr-of-NEW` under the index's collation), generated columns
+ * (NEW carries their values in BEFORE triggers), partial indexes (the
+ * stored row must satisfy the WHERE to be in the index), and a WITHOUT
+ * ROWID primary key compared under a collation other than BINARY (`'rust'`
+ * and `'Rust'` collide under NOCASE, yet are two keys to Postgres).
+ * `columns` is what an UPDATE must set to create a conflict (null: any
+ * UPDATE); `problems` names the indexes that cannot be matched.
  */
-export function replaceConflicts(t: SourceTable): { sql: string | null; columns: string[]; unmatched: string[] } {
+export function replaceConflicts(t: SourceTable): { sql: string | null; columns: string[] | null; problems: string[] } {
   const parts: string[] = [];
-  const unmatched: string[] = [];
-  const columns = new Set<string>();
+  const problems: string[] = [];
+  let columns: Set<string> | null = new Set<string>();
+  const watch = (cols: SourceColumn[]) => {
+    const base = baseColumns(t, cols);
+    if (base === null) columns = null;
+    else if (columns) for (const c of base) columns.add(c);
+  };
   for (const ix of t.indexes) {
     if (!ix.unique) continue;
-    // The row with the same rowid, or the same WITHOUT ROWID key, is the one the AFTER triggers name.
-    if (ix.origin === "pk" && t.withoutRowid) continue;
-    if (ix.terms.some((x) => x.column === null)) {
-      unmatched.push(ix.name);
-      continue;
+    // The row with the same rowid, or the same WITHOUT ROWID key, is the one
+    // the AFTER triggers name — unless a collation makes other bytes equal.
+    if (ix.origin === "pk" && t.withoutRowid && ix.terms.every((x) => !x.collation || x.collation.toUpperCase() === "BINARY")) continue;
+    try {
+      const terms: string[] = [];
+      for (const x of ix.terms) {
+        const coll = x.collation ? ` COLLATE ${quoteIdent(x.collation)}` : "";
+        if (x.column !== null) {
+          const c = findColumn(t, x.column);
+          if (!c) throw new Error(`column ${x.column} not found`);
+          watch([c]);
+          terms.push(`${quoteIdent(c.name)}${coll} = NEW.${quoteIdent(c.name)}`);
+        } else {
+          if (!x.expr.trim()) throw new Error("its expression was not found in the CREATE INDEX text");
+          const rw = againstNew(t, x.expr);
+          watch(rw.columns);
+          terms.push(`(${x.expr})${coll} = (${rw.sql})`);
+        }
+      }
+      if (ix.where) {
+        // Only rows that satisfy the WHERE are in the index; the same text
+        // lets SQLite use the partial index for the lookup.
+        watch(againstNew(t, ix.where).columns);
+        terms.push(`(${ix.where})`);
+      }
+      parts.push(`(${terms.join(" AND ")})`);
+    } catch (e) {
+      problems.push(`unique index ${ix.name} of table ${t.name} cannot be matched by the REPLACE capture: ${(e as Error).message}`);
     }
-    for (const x of ix.terms) columns.add(x.column!);
-    parts.push(`(${ix.terms.map((x) => `${quoteIdent(x.column!)}${x.collation ? ` COLLATE ${quoteIdent(x.collation)}` : ""} = NEW.${quoteIdent(x.column!)}`).join(" AND ")})`);
   }
-  return { sql: parts.length ? parts.join(" OR ") : null, columns: [...columns], unmatched };
+  const cols: Set<string> | null = columns;
+  return { sql: parts.length ? parts.join(" OR ") : null, columns: cols ? [...cols] : null, problems };
+}
+
+/**
+ * What keeps change capture from seeing every change to a table, one
+ * sentence each naming the table (and index); empty when capture is
+ * complete. `init` refuses a table with problems, and the daemon must
+ * refuse the same way when a schema change brings one.
+ */
+export function captureProblems(t: SourceTable): string[] {
+  const out: string[] = [];
+  const key = captureKey(t);
+  if (key.kind === "rowid") {
+    try {
+      rowidName(t);
+    } catch (e) {
+      out.push((e as Error).message);
+    }
+  } else if (key.columns.length > MAX_KEY_COLUMNS) {
+    out.push(`table ${t.name} has a ${key.columns.length}-column primary key; change capture supports up to ${MAX_KEY_COLUMNS}`);
+  }
+  out.push(...replaceConflicts(t).problems);
+  return out;
 }
 
 /** The capture triggers' SQL for one table, rendered from triggers/capture.sql. */
 export function captureTriggersSql(t: SourceTable): string {
-  const key = captureKey(t);
-  const cols = key.kind === "rowid" ? ["rowid"] : key.columns;
-  if (cols.length > MAX_KEY_COLUMNS) {
-    throw sourceError("KEY_TOO_WIDE", `table ${t.name} has a ${cols.length}-column primary key; change capture supports up to ${MAX_KEY_COLUMNS}`, {
+  const problems = captureProblems(t);
+  if (problems.length) {
+    throw sourceError("CAPTURE_INCOMPLETE", problems.join("; "), {
       context: { table: t.name },
+      hint: "change capture would miss rows SQLite deletes; fix the schema as the message says, or leave the table out of the database to replicate",
     });
   }
-  const ref = (side: "NEW" | "OLD") => cols.map((c) => `${side}.${c === "rowid" && key.kind === "rowid" ? "rowid" : quoteIdent(c)}`);
+  const key = captureKey(t);
+  const rowid = key.kind === "rowid" ? rowidName(t) : "";
+  const cols = key.kind === "rowid" ? [rowid] : key.columns;
+  const ref = (side: "NEW" | "OLD") => cols.map((c) => `${side}.${key.kind === "rowid" ? rowid : quoteIdent(c)}`);
   const names = triggerNames(t.name);
   const values = {
     table: `main.${quoteIdent(t.name)}`,
@@ -113,16 +247,23 @@ export function captureTriggersSql(t: SourceTable): string {
     key_columns: cols.map((_, i) => `k${i + 1}`).join(", "),
     new_key: ref("NEW").join(", "),
     old_key: ref("OLD").join(", "),
-    row_key: cols.map((c) => (key.kind === "rowid" ? "rowid" : quoteIdent(c))).join(", "),
-    key_changed: ref("OLD").map((o, i) => `${o} IS NOT ${ref("NEW")[i]}`).join(" OR "),
+    row_key: cols.map((c) => (key.kind === "rowid" ? rowid : quoteIdent(c))).join(", "),
+    // A key column's own collation (NOCASE, RTRIM) may call 'rust' and
+    // 'Rust' equal; Postgres compares bytes, so any change of bytes or of
+    // storage class is a key change to log.
+    key_changed: ref("OLD").map((o, i) => {
+      const n = ref("NEW")[i]!;
+      return key.kind === "rowid" ? `${o} IS NOT ${n}` : `${o} IS NOT ${n} COLLATE BINARY OR typeof(${o}) IS NOT typeof(${n})`;
+    }).join(" OR "),
     conflicts: "",
-    unique_columns: "",
-    not_self: cols.map((c) => (key.kind === "rowid" ? "rowid IS NOT OLD.rowid" : `${quoteIdent(c)} IS NOT OLD.${quoteIdent(c)}`)).join(" OR "),
+    update_of: "",
+    not_self: cols.map((c) => (key.kind === "rowid" ? `${rowid} IS NOT OLD.${rowid}` : `${quoteIdent(c)} IS NOT OLD.${quoteIdent(c)} COLLATE BINARY`)).join(" OR "),
   };
   const conflicts = replaceConflicts(t);
   let sql = render(template("capture.sql"), values);
   if (conflicts.sql) {
-    sql += "\n" + render(template("capture-replace.sql"), { ...values, conflicts: conflicts.sql, unique_columns: conflicts.columns.map(quoteIdent).join(", ") });
+    const updateOf = conflicts.columns === null ? "" : `OF ${conflicts.columns.map(quoteIdent).join(", ")} `;
+    sql += "\n" + render(template("capture-replace.sql"), { ...values, conflicts: conflicts.sql, update_of: updateOf });
   }
   return sql;
 }
@@ -148,7 +289,15 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
       const n = triggerNames(t.name);
       const present = (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'trigger' AND name IN (?, ?, ?)").get(n.ins, n.upd, n.del) as { n: number }).n === 3;
       if (present && (stored.get(key) as { value: string } | undefined)?.value === hash) continue;
-      for (const name of [n.ins, n.upd, n.del, n.binsert, n.bupdate]) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(name)}`);
+      for (const name of [n.ins, n.upd, n.del, n.binsert, n.bupdate]) {
+        const other = db.prepare("SELECT tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?").get(name) as { tbl: string; sql: string | null } | undefined;
+        if (other && !isOwnTrigger(name, t.name, other.sql)) {
+          throw sourceError("TRIGGER_NAME_TAKEN", `table ${t.name}: a trigger named ${name}, not made by sqlite2pg, takes the name of a capture trigger`, {
+            context: { table: t.name, trigger: name }, hint: "rename that trigger, then run init again",
+          });
+        }
+        db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(name)}`);
+      }
       db.exec(sql);
       put.run(key, hash);
     }
@@ -165,7 +314,9 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
 /** Remove every sqlite2pg trigger and table from the file: the database is as it was. */
 export function uninstallCapture(db: BetterSqlite3.Database): { triggers: number; tables: number } {
   const tx = db.transaction(() => {
-    const triggers = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_sqlite2pg\\_%' ESCAPE '\\'").all() as { name: string }[];
+    // Only the triggers this project made: a user's trigger is never removed, whatever its name.
+    const triggers = (db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[])
+      .filter((t) => isOwnTrigger(t.name, t.tbl, t.sql));
     for (const t of triggers) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(t.name)}`);
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN (?, ?)").all(CHANGES, META) as { name: string }[];
     for (const t of tables) db.exec(`DROP TABLE IF EXISTS main.${quoteIdent(t.name)}`);

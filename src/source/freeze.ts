@@ -1,6 +1,7 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { readFileSync } from "node:fs";
 import { quoteIdent } from "../sql/ident.js";
+import { isOwnTrigger } from "./schema.js";
 import { CHANGES, META, noteOwnSchemaChange, render, SENTINEL_TABLE } from "./capture.js";
 
 /** The message every write to a frozen table fails with: applications and the switching database recognise it. */
@@ -65,7 +66,8 @@ export function freeze(db: BetterSqlite3.Database, tables: string[]): FreezeInfo
 /** Unfreeze: drop the freeze triggers and the record; the application can write to SQLite again. */
 export function unfreeze(db: BetterSqlite3.Database): number {
   const tx = db.transaction(() => {
-    const trig = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' AND (name LIKE '\\_sqlite2pg\\_fins\\_%' ESCAPE '\\' OR name LIKE '\\_sqlite2pg\\_fupd\\_%' ESCAPE '\\' OR name LIKE '\\_sqlite2pg\\_fdel\\_%' ESCAPE '\\')").all() as { name: string }[];
+    const trig = (db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[])
+      .filter((t) => /^_sqlite2pg_f(ins|upd|del)_/.test(t.name) && isOwnTrigger(t.name, t.tbl, t.sql));
     for (const t of trig) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(t.name)}`);
     db.prepare(`DELETE FROM ${META} WHERE key IN ('sentinel_seq', 'frozen_at')`).run();
     noteOwnSchemaChange(db);

@@ -1,6 +1,7 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { quoteIdent } from "../sql/ident.js";
 import type { TablePlan } from "../plan/plan.js";
+import { rowidName } from "./schema.js";
 
 /** A range of rowids to read: `after` exclusive, `upTo` inclusive; null means open. */
 export interface RowidRange {
@@ -41,12 +42,13 @@ export class ChunkReader {
     const from = `main.${quoteIdent(t.source.name)}`;
     const cols = columns.map(quoteIdent).join(", ");
     if (t.readOrder.kind === "rowid") {
+      const rowid = rowidName(t.source); // a user column may be named rowid
       this.keyWidth = 1;
-      this.keyNames = [t.source.rowidAlias ?? "rowid"];
-      const upTo = range.upTo !== null ? `rowid <= ${range.upTo}` : null;
-      const sel = `SELECT rowid${cols ? ", " + cols : ""} FROM ${from}`;
-      const order = ` ORDER BY rowid LIMIT ${chunkRows}`;
-      this.next = db.prepare(`${sel} WHERE rowid > ?${upTo ? " AND " + upTo : ""}${order}`);
+      this.keyNames = [t.source.rowidAlias ?? rowid];
+      const upTo = range.upTo !== null ? `${rowid} <= ${range.upTo}` : null;
+      const sel = `SELECT ${rowid}${cols ? ", " + cols : ""} FROM ${from}`;
+      const order = ` ORDER BY ${rowid} LIMIT ${chunkRows}`;
+      this.next = db.prepare(`${sel} WHERE ${rowid} > ?${upTo ? " AND " + upTo : ""}${order}`);
       this.first = range.after === null ? db.prepare(`${sel}${upTo ? " WHERE " + upTo : ""}${order}`) : this.next;
       this.cursor = range.after === null ? null : [range.after];
     } else {
@@ -80,8 +82,8 @@ export class ChunkReader {
 }
 
 /** Split a rowid table into `parts` ranges of roughly equal rowid span. */
-export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts: number): RowidRange[] {
-  const r = db.prepare(`SELECT min(rowid) AS lo, max(rowid) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
+export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts: number, rowid = "rowid"): RowidRange[] {
+  const r = db.prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
     lo: bigint | null; hi: bigint | null;
   };
   if (r.lo === null || r.hi === null || parts <= 1) return [{ after: null, upTo: null }];
@@ -100,8 +102,8 @@ export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts
 }
 
 /** Largest |rowid| of a table, to know whether rowids fit a JS number. */
-export function rowidNeedsBigInt(db: BetterSqlite3.Database, table: string): boolean {
-  const r = db.prepare(`SELECT min(rowid) AS lo, max(rowid) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
+export function rowidNeedsBigInt(db: BetterSqlite3.Database, table: string, rowid = "rowid"): boolean {
+  const r = db.prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
     lo: bigint | null; hi: bigint | null;
   };
   return (r.lo !== null && r.lo < -9007199254740991n) || (r.hi !== null && r.hi > 9007199254740991n);
@@ -129,10 +131,11 @@ export class KeyedReader {
     const cols = columns.map(quoteIdent).join(", ");
     const from = `main.${quoteIdent(t.source.name)}`;
     if (t.readOrder.kind === "rowid") {
+      const rowid = rowidName(t.source);
       this.keyWidth = 1;
-      this.keyNames = [t.source.rowidAlias ?? "rowid"];
-      this.select = `SELECT rowid${cols ? ", " + cols : ""} FROM ${from}`;
-      this.keyTuple = "rowid";
+      this.keyNames = [t.source.rowidAlias ?? rowid];
+      this.select = `SELECT ${rowid}${cols ? ", " + cols : ""} FROM ${from}`;
+      this.keyTuple = rowid;
     } else {
       const keys = t.readOrder.columns.map(quoteIdent);
       this.keyWidth = keys.length;

@@ -92,8 +92,47 @@ interface TableListRow {
   strict: number;
 }
 
-/** Tables this project keeps in the source file for itself. */
-export const INTERNAL_TABLE_PREFIX = "_sqlite2pg_";
+/**
+ * The tables this project keeps in the source file for itself (the
+ * changelog and its metadata). Only these: a user's table that merely starts
+ * with `_sqlite2pg_` is replicated like any other.
+ */
+export const INTERNAL_TABLES: ReadonlySet<string> = new Set(["_sqlite2pg_changes", "_sqlite2pg_meta"]);
+
+/** Kinds of the triggers this project creates on a table (capture, REPLACE capture, freeze). */
+const OWN_TRIGGER_KINDS = ["ins", "upd", "del", "rins", "rupd", "fins", "fupd", "fdel"];
+
+/**
+ * Whether a trigger is one this project created: its name is one of the
+ * names it gives the triggers of that very table, and its body writes the
+ * changelog or raises the freeze. A user's trigger is never taken for one,
+ * whatever its name.
+ */
+export function isOwnTrigger(name: string, table: string, sql: string | null): boolean {
+  if (!OWN_TRIGGER_KINDS.some((k) => name === `_sqlite2pg_${k}_${table}`)) return false;
+  return (sql ?? "").includes('"_sqlite2pg_changes"') || (sql ?? "").includes("sqlite2pg: database frozen");
+}
+
+/** The names a table's rowid answers to, in the order they are tried. */
+const ROWID_NAMES = ["rowid", "_rowid_", "oid"];
+
+/**
+ * The SQL that reads a rowid table's rowid: `rowid`, or `_rowid_` or `oid`
+ * when a column of the table takes that name (a user column named `rowid`
+ * hides the real rowid), or the INTEGER PRIMARY KEY column when all three
+ * are taken. Throws, naming the table, when the rowid cannot be read at all.
+ * Every place that reads a table's rowid uses this.
+ */
+export function rowidName(t: SourceTable): string {
+  const taken = new Set(t.columns.map((c) => c.name.toLowerCase()));
+  const free = ROWID_NAMES.find((n) => !taken.has(n));
+  if (free) return free;
+  if (t.rowidAlias) return quoteIdent(t.rowidAlias);
+  throw sourceError("ROWID_SHADOWED", `table ${t.name} has columns named rowid, _rowid_ and oid and no INTEGER PRIMARY KEY: its rowid cannot be read, so its rows cannot be named for change capture`, {
+    context: { table: t.name },
+    hint: "rename one of those columns, or give the table an INTEGER PRIMARY KEY",
+  });
+}
 
 /**
  * Read the schema of the `main` database. Runs in one read transaction so
@@ -116,7 +155,7 @@ export function readSchema(db: BetterSqlite3.Database): SourceSchema {
         continue;
       }
       if (t.name.startsWith("sqlite_")) continue; // SQLite's own catalog tables
-      if (t.name.startsWith(INTERNAL_TABLE_PREFIX)) continue;
+      if (INTERNAL_TABLES.has(t.name)) continue;
       if (t.type === "virtual") {
         skipped.push({ name: t.name, type: "virtual table", reason: "virtual tables (FTS, R*Tree, …) hold no rows of their own; recreate them in Postgres by hand (e.g. a tsvector column)" });
         continue;
@@ -128,7 +167,7 @@ export function readSchema(db: BetterSqlite3.Database): SourceSchema {
       tables.push(readTable(db, t, sqlOf.get(t.name) ?? "", sequences));
     }
     const triggers = master
-      .filter((m) => m.type === "trigger" && !m.name.startsWith(INTERNAL_TABLE_PREFIX))
+      .filter((m) => m.type === "trigger" && !isOwnTrigger(m.name, m.tbl, m.sql))
       .map((m) => ({ name: m.name, table: m.tbl, sql: m.sql ?? "" }));
     for (const tr of triggers) {
       skipped.push({ name: tr.name, type: "trigger", reason: `trigger on ${tr.table} is not translated: its effects are copied as data; recreate it in Postgres if the application relies on it` });

@@ -15,6 +15,12 @@ export interface EncodeColumn {
   conversion: Conversion;
   /** Scale of `numeric(p,s)`; null for unconstrained numeric and other kinds. */
   scale: number | null;
+  /**
+   * A text column that is (part of) a key: numbers are refused, since
+   * Postgres text would conflate integer 1 with a text '1' that SQLite
+   * keeps as another key.
+   */
+  keyText?: boolean;
 }
 
 /** A value that cannot be written to its column, with the reason. */
@@ -198,6 +204,9 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
       return;
     case "bytea":
       no(`${describe(v)} in a bytea column`);
+      return;
+    case "text":
+      if (c.keyText && typeof v !== "string") no(`${describe(v)} in a key column of text, where SQLite keeps it apart from the text spelling the same digits but Postgres would not`);
       return;
     default:
       return;

@@ -10,6 +10,7 @@ import type pg from "pg";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
+import { rowidName } from "../source/schema.js";
 import { ROWID_COLUMN } from "../target/row-encoder.js";
 import { CANONICAL_SESSION, digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
@@ -72,7 +73,8 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
 /** Find the keys of differing rows by halving rowid ranges whose digests differ. */
 async function localise(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan, col: string): Promise<TableResult["differences"]> {
   const out: NonNullable<TableResult["differences"]> = [];
-  const lo = db.prepare(`SELECT min(rowid) AS lo, max(rowid) AS hi FROM main.${quoteIdent(t.source.name)}`).safeIntegers(true).get() as { lo: bigint | null; hi: bigint | null };
+  const rowid = rowidName(t.source);
+  const lo = db.prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(t.source.name)}`).safeIntegers(true).get() as { lo: bigint | null; hi: bigint | null };
   const pr = (await c.query(`SELECT min(${quoteIdent(col)})::text AS lo, max(${quoteIdent(col)})::text AS hi FROM ${qualified(plan.schema, t.name)}`)).rows[0];
   const bounds = [lo.lo, lo.hi, pr.lo === null ? null : BigInt(pr.lo), pr.hi === null ? null : BigInt(pr.hi)].filter((x): x is bigint => x !== null);
   if (bounds.length === 0) return out;
