@@ -93,7 +93,7 @@ export async function compareDatabases(
   const db = new Database(sqlitePath, { readonly: true });
   const diffs: Difference[] = [];
   let rows = 0;
-  const tables = (db.prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlite2pg_%'").all() as { name: string }[]).map((r) => r.name);
+  const tables = (db.prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_sqlite2pg_changes', '_sqlite2pg_meta')").all() as { name: string }[]).map((r) => r.name);
   try {
     for (const name of tables) {
       const rel = await client.query({
