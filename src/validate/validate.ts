@@ -104,7 +104,7 @@ async function compareRows(db: BetterSqlite3.Database, c: pg.ClientBase, plan: M
   const theirs = new Map<string, string>();
   const q = await c.query(`SELECT ${quoteIdent(col)}::text AS k, ${digestRowSql(t)} AS rec FROM ${qualified(plan.schema, t.name)} AS t WHERE ${rangeSql(`t.${quoteIdent(col)}`, r)}`);
   for (const row of q.rows) theirs.set(row.k, row.rec);
-  const keyName = t.source.rowidAlias ?? "rowid";
+  const keyName = t.source.rowidAlias ?? rowidName(t.source);
   const out: NonNullable<TableResult["differences"]> = [];
   for (const [k, v] of mine) {
     if (!theirs.has(k)) out.push({ key: `${keyName}=${k}`, kind: "missing in postgres" });
