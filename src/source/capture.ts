@@ -155,7 +155,7 @@ function baseColumns(t: SourceTable, cols: SourceColumn[], seen = new Set<string
  * `columns` is what an UPDATE must set to create a conflict (null: any
  * UPDATE); `problems` names the indexes that cannot be matched.
  */
-export function replaceConflicts(t: SourceTable): { sql: string | null; columns: string[] | null; problems: string[] } {
+export function replaceConflicts(t: SourceTable): { sql: string | null; matches: string[]; columns: string[] | null; problems: string[] } {
   const parts: string[] = [];
   const problems: string[] = [];
   let columns: Set<string> | null = new Set<string>();
@@ -177,7 +177,9 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; columns:
           const c = findColumn(t, x.column);
           if (!c) throw new Error(`column ${x.column} not found`);
           watch([c]);
-          terms.push(`${quoteIdent(c.name)}${coll} = NEW.${quoteIdent(c.name)}`);
+          // The column's own collation needs no COLLATE (the comparison uses it anyway).
+          const own = (x.collation ?? "BINARY").toUpperCase() === (c.collation ?? "BINARY").toUpperCase();
+          terms.push(`${quoteIdent(c.name)}${own ? "" : coll} = NEW.${quoteIdent(c.name)}`);
         } else {
           if (!x.expr.trim()) throw new Error("its expression was not found in the CREATE INDEX text");
           const rw = againstNew(t, x.expr);
@@ -197,7 +199,7 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; columns:
     }
   }
   const cols: Set<string> | null = columns;
-  return { sql: parts.length ? parts.join(" OR ") : null, columns: cols ? [...cols] : null, problems };
+  return { sql: parts.length ? parts.join(" OR ") : null, matches: parts, columns: cols ? [...cols] : null, problems };
 }
 
 /**
@@ -263,7 +265,11 @@ export function captureTriggersSql(t: SourceTable): string {
   let sql = render(template("capture.sql"), values);
   if (conflicts.sql) {
     const updateOf = conflicts.columns === null ? "" : `OF ${conflicts.columns.map(quoteIdent).join(", ")} `;
-    sql += "\n" + render(template("capture-replace.sql"), { ...values, conflicts: conflicts.sql, update_of: updateOf });
+    // One statement per unique index: SQLite looks each up by its own index
+    // (an OR of them, once a COLLATE is in it, would scan the whole table).
+    const each = template("capture-replace.sql").replace(/\{\{each_index\}\}([\s\S]*?)\{\{end\}\}/g, (_, part: string) =>
+      conflicts.matches.map((m) => part.replaceAll("{{conflicts}}", m)).join(""));
+    sql += "\n" + render(each, { ...values, update_of: updateOf });
   }
   return sql;
 }
