@@ -131,12 +131,15 @@ describe("REPLACE capture: every form of unique index", () => {
     await s.exact();
   });
 
-  it("a WITHOUT ROWID key under NOCASE: a case-only key change, REPLACE across cases, and a coalesced batch", async () => {
+  it("a WITHOUT ROWID key under NOCASE or RTRIM: a case-only key change, REPLACE across cases, and a coalesced batch", async () => {
     const s = await setup(`
       CREATE TABLE langs (k TEXT COLLATE NOCASE PRIMARY KEY, v INTEGER) WITHOUT ROWID;
+      CREATE TABLE padded (k TEXT COLLATE RTRIM PRIMARY KEY, v INTEGER) WITHOUT ROWID;
       CREATE TABLE pairs (a TEXT COLLATE NOCASE, b INTEGER, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;
-    `, `INSERT INTO langs VALUES ('rust', 1), ('go', 2), ('zig', 3); INSERT INTO pairs VALUES ('x', 1, 'one'), ('y', 1, 'two');`);
+    `, `INSERT INTO langs VALUES ('rust', 1), ('go', 2), ('zig', 3); INSERT INTO pairs VALUES ('x', 1, 'one'), ('y', 1, 'two'); INSERT INTO padded VALUES ('a', 1), ('b', 2);`);
     await s.exact();
+    s.db.exec("UPDATE padded SET k = 'a  ' WHERE k = 'a'; INSERT OR REPLACE INTO padded VALUES ('b ', 3);");
+    expect(s.db.prepare("SELECT k FROM padded ORDER BY k").all()).toEqual([{ k: "a  " }, { k: "b " }]);
     s.db.exec("UPDATE langs SET k = 'Rust' WHERE k = 'rust'"); // no key change under NOCASE, a new key to Postgres
     await s.exact();
     s.db.exec(`
@@ -149,9 +152,17 @@ describe("REPLACE capture: every form of unique index", () => {
     expect((s.db.prepare("SELECT k FROM langs ORDER BY k").all() as { k: string }[]).map((r) => r.k)).toEqual(["GO", "Rust", "Zig"]);
     await s.exact();
     expect((await s.client.query("SELECT k FROM langs ORDER BY k")).rows.map((r) => r.k)).toEqual(["GO", "Rust", "Zig"]);
+    s.db.exec(`
+      INSERT INTO langs VALUES ('c', 1);
+      UPDATE OR REPLACE langs SET k = 'rust' WHERE k = 'c';   -- evicts 'Rust' through the NOCASE key
+      INSERT INTO pairs VALUES ('z', 2, 'three');
+      UPDATE OR REPLACE pairs SET a = 'x', b = 1 WHERE a = 'z'; -- evicts ('X', 1)
+    `);
+    expect((s.db.prepare("SELECT k FROM langs ORDER BY k").all() as { k: string }[]).map((r) => r.k)).toEqual(["GO", "rust", "Zig"]);
+    await s.exact();
     // A value rewritten with the same bytes is no key change; another storage class is one.
     const before = (s.db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE op = 'K'`).get() as { n: number }).n;
-    s.db.exec("UPDATE langs SET v = 7 WHERE k = 'GO'");
+    s.db.exec("UPDATE langs SET v = 7 WHERE k = 'GO'; UPDATE langs SET k = 'GO' WHERE k = 'go'");
     expect((s.db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE op = 'K'`).get() as { n: number }).n).toBe(before);
     await s.exact();
   });
