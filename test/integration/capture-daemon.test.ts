@@ -79,5 +79,5 @@ describe("capture with the daemon running", () => {
     expect(Number((await client.query("SELECT count(*) AS n FROM _sqlite2pg_foo")).rows[0].n)).toBe(10);
     d.kill("SIGTERM");
     expect(await d.waitExit(20_000)).toEqual({ code: 0, signal: null });
-  });
+  }, 180_000);
 });
