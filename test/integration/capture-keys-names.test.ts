@@ -143,6 +143,17 @@ describe("names: a column named rowid, tables named _sqlite2pg_*", () => {
     expect(err.message).toMatch(/table hidden/);
   });
 
+  it("refuses to install over an application's trigger that takes a capture trigger's name", async () => {
+    const dir = tempDir();
+    const db = new Database(sqliteFrom(dir, `CREATE TABLE t (id INTEGER PRIMARY KEY); CREATE TABLE log (x);
+      CREATE TRIGGER _sqlite2pg_ins_t AFTER INSERT ON t BEGIN INSERT INTO log VALUES (NEW.id); END;`));
+    const err = (() => { try { installCapture(db, readSchema(db).tables); } catch (e) { return e; } })() as { code: string; message: string };
+    expect(err.code).toBe("TRIGGER_NAME_TAKEN");
+    expect(err.message).toMatch(/table t: a trigger named _sqlite2pg_ins_t, not made by sqlite2pg/);
+    expect((db.prepare("SELECT sql FROM sqlite_schema WHERE name = '_sqlite2pg_ins_t'").get() as { sql: string }).sql).toMatch(/INSERT INTO log/);
+    db.close();
+  });
+
   it("uninstall removes only this project's triggers and tables, never a user's _sqlite2pg_* objects", async () => {
     const s = await setup(SCHEMA + `
       CREATE TABLE log (what TEXT);

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   encodeValue, escapeCopyText, formatDouble, isSuspectText, julianToMillis, float8SendText, pgText, pgTimestampText,
-  plainDecimal, recordText, ValueRefused, type EncodeColumn,
+  paramValue, plainDecimal, recordText, ValueRefused, type EncodeColumn,
 } from "../../src/target/copy-encode.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
@@ -92,6 +92,15 @@ describe("values written after the census", () => {
     expect(encodeValue(0.12, col("numeric", { scale: 2 }), 0)).toBe("0.12");
     expect(encodeValue("2024-01-01T10:00:00.5", col("timestamp"), 0)).toBe("2024-01-01T10:00:00.5");
     expect(encodeValue(9007199254740992n, col("double precision"), 0)).toBe("9007199254740992");
+  });
+  it("refuse a number in a text key column, where it would become the same key as the text of its digits", () => {
+    const key = col("text", { keyText: true });
+    expect(() => encodeValue(1n, key, 0)).toThrow(/an integer in a key column of text/);
+    expect(() => encodeValue(1.5, key, 0)).toThrow(/a real in a key column of text/);
+    expect(() => paramValue(1n, key, 0)).toThrow(ValueRefused);
+    expect(encodeValue("1", key, 0)).toBe("1");
+    expect(paramValue("1", key, 0)).toBe("1");
+    expect(encodeValue(1n, col("text"), 0)).toBe("1"); // not a key: text holds the number's exact spelling
   });
 });
 
