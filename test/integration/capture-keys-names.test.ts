@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
+import { runCli } from "../helpers/daemon.js";
 import { Replicator } from "../../src/pipeline/replicator.js";
 import { migrate } from "../../src/pipeline/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
@@ -118,6 +119,14 @@ describe("names: a column named rowid, tables named _sqlite2pg_*", () => {
     await s.exact();
     expect((await s.client.query("SELECT v FROM _sqlite2pg_foo ORDER BY id")).rows.map((r) => r.v)).toEqual(["ONE", "two", "three"]);
     expect((await s.client.query("SELECT v FROM _sqlite2pg_bar ORDER BY v")).rows.map((r) => r.v)).toEqual(["b", "c"]);
+    // validate reads the real rowid too, and names a differing row by it.
+    const ok = await runCli(["validate", "--sqlite", s.path, "--pg", s.url, "--full", "--json"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    await s.client.query("UPDATE r1 SET v = 42 WHERE v = 2");
+    const bad = await runCli(["validate", "--sqlite", s.path, "--pg", s.url, "--full", "--json"]);
+    expect(bad.code).not.toBe(0);
+    const r1 = (JSON.parse(bad.stdout) as { tables: { table: string; differences?: { key: string; kind: string }[] }[] }).tables.find((t) => t.table === "r1")!;
+    expect(r1.differences).toEqual([{ key: "_rowid_=2", kind: "values differ" }]);
   });
 
   it("migrates them exactly", async () => {
