@@ -147,6 +147,9 @@ describe("names: a column named rowid, tables named _sqlite2pg_*", () => {
     expect(err.message).toMatch(/table hidden has columns named rowid, _rowid_ and oid and no INTEGER PRIMARY KEY/);
     expect(db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name LIKE '%sqlite2pg%'").get()).toEqual({ n: 0 }); // nothing half-installed
     db.close();
+    const init = await runCli(["init", "--sqlite", path, "--pg", (await freshDatabase()).url]);
+    expect(init.code).not.toBe(0);
+    expect(init.stderr).toMatch(/table hidden has columns named rowid, _rowid_ and oid/);
     err = await runMigrate(path, (await freshDatabase()).url).catch((e) => e);
     expect(err.code).toBe("ROWID_SHADOWED");
     expect(err.message).toMatch(/table hidden/);
