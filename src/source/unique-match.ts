@@ -99,8 +99,15 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; matches:
   const parts: string[] = [];
   const problems: string[] = [];
   let columns: Set<string> | null = new Set<string>();
-  const watch = (cols: SourceColumn[]) => {
+  const watch = (cols: SourceColumn[], computed = false) => {
     const base = baseColumns(t, cols);
+    // In a BEFORE INSERT trigger the INTEGER PRIMARY KEY of a row that gets
+    // its key assigned is still -1, and so is everything computed from it:
+    // such a value cannot be matched before the row exists.
+    const alias = t.rowidAlias?.toLowerCase();
+    if (computed && alias && (base === null || base.some((b) => b.toLowerCase() === alias) || cols.some((c) => c.name.toLowerCase() === alias))) {
+      throw new Error(`it is computed from the INTEGER PRIMARY KEY ${t.rowidAlias}, whose value a new row does not have yet when the capture looks for conflicts; compute it from other columns`);
+    }
     if (base === null) columns = null;
     else if (columns) for (const c of base) columns.add(c);
   };
@@ -116,14 +123,14 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; matches:
         if (x.column !== null) {
           const c = findColumn(t, x.column);
           if (!c) throw new Error(`column ${x.column} not found`);
-          watch([c]);
+          watch([c], c.generated !== null);
           // The column's own collation needs no COLLATE (the comparison uses it anyway).
           const own = (x.collation ?? "BINARY").toUpperCase() === (c.collation ?? "BINARY").toUpperCase();
           terms.push(`${quoteIdent(c.name)}${own ? "" : coll} = NEW.${quoteIdent(c.name)}`);
         } else {
           if (!x.expr.trim()) throw new Error("its expression was not found in the CREATE INDEX text");
           const rw = againstNew(t, x.expr);
-          watch(rw.columns);
+          watch(rw.columns, true);
           terms.push(`(${x.expr})${coll} = (${rw.sql})`);
         }
       }
@@ -135,7 +142,8 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; matches:
       }
       parts.push(`(${terms.join(" AND ")})`);
     } catch (e) {
-      problems.push(`unique index ${ix.name} of table ${t.name} cannot be matched by the REPLACE capture: ${(e as Error).message}`);
+      const label = ix.origin === "c" ? `unique index ${ix.name}` : `${ix.origin === "pk" ? "PRIMARY KEY" : "UNIQUE"} (${ix.terms.map((x) => x.column ?? x.expr).join(", ")})`;
+      problems.push(`${label} of table ${t.name} cannot be matched by the REPLACE capture: ${(e as Error).message}`);
     }
   }
   const cols: Set<string> | null = columns;

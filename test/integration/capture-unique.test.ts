@@ -189,4 +189,24 @@ describe("REPLACE capture: every form of unique index", () => {
     }
     db.close();
   });
+
+  it("refuses at init, naming the index, a unique value computed from the INTEGER PRIMARY KEY; the daemon pauses on one created later", async () => {
+    const dir = tempDir();
+    const db = new Database(sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, g INTEGER AS (id % 10) UNIQUE);", "gen.db"));
+    const err = (() => { try { installCapture(db, readSchema(db).tables); } catch (e) { return e; } })() as { code: string; message: string };
+    expect(err.code).toBe("CAPTURE_INCOMPLETE");
+    expect(err.message).toMatch(/UNIQUE \(g\) of table t cannot be matched by the REPLACE capture: it is computed from the INTEGER PRIMARY KEY id/);
+    db.close();
+    // Not every use of the key is one: the key itself in a unique index, or in a partial index's WHERE.
+    const fine = new Database(sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); CREATE UNIQUE INDEX t_a ON t (a, id) WHERE id > 10;", "fine.db"));
+    expect(captureProblems(readSchema(fine).tables[0]!)).toEqual([]);
+    fine.close();
+
+    const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);", "INSERT INTO t (a) VALUES ('x'), ('y');");
+    await s.exact();
+    s.db.exec("CREATE UNIQUE INDEX t_mod ON t (a, id % 7); INSERT INTO t (a) VALUES ('z');");
+    const paused = await s.rep.syncOnce().catch((e) => e);
+    expect(paused.code).toBe("SCHEMA_CHANGED");
+    expect(paused.message).toMatch(/unique index t_mod of table t cannot be matched by the REPLACE capture/);
+  });
 });
