@@ -53,7 +53,7 @@ export function buildProgram(): Command {
   common(program.command("init"))
     .description("install change capture in the SQLite file (changelog + triggers) and the state table in PostgreSQL; idempotent")
     .option("--wal", "switch the SQLite file to WAL mode if it is not (replication needs it)")
-    .option("--drop-existing", "drop a non-empty target schema first")
+    .option("--drop-existing", "drop a non-empty target schema first; for a source that already replicates: start over (its state and the target schema are dropped)")
     .option("--json", "machine-readable output")
     .action(async (o) => initCommand(o));
 
