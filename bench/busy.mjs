@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // What the daemon costs the application in failed transactions: SQLITE_BUSY.
 //
-//   node bench/busy.mjs [--seconds S] [--rows N]
+//   node bench/busy.mjs [--seconds S] [--rows N]      (BUSY_ONLY=daemon,… runs some variants)
 //
 // The application is one connection (the only writer, as most SQLite
 // applications are) doing read-then-write transactions the way ORMs and
@@ -46,8 +46,9 @@ async function application(file, mode, seconds) {
   const write = db.prepare("UPDATE accounts SET balance = ?, updated_at = datetime('now') WHERE id = ?");
   let seed = 7;
   const rnd = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32; };
-  const out = { mode, tx: 0, busy: 0, other: 0 };
-  const end = performance.now() + seconds * 1000;
+  const out = { mode, tx: 0, busy: 0, other: 0, codes: {}, at: [] };
+  const start = performance.now();
+  const end = start + seconds * 1000;
   while (performance.now() < end) {
     const id = 1 + Math.floor(rnd() * opt.rows);
     try {
@@ -59,7 +60,7 @@ async function application(file, mode, seconds) {
       out.tx++;
     } catch (e) {
       if (db.inTransaction) db.exec('ROLLBACK');
-      if (String(e.code).startsWith('SQLITE_BUSY')) out.busy++;
+      if (String(e.code).startsWith('SQLITE_BUSY')) { out.busy++; out.codes[e.code] = (out.codes[e.code] ?? 0) + 1; out.at.push(Math.round((performance.now() - start) / 100) / 10); }
       else { out.other++; if (out.other < 3) console.error(`unexpected: ${e.message}`); }
     }
   }
@@ -84,7 +85,7 @@ async function variant(name, dir, pg) {
     const stop = await daemon.stop();
     if (stop.code !== 0) throw new Error(`sqlite2pg run exited ${stop.code} (signal ${stop.signal}) on SIGTERM`);
   }
-  for (const r of [deferred, immediate]) console.error(`${name.padEnd(12)} ${r.mode.padEnd(9)} ${fmt(r.tx)} committed, ${r.busy} SQLITE_BUSY, ${r.other} other errors`);
+  for (const r of [deferred, immediate]) console.error(`${name.padEnd(12)} ${r.mode.padEnd(9)} ${fmt(r.tx)} committed, ${r.busy} SQLITE_BUSY ${JSON.stringify(r.codes)} at s ${r.at.slice(0, 40).join(' ')}, ${r.other} other errors`);
   return { name, deferred, immediate };
 }
 
@@ -94,7 +95,7 @@ run(async () => {
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const pg = await freshDb('bench_busy');
   const results = [];
-  for (const name of ['alone', 'daemon', 'prune-always']) results.push(await variant(name, dir, pg));
+  for (const name of (process.env.BUSY_ONLY ?? 'alone,daemon,prune-always').split(',')) results.push(await variant(name, dir, pg));
   const pctOf = (r) => (r.busy / (r.tx + r.busy));
   const rows = results.flatMap((v) => [v.deferred, v.immediate].map((r) => [
     v.name, r.mode === 'deferred' ? 'BEGIN; SELECT; work; UPDATE; COMMIT' : 'BEGIN IMMEDIATE … (busy_timeout 5 s)',
