@@ -55,7 +55,7 @@ if (!isMainThread) {
     const file = join(dir, 'soak.db');
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
-    db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, amount NUMERIC(10,2), note TEXT)');
+    db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, amount REAL, note TEXT)');
     const ins = db.prepare('INSERT INTO orders (customer, amount, note) VALUES (?, ?, ?)');
     db.transaction(() => { for (let i = 0; i < opt.rows; i++) ins.run(`c${i % 5000}`, (i % 100000) / 100, `n${i}`); })();
     const pg = await freshDb('bench_soak');
@@ -79,7 +79,7 @@ if (!isMainThread) {
       try { wal = statSync(`${file}-wal`).size; } catch { /* none */ }
       const s = { t: (performance.now() - t0) / 1000, rss: procStatus(pid, 'VmRSS') / 1024, fds: fds(pid), lag_changes: st.lag_changes, lag_seconds: st.lag_seconds, changelog, wal: wal / 2 ** 20, applied: st.applied_seq };
       samples.push(s);
-      console.error(`t=${s.t.toFixed(0)}s rss=${s.rss.toFixed(1)}MB fds=${s.fds} lag=${s.lag_changes} (${s.lag_seconds}s) changelog=${s.changelog} wal=${s.wal.toFixed(1)}MB`);
+      console.error(`t=${s.t.toFixed(0)}s${st.last_error ? ` LAST ERROR ${st.last_error}` : ""} rss=${s.rss.toFixed(1)}MB fds=${s.fds} lag=${s.lag_changes} (${s.lag_seconds}s) changelog=${s.changelog} wal=${s.wal.toFixed(1)}MB`);
     }
     const { done } = await finished;
     await waitFor('converging', async () => (await status(file, pg)).lag_changes === 0, { timeoutMs: 300_000 });
