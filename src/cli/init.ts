@@ -5,7 +5,7 @@ import { captureInfo, installCapture } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { quoteIdent } from "../sql/ident.js";
-import { ensureStateSchema, loadState } from "../target/state.js";
+import { daemonRunning, ensureStateSchema, loadState } from "../target/state.js";
 import { redactUrl, withPg } from "../target/pg.js";
 
 interface InitFlags {
@@ -47,7 +47,22 @@ export async function initCommand(flags: InitFlags): Promise<void> {
   }
   const target = await withPg(cfg.pg, async (c) => {
     await ensureStateSchema(c);
-    const state = await loadState(c, sourceId);
+    let state = await loadState(c, sourceId);
+    if (state && cfg.dropExisting) {
+      // Start over: the way back from a file replaced under the daemon (a
+      // backup restored over it), or from a replica one no longer trusts.
+      if (state.phase === "cut-over" || state.phase === "done") {
+        throw usageError("ALREADY_CUT_OVER", `this source was cut over to schema ${state.targetSchema}: the application writes there now, so --drop-existing will not drop it`, { context: { schema: state.targetSchema, phase: state.phase } });
+      }
+      if (state.phase === "frozen" || state.phase === "cutover-catch-up") {
+        throw usageError("CUTOVER_UNDER_WAY", `a cutover is under way (phase ${state.phase}); run \`sqlite2pg unfreeze\` first`, { context: { phase: state.phase } });
+      }
+      if (await daemonRunning(c, sourceId)) {
+        throw usageError("DAEMON_RUNNING", "a daemon is replicating this source; stop it before starting over with --drop-existing", { context: { source_id: sourceId } });
+      }
+      await c.query("DELETE FROM sqlite2pg.state WHERE source_id = $1", [sourceId]); // its snapshot progress goes with it
+      state = null;
+    }
     if (!state) {
       const n = await c.query<{ n: string }>(
         "SELECT count(*) AS n FROM pg_class k JOIN pg_namespace s ON s.oid = k.relnamespace WHERE s.nspname = $1 AND k.relkind IN ('r','p','v','m','f')",

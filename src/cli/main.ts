@@ -53,7 +53,7 @@ export function buildProgram(): Command {
   common(program.command("init"))
     .description("install change capture in the SQLite file (changelog + triggers) and the state table in PostgreSQL; idempotent")
     .option("--wal", "switch the SQLite file to WAL mode if it is not (replication needs it)")
-    .option("--drop-existing", "drop a non-empty target schema first")
+    .option("--drop-existing", "drop a non-empty target schema first; for a source that already replicates: start over (its state and the target schema are dropped)")
     .option("--json", "machine-readable output")
     .action(async (o) => initCommand(o));
 
@@ -63,6 +63,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser((v) => Number(v)))
     .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser((v) => Number(v)))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
+    .addOption(new Option("--prune-interval <s>", "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)").argParser((v) => Number(v)))
     .option("--on-cutover <cmd>", "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER")
     .option("--validate <mode>", "validation at cutover: counts (default) or full (checksums of every row)")
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")

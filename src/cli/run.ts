@@ -9,7 +9,7 @@ import { startHttp } from "../observe/http.js";
 
 interface RunFlags {
   sqlite?: string; pg?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; fixText?: boolean;
-  onCutover?: string; validate?: string; cutover?: boolean; listen?: string; maxLag?: number;
+  onCutover?: string; validate?: string; cutover?: boolean; listen?: string; maxLag?: number; pruneInterval?: number;
 }
 
 /** The pid file `sqlite2pg cutover` uses to find the daemon of a SQLite file. */
@@ -26,6 +26,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const log = createLogger({ level: cfg.verbose ? "debug" : "info" });
   const rep = new Replicator({
     sqlite, pg: cfg.pg, log, pollIntervalMs: flags.pollMs ?? 1000, batchSize: flags.batchSize ?? 10000, chunkRows: flags.chunkRows ?? 20000,
+    pruneIntervalMs: flags.pruneInterval === undefined ? undefined : flags.pruneInterval * 1000,
     fixText: cfg.fixText, cutover: { validate, onCutover: flags.onCutover },
   });
   if (flags.cutover) rep.requestCutover();

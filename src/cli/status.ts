@@ -20,6 +20,8 @@ export interface StatusReport {
   applied_at: string | null;
   last_error: string | null;
   last_error_at: string | null;
+  /** Set when the file is not the one replicated (restored from a backup, recreated): the lag above means nothing then. */
+  file_problem: string | null;
   cutover: {
     requested_at: string | null;
     /** "queued until caught up" while the snapshot or catch-up runs. */
@@ -38,11 +40,12 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
   let sourceId: string;
   let newest: number;
   let lagSecondsAt: (applied: number) => number;
+  let cl: ChangelogReader;
   try {
     const info = captureInfo(db);
     if (!info) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init` first" });
     sourceId = info.sourceId;
-    const cl = new ChangelogReader(db);
+    cl = new ChangelogReader(db);
     newest = cl.newestSeq();
     const cache = new Map<number, number>();
     lagSecondsAt = (a) => cache.get(a) ?? cl.lagSeconds(a);
@@ -52,6 +55,12 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId) };
     });
     const applied = s.state.appliedSeq;
+    let fileProblem: string | null = null;
+    try {
+      cl.snapshot(() => cl.verifyCheckpoint(sourceId, applied, s.state.appliedToken));
+    } catch (e) {
+      fileProblem = (e as Error).message;
+    }
     return {
       source_id: sourceId,
       phase: s.state.phase,
@@ -66,6 +75,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       applied_at: s.state.appliedAt?.toISOString() ?? null,
       last_error: s.state.lastError,
       last_error_at: s.state.lastErrorAt?.toISOString() ?? null,
+      file_problem: fileProblem,
       cutover: {
         requested_at: s.state.cutoverRequestedAt?.toISOString() ?? null,
         note: s.state.cutoverRequestedAt && ["new", "snapshot", "catch-up"].includes(s.state.phase) ? "queued until caught up" : null,
@@ -102,6 +112,7 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
     const cv = r.cutover;
     lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : ""}${cv.frozen_at ? `; SQLite frozen at ${cv.frozen_at}` : ""}${cv.cutover_at ? `; cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms` : ""}`);
   }
+  if (r.file_problem) lines.push(`FILE REPLACED:   ${r.file_problem}`);
   lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);
   process.stdout.write(lines.join("\n") + "\n");
 }

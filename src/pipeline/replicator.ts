@@ -16,11 +16,12 @@
 import type BetterSqlite3 from "better-sqlite3";
 import chokidar, { type FSWatcher } from "chokidar";
 import type pg from "pg";
+import { statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
-import { captureInfo, captureProblems, ChangelogReader, ownSchemaVersion, pruneChanges } from "../source/capture.js";
+import { captureInfo, captureProblems, ChangelogReader, markPosition, ownSchemaVersion, pruneChanges } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
@@ -63,6 +64,12 @@ const PREDECESSOR: Record<Phase, Phase[]> = {
   done: ["cut-over"],
 };
 
+/** Changelog rows one prune transaction deletes at most: a few tens of milliseconds of the write lock. */
+const PRUNE_CHUNK = 200_000;
+
+/** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
+const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED"];
+
 /** Options of the daemon. */
 export interface ReplicatorOptions {
   sqlite: string;
@@ -74,6 +81,16 @@ export interface ReplicatorOptions {
   batchSize?: number;
   /** Rows per snapshot chunk. */
   chunkRows?: number;
+  /**
+   * How often applied changes are pruned from the changelog, in ms (default
+   * 60 000). Each prune is a write to the application's file: a deferred
+   * transaction of the application that read before it and writes after it
+   * fails with SQLITE_BUSY, so pruning is rare and done in one short
+   * transaction. It also runs when `pruneBacklog` applied changes wait.
+   */
+  pruneIntervalMs?: number;
+  /** Applied changes that trigger a prune before the interval is up (default 500 000). */
+  pruneBacklog?: number;
   fixText?: boolean;
   /** Watch the -wal file to wake up at once. */
   watch?: boolean;
@@ -100,13 +117,18 @@ export class Replicator {
   exitStatus = 0;
   private wake: (() => void) | null = null;
   private schemaVersion = 0;
+  /** Device and inode of the file the connections have open. */
+  private fileId = "";
   private fingerprint = "";
-  private lastPrune = 0;
+  /** When the next prune is due (ms since the epoch), and the checkpoint the last one pruned below. */
+  private nextPrune = 0;
+  private prunedBelow = 0;
   readonly transformed: TransformedValue[] = [];
   private readonly log: Logger;
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.log = opts.log;
+    this.nextPrune = Date.now() + (opts.pruneIntervalMs ?? 60_000);
   }
 
   /** The current state (after `start`). */
@@ -143,17 +165,7 @@ export class Replicator {
    */
   async start(): Promise<void> {
     if (this.client) return;
-    this.db = openSource(this.opts.sqlite);
-    const info = captureInfo(this.db);
-    if (!info) {
-      throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
-    }
-    this.sourceId = info.sourceId;
-    this.writer = openSource(this.opts.sqlite, { readonly: false });
-    // Pruning waits for the application's write lock only briefly (it blocks
-    // this loop meanwhile), then tries again later.
-    this.writer.pragma("busy_timeout = 50");
-    this.changelog = new ChangelogReader(this.db);
+    this.sourceId = this.openFile();
     await this.takeLock();
     this.client = await connectPg(this.opts.pg, "sqlite2pg");
     await ensureStateSchema(this.client);
@@ -163,8 +175,8 @@ export class Replicator {
     }
     // Compared against what the plan last saw, stored with the state, so a
     // schema change (or VACUUM) made while no daemon ran is caught as well.
-    this.schemaVersion = this.state.schemaVersion ?? Number(this.db.pragma("schema_version", { simple: true }));
-    this.fingerprint = this.state.schemaFingerprint ?? schemaFingerprint(this.db);
+    this.schemaVersion = this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true }));
+    this.fingerprint = this.state.schemaFingerprint ?? schemaFingerprint(this.db!);
     if (this.opts.watch !== false) {
       this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
       // chokidar passes on at most one change event per file every 50 ms; a
@@ -182,6 +194,47 @@ export class Replicator {
         }
       });
     }
+  }
+
+  /** Open the reading and the writing connection to the file, and remember which file they are. Returns its source id. */
+  private openFile(): string {
+    this.db?.close();
+    this.writer?.close();
+    this.db = openSource(this.opts.sqlite);
+    const info = captureInfo(this.db);
+    if (!info) {
+      throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
+    }
+    this.writer = openSource(this.opts.sqlite, { readonly: false });
+    // Pruning waits for the application's write lock only briefly (it blocks
+    // this loop meanwhile), then tries again later.
+    this.writer.pragma("busy_timeout = 50");
+    this.changelog = new ChangelogReader(this.db);
+    this.applier = null;
+    const st = statSync(this.opts.sqlite);
+    this.fileId = `${st.dev}:${st.ino}`;
+    return info.sourceId;
+  }
+
+  /**
+   * A file put in place of the one the daemon opened (a backup restored by
+   * rename, the file recreated) is not seen through the open connections:
+   * they still read the old one. When the path names another file, reopen;
+   * the checkpoint check of the next read then tells whether it is the
+   * same database (see ChangelogReader.verifyCheckpoint).
+   */
+  private checkFile(): void {
+    let id: string;
+    try {
+      const st = statSync(this.opts.sqlite);
+      id = `${st.dev}:${st.ino}`;
+    } catch (e) {
+      throw sourceError("SQLITE_NOT_FOUND", `the SQLite file ${this.opts.sqlite} is gone: ${(e as Error).message}`, { context: { sqlite: this.opts.sqlite }, cause: e });
+    }
+    if (id === this.fileId) return;
+    this.log.warn({ sqlite: this.opts.sqlite }, "the SQLite file was replaced on disk: reopening it and checking it is the database being replicated");
+    this.openFile();
+    this.changelog!.snapshot(() => this.changelog!.verifyCheckpoint(this.sourceId, this.current.appliedSeq, this.current.appliedToken));
   }
 
   /**
@@ -238,7 +291,7 @@ export class Replicator {
     for (const t of plan.tables) t.bigIntegers = true;
     const c = this.client!;
     // Recorded before anything is read: every change from here on is applied by the stream.
-    const snapshotSeq = this.changelog!.newestSeq();
+    const { seq: snapshotSeq, token: snapshotToken } = markPosition(this.writer!);
     await c.query("BEGIN");
     try {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(plan.schema)}`);
@@ -256,8 +309,8 @@ export class Replicator {
       this.schemaVersion = Number(db.pragma("schema_version", { simple: true }));
       this.fingerprint = schemaFingerprint(db);
       await this.setPhase(Phase.snapshot, {
-        sql: "UPDATE sqlite2pg.state SET plan = $2::jsonb, snapshot_seq = $3, applied_seq = $3, schema_version = $4, schema_fingerprint = $5 WHERE source_id = $1",
-        params: [this.sourceId, toJson(plan), snapshotSeq, this.schemaVersion, this.fingerprint],
+        sql: "UPDATE sqlite2pg.state SET plan = $2::jsonb, snapshot_seq = $3, applied_seq = $3, applied_token = $6, schema_version = $4, schema_fingerprint = $5 WHERE source_id = $1",
+        params: [this.sourceId, toJson(plan), snapshotSeq, this.schemaVersion, this.fingerprint, snapshotToken],
       });
       await c.query("COMMIT");
     } catch (e) {
@@ -274,6 +327,7 @@ export class Replicator {
     for (const t of plan.tables) {
       const p = progress.find((x) => x.table === t.source.name);
       if (!p || p.done) continue;
+      this.checkFile();
       await this.checkSchema(); // a column added now would not be copied
       this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
       const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
@@ -302,17 +356,36 @@ export class Replicator {
    * Returns the number of changes applied (0: caught up).
    */
   async streamOnce(): Promise<number> {
+    this.checkFile();
     await this.checkSchema();
     this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
     const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
-    if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
+    if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
     if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) await this.caughtUp();
-    if (Date.now() - this.lastPrune > 1000 || (r.changes === 0 && Date.now() > this.lastPrune)) {
-      this.lastPrune = Date.now();
-      // The application holds the write lock: leave pruning for a few seconds.
-      if (pruneChanges(this.writer!, this.current.appliedSeq).busy) this.lastPrune = Date.now() + 3000;
-    }
+    this.maybePrune();
     return r.changes;
+  }
+
+  /**
+   * Prune applied changes when the interval is up or the backlog is large.
+   * Why rarely: every prune commits a write to the application's file, and
+   * an application transaction that began reading before that commit and
+   * writes after it fails with SQLITE_BUSY (SQLite cannot upgrade a stale
+   * read snapshot; no busy timeout helps). One short transaction per
+   * interval keeps that to a handful per hour; writers that use BEGIN
+   * IMMEDIATE only wait (the transaction holds the lock for milliseconds).
+   */
+  private maybePrune(): void {
+    const applied = this.current.appliedSeq;
+    if (applied <= this.prunedBelow) return;
+    const now = Date.now();
+    if (now < this.nextPrune && applied - this.prunedBelow < (this.opts.pruneBacklog ?? 500_000)) return;
+    const interval = this.opts.pruneIntervalMs ?? 60_000;
+    const r = pruneChanges(this.writer!, applied, PRUNE_CHUNK);
+    // The application held the write lock: try again in a few seconds, not at the next batch.
+    this.nextPrune = now + (r.busy ? Math.min(interval, 3000) : interval);
+    if (!r.busy && r.done) this.prunedBelow = applied;
+    if (r.deleted) this.log.debug({ deleted: r.deleted, below: applied, busy: r.busy }, "pruned applied changes");
   }
 
   /**
@@ -346,10 +419,10 @@ export class Replicator {
    * with twice as many changes, until it covers the whole transaction. A
    * real violation still fails once the batch has grown past every change.
    */
-  private async applyGrowing(limit: number): Promise<{ changes: number; lastSeq: number }> {
+  private async applyGrowing(limit: number): Promise<{ changes: number; lastSeq: number; lastToken: number | null }> {
     for (let n = limit; ; n *= 2) {
       try {
-        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n);
+        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n, this.current.appliedToken);
       } catch (e) {
         const code = (e as { code?: string }).code;
         const pending = this.changelog!.newestSeq() - this.current.appliedSeq;
@@ -459,7 +532,11 @@ export class Replicator {
         backoff = 100;
         if (n === 0) await this.idle(this.opts.pollIntervalMs ?? 1000);
       } catch (e) {
-        if (e instanceof Sqlite2pgError && ["SCHEMA_CHANGED", "CUTOVER_VALIDATION", "HOOK_FAILED"].includes(e.code)) throw e;
+        if (e instanceof Sqlite2pgError && FATAL_CODES.includes(e.code)) {
+          // Said once in the state too, so `status` shows why the daemon stopped.
+          if (this.client) await recordError(this.client, this.sourceId, e.message).catch(() => undefined);
+          throw e;
+        }
         const msg = e instanceof Error ? e.message : String(e);
         if (msg !== failing || Date.now() - lastLogged > 30000) {
           this.log.error({ err: msg, retryable: isRetryable(e), backoff_ms: backoff }, "apply failed; will retry");

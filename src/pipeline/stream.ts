@@ -27,6 +27,8 @@ export interface BatchResult {
   changes: number;
   rows: number;
   lastSeq: number;
+  /** The token of the change at `lastSeq` (recorded with the checkpoint). */
+  lastToken: number | null;
 }
 
 interface TableApply {
@@ -103,9 +105,11 @@ export class Applier {
    * transaction that also advances the state. Returns what was applied;
    * `changes` is 0 when the changelog had nothing new.
    */
-  async applyBatch(changelog: ChangelogReader, client: pg.ClientBase, sourceId: string, after: number, limit: number): Promise<BatchResult> {
+  async applyBatch(changelog: ChangelogReader, client: pg.ClientBase, sourceId: string, after: number, limit: number, token: number | null = null): Promise<BatchResult> {
     // One SQLite read transaction: the batch and the rows it names.
     const work = changelog.snapshot(() => {
+      // In the same snapshot: this is still the file replicated up to `after`.
+      changelog.verifyCheckpoint(sourceId, after, token);
       const changes = changelog.read(after, limit);
       const byTable = new Map<string, Map<string, unknown[]>>();
       for (const ch of changes) {
@@ -123,8 +127,9 @@ export class Applier {
       });
       return { changes, tables };
     });
-    if (work.changes.length === 0) return { changes: 0, rows: 0, lastSeq: after };
+    if (work.changes.length === 0) return { changes: 0, rows: 0, lastSeq: after, lastToken: token };
     const lastSeq = work.changes[work.changes.length - 1]!.seq;
+    const lastToken = work.changes[work.changes.length - 1]!.at;
     let rows = 0;
     await client.query("BEGIN");
     try {
@@ -138,9 +143,9 @@ export class Applier {
       }
       await client.query(
         `UPDATE sqlite2pg.state SET applied_seq = $2, changes_applied = changes_applied + $3, applied_at = now(), updated_at = now(),
-           apply_rate = coalesce($4, apply_rate), last_error = NULL
+           apply_rate = coalesce($4, apply_rate), last_error = NULL, applied_token = $6
          WHERE source_id = $1 AND applied_seq = $5`,
-        [sourceId, lastSeq, work.changes.length, this.rate, after],
+        [sourceId, lastSeq, work.changes.length, this.rate, after, lastToken],
       ).then((r) => {
         if (r.rowCount !== 1) throw new Error("the state moved under this daemon (another daemon applied meanwhile)");
       });
@@ -149,7 +154,7 @@ export class Applier {
       await client.query("ROLLBACK").catch(() => undefined);
       throw e;
     }
-    return { changes: work.changes.length, rows, lastSeq };
+    return { changes: work.changes.length, rows, lastSeq, lastToken };
   }
 }
 

@@ -12,7 +12,7 @@ export { replaceConflicts };
 export const CHANGES = "_sqlite2pg_changes";
 /** The metadata table inside the SQLite file (source id, frozen flag). */
 export const META = "_sqlite2pg_meta";
-/** The `tbl` of the sentinel change the cutover writes inside its freeze transaction. */
+/** The `tbl` of the changes the daemon writes itself: the cutover's sentinel (op S) and the snapshot's position marker (op P). */
 export const SENTINEL_TABLE = "_sqlite2pg_sentinel";
 /**
  * Record, inside the transaction of a schema change this project made
@@ -30,6 +30,23 @@ export function ownSchemaVersion(db: BetterSqlite3.Database): number | null {
   return r ? Number(r.value) : null;
 }
 
+/**
+ * Write a position marker into the changelog and return its seq and token:
+ * the snapshot starts from it, so even a checkpoint taken before any
+ * application change names one real change of this file (see
+ * ChangelogReader.verifyCheckpoint). The daemon skips it when applying.
+ */
+export function markPosition(db: BetterSqlite3.Database): { seq: number; token: number } {
+  const before = db.pragma("busy_timeout", { simple: true });
+  db.pragma("busy_timeout = 10000"); // once per snapshot: wait for the application's write lock
+  try {
+    const r = db.prepare(`INSERT INTO ${CHANGES} (tbl, op, at) VALUES (?, 'P', julianday('now')) RETURNING seq, at`).get(SENTINEL_TABLE) as { seq: number; at: number };
+    return { seq: Number(r.seq), token: Number(r.at) };
+  } finally {
+    db.pragma(`busy_timeout = ${Number(before)}`);
+  }
+}
+
 /** Key columns the changelog has: a WITHOUT ROWID key may have at most this many columns. */
 export const MAX_KEY_COLUMNS = 4;
 
@@ -42,6 +59,8 @@ export interface Change {
   tbl: string;
   op: string;
   key: unknown[];
+  /** julianday of the change: with `seq`, the token that identifies this very change (see {@link ChangelogReader.verifyCheckpoint}). */
+  at: number;
 }
 
 /** The capture key of a table. */
@@ -214,9 +233,13 @@ export class ChangelogReader {
   private readonly batch: BetterSqlite3.Statement;
   private readonly newest: BetterSqlite3.Statement;
   private readonly oldest: BetterSqlite3.Statement;
+  private readonly atSeq: BetterSqlite3.Statement;
+  private readonly source: BetterSqlite3.Statement;
 
   constructor(private readonly db: BetterSqlite3.Database) {
-    this.batch = db.prepare(`SELECT seq, tbl, op, k1, k2, k3, k4 FROM ${CHANGES} WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true).safeIntegers(true);
+    this.batch = db.prepare(`SELECT seq, tbl, op, k1, k2, k3, k4, at FROM ${CHANGES} WHERE seq > ? ORDER BY seq LIMIT ?`).raw(true).safeIntegers(true);
+    this.atSeq = db.prepare(`SELECT at FROM ${CHANGES} WHERE seq = ?`);
+    this.source = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`);
     this.newest = db.prepare(`SELECT max(seq) AS seq FROM ${CHANGES}`).safeIntegers(true);
     this.oldest = db.prepare(`SELECT at FROM ${CHANGES} WHERE seq > ? ORDER BY seq LIMIT 1`);
   }
@@ -224,8 +247,39 @@ export class ChangelogReader {
   /** Up to `limit` changes after `after`, in seq order. */
   read(after: number, limit: number): Change[] {
     return (this.batch.all(after, limit) as unknown[][]).map((r) => ({
-      seq: Number(r[0]), tbl: r[1] as string, op: r[2] as string, key: r.slice(3),
+      seq: Number(r[0]), tbl: r[1] as string, op: r[2] as string, key: r.slice(3, 7), at: Number(r[7]),
     }));
+  }
+
+  /** The token of the change at `seq` (its julianday), or null when the changelog has no such change. */
+  tokenAt(seq: number): number | null {
+    const r = this.atSeq.get(seq) as { at: number } | undefined;
+    return r ? Number(r.at) : null;
+  }
+
+  /**
+   * Check that this file is the one replicated up to `applied`: same source
+   * id, and the change at the checkpoint still there with the token recorded
+   * when it was applied. The daemon never prunes the change at its
+   * checkpoint, so a missing one — or one with another token — means the
+   * file was replaced under it: a backup restored over it, or the file
+   * recreated. Its seq then restarts below (or re-uses) what was applied,
+   * and reading on would skip changes and report lag 0. Throws
+   * FILE_REPLACED.
+   */
+  verifyCheckpoint(sourceId: string, applied: number, token: number | null): void {
+    const src = this.source.get() as { value: string } | undefined;
+    const problem =
+      src?.value !== sourceId ? `its change capture has another source id (${src?.value ?? "none"}, not ${sourceId})`
+      : applied <= 0 ? null
+      : ((t) => t === null ? `its changelog has no change ${applied}, the last one applied (newest ${this.newestSeq()})`
+        : token !== null && t !== token ? `its change ${applied} is not the change applied under that number`
+        : null)(this.tokenAt(applied));
+    if (!problem) return;
+    throw sourceError("FILE_REPLACED", `the SQLite file is not the one being replicated: ${problem} — it was replaced (a backup restored over it, or the file recreated)`, {
+      context: { applied_seq: applied },
+      hint: "replication is stopped so nothing is skipped or applied twice; put the replicated file back and start the daemon again, or, to replicate this file as it is now, start over: `sqlite2pg init --drop-existing` (drops the target schema and copies everything again)",
+    });
   }
 
   /** The newest seq in the changelog (0 when empty). */
@@ -248,25 +302,29 @@ export class ChangelogReader {
 }
 
 /**
- * Delete applied changes below `below` in short write transactions of at
- * most `chunk` rows, each waiting at most the connection's busy timeout for
- * the application's write lock. The change at `below` itself is kept, so a
- * new change can never be given a seq at or below the checkpoint. Returns
- * how many were deleted, and whether it stopped early because the
- * application held the write lock (no error: it is tried again later).
+ * Delete applied changes below `below`, in one short write transaction of at
+ * most `chunk` rows (a range delete on the primary key), waiting at most the
+ * connection's busy timeout for the application's write lock. The change at
+ * `below` itself is kept, so a new change can never be given a seq at or
+ * below the checkpoint. Returns how many were deleted, whether it stopped
+ * because the application held the write lock (no error: it is tried again
+ * later), and whether everything below `below` is gone.
+ *
+ * One transaction, not a loop of small ones: every commit here can fail one
+ * in-flight deferred transaction of the application (see the daemon's
+ * prune schedule), so fewer commits is what matters, and a range delete of
+ * 200k rows holds the lock for tens of milliseconds only.
  */
-export function pruneChanges(db: BetterSqlite3.Database, below: number, chunk = 5000): { deleted: number; busy: boolean } {
-  const del = db.prepare(`DELETE FROM ${CHANGES} WHERE seq IN (SELECT seq FROM ${CHANGES} WHERE seq < ? ORDER BY seq LIMIT ?)`);
-  let total = 0;
-  for (;;) {
-    let n: number;
-    try {
-      n = del.run(below, chunk).changes;
-    } catch (e) {
-      if ((e as { code?: string }).code === "SQLITE_BUSY") return { deleted: total, busy: true };
-      throw e;
-    }
-    total += n;
-    if (n < chunk) return { deleted: total, busy: false };
+export function pruneChanges(db: BetterSqlite3.Database, below: number, chunk = 200_000): { deleted: number; busy: boolean; done: boolean } {
+  const lowest = db.prepare(`SELECT min(seq) AS s FROM ${CHANGES}`).get() as { s: number | null };
+  if (lowest.s === null || lowest.s >= below) return { deleted: 0, busy: false, done: true };
+  const upTo = Math.min(below, lowest.s + chunk);
+  try {
+    const n = db.prepare(`DELETE FROM ${CHANGES} WHERE seq < ?`).run(upTo).changes;
+    return { deleted: n, busy: false, done: upTo === below };
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "SQLITE_BUSY" || code === "SQLITE_BUSY_SNAPSHOT") return { deleted: 0, busy: true, done: false };
+    throw e;
   }
 }

@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS sqlite2pg.state (
   phase           text NOT NULL,
   snapshot_seq    bigint,
   applied_seq     bigint NOT NULL DEFAULT 0,
+  applied_token   double precision,
   changes_applied bigint NOT NULL DEFAULT 0,
   apply_rate      double precision,
   schema_version  bigint,
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS sqlite2pg.snapshot_progress (
   total      bigint NOT NULL DEFAULT 0,
   done       boolean NOT NULL DEFAULT false,
   PRIMARY KEY (source_id, table_name)
-);`;
+);
+ALTER TABLE sqlite2pg.state ADD COLUMN IF NOT EXISTS applied_token double precision;`;
 
 /** One source's row of `sqlite2pg.state`. */
 export interface ReplicationState {
@@ -53,6 +55,8 @@ export interface ReplicationState {
   phase: string;
   snapshotSeq: number | null;
   appliedSeq: number;
+  /** The julianday of the change at \`appliedSeq\`: with it, the checkpoint names one change, not just a number. */
+  appliedToken: number | null;
   changesApplied: number;
   /** Changes per second over the daemon's last reporting interval. */
   applyRate: number | null;
@@ -120,7 +124,7 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
 export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = true): Promise<ReplicationState | null> {
   const exists = await c.query("SELECT to_regclass('sqlite2pg.state') AS t");
   if (!exists.rows[0].t) return null;
-  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
+  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
   if (r.rowCount === 0) return null;
   const s = r.rows[0];
   return {
@@ -131,6 +135,7 @@ export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = t
     phase: s.phase,
     snapshotSeq: s.snapshot_seq === null ? null : Number(s.snapshot_seq),
     appliedSeq: Number(s.applied_seq),
+    appliedToken: s.applied_token === null || s.applied_token === undefined ? null : Number(s.applied_token),
     changesApplied: Number(s.changes_applied),
     applyRate: s.apply_rate,
     schemaVersion: s.schema_version === null || s.schema_version === undefined ? null : Number(s.schema_version),

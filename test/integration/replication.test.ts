@@ -42,7 +42,7 @@ async function setup(sql = SCHEMA, rows?: (db: Database.Database) => void) {
   const { url, client } = await freshDatabase();
   await ensureStateSchema(client);
   await client.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'public', 'new')", [sourceId, path]);
-  const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 7 });
+  const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 7, pruneIntervalMs: 0 });
   reps.push(rep);
   const exact = async () => {
     await rep.syncOnce();
