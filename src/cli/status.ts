@@ -29,6 +29,8 @@ export interface StatusReport {
     cutover_at: string | null;
     freeze_ms: number | null;
     validation: unknown;
+    /** The --on-cutover command: null (none run), running, ok, failed; with its exit status. */
+    hook: { status: string; exit: number | null } | null;
   };
 }
 
@@ -52,6 +54,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId) };
     });
     const applied = s.state.appliedSeq;
+    const committed = s.state.phase === "cut-over" || s.state.phase === "done";
     return {
       source_id: sourceId,
       phase: s.state.phase,
@@ -71,9 +74,11 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
         note: s.state.cutoverRequestedAt && ["new", "snapshot", "catch-up"].includes(s.state.phase) ? "queued until caught up" : null,
         frozen_at: s.state.frozenAt?.toISOString() ?? null,
         sentinel_seq: s.state.sentinelSeq,
-        cutover_at: s.state.cutoverAt?.toISOString() ?? null,
-        freeze_ms: s.state.freezeMs,
+        // "Cut over" only once the commit is visible: the phase says so, nothing else.
+        cutover_at: committed ? s.state.cutoverAt?.toISOString() ?? null : null,
+        freeze_ms: committed ? s.state.freezeMs : null,
         validation: s.state.validation,
+        hook: s.state.hookStatus ? { status: s.state.hookStatus, exit: s.state.hookExit } : null,
       },
     };
   } finally {
@@ -98,9 +103,15 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
     lines.push("snapshot:");
     for (const t of r.snapshot) lines.push(`  ${t.table.padEnd(28)} ${t.done ? "done" : `${t.rows}/${t.total} rows`}`);
   }
-  if (r.cutover.requested_at) {
-    const cv = r.cutover;
-    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : ""}${cv.frozen_at ? `; SQLite frozen at ${cv.frozen_at}` : ""}${cv.cutover_at ? `; cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms` : ""}`);
+  const cv = r.cutover;
+  if (r.phase === "cut-over" || r.phase === "done") {
+    const hook = cv.hook ? `; --on-cutover ${cv.hook.status}${cv.hook.status === "failed" ? ` (exit ${cv.hook.exit}; \`sqlite2pg run\` runs it again)` : ""}` : "";
+    lines.push(`cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === "done" ? "; done" : "; finishing (validation, marker, hook)"}${hook}`);
+  } else if (r.phase === "frozen") {
+    const secs = cv.frozen_at ? ((Date.now() - Date.parse(cv.frozen_at)) / 1000).toFixed(1) : "?";
+    lines.push(`cutover:         in progress: SQLite frozen since ${cv.frozen_at} (${secs} s), draining and committing in Postgres; NOT cut over yet`);
+  } else if (cv.requested_at) {
+    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === "cutover-catch-up" ? " (catching up before the freeze)" : ""}; not cut over yet`);
   }
   lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);
   process.stdout.write(lines.join("\n") + "\n");
