@@ -1,4 +1,4 @@
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
@@ -50,6 +50,7 @@ function checkWritable(path: string): void {
 export async function initCommand(flags: InitFlags): Promise<void> {
   const cfg = resolveConfig(flags);
   const path = resolve(requireSqlite(cfg));
+  if (existsSync(path)) checkWritable(path); // (a missing file: openSource says so)
   // 1. The file, read-only: journal mode, capture installed?, the plan.
   const ro = openSource(path);
   let installedId: string | null;
@@ -80,7 +81,6 @@ export async function initCommand(flags: InitFlags): Promise<void> {
       hint: "in WAL mode readers never block the application's writers, so the daemon can read while the application writes; pass --wal to switch the file to WAL (it stays in WAL for every connection)",
     });
   }
-  checkWritable(path);
   const sourceId = installedId ?? randomUUID();
   // 2. Postgres: checked, then changed (schema, state row).
   const target = await withPg(cfg.pg, async (c) => {

@@ -5,7 +5,7 @@ import { sourceError } from "../errors.js";
 /** Open the SQLite file for reading. The application keeps writing; we only read. */
 export function openSource(path: string, opts: { readonly?: boolean } = {}): Database.Database {
   if (!existsSync(path)) {
-    throw sourceError("SQLITE_NOT_FOUND", `SQLite file not found: ${path}`, { context: { sqlite: path } });
+    throw sourceError("SQLITE_NOT_FOUND", `SQLite file not found: ${path}`, { context: { sqlite: path }, hint: "check --sqlite (or SQLITE2PG_SQLITE, or \"sqlite\" in the config file): it must name the application's existing database file" });
   }
   let db: Database.Database;
   try {
