@@ -91,7 +91,7 @@ export function buildProgram(): Command {
     .action(async (o) => runCommand(o));
 
   common(program.command("cutover"))
-    .description("ask the daemon to cut over (recorded in Postgres, and SIGUSR2 to the local daemon)")
+    .description("ask the daemon to cut over: recorded in Postgres and NOTIFYed (SIGUSR2 only to a process verified to be the active daemon)")
     .option("--wait", "wait until the cutover is done and print its result")
     .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600; exit 6)").argParser(seconds()))
     .action(async (o) => cutoverCommand(o));
@@ -103,7 +103,7 @@ export function buildProgram(): Command {
     .action(async (o) => validateCommand(o));
 
   common(program.command("unfreeze"))
-    .description("abort a cutover Postgres has not committed: SQLite takes writes again, replication goes on")
+    .description("abort a cutover Postgres has not committed and withdraw any pending request: SQLite takes writes again, replication goes on (waits at most 10 s for the state row; exit 6 if it cannot get it)")
     .action(async (o) => unfreezeCommand(o));
 
   common(program.command("status"))

@@ -67,7 +67,7 @@ export async function planCommand(flags: PlanFlags): Promise<void> {
         columns: t.columns.map((c) => ({ source: c.source.name, name: c.name, declared: c.source.declaredType, type: c.type.sql, conversion: c.conversion, reason: c.type.reason, default: c.defaultSql, generated: c.generatedSql })),
         constraints: t.constraints.statements.map((s) => ({ kind: s.kind, name: s.name, sql: s.sql })),
       })),
-      decisions: plan.decisions, refusals, views: plan.views, skipped: plan.skipped, ddl, target,
+      decisions: plan.decisions, refusals, views: plan.views, skipped: plan.skipped, ddl, target, read_from_copy: copied,
     }, null, 2) + "\n");
     return;
   }

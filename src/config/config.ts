@@ -70,20 +70,20 @@ export function resolveConfig(flags: Partial<Config> & { config?: string }, env:
 function checkPgUrl(url: string): void {
   const hint = "pass --pg postgres://user[:password]@host[:port]/database (or set DATABASE_URL; without either, libpq's PGHOST, PGPORT, PGUSER, PGDATABASE apply)";
   if (typeof url !== "string" || !/^postgres(ql)?:\/\//i.test(url)) {
-    throw usageError("BAD_PG_URL", "--pg must be a postgres:// or postgresql:// URL", { hint });
+    throw usageError("BAD_PG_URL", "--pg (or DATABASE_URL) must be a postgres:// or postgresql:// URL", { hint });
   }
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw usageError("BAD_PG_URL", "--pg is not a valid URL (a password with @, :, / or % must be percent-encoded)", { hint });
+    throw usageError("BAD_PG_URL", "--pg (or DATABASE_URL) is not a valid URL (a password with @, :, / or % must be percent-encoded)", { hint });
   }
   try {
     decodeURIComponent(u.password);
     decodeURIComponent(u.username);
     decodeURIComponent(u.pathname);
   } catch {
-    throw usageError("BAD_PG_URL", "--pg has a malformed percent-encoding", { hint });
+    throw usageError("BAD_PG_URL", "--pg (or DATABASE_URL) has a malformed percent-encoding", { hint });
   }
 }
 

@@ -483,7 +483,10 @@ export class Replicator {
     return total;
   }
 
-  /** Run the cutover now, by hand (tests, tools). Returns the exit status. */
+  /**
+   * Run the cutover now, by hand (tests, tools). Returns the exit status, or
+   * -1 (aborted by `unfreeze`) or {@link CUTOVER_RETRY} (undone at --max-freeze).
+   */
   async cutoverNow(): Promise<number> {
     await this.start();
     await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()) WHERE source_id = $1", [this.sourceId]);
