@@ -176,7 +176,8 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       snapshotTaken = true;
       crashPoint("before-commit");
       // 4. One transaction: sequences, foreign keys, the record, the notice.
-      committed = await commitCutover(h, frozenAt, () => bound(true));
+      // The watchdog stops the moment the commit returns: a cancel landing after it must not undo a committed cutover.
+      committed = await commitCutover(h, frozenAt, () => bound(true), () => clearTimeout(watchdog));
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (!(e instanceof FreezeExpired) && !expired && code !== "55P03" && code !== "57014") throw e;
@@ -243,7 +244,7 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
   return CUTOVER_RETRY;
 }
 
-async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Promise<void>): Promise<boolean> {
+async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Promise<void>, onCommit: () => void): Promise<boolean> {
   const c = h.client();
   const plan = h.plan();
   await c.query("BEGIN");
@@ -277,6 +278,7 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
     await c.query("UPDATE sqlite2pg.state SET phase = 'cut-over', cutover_at = now(), updated_at = now() WHERE source_id = $1", [h.sourceId]);
     await c.query("SELECT pg_notify('sqlite2pg_cutover', $1)", [JSON.stringify({ source_id: h.sourceId, schema: plan.schema })]);
     await c.query("COMMIT");
+    onCommit();
     // The freeze ends here: from the SQLite commit that froze it to this commit, on this host's monotonic clock.
     const freezeMs = +(performance.now() - frozenAtMs).toFixed(3);
     await c.query("UPDATE sqlite2pg.state SET freeze_ms = $2 WHERE source_id = $1", [h.sourceId, freezeMs]).catch((e: Error) =>
