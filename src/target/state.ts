@@ -167,6 +167,17 @@ export async function notifyState(c: pg.ClientBase, sourceId: string): Promise<v
 export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = true): Promise<ReplicationState | null> {
   const exists = await c.query("SELECT to_regclass('sqlite2pg.state') AS t");
   if (!exists.rows[0].t) return null;
+  try {
+    return await readState(c, sourceId, withPlan);
+  } catch (e) {
+    // A state table from an earlier version: add the newer columns, once.
+    if ((e as { code?: string }).code !== "42703") throw e;
+    await ensureStateSchema(c);
+    return readState(c, sourceId, withPlan);
+  }
+}
+
+async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean): Promise<ReplicationState | null> {
   const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
   if (r.rowCount === 0) return null;
   const s = r.rows[0];
