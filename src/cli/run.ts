@@ -67,7 +67,11 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const http = listen ? await startHttp(listen, async () => rep.live(), { maxLagSeconds: flags.maxLag ?? 10, log }) : null;
   const signals = installSignals(log, {
     stop: () => rep.requestStop(),
-    cutover: () => void rep.requestCutover().catch((e: Error) => log.error({ err: e.message }, "could not record the cutover request in the state")),
+    cutover: () =>
+      void rep.requestCutover().then(
+        () => log.info("cutover request recorded in the state"),
+        (e: Error) => log.error({ err: e.message }, "could not record the cutover request in the state"),
+      ),
   });
   const report = setInterval(() => void rep.report().catch(() => undefined), flags.listen ? 2_000 : 10_000);
   report.unref();

@@ -89,6 +89,8 @@ describe("a cutover request lives in the state", () => {
     const asked = await runCli(["cutover", "--sqlite", s.path, "--pg", s.url]);
     expect(asked.code, asked.stderr).toBe(0);
     expect(asked.stdout).toMatch(/queued until caught up/);
+    // `cutover` signals the verified daemon too: wait until its handler has written (a second time).
+    await waitFor("both signals handled", 30_000, () => d.logged("cutover request recorded in the state").length >= 2);
     const un = await runCli(["unfreeze", "--sqlite", s.path, "--pg", s.url]);
     expect(un.code, un.stderr).toBe(0);
     expect(un.stdout).toMatch(/withdrawn/);
@@ -150,7 +152,7 @@ describe("the active daemon and its pid file", () => {
     expect((await compareDatabases(s.path, s.client, "public", { ignoreColumns: ["_sqlite2pg_rowid"] })).differences).toEqual([]);
   });
 
-  it("a request recorded while no daemon runs is carried out by the next one, and a SIGUSR2 to a standby reaches the active daemon", async () => {
+  it("a SIGUSR2 to a standby reaches the active daemon through the state", async () => {
     const s = await setup(200);
     const a = s.daemon("A");
     await s.phaseIs(a, "streaming");
