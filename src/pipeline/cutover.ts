@@ -101,7 +101,27 @@ export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<
 
 async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client: pg.Client | null }): Promise<number> {
   const log = h.log.child({ cutover: true });
-  if (h.state().phase === "streaming") await h.setPhase("cutover-catch-up");
+  if (h.state().phase === "streaming") {
+    // Only while the request stands, checked under the state row's lock:
+    // a request withdrawn a moment ago (`unfreeze`) is not carried out.
+    const c = h.client();
+    await c.query("BEGIN");
+    try {
+      const r = await c.query("SELECT cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [h.sourceId]);
+      if (r.rows[0]?.cutover_requested_at == null && !freezeInfo(h.db())) {
+        await c.query("ROLLBACK");
+        await h.reload();
+        log.info("cutover not started: the request was withdrawn");
+        return -1;
+      }
+      await h.setPhase("cutover-catch-up");
+      await c.query("COMMIT");
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+    await h.reload();
+  }
 
   // The validation's connection is opened now, outside the freeze; its
   // snapshot is taken after the drain.
@@ -130,10 +150,22 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     frozenLocal = performance.now();
     log.info({ sentinel_seq: f.sentinelSeq }, "cutover step 2/5: SQLite frozen");
     crashPoint("after-freeze");
-    await h.setPhase("frozen", {
-      sql: "UPDATE sqlite2pg.state SET sentinel_seq = $2, frozen_at = $3 WHERE source_id = $1",
-      params: [h.sourceId, f.sentinelSeq, f.frozenAt],
-    });
+    try {
+      await h.setPhase("frozen", {
+        sql: "UPDATE sqlite2pg.state SET sentinel_seq = $2, frozen_at = $3 WHERE source_id = $1",
+        params: [h.sourceId, f.sentinelSeq, f.frozenAt],
+      });
+    } catch (e) {
+      // `unfreeze` moved the state meanwhile (it may have run just before
+      // this freeze): the cutover is withdrawn. The daemon undoes the freeze
+      // (the state is not frozen, so nothing can commit it).
+      await h.reload();
+      if (h.state().phase === "cutover-catch-up") throw e;
+      await snapshotClient?.end().catch(() => undefined);
+      held.client = null;
+      log.warn({ phase: h.state().phase }, "cutover withdrawn while SQLite was being frozen");
+      return -1;
+    }
   }
 
   if (h.state().phase === "frozen") {

@@ -34,7 +34,7 @@ import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { CUTOVER_RETRY, runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
 import { keyStatements, schemaFingerprint, uniqueStatements } from "./keys.js";
-import { freezeInfo } from "../source/freeze.js";
+import { freezeInfo, unfreeze } from "../source/freeze.js";
 import { crashPoint } from "./crash-points.js";
 
 /** The phases, as stored in `sqlite2pg.state.phase`. */
@@ -515,6 +515,7 @@ export class Replicator {
         await this.refreshRequest();
         if (this.current.phase === Phase.new) await this.begin();
         if (this.current.phase === Phase.snapshot && !(await this.snapshot())) break;
+        if (this.current.phase === Phase.streaming && !this.current.cutoverRequestedAt && freezeInfo(this.db!)) await this.undoStrayFreeze();
         if (this.cutoverPending()) {
           this.cutoverAttempts++;
           if (this.current.phase === Phase.streaming) this.log.info({ attempt: this.cutoverAttempts }, `cutover attempt ${this.cutoverAttempts}`);
@@ -558,6 +559,31 @@ export class Replicator {
         backoff = Math.min(backoff * 2, 5000);
       }
     }
+  }
+
+  /**
+   * SQLite is frozen, the state says streaming and no cutover is asked for:
+   * a freeze that lost a race with `unfreeze` (or whose undo failed half
+   * way). Nothing can commit it (the state is not frozen), and the
+   * application must not stay locked out: unfreeze SQLite, holding the
+   * state row so a new request cannot slip in between.
+   */
+  private async undoStrayFreeze(): Promise<void> {
+    const c = this.client!;
+    await c.query("BEGIN");
+    try {
+      await c.query("SET LOCAL lock_timeout = 10000");
+      const r = await c.query("SELECT phase, cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [this.sourceId]);
+      if (r.rows[0]?.phase === Phase.streaming && r.rows[0].cutover_requested_at === null) {
+        const n = unfreeze(this.writer!);
+        this.log.warn({ freeze_triggers_removed: n }, "SQLite was frozen with no cutover asked for (withdrawn by unfreeze): unfrozen, the application can write to it again");
+      }
+      await c.query("COMMIT");
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+    await this.reload();
   }
 
   /** Whether the cutover should run now: asked for and streaming, or already under way. */

@@ -116,6 +116,32 @@ describe("a cutover request lives in the state", () => {
   });
 });
 
+describe("a freeze that lost the race with unfreeze", () => {
+  it("SQLite frozen, the state streaming with no request (unfreeze won): the daemon unfreezes SQLite and does not cut over", async () => {
+    const s = await setup(200);
+    const d1 = s.daemon("d1", { args: ["--cutover"], env: { SQLITE2PG_CRASH_AT: "after-freeze" } });
+    expect((await d1.waitExit(60_000))?.signal, d1.describe()).toBe("SIGKILL");
+    expect(frozen(s.path)).toBe(true);
+    // What `unfreeze` leaves when the daemon froze SQLite just after it: the state streaming, no request.
+    await s.client.query("UPDATE sqlite2pg.state SET phase = 'streaming', cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL");
+    const d2 = s.daemon("d2");
+    await waitFor("SQLite unfrozen", 30_000, () => {
+      if (!d2.alive) throw new Fatal(d2.describe());
+      return !frozen(s.path);
+    });
+    const app = new Database(s.path);
+    live.dbs.push(app);
+    app.prepare("INSERT INTO events (what) VALUES ('writable again')").run();
+    const newest = (app.prepare("SELECT max(seq) AS m FROM _sqlite2pg_changes").get() as { m: number }).m;
+    await waitFor("the write applied", 30_000, async () => Number((await s.state()).applied_seq) >= newest);
+    expect((await s.state()).phase).toBe("streaming");
+    expect(d2.logged("SQLite was frozen with no cutover asked for").length).toBe(1);
+    d2.kill("SIGTERM");
+    expect(await d2.waitExit(20_000)).toEqual({ code: 0, signal: null });
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+  });
+});
+
 async function freshDatabaseClient(url: string) {
   const pg = (await import("pg")).default;
   const c = new pg.Client({ connectionString: url });
