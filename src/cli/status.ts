@@ -10,6 +10,8 @@ export interface StatusReport {
   source_id: string;
   phase: string;
   daemon_running: boolean;
+  /** The active daemon as it recorded itself (pid, host), while one holds the source. */
+  daemon: { pid: number; host: string } | null;
   snapshot: { table: string; rows: number; total: number; done: boolean }[];
   newest_seq: number;
   applied_seq: number;
@@ -59,6 +61,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       source_id: sourceId,
       phase: s.state.phase,
       daemon_running: s.running,
+      daemon: s.running && s.state.daemon ? { pid: s.state.daemon.pid, host: s.state.daemon.host } : null,
       snapshot: s.progress.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })),
       newest_seq: newest,
       applied_seq: applied,
@@ -95,7 +98,7 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
     return;
   }
   const lines = [
-    `phase:           ${r.phase}${r.daemon_running ? " (daemon running)" : " (no daemon running)"}`,
+    `phase:           ${r.phase}${r.daemon_running ? ` (daemon running${r.daemon ? `: pid ${r.daemon.pid} on ${r.daemon.host}` : ""})` : " (no daemon running)"}`,
     `changes:         newest ${r.newest_seq}, applied ${r.applied_seq}, lag ${r.lag_changes} change(s) / ${r.lag_seconds} s`,
     `applied:         ${r.changes_applied} change(s) in all${r.apply_rate !== null ? `, ${r.apply_rate}/s lately` : ""}${r.applied_at ? `, last at ${r.applied_at}` : ""}`,
   ];
