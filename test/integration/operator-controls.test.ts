@@ -240,6 +240,7 @@ describe("--max-freeze", () => {
     expect(freezeMs).toBeGreaterThanOrEqual(1900);
     expect(freezeMs).toBeLessThan(2000 + 3000);
     expect(aborted[0]).toMatch(/max-freeze/);
+    console.log(`--max-freeze 2: first attempt undone; writes refused for ${windowMs} ms (${refused.length} refused), freeze measured by the daemon ${freezeMs} ms`);
     // Not cut over (a later attempt may be under way by now, never committed while the lock is held).
     const st = await s.state();
     expect(["streaming", "cutover-catch-up", "frozen"]).toContain(st.phase);
