@@ -19,6 +19,8 @@ export const ErrorCategory = {
   validation: "validation",
   /** The cutover succeeded but the configured --on-cutover command failed. */
   hook: "hook",
+  /** Waited for something (the cutover, a lock) longer than allowed; nothing was changed by the wait. */
+  timeout: "timeout",
   /** A bug: an invariant of this program did not hold. */
   internal: "internal",
 } as const;
@@ -31,6 +33,7 @@ export const EXIT_CODES: Record<ErrorCategory, number> = {
   source: 3,
   target: 4,
   hook: 5,
+  timeout: 6,
   internal: 70,
 };
 
@@ -76,6 +79,11 @@ export function targetError(code: string, message: string, opts?: ErrorOptions):
 /** Validation errors: the two sides differ. */
 export function validationError(code: string, message: string, opts?: ErrorOptions): Sqlite2pgError {
   return new Sqlite2pgError("validation", code, message, opts);
+}
+
+/** Timeouts: waited longer than allowed (`cutover --wait --timeout`, a lock). */
+export function timeoutError(code: string, message: string, opts?: ErrorOptions): Sqlite2pgError {
+  return new Sqlite2pgError("timeout", code, message, opts);
 }
 
 /** The exit status for any thrown value. */

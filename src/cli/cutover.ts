@@ -1,14 +1,14 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { Sqlite2pgError, usageError, validationError } from "../errors.js";
+import { Sqlite2pgError, timeoutError, usageError, validationError } from "../errors.js";
 import { captureInfo } from "../source/capture.js";
 import { freezeInfo, unfreeze } from "../source/freeze.js";
 import { openSource } from "../source/open.js";
 import { withPg } from "../target/pg.js";
-import { daemonRunning, loadState } from "../target/state.js";
-import { pidFile } from "./run.js";
+import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../target/state.js";
+import { isLiveDaemon } from "../pipeline/signals.js";
 import { markerPath } from "../pipeline/cutover.js";
 
 function sourceIdOf(sqlite: string): string {
@@ -23,53 +23,77 @@ function sourceIdOf(sqlite: string): string {
 }
 
 /**
- * `sqlite2pg cutover`: record the request in the state (the daemon acts on
- * it at its next safe point, even after a restart) and wake the local daemon
- * with SIGUSR2 through its pid file. `--wait` follows it to the end.
+ * `sqlite2pg cutover`: record the request in the state and NOTIFY the
+ * daemon (it acts on it at its next safe point, even after a restart, and
+ * only the active daemon acts). SIGUSR2 goes only to a process verified to
+ * be the active daemon — recorded in the state by itself, on this host,
+ * alive, with the same start time — never to a pid file's pid as such.
+ * `--wait` follows it to the end, the --on-cutover command included.
  */
 export async function cutoverCommand(flags: { sqlite?: string; pg?: string; config?: string; wait?: boolean; timeout?: number }): Promise<void> {
   const cfg = resolveConfig(flags);
   const sqlite = resolve(requireSqlite(cfg));
   const sourceId = sourceIdOf(sqlite);
+  const timeout = flags.timeout ?? 600;
   await withPg(cfg.pg, async (c) => {
-    const r = await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()) WHERE source_id = $1 RETURNING phase", [sourceId]);
-    if (r.rowCount !== 1) throw usageError("NO_STATE", `no replication state for source ${sourceId}`, { hint: "run `sqlite2pg init` and `sqlite2pg run` first" });
+    const phase = await requestCutoverInState(c, sourceId);
+    if (phase === null) throw usageError("NO_STATE", `no replication state for source ${sourceId}`, { hint: "run `sqlite2pg init` and `sqlite2pg run` first" });
     const running = await daemonRunning(c, sourceId);
+    const st = await loadState(c, sourceId, false);
     let signalled = false;
-    if (existsSync(pidFile(sqlite))) {
-      const pid = Number(readFileSync(pidFile(sqlite), "utf8").trim());
+    if (running && isLiveDaemon(st?.daemon ?? null)) {
       try {
-        process.kill(pid, "SIGUSR2");
+        process.kill(st!.daemon!.pid, "SIGUSR2");
         signalled = true;
       } catch {
-        /* not on this host, or gone: the request in the state stands */
+        /* gone meanwhile: the request in the state stands */
       }
     }
-    const phase = r.rows[0].phase as string;
     process.stdout.write(
       `Cutover requested (phase ${phase}${phase === "snapshot" || phase === "catch-up" || phase === "new" ? ": queued until caught up" : ""}). ` +
-        (signalled ? "Daemon signalled.\n" : running ? "The daemon will see it within its poll interval.\n" : "No daemon is running: it starts when `sqlite2pg run` does.\n"),
+        (signalled ? `Daemon (pid ${st!.daemon!.pid}) notified and signalled.\n` : running ? "The daemon is notified through PostgreSQL.\n" : "No daemon is running: it starts when `sqlite2pg run` does.\n"),
     );
     if (!flags.wait) return;
-    const deadline = Date.now() + (flags.timeout ?? 600) * 1000;
+    const deadline = Date.now() + timeout * 1000;
     for (;;) {
       const s = await loadState(c, sourceId, false);
+      if (s?.hookStatus === "failed" && s.phase === "cut-over") {
+        const v = s.validation as { ok: boolean; mode: string } | null;
+        process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}; the --on-cutover command FAILED (exit status ${s.hookExit}).\n`);
+        throw new Sqlite2pgError("hook", "HOOK_FAILED", `the cutover is committed, but the --on-cutover command exited with status ${s.hookExit}`, {
+          context: { command: s.hookCommand ?? undefined },
+          hint: "fix the command and start `sqlite2pg run` again: it runs the command again, and the job is done once it succeeds",
+        });
+      }
       if (s?.phase === "done") {
         const v = s.validation as { ok: boolean; mode: string } | null;
-        process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}.\n`);
+        const hook = s.hookStatus === "ok" ? "; --on-cutover command succeeded" : "";
+        process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}${hook}.\n`);
         if (v && !v.ok) throw validationError("CUTOVER_VALIDATION", "the cutover's validation found differences", { hint: "run `sqlite2pg validate --full`" });
         return;
       }
-      if (Date.now() > deadline) throw new Sqlite2pgError("target", "CUTOVER_TIMEOUT", `the cutover did not finish within ${flags.timeout ?? 600} s (phase ${s?.phase}${s?.lastError ? `, last error: ${s.lastError}` : ""})`);
+      if (s && s.phase === "streaming" && !s.cutoverRequestedAt) {
+        throw usageError("CUTOVER_WITHDRAWN", "the cutover request was withdrawn (sqlite2pg unfreeze) before it was carried out", { hint: "run `sqlite2pg cutover` again when ready" });
+      }
+      if (Date.now() > deadline) {
+        throw timeoutError("CUTOVER_TIMEOUT", `the cutover did not finish within ${timeout} s (phase ${s?.phase}${s?.lastError ? `, last error: ${s.lastError}` : ""})`, {
+          hint: "the request stands: the daemon goes on with it; `sqlite2pg status` shows where it is, `sqlite2pg unfreeze` withdraws it",
+        });
+      }
       await sleep(200);
     }
   });
 }
 
+/** How long `unfreeze` waits for the state row (a daemon committing the cutover holds it for at most --max-freeze). */
+const UNFREEZE_LOCK_TIMEOUT_MS = 10_000;
+
 /**
- * `sqlite2pg unfreeze`: abort a cutover that Postgres has not committed:
- * the state goes back to streaming first (so no daemon can commit the
- * cutover after this), then SQLite takes writes again.
+ * `sqlite2pg unfreeze`: abort a cutover that Postgres has not committed and
+ * withdraw any pending request: the state goes back to streaming first (so
+ * no daemon can commit the cutover after this), then SQLite takes writes
+ * again, then the daemon is told (NOTIFY). Never waits more than 10 s for
+ * the state row.
  */
 export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; config?: string }): Promise<void> {
   const cfg = resolveConfig(flags);
@@ -83,7 +107,17 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
   await withPg(cfg.pg, async (c) => {
     await c.query("BEGIN");
     try {
-      const r = await c.query("SELECT phase FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [sourceId]);
+      await c.query(`SET LOCAL lock_timeout = ${UNFREEZE_LOCK_TIMEOUT_MS}`);
+      let r;
+      try {
+        r = await c.query("SELECT phase FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [sourceId]);
+      } catch (e) {
+        if ((e as { code?: string }).code !== "55P03") throw e;
+        throw timeoutError("STATE_LOCKED", `could not lock the replication state within ${UNFREEZE_LOCK_TIMEOUT_MS / 1000} s: the daemon is committing the cutover right now (or another session holds the row); nothing was changed`, {
+          context: { source_id: sourceId },
+          hint: "run `sqlite2pg status`: if the phase is cut-over or done the cutover committed and SQLite stays frozen; otherwise run `sqlite2pg unfreeze` again",
+        });
+      }
       if (r.rowCount !== 1) {
         throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database, so it cannot tell whether the cutover is committed`, {
           hint: "point --pg (or DATABASE_URL) at the database the daemon replicates into",
@@ -94,12 +128,13 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
         throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", { context: { phase } });
       }
       await c.query("UPDATE sqlite2pg.state SET phase = CASE WHEN phase IN ('cutover-catch-up', 'frozen') THEN 'streaming' ELSE phase END, cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [sourceId]);
+      await notifyState(c, sourceId);
       const db = openSource(sqlite, { readonly: false });
       try {
         const was = freezeInfo(db);
         const n = unfreeze(db);
         await c.query("COMMIT");
-        process.stdout.write(was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n");
+        process.stdout.write(was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n");
       } finally {
         db.close();
       }

@@ -82,7 +82,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
       if (!cutoverAsked && st.phase === "streaming" && Date.now() - started > flags.seconds * 1000) {
         process.stdout.write(tty ? "\n" : "");
         say("5. cutover (what `systemctl kill -s SIGUSR2 sqlite2pg` does): freeze SQLite, drain, cut over, validate");
-        rep.requestCutover();
+        await rep.requestCutover();
         cutoverAsked = true;
       }
       if (st.phase === "cut-over" || st.phase === "done") onPostgres = true;

@@ -1,7 +1,10 @@
-import { resolve } from "node:path";
+import { accessSync, constants, existsSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { sourceError, usageError } from "../errors.js";
-import { captureInfo, installCapture } from "../source/capture.js";
+import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
+import { buildPlan } from "../plan/plan.js";
+import { captureInfo, captureTriggersSql, installCapture } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { quoteIdent } from "../sql/ident.js";
@@ -12,42 +15,77 @@ interface InitFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; wal?: boolean; dropExisting?: boolean; json?: boolean; preserveCase?: boolean;
 }
 
+/** A file (and its directory, where SQLite creates -wal and -shm) this process cannot write: a source error with a hint. */
+function notWritable(path: string, what: string, cause?: unknown): Sqlite2pgError {
+  return sourceError("SQLITE_NOT_WRITABLE", `${what}: init installs triggers and a changelog in ${path}, and replication needs its -wal and -shm files beside it`, {
+    context: { sqlite: path }, cause,
+    hint: "run init as the user the application runs as (the owner of the file), or give this user write access to the file and its directory; nothing was changed",
+  });
+}
+
+/** Check that the file and its directory can be written, before anything is changed. */
+function checkWritable(path: string): void {
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK);
+  } catch (e) {
+    throw notWritable(path, `${path} is not writable by this process`, e);
+  }
+  try {
+    accessSync(dirname(path), constants.W_OK | constants.X_OK);
+  } catch (e) {
+    throw notWritable(path, `the directory ${dirname(path)} is not writable by this process`, e);
+  }
+}
+
 /**
  * `sqlite2pg init`: the source in WAL mode, the changelog and capture
  * triggers in it, the target schema and the state table in Postgres.
  * Idempotent: run it again and it keeps what is there.
+ *
+ * Everything is checked first — the file writable, WAL or --wal, capture
+ * possible for every table, no value the plan refuses, Postgres reachable,
+ * the target schema empty or --drop-existing — and the application's file
+ * is changed last: a refused init leaves it byte for byte as it was.
  */
 export async function initCommand(flags: InitFlags): Promise<void> {
   const cfg = resolveConfig(flags);
   const path = resolve(requireSqlite(cfg));
-  const db = openSource(path, { readonly: false });
-  let sourceId: string;
+  if (existsSync(path)) checkWritable(path); // (a missing file: openSource says so)
+  // 1. The file, read-only: journal mode, capture installed?, the plan.
+  const ro = openSource(path);
+  let installedId: string | null;
   let tables: string[];
   let skipped: string[];
+  let mode: string;
   try {
-    const mode = String(db.pragma("journal_mode", { simple: true })).toLowerCase();
-    if (mode !== "wal") {
-      if (!flags.wal) {
-        throw sourceError("NOT_WAL", `${path} is in ${mode} journal mode; replication needs WAL mode`, {
-          context: { sqlite: path, journal_mode: mode },
-          hint: "in WAL mode readers never block the application's writers, so the daemon can read while the application writes; pass --wal to switch the file to WAL (it stays in WAL for every connection)",
-        });
-      }
-      const now = String(db.pragma("journal_mode = WAL", { simple: true })).toLowerCase();
-      if (now !== "wal") throw sourceError("WAL_SWITCH_FAILED", `could not switch ${path} to WAL mode (still ${now}); another connection may hold it`, { context: { sqlite: path } });
+    mode = String(ro.pragma("journal_mode", { simple: true })).toLowerCase();
+    installedId = captureInfo(ro)?.sourceId ?? null;
+    const schema = readSchema(ro);
+    for (const t of schema.tables) captureTriggersSql(t); // throws for a table capture cannot name rows of
+    const plan = buildPlan(ro, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase });
+    if (plan.refusals.length) {
+      const r = plan.refusals[0]!;
+      throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})${plan.refusals.length > 1 ? `; and ${plan.refusals.length - 1} more` : ""}`, {
+        context: { table: r.table, column: r.column, key: r.key },
+        hint: "`sqlite2pg plan` lists every refused value; fix them in SQLite, then run init again (nothing was changed)",
+      });
     }
-    const schema = readSchema(db);
-    const before = captureInfo(db);
-    sourceId = installCapture(db, schema.tables);
     tables = schema.tables.map((t) => t.name);
     skipped = schema.skipped.filter((s) => s.type !== "shadow table").map((s) => `${s.type} ${s.name}: ${s.reason}`);
-    if (before && before.sourceId !== sourceId) throw new Error("source id changed during init");
   } finally {
-    db.close();
+    ro.close();
   }
+  if (mode !== "wal" && !flags.wal) {
+    throw sourceError("NOT_WAL", `${path} is in ${mode} journal mode; replication needs WAL mode`, {
+      context: { sqlite: path, journal_mode: mode },
+      hint: "in WAL mode readers never block the application's writers, so the daemon can read while the application writes; pass --wal to switch the file to WAL (it stays in WAL for every connection)",
+    });
+  }
+  const sourceId = installedId ?? randomUUID();
+  // 2. Postgres: checked, then changed (schema, state row).
   const target = await withPg(cfg.pg, async (c) => {
     await ensureStateSchema(c);
-    let state = await loadState(c, sourceId);
+    let state = await loadState(c, sourceId, false);
     if (state && cfg.dropExisting) {
       // Start over: the way back from a file replaced under the daemon (a
       // backup restored over it), or from a replica one no longer trusts.
@@ -71,7 +109,7 @@ export async function initCommand(flags: InitFlags): Promise<void> {
       if (Number(n.rows[0]!.n) > 0) {
         if (!cfg.dropExisting) {
           throw usageError("TARGET_NOT_EMPTY", `the target schema ${cfg.schema} already holds ${n.rows[0]!.n} relation(s)`, {
-            context: { schema: cfg.schema }, hint: "choose another --schema, or pass --drop-existing to drop the schema and everything in it",
+            context: { schema: cfg.schema }, hint: "choose another --schema, or pass --drop-existing to drop the schema and everything in it (the SQLite file was not changed)",
           });
         }
         await c.query(`DROP SCHEMA ${quoteIdent(cfg.schema)} CASCADE`);
@@ -81,11 +119,32 @@ export async function initCommand(flags: InitFlags): Promise<void> {
       return { phase: "new", created: true };
     }
     if (state.targetSchema !== cfg.schema) {
-      throw usageError("SCHEMA_MISMATCH", `this source already replicates into schema ${state.targetSchema}, not ${cfg.schema}`, { context: { schema: cfg.schema } });
+      throw usageError("SCHEMA_MISMATCH", `this source already replicates into schema ${state.targetSchema}, not ${cfg.schema}`, { context: { schema: cfg.schema, recorded_schema: state.targetSchema } });
     }
     return { phase: state.phase, created: false };
   });
+  // 3. The application's file, last.
+  try {
+    const db = openSource(path, { readonly: false });
+    try {
+      if (mode !== "wal") {
+        const now = String(db.pragma("journal_mode = WAL", { simple: true })).toLowerCase();
+        if (now !== "wal") throw sourceError("WAL_SWITCH_FAILED", `could not switch ${path} to WAL mode (still ${now}); another connection may hold it`, { context: { sqlite: path } });
+      }
+      const id = installCapture(db, readSchema(db).tables, sourceId);
+      if (id !== sourceId) throw new Error("source id changed during init");
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    // Undo the state row this run created, so a second init starts clean.
+    if (target.created) await withPg(cfg.pg, (c) => c.query("DELETE FROM sqlite2pg.state WHERE source_id = $1 AND phase = 'new'", [sourceId])).catch(() => undefined);
+    const code = (e as { code?: string }).code ?? "";
+    if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM") throw notWritable(path, `${path} cannot be written (${code})`, e);
+    throw e;
+  }
   const summary = { source_id: sourceId, sqlite: path, pg: cfg.pg ? redactUrl(cfg.pg) : "PG* environment", schema: cfg.schema, tables, skipped, phase: target.phase };
+  if (!tables.length) process.stderr.write(`warning: ${path} has no tables: there is nothing to replicate (the application has not created its schema yet?)\n`);
   if (flags.json) {
     process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
     return;

@@ -3,7 +3,7 @@
  * here, as one paragraph (with the stack under --verbose), and their
  * category decides the exit status (see EXIT_CODES).
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { describeError, exitCodeFor, EXIT_CODES } from "../errors.js";
 import { planCommand } from "./plan.js";
 import { migrateCommand } from "./migrate.js";
@@ -15,6 +15,24 @@ import { uninstallCommand } from "./uninstall.js";
 import { cutoverCommand, unfreezeCommand } from "./cutover.js";
 import { validateCommand } from "./validate.js";
 import { demoCommand } from "./demo.js";
+
+/** A whole number in [min, max], or a usage error (exit 2) naming the option. */
+function integer(min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
+    return n;
+  };
+}
+
+/** A number of seconds above 0 (or from 0 with `zero`; fractions allowed), or a usage error. */
+function seconds(max = 86400 * 365, zero = false): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n < 0 || (n === 0 && !zero) || n > max) throw new InvalidArgumentError(`expected a number of seconds ${zero ? "from 0" : "above 0"} (at most ${max}).`);
+    return n;
+  };
+}
 
 /** Options every command that reads SQLite and Postgres accepts. */
 function common(cmd: Command): Command {
@@ -33,7 +51,8 @@ export function buildProgram(): Command {
     .description("Move a live SQLite database into PostgreSQL exactly.")
     .version("0.1.0")
     .exitOverride()
-    .showHelpAfterError();
+    // One paragraph: the error and where the options are, not the whole help.
+    .showHelpAfterError("(run `sqlite2pg help <command>` for its options)");
 
   common(program.command("plan"))
     .description("print the Postgres DDL and every decision with its reason; writes nothing")
@@ -43,7 +62,7 @@ export function buildProgram(): Command {
 
   common(program.command("migrate"))
     .description("copy every row into PostgreSQL with COPY, build keys and indexes, and validate; exit 0 only if exact")
-    .addOption(new Option("--jobs <n>", "tables and rowid ranges copied in parallel (default: 2)").argParser((v) => Number(v)))
+    .addOption(new Option("--jobs <n>", "tables and rowid ranges copied in parallel (default: 2)").argParser(integer(1, 64)))
     .option("--drop-existing", "drop the target schema and everything in it first")
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of refusing them; every changed value is listed")
     .option("--json", "print the result as JSON")
@@ -59,22 +78,23 @@ export function buildProgram(): Command {
 
   common(program.command("run"))
     .description("the daemon: snapshot, catch-up, then stream every change into PostgreSQL until SIGTERM/SIGINT")
-    .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser((v) => Number(v)))
-    .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser((v) => Number(v)))
-    .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser((v) => Number(v)))
+    .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser(integer(1, 3_600_000)))
+    .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser(integer(1, 10_000_000)))
+    .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser(integer(1, 10_000_000)))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
-    .addOption(new Option("--prune-interval <s>", "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)").argParser((v) => Number(v)))
+    .addOption(new Option("--prune-interval <s>", "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)").argParser(seconds(86400, true)))
     .option("--on-cutover <cmd>", "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER")
-    .option("--validate <mode>", "validation at cutover: counts (default) or full (checksums of every row)")
+    .addOption(new Option("--validate <mode>", "validation at cutover: counts (default) or full (checksums of every row)").choices(["counts", "full"]))
+    .addOption(new Option("--max-freeze <s>", "longest SQLite stays frozen in a cutover attempt before it is undone and tried again later (default 5; env SQLITE2PG_MAX_FREEZE)").argParser(seconds(3600)))
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
     .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
-    .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser((v) => Number(v)))
+    .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser(seconds()))
     .action(async (o) => runCommand(o));
 
   common(program.command("cutover"))
-    .description("ask the daemon to cut over (recorded in Postgres, and SIGUSR2 to the local daemon)")
+    .description("ask the daemon to cut over: recorded in Postgres and NOTIFYed (SIGUSR2 only to a process verified to be the active daemon)")
     .option("--wait", "wait until the cutover is done and print its result")
-    .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600)").argParser((v) => Number(v)))
+    .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600; exit 6)").argParser(seconds()))
     .action(async (o) => cutoverCommand(o));
 
   common(program.command("validate"))
@@ -84,7 +104,7 @@ export function buildProgram(): Command {
     .action(async (o) => validateCommand(o));
 
   common(program.command("unfreeze"))
-    .description("abort a cutover Postgres has not committed: SQLite takes writes again, replication goes on")
+    .description("abort a cutover Postgres has not committed and withdraw any pending request: SQLite takes writes again, replication goes on (waits at most 10 s for the state row; exit 6 if it cannot get it)")
     .action(async (o) => unfreezeCommand(o));
 
   common(program.command("status"))
@@ -104,15 +124,15 @@ export function buildProgram(): Command {
     .command("demo")
     .description("the whole story on a machine with no PostgreSQL: a live sample application, an embedded PostgreSQL, init → snapshot → streaming → cutover → validate")
     .option("--dir <path>", "where to keep the sample database and the embedded server's data", ".sqlite2pg-demo")
-    .option("--rows <n>", "orders in the sample database", (v) => Number(v), 20000)
-    .option("--seconds <n>", "seconds of streaming before the cutover", (v) => Number(v), 3)
+    .option("--rows <n>", "orders in the sample database", integer(1, 100_000_000), 20000)
+    .option("--seconds <n>", "seconds of streaming before the cutover", seconds(3600), 3)
     .action(async (o) => demoCommand(o));
 
   program
     .command("sample")
     .description("generate a sample database and migrate it into an embedded PostgreSQL: the whole job on a fresh machine")
     .option("--dir <path>", "where to keep the sample database and the embedded server's data", ".sqlite2pg-sample")
-    .option("--rows <n>", "orders in the sample database", (v) => Number(v), 20000)
+    .option("--rows <n>", "orders in the sample database", integer(1, 100_000_000), 20000)
     .action(async (o) => sampleCommand(o));
 
   return program;

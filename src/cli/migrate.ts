@@ -29,6 +29,9 @@ export async function migrateCommand(flags: MigrateFlags): Promise<void> {
     transformed: result.transformed,
     warnings: result.plan.decisions.filter((d) => d.severity === "warning").length,
   };
+  // Exact (nothing to copy, nothing differs), so exit 0, but never silently:
+  // an empty file is usually the wrong path or a schema not created yet.
+  if (result.tables.length === 0) process.stderr.write(`warning: ${sqlite} has no tables: nothing was migrated (wrong --sqlite path, or the application has not created its schema yet?)\n`);
   if (flags.json) {
     process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
     return;

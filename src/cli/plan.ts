@@ -1,3 +1,6 @@
+import Database from "better-sqlite3";
+import type BetterSqlite3 from "better-sqlite3";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { buildPlan, type MigrationPlan, type Refusal } from "../plan/plan.js";
 import { scanTextValues } from "../plan/scan.js";
@@ -10,11 +13,35 @@ interface PlanFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; verbose?: boolean; json?: boolean; scan?: boolean;
 }
 
+/**
+ * Open the file for reading. A WAL-mode file in a directory this process
+ * cannot write cannot be opened in place (SQLite must create its -shm file
+ * beside it) unless the application has it open: then it is read from a
+ * copy in memory with the header set to the rollback journal — the copy is
+ * exact when no -wal file holds unmerged pages, which is the case whenever
+ * SQLite could not open it in place.
+ */
+function openForReading(path: string): { db: BetterSqlite3.Database; copied: boolean } {
+  try {
+    return { db: openSource(path), copied: false };
+  } catch (e) {
+    const code = ((e as { cause?: { code?: string } }).cause?.code) ?? "";
+    if (!/^SQLITE_(READONLY|CANTOPEN)/.test(code)) throw e;
+    const wal = `${path}-wal`;
+    if (existsSync(wal) && statSync(wal).size > 0) throw e;
+    const buf = readFileSync(path);
+    if (buf.length < 100 || buf[18] !== 2) throw e;
+    buf[18] = 1;
+    buf[19] = 1;
+    return { db: new Database(buf, { readonly: true }), copied: true };
+  }
+}
+
 /** `sqlite2pg plan`: read SQLite, decide everything, print it; write nothing. */
 export async function planCommand(flags: PlanFlags): Promise<void> {
   const cfg = resolveConfig(flags);
   const path = requireSqlite(cfg);
-  const db = openSource(path);
+  const { db, copied } = openForReading(path);
   let plan: MigrationPlan;
   let refusals: Refusal[];
   try {
@@ -40,11 +67,13 @@ export async function planCommand(flags: PlanFlags): Promise<void> {
         columns: t.columns.map((c) => ({ source: c.source.name, name: c.name, declared: c.source.declaredType, type: c.type.sql, conversion: c.conversion, reason: c.type.reason, default: c.defaultSql, generated: c.generatedSql })),
         constraints: t.constraints.statements.map((s) => ({ kind: s.kind, name: s.name, sql: s.sql })),
       })),
-      decisions: plan.decisions, refusals, views: plan.views, skipped: plan.skipped, ddl, target,
+      decisions: plan.decisions, refusals, views: plan.views, skipped: plan.skipped, ddl, target, read_from_copy: copied,
     }, null, 2) + "\n");
     return;
   }
   const out: string[] = [];
+  if (copied) out.push(`Note: ${path} is in WAL mode in a directory this process cannot write (SQLite cannot create its -shm file there), so it was read from a copy in memory; nothing was written.`);
+  if (!plan.tables.length) out.push(`Warning: ${path} has no tables: there is nothing to migrate (wrong --sqlite path, or the application has not created its schema yet?)`);
   out.push(`Plan for ${path} → schema ${plan.schema}${target ? ` on ${target.server} (PostgreSQL ${target.version}${target.relations ? `; the schema already holds ${target.relations} relation(s): migrate needs --drop-existing` : ""})` : ""}`);
   out.push("");
   for (const t of plan.tables) {

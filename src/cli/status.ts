@@ -10,6 +10,8 @@ export interface StatusReport {
   source_id: string;
   phase: string;
   daemon_running: boolean;
+  /** The active daemon as it recorded itself (pid, host), while one holds the source. */
+  daemon: { pid: number; host: string } | null;
   snapshot: { table: string; rows: number; total: number; done: boolean }[];
   newest_seq: number;
   applied_seq: number;
@@ -31,6 +33,8 @@ export interface StatusReport {
     cutover_at: string | null;
     freeze_ms: number | null;
     validation: unknown;
+    /** The --on-cutover command: null (none run), running, ok, failed; with its exit status. */
+    hook: { status: string; exit: number | null } | null;
   };
 }
 
@@ -61,10 +65,12 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
     } catch (e) {
       fileProblem = (e as Error).message;
     }
+    const committed = s.state.phase === "cut-over" || s.state.phase === "done";
     return {
       source_id: sourceId,
       phase: s.state.phase,
       daemon_running: s.running,
+      daemon: s.running && s.state.daemon ? { pid: s.state.daemon.pid, host: s.state.daemon.host } : null,
       snapshot: s.progress.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })),
       newest_seq: newest,
       applied_seq: applied,
@@ -81,9 +87,11 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
         note: s.state.cutoverRequestedAt && ["new", "snapshot", "catch-up"].includes(s.state.phase) ? "queued until caught up" : null,
         frozen_at: s.state.frozenAt?.toISOString() ?? null,
         sentinel_seq: s.state.sentinelSeq,
-        cutover_at: s.state.cutoverAt?.toISOString() ?? null,
-        freeze_ms: s.state.freezeMs,
+        // "Cut over" only once the commit is visible: the phase says so, nothing else.
+        cutover_at: committed ? s.state.cutoverAt?.toISOString() ?? null : null,
+        freeze_ms: committed ? s.state.freezeMs : null,
         validation: s.state.validation,
+        hook: s.state.hookStatus ? { status: s.state.hookStatus, exit: s.state.hookExit } : null,
       },
     };
   } finally {
@@ -100,7 +108,7 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
     return;
   }
   const lines = [
-    `phase:           ${r.phase}${r.daemon_running ? " (daemon running)" : " (no daemon running)"}`,
+    `phase:           ${r.phase}${r.daemon_running ? ` (daemon running${r.daemon ? `: pid ${r.daemon.pid} on ${r.daemon.host}` : ""})` : " (no daemon running)"}`,
     `changes:         newest ${r.newest_seq}, applied ${r.applied_seq}, lag ${r.lag_changes} change(s) / ${r.lag_seconds} s`,
     `applied:         ${r.changes_applied} change(s) in all${r.apply_rate !== null ? `, ${r.apply_rate}/s lately` : ""}${r.applied_at ? `, last at ${r.applied_at}` : ""}`,
   ];
@@ -108,9 +116,15 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
     lines.push("snapshot:");
     for (const t of r.snapshot) lines.push(`  ${t.table.padEnd(28)} ${t.done ? "done" : `${t.rows}/${t.total} rows`}`);
   }
-  if (r.cutover.requested_at) {
-    const cv = r.cutover;
-    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : ""}${cv.frozen_at ? `; SQLite frozen at ${cv.frozen_at}` : ""}${cv.cutover_at ? `; cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms` : ""}`);
+  const cv = r.cutover;
+  if (r.phase === "cut-over" || r.phase === "done") {
+    const hook = cv.hook ? `; --on-cutover ${cv.hook.status}${cv.hook.status === "failed" ? ` (exit ${cv.hook.exit}; \`sqlite2pg run\` runs it again)` : ""}` : "";
+    lines.push(`cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === "done" ? "; done" : "; finishing (validation, marker, hook)"}${hook}`);
+  } else if (r.phase === "frozen") {
+    const secs = cv.frozen_at ? ((Date.now() - Date.parse(cv.frozen_at)) / 1000).toFixed(1) : "?";
+    lines.push(`cutover:         in progress: SQLite frozen since ${cv.frozen_at} (${secs} s), draining and committing in Postgres; NOT cut over yet`);
+  } else if (cv.requested_at) {
+    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === "cutover-catch-up" ? " (catching up before the freeze)" : ""}; not cut over yet`);
   }
   if (r.file_problem) lines.push(`FILE REPLACED:   ${r.file_problem}`);
   lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);

@@ -1,6 +1,25 @@
 import { createServer, type Server } from "node:http";
 import client from "prom-client";
 import type { Logger } from "./logger.js";
+import { usageError } from "../errors.js";
+
+/** Where to listen: `--listen [host:]port`, checked; a usage error otherwise. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Parse `--listen [host:]port` (host defaults to 127.0.0.1; `[::1]:9100` for IPv6). */
+export function parseListen(text: string): ListenAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:\s\[\]]*):)?(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw usageError("BAD_LISTEN", `--listen must be [host:]port with a port from 1 to 65535, not ${JSON.stringify(text)}`, {
+      hint: "e.g. --listen 9187 (127.0.0.1:9187) or --listen 0.0.0.0:9187",
+    });
+  }
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
 
 /** What the daemon reports to the endpoint; read at each request. */
 export interface LiveStatus {
@@ -19,7 +38,7 @@ export interface LiveStatus {
  * 503 otherwise) and `/status` (JSON). Nothing secret is exposed: no
  * connection strings, no values.
  */
-export function startHttp(listen: string, read: () => Promise<LiveStatus>, opts: { maxLagSeconds: number; log: Logger }): Server {
+export async function startHttp(listen: ListenAddress, read: () => Promise<LiveStatus>, opts: { maxLagSeconds: number; log: Logger }): Promise<Server> {
   const registry = new client.Registry();
   const gauge = (name: string, help: string) => new client.Gauge({ name, help, registers: [registry] });
   const lagChanges = gauge("sqlite2pg_lag_changes", "Changes recorded in SQLite and not yet applied to Postgres");
@@ -29,7 +48,7 @@ export function startHttp(listen: string, read: () => Promise<LiveStatus>, opts:
   const rate = gauge("sqlite2pg_apply_rate", "Changes applied per second, recent");
   const failing = gauge("sqlite2pg_failing", "1 while the last apply failed");
   const phase = new client.Gauge({ name: "sqlite2pg_phase", help: "1 for the current phase", labelNames: ["phase"], registers: [registry] });
-  const [host, portText] = listen.includes(":") ? [listen.slice(0, listen.lastIndexOf(":")), listen.slice(listen.lastIndexOf(":") + 1)] : ["127.0.0.1", listen];
+  const { host, port } = listen;
   const server = createServer((req, res) => {
     void (async () => {
       try {
@@ -60,7 +79,19 @@ export function startHttp(listen: string, read: () => Promise<LiveStatus>, opts:
       }
     })();
   });
-  server.listen(Number(portText), host || "127.0.0.1", () => opts.log.info({ listen: `${host}:${portText}` }, "metrics and health endpoint listening"));
+  // A busy port or an address this host does not have is the operator's to fix: a usage error, before the daemon starts.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (e: NodeJS.ErrnoException) => {
+      const what = e.code === "EADDRINUSE" ? "is already in use" : e.code === "EACCES" ? "needs privileges this process does not have" : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "is not an address of this host" : `cannot be listened on (${e.code ?? e.message})`;
+      reject(usageError("LISTEN_FAILED", `--listen ${host}:${port} ${what}`, {
+        context: { listen: `${host}:${port}`, errno: e.code },
+        hint: "choose another port with --listen (or stop what listens there); --listen is optional",
+      }));
+    });
+    server.listen(port, host, () => resolve());
+  });
+  server.on("error", (e) => opts.log.error({ err: e.message }, "metrics endpoint error"));
+  opts.log.info({ listen: `${host}:${port}` }, "metrics and health endpoint listening");
   server.unref();
   return server;
 }

@@ -14,8 +14,13 @@
  *      columns, write the marker file, run the hook   (phase done)
  *
  * The freeze lasts from the SQLite commit of step 2 to the Postgres commit
- * of step 4. A restart after a crash anywhere finishes the job; before step
- * 4 commits, `sqlite2pg unfreeze` aborts it instead.
+ * of step 4, and never longer than --max-freeze: every Postgres statement
+ * inside it runs with a lock_timeout and statement_timeout of the time left,
+ * a watchdog cancels the one still running at the deadline, and then the
+ * freeze is undone exactly as `unfreeze` does it (state back to streaming
+ * first, then SQLite) and the daemon tries again later. A restart after a
+ * crash anywhere finishes the job; before step 4 commits, `sqlite2pg
+ * unfreeze` aborts it instead.
  */
 import type BetterSqlite3 from "better-sqlite3";
 import { spawn } from "node:child_process";
@@ -26,17 +31,20 @@ import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { quoteIdent, qualified } from "../sql/ident.js";
 import type { ChangelogReader } from "../source/capture.js";
-import { freeze, freezeInfo } from "../source/freeze.js";
+import { freeze, freezeInfo, unfreeze } from "../source/freeze.js";
 import { connectPg, redactUrl } from "../target/pg.js";
 import { ROWID_COLUMN } from "../target/row-encoder.js";
 import { setSequences } from "../target/sequences.js";
 import type { ReplicationState } from "../target/state.js";
 import { validate, type ValidationReport } from "../validate/validate.js";
 import { usesRowidColumn } from "./snapshot.js";
+import { crashPoint } from "./crash-points.js";
 
 /** How the cutover validates and what it runs after. */
 export interface CutoverOptions {
   validate: "counts" | "full";
+  /** The longest SQLite may stay frozen before the cutover commits, in ms (default 5000); past it the attempt is undone. */
+  maxFreezeMs?: number;
   /** Shell command run after the cutover, with the result in its environment. */
   onCutover?: string;
 }
@@ -67,14 +75,19 @@ export function markerPath(sqlite: string): string {
 /** A catch-up batch this small means the application's steady trickle: freeze now. */
 const CATCH_UP_RESIDUE = 100;
 
-/** Test hook: `SQLITE2PG_CRASH_AT=<step>` makes the daemon die like `kill -9` at that step. */
-function crashPoint(step: string): void {
-  if (process.env.SQLITE2PG_CRASH_AT === step) process.kill(process.pid, "SIGKILL");
-}
+/** The default of --max-freeze. */
+export const DEFAULT_MAX_FREEZE_MS = 5000;
+
+/** What {@link runCutover} returns when the freeze reached --max-freeze and was undone: try again later. */
+export const CUTOVER_RETRY = -2;
+
+/** The freeze reached its deadline (thrown inside the freeze, caught by it). */
+class FreezeExpired extends Error {}
 
 /**
  * Run the cutover from wherever the state says it is. Returns 0 when done,
- * -1 when `unfreeze` aborted it; throws on failure (the daemon retries).
+ * -1 when `unfreeze` aborted it, {@link CUTOVER_RETRY} when the freeze hit
+ * --max-freeze and was undone; throws on failure (the daemon retries).
  */
 export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<number> {
   const held: { client: pg.Client | null } = { client: null };
@@ -88,7 +101,27 @@ export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<
 
 async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client: pg.Client | null }): Promise<number> {
   const log = h.log.child({ cutover: true });
-  if (h.state().phase === "streaming") await h.setPhase("cutover-catch-up");
+  if (h.state().phase === "streaming") {
+    // Only while the request stands, checked under the state row's lock:
+    // a request withdrawn a moment ago (`unfreeze`) is not carried out.
+    const c = h.client();
+    await c.query("BEGIN");
+    try {
+      const r = await c.query("SELECT cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [h.sourceId]);
+      if (r.rows[0]?.cutover_requested_at == null && !freezeInfo(h.db())) {
+        await c.query("ROLLBACK");
+        await h.reload();
+        log.info("cutover not started: the request was withdrawn");
+        return -1;
+      }
+      await h.setPhase("cutover-catch-up");
+      await c.query("COMMIT");
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+    await h.reload();
+  }
 
   // The validation's connection is opened now, outside the freeze; its
   // snapshot is taken after the drain.
@@ -117,31 +150,82 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     frozenLocal = performance.now();
     log.info({ sentinel_seq: f.sentinelSeq }, "cutover step 2/5: SQLite frozen");
     crashPoint("after-freeze");
-    await h.setPhase("frozen", {
-      sql: "UPDATE sqlite2pg.state SET sentinel_seq = $2, frozen_at = $3 WHERE source_id = $1",
-      params: [h.sourceId, f.sentinelSeq, f.frozenAt],
-    });
+    try {
+      await h.setPhase("frozen", {
+        sql: "UPDATE sqlite2pg.state SET sentinel_seq = $2, frozen_at = $3 WHERE source_id = $1",
+        params: [h.sourceId, f.sentinelSeq, f.frozenAt],
+      });
+    } catch (e) {
+      // `unfreeze` moved the state meanwhile (it may have run just before
+      // this freeze): the cutover is withdrawn. The daemon undoes the freeze
+      // (the state is not frozen, so nothing can commit it).
+      await h.reload();
+      if (h.state().phase === "cutover-catch-up") throw e;
+      await snapshotClient?.end().catch(() => undefined);
+      held.client = null;
+      log.warn({ phase: h.state().phase }, "cutover withdrawn while SQLite was being frozen");
+      return -1;
+    }
   }
 
   if (h.state().phase === "frozen") {
     // The freeze's start: measured here when this process froze the file, else as recorded.
     const frozenAt = frozenLocal ?? performance.now() - (Date.now() - Date.parse(freezeInfo(h.db())?.frozenAt ?? String(h.state().frozenAt)));
-    const sentinel = h.state().sentinelSeq!;
-    // 3. Drain up to the sentinel.
-    while (h.state().appliedSeq < sentinel) {
-      await h.streamOnce();
-      crashPoint("draining");
+    const maxFreeze = opts.maxFreezeMs ?? DEFAULT_MAX_FREEZE_MS;
+    const deadline = frozenAt + maxFreeze;
+    const c = h.client();
+    // Each statement may wait at most the time left; a watchdog cancels the
+    // one running at the deadline (a sum of statements each under its own
+    // bound could still pass it).
+    const bound = async (local = false) => {
+      const left = Math.max(1, Math.floor(deadline - performance.now()));
+      if (deadline - performance.now() <= 0) throw new FreezeExpired("the deadline passed between statements");
+      await c.query(`SET ${local ? "LOCAL " : ""}lock_timeout = ${left}`);
+      await c.query(`SET ${local ? "LOCAL " : ""}statement_timeout = ${left}`);
+    };
+    let expired = false;
+    const watchdog = setTimeout(() => {
+      expired = true;
+      const pid = (c as unknown as { processID?: number }).processID;
+      if (pid && snapshotClient) void snapshotClient.query("SELECT pg_cancel_backend($1)", [pid]).catch(() => undefined);
+    }, Math.max(0, deadline - performance.now()));
+    watchdog.unref();
+    let committed: boolean;
+    try {
+      const sentinel = h.state().sentinelSeq!;
+      // 3. Drain up to the sentinel.
+      while (h.state().appliedSeq < sentinel) {
+        await bound();
+        await h.streamOnce();
+        crashPoint("draining");
+      }
+      log.info({ sentinel_seq: sentinel, applied_seq: h.state().appliedSeq }, "cutover step 3/5: drained up to the sentinel");
+      // The validation's snapshot: everything drained, nothing the application
+      // writes to Postgres after step 4.
+      snapshotClient ??= held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
+      await snapshotClient.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      await snapshotClient.query("SELECT 1");
+      snapshotTaken = true;
+      crashPoint("before-commit");
+      // 4. One transaction: sequences, foreign keys, the record, the notice.
+      // The watchdog stops the moment the commit returns: a cancel landing after it must not undo a committed cutover.
+      committed = await commitCutover(h, frozenAt, () => bound(true), () => clearTimeout(watchdog));
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (!(e instanceof FreezeExpired) && !expired && code !== "55P03" && code !== "57014") throw e;
+      await c.query("ROLLBACK").catch(() => undefined);
+      if (snapshotClient) {
+        await snapshotClient.query("ROLLBACK").catch(() => undefined);
+        await snapshotClient.end().catch(() => undefined);
+        held.client = null;
+      }
+      const why = e instanceof FreezeExpired ? e.message : (e as Error).message;
+      return abortFreeze(h, frozenAt, maxFreeze, why);
+    } finally {
+      clearTimeout(watchdog);
+      await c.query("RESET lock_timeout").catch(() => undefined);
+      await c.query("RESET statement_timeout").catch(() => undefined);
     }
-    log.info({ sentinel_seq: sentinel, applied_seq: h.state().appliedSeq }, "cutover step 3/5: drained up to the sentinel");
-    // The validation's snapshot: everything drained, nothing the application
-    // writes to Postgres after step 4.
-    snapshotClient ??= held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
-    await snapshotClient.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    await snapshotClient.query("SELECT 1");
-    snapshotTaken = true;
-    crashPoint("before-commit");
-    // 4. One transaction: sequences, foreign keys, the record, the notice.
-    const committed = await commitCutover(h, frozenAt);
     if (!committed) {
       await snapshotClient.query("ROLLBACK").catch(() => undefined);
       await snapshotClient.end().catch(() => undefined);
@@ -162,11 +246,42 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
   return 0;
 }
 
-async function commitCutover(h: CutoverHost, frozenAtMs: number): Promise<boolean> {
+/**
+ * Undo a freeze that reached --max-freeze, exactly as `unfreeze` does: the
+ * state back to streaming first (so nothing can commit this cutover any
+ * more), then SQLite takes writes again. The request stays: the daemon
+ * tries again after a back-off. Logs why, with the freeze measured.
+ */
+async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, why: string): Promise<number> {
+  const c = h.client();
+  // The state row: only `unfreeze` could hold it, and briefly.
+  await c.query("SET lock_timeout = 10000");
+  try {
+    const msg = `cutover aborted: SQLite was frozen for ${maxFreeze} ms (--max-freeze) without the Postgres commit (${why}); SQLite takes writes again, the cutover is tried again`;
+    const r = await c.query(
+      "UPDATE sqlite2pg.state SET phase = 'streaming', sentinel_seq = NULL, frozen_at = NULL, last_error = $2, last_error_at = now(), updated_at = now() WHERE source_id = $1 AND phase IN ('frozen', 'streaming') RETURNING phase",
+      [h.sourceId, msg],
+    );
+    if (r.rowCount !== 1) {
+      await h.reload();
+      throw new Error(`the phase moved to ${h.state().phase} while the freeze was being undone`);
+    }
+    const triggers = unfreeze(h.writer());
+    const freezeMs = +(performance.now() - frozenAt).toFixed(3);
+    h.log.warn({ cutover: true, freeze_ms: freezeMs, max_freeze_ms: maxFreeze, reason: why, freeze_triggers_removed: triggers }, `cutover aborted after a ${freezeMs} ms freeze (--max-freeze ${maxFreeze} ms): ${why}; SQLite takes writes again`);
+  } finally {
+    await c.query("RESET lock_timeout").catch(() => undefined);
+  }
+  await h.reload();
+  return CUTOVER_RETRY;
+}
+
+async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Promise<void>, onCommit: () => void): Promise<boolean> {
   const c = h.client();
   const plan = h.plan();
   await c.query("BEGIN");
   try {
+    await bound();
     const moved = await c.query("SELECT sentinel_seq FROM sqlite2pg.state WHERE source_id = $1 AND phase = 'frozen' FOR UPDATE", [h.sourceId]);
     // Commit only while SQLite is frozen by this very freeze: never cut over
     // with SQLite taking writes.
@@ -195,6 +310,7 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number): Promise<boolea
     await c.query("UPDATE sqlite2pg.state SET phase = 'cut-over', cutover_at = now(), updated_at = now() WHERE source_id = $1", [h.sourceId]);
     await c.query("SELECT pg_notify('sqlite2pg_cutover', $1)", [JSON.stringify({ source_id: h.sourceId, schema: plan.schema })]);
     await c.query("COMMIT");
+    onCommit();
     // The freeze ends here: from the SQLite commit that froze it to this commit, on this host's monotonic clock.
     const freezeMs = +(performance.now() - frozenAtMs).toFixed(3);
     await c.query("UPDATE sqlite2pg.state SET freeze_ms = $2 WHERE source_id = $1", [h.sourceId, freezeMs]).catch((e: Error) =>
@@ -219,51 +335,74 @@ function readSqliteSequence(db: BetterSqlite3.Database): Map<string, bigint | nu
 async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.Client | null): Promise<number> {
   const log = h.log.child({ cutover: true });
   const plan = h.plan();
+  const path = markerPath(h.sqlitePath);
   let result: ValidationReport & { note?: string };
-  if (snapshotClient) {
-    result = await validate(h.db(), snapshotClient, plan, opts.validate);
-    await snapshotClient.query("COMMIT").catch(() => undefined);
-    await snapshotClient.end().catch(() => undefined);
+  const stored = h.state().validation as (ValidationReport & { note?: string }) | null;
+  if (stored && !snapshotClient) {
+    // A restart after the validation was recorded (the hook failed or was
+    // interrupted): keep that validation, run the hook again.
+    result = stored;
   } else {
-    // A restart after step 4: the application may already write to Postgres.
-    const c = await connectPg(h.pgUrl, "sqlite2pg validate");
-    try {
-      result = await validate(h.db(), c, plan, "counts");
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-    result.note = "validated after a restart that followed the cutover commit: rows the application wrote to Postgres since then count as differences";
-  }
-  log.info({ validation: result.mode, ok: result.ok }, "cutover step 5/5: validated");
-  const c = h.client();
-  for (const t of plan.tables) {
-    for (const s of t.constraints.statements) {
-      if (s.kind === "foreign key" && s.validateSql) {
-        await c.query(s.validateSql).catch((e: Error) => log.warn({ table: t.name, constraint: s.name }, `foreign key ${s.name} kept NOT VALID: ${e.message}`));
+    if (snapshotClient) {
+      result = await validate(h.db(), snapshotClient, plan, opts.validate);
+      await snapshotClient.query("COMMIT").catch(() => undefined);
+      await snapshotClient.end().catch(() => undefined);
+    } else {
+      // A restart after step 4: the application may already write to Postgres.
+      const c = await connectPg(h.pgUrl, "sqlite2pg validate");
+      try {
+        result = await validate(h.db(), c, plan, "counts");
+      } finally {
+        await c.end().catch(() => undefined);
       }
+      result.note = "validated after a restart that followed the cutover commit: rows the application wrote to Postgres since then count as differences";
     }
-    if (usesRowidColumn(t)) await c.query(`ALTER TABLE ${qualified(plan.schema, t.name)} DROP COLUMN IF EXISTS ${quoteIdent(ROWID_COLUMN)}`);
+    log.info({ validation: result.mode, ok: result.ok }, "cutover step 5/5: validated");
+    const c = h.client();
+    for (const t of plan.tables) {
+      for (const s of t.constraints.statements) {
+        if (s.kind === "foreign key" && s.validateSql) {
+          await c.query(s.validateSql).catch((e: Error) => log.warn({ table: t.name, constraint: s.name }, `foreign key ${s.name} kept NOT VALID: ${e.message}`));
+        }
+      }
+      if (usesRowidColumn(t)) await c.query(`ALTER TABLE ${qualified(plan.schema, t.name)} DROP COLUMN IF EXISTS ${quoteIdent(ROWID_COLUMN)}`);
+    }
   }
   const state = h.state();
   const marker = {
     cutover_at: state.cutoverAt, frozen_at: state.frozenAt, freeze_ms: state.freezeMs, source_id: h.sourceId,
     sqlite: h.sqlitePath, pg: h.pgUrl ? redactUrl(h.pgUrl) : "PG* environment", schema: plan.schema, validation: result,
   };
-  const path = markerPath(h.sqlitePath);
   writeFileSync(path + ".tmp", JSON.stringify(marker, null, 2) + "\n");
   renameSync(path + ".tmp", path);
-  let hookStatus = 0;
-  if (opts.onCutover) hookStatus = await runHook(opts.onCutover, { ...marker, marker: path }, log);
-  await h.setPhase("done", { sql: "UPDATE sqlite2pg.state SET validation = $2::jsonb, finished_at = now() WHERE source_id = $1", params: [h.sourceId, JSON.stringify(result)] });
+  // The validation is recorded before the hook runs: a restart keeps it.
+  await h.client().query("UPDATE sqlite2pg.state SET validation = $2::jsonb, updated_at = now() WHERE source_id = $1", [h.sourceId, JSON.stringify(result)]);
+  // The hook runs at least once, to success: its outcome is recorded, and
+  // the job is "done" only after it succeeded. A restart after a failed or
+  // interrupted hook runs it again (the command given now, else the one
+  // recorded).
+  const hook = opts.onCutover ?? state.hookCommand ?? undefined;
+  if (hook) {
+    await h.client().query("UPDATE sqlite2pg.state SET hook_command = $2, hook_status = 'running', hook_exit = NULL, hook_at = now() WHERE source_id = $1", [h.sourceId, hook]);
+    if (state.hookStatus === "running" || state.hookStatus === "failed") log.warn({ previous: state.hookStatus, exit: state.hookExit }, "running the --on-cutover command again: its last run did not succeed");
+    crashPoint("hook-running");
+    const status = await runHook(hook, { ...marker, marker: path }, log);
+    await h.client().query("UPDATE sqlite2pg.state SET hook_status = $2, hook_exit = $3, hook_at = now(), updated_at = now() WHERE source_id = $1", [h.sourceId, status === 0 ? "ok" : "failed", status]);
+    if (status !== 0) {
+      await h.reload();
+      throw new Sqlite2pgError("hook", "HOOK_FAILED", `the --on-cutover command exited with status ${status}`, {
+        context: { command: hook },
+        hint: "the cutover itself is committed (the application writes to Postgres); fix the command and start `sqlite2pg run` again: it runs the command again, and the job is done once it succeeds",
+      });
+    }
+  }
+  await h.setPhase("done", { sql: "UPDATE sqlite2pg.state SET finished_at = now() WHERE source_id = $1", params: [h.sourceId] });
   log.info({ freeze_ms: state.freezeMs, validation: result.ok ? "equal" : "DIFFERS", marker: path }, "cutover done");
   if (!result.ok) {
     const bad = result.tables.filter((t) => t.sqlite_rows !== t.pg_rows || t.digest === "differs").map((t) => t.table);
     throw validationError("CUTOVER_VALIDATION", `cut over, but validation found differences in: ${bad.join(", ")}`, {
       hint: "SQLite stays frozen; run `sqlite2pg validate --full` for the rows that differ",
     });
-  }
-  if (hookStatus !== 0) {
-    throw new Sqlite2pgError("hook", "HOOK_FAILED", `the --on-cutover command exited with status ${hookStatus}`, { hint: "the cutover itself is done; run the command again by hand" });
   }
   return 0;
 }

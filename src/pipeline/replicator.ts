@@ -26,15 +26,17 @@ import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { createTableSql } from "../target/ddl.js";
-import { connectPg } from "../target/pg.js";
+import { connectPg, withPg } from "../target/pg.js";
 import { ROWID_COLUMN, type TransformedValue } from "../target/row-encoder.js";
-import { ensureStateSchema, loadProgress, loadState, recordError, toJson, type ReplicationState } from "../target/state.js";
+import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, STATE_CHANNEL, toJson, type ReplicationState } from "../target/state.js";
+import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
-import { runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
+import { CUTOVER_RETRY, runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
 import { keyStatements, schemaFingerprint, uniqueStatements } from "./keys.js";
-import { freezeInfo } from "../source/freeze.js";
+import { freezeInfo, unfreeze } from "../source/freeze.js";
+import { crashPoint } from "./crash-points.js";
 
 /** The phases, as stored in `sqlite2pg.state.phase`. */
 export const Phase = {
@@ -96,6 +98,8 @@ export interface ReplicatorOptions {
   watch?: boolean;
   /** How the cutover validates, and the command it runs after. */
   cutover?: CutoverOptions;
+  /** Called once this process is the active daemon (holds the source's lock): the CLI writes its pid file then. */
+  onActive?: () => void;
 }
 
 /** The replication daemon: snapshot, catch-up, streaming. */
@@ -112,7 +116,13 @@ export class Replicator {
   private stopRequested = false;
   private lockLost = false;
   private nudged = false;
-  private cutoverAsked = false;
+  /** A NOTIFY on the state channel arrived: re-read the cutover request now, not at the next poll. */
+  private stateDirty = false;
+  private lastRequestCheck = 0;
+  /** After a cutover aborted at --max-freeze: not before this time (back-off), and how many attempts so far. */
+  private cutoverRetryAt = 0;
+  private cutoverAttempts = 0;
+  private active = false;
   /** Exit status the run ends with (0, or 1 when the cutover's validation differs). */
   exitStatus = 0;
   private wake: (() => void) | null = null;
@@ -144,12 +154,27 @@ export class Replicator {
   }
 
   /**
-   * Ask for the cutover (SIGUSR2, `sqlite2pg cutover`). Recorded in the state
-   * at the next safe point; during the snapshot it waits until caught up.
+   * Ask for the cutover (SIGUSR2, `--cutover`, the library): written to the
+   * state at once, on a connection of its own — the request lives there
+   * only, so `unfreeze` withdraws it for good, and the active daemon sees it
+   * (NOTIFY, or its next poll) even when this process is a standby. During
+   * the snapshot it waits until caught up.
    */
-  requestCutover(): void {
-    this.cutoverAsked = true;
-    this.wake?.();
+  async requestCutover(): Promise<void> {
+    let id = this.sourceId;
+    if (!id) {
+      const db = openSource(this.opts.sqlite);
+      try {
+        id = captureInfo(db)?.sourceId ?? "";
+      } finally {
+        db.close();
+      }
+      if (!id) throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
+    }
+    const phase = await withPg(this.opts.pg, (c) => requestCutoverInState(c, id));
+    if (phase === null) throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, { hint: "run `sqlite2pg init` with the same --pg first" });
+    this.stateDirty = true;
+    this.nudge();
   }
 
   /** Wake the loop now (a WAL change). */
@@ -173,6 +198,7 @@ export class Replicator {
     if (!this.state) {
       throw usageError("NO_STATE", `no replication state for source ${this.sourceId} in this Postgres database`, { hint: "run `sqlite2pg init` with the same --pg first" });
     }
+    await this.becomeActive();
     // Compared against what the plan last saw, stored with the state, so a
     // schema change (or VACUUM) made while no daemon ran is caught as well.
     this.schemaVersion = this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true }));
@@ -258,6 +284,52 @@ export class Replicator {
       await lock.query("SELECT pg_advisory_lock(hashtext('sqlite2pg:' || $1))", [this.sourceId]);
       this.log.info({ source_id: this.sourceId }, "took over the source");
     }
+    // The lock's connection is otherwise idle: it hears `sqlite2pg cutover`
+    // and `unfreeze` (and SIGUSR2 in a standby) change the request.
+    lock.on("notification", (m) => {
+      if (m.payload === this.sourceId) {
+        this.stateDirty = true;
+        this.nudge();
+      }
+    });
+    await lock.query(`LISTEN ${quoteIdent(STATE_CHANNEL)}`);
+  }
+
+  /**
+   * Holding the lock: record who this daemon is (pid, host, process start
+   * time) in the state, so `sqlite2pg cutover` can tell it from a stale pid
+   * file's pid or a standby; the first time, let the CLI write its pid file.
+   */
+  private async becomeActive(): Promise<void> {
+    const me = selfIdentity();
+    await this.client!.query("UPDATE sqlite2pg.state SET daemon_pid = $2, daemon_host = $3, daemon_start = $4, daemon_since = now() WHERE source_id = $1", [this.sourceId, me.pid, me.host, me.start]);
+    if (!this.active) {
+      this.active = true;
+      this.opts.onActive?.();
+    }
+  }
+
+  /**
+   * Re-read the cutover request from the state: at once after a NOTIFY,
+   * else at most once per poll interval. The state is the only place a
+   * request lives, so a withdrawal (`unfreeze`) is final.
+   */
+  private async refreshRequest(): Promise<void> {
+    const every = this.opts.pollIntervalMs ?? 1000;
+    if (!this.stateDirty && Date.now() - this.lastRequestCheck < every) return;
+    this.stateDirty = false;
+    this.lastRequestCheck = Date.now();
+    const r = await this.client!.query("SELECT cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1", [this.sourceId]);
+    const at: Date | null = r.rows[0]?.cutover_requested_at ?? null;
+    const before = this.current.cutoverRequestedAt;
+    this.state = { ...this.current, cutoverRequestedAt: at };
+    if (at && !before) {
+      this.log.info({ phase: this.current.phase }, this.current.phase === Phase.streaming ? "cutover requested" : "cutover requested: queued until caught up");
+    } else if (!at && before) {
+      this.log.info({ phase: this.current.phase }, "cutover request withdrawn");
+      this.cutoverRetryAt = 0;
+      this.cutoverAttempts = 0;
+    }
   }
 
   /** Change the phase; only here, and only from a legal predecessor. */
@@ -341,6 +413,7 @@ export class Replicator {
     try {
       await c.query("SET LOCAL maintenance_work_mem = '256MB'");
       for (const sql of keyStatements(plan)) await c.query(sql);
+      crashPoint("key-build");
       await this.setPhase(Phase.catchUp);
       await c.query("COMMIT");
     } catch (e) {
@@ -361,6 +434,7 @@ export class Replicator {
     this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
     const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
     if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
+    if (r.changes > 0 && this.current.phase === Phase.catchUp) crashPoint("catch-up-batch-committed");
     if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) await this.caughtUp();
     this.maybePrune();
     return r.changes;
@@ -483,7 +557,10 @@ export class Replicator {
     return total;
   }
 
-  /** Run the cutover now, by hand (tests, tools). Returns the exit status. */
+  /**
+   * Run the cutover now, by hand (tests, tools). Returns the exit status, or
+   * -1 (aborted by `unfreeze`) or {@link CUTOVER_RETRY} (undone at --max-freeze).
+   */
   async cutoverNow(): Promise<number> {
     await this.start();
     await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()) WHERE source_id = $1", [this.sourceId]);
@@ -502,24 +579,33 @@ export class Replicator {
         if (this.lockLost) {
           this.log.warn({ source_id: this.sourceId }, "lost the connection holding the source's lock: taking it again before applying more");
           await this.takeLock();
-          if (this.client) await this.reload(); // another daemon may have applied meanwhile
+          if (this.client) {
+            await this.reload(); // another daemon may have applied meanwhile
+            await this.becomeActive();
+          }
           this.applier = null;
         }
         if (!this.client) await this.reconnectIfNeeded(new Error("no connection"));
-        if (this.cutoverAsked && !this.current.cutoverRequestedAt) {
-          await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = now() WHERE source_id = $1 AND cutover_requested_at IS NULL", [this.sourceId]);
-          await this.reload();
-          this.log.info({ phase: this.current.phase }, this.current.phase === Phase.streaming ? "cutover requested" : "cutover requested: queued until caught up");
-        }
+        await this.refreshRequest();
         if (this.current.phase === Phase.new) await this.begin();
         if (this.current.phase === Phase.snapshot && !(await this.snapshot())) break;
+        if (this.current.phase === Phase.streaming && !this.current.cutoverRequestedAt && freezeInfo(this.db!)) await this.undoStrayFreeze();
         if (this.cutoverPending()) {
+          this.cutoverAttempts++;
+          if (this.current.phase === Phase.streaming) this.log.info({ attempt: this.cutoverAttempts }, `cutover attempt ${this.cutoverAttempts}`);
           const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "counts" });
           if (status >= 0) {
             this.exitStatus = status;
             return;
           }
-          this.cutoverAsked = false; // aborted by unfreeze
+          if (status === CUTOVER_RETRY) {
+            // gh-ost style: the freeze hit --max-freeze and was undone; try
+            // again later, waiting longer each time (1 s, 2 s, 4 s … 60 s).
+            const wait = Math.min(1000 * 2 ** (this.cutoverAttempts - 1), 60_000);
+            this.cutoverRetryAt = Date.now() + wait;
+            this.log.warn({ attempt: this.cutoverAttempts, retry_in_ms: wait }, `cutover attempt ${this.cutoverAttempts} aborted at --max-freeze; SQLite takes writes again; next attempt in ${wait} ms`);
+          }
+          await this.reload(); // aborted: by unfreeze (the request is withdrawn) or by --max-freeze (it stands)
           continue;
         }
         const n = await this.streamOnce();
@@ -553,12 +639,37 @@ export class Replicator {
     }
   }
 
+  /**
+   * SQLite is frozen, the state says streaming and no cutover is asked for:
+   * a freeze that lost a race with `unfreeze` (or whose undo failed half
+   * way). Nothing can commit it (the state is not frozen), and the
+   * application must not stay locked out: unfreeze SQLite, holding the
+   * state row so a new request cannot slip in between.
+   */
+  private async undoStrayFreeze(): Promise<void> {
+    const c = this.client!;
+    await c.query("BEGIN");
+    try {
+      await c.query("SET LOCAL lock_timeout = 10000");
+      const r = await c.query("SELECT phase, cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [this.sourceId]);
+      if (r.rows[0]?.phase === Phase.streaming && r.rows[0].cutover_requested_at === null) {
+        const n = unfreeze(this.writer!);
+        this.log.warn({ freeze_triggers_removed: n }, "SQLite was frozen with no cutover asked for (withdrawn by unfreeze): unfrozen, the application can write to it again");
+      }
+      await c.query("COMMIT");
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    }
+    await this.reload();
+  }
+
   /** Whether the cutover should run now: asked for and streaming, or already under way. */
   private cutoverPending(): boolean {
     const p = this.current.phase;
     if (p === Phase.cutoverCatchUp || p === Phase.frozen || p === Phase.cutOver || p === Phase.done) return true;
     if (p === Phase.streaming && freezeInfo(this.db!)) return true; // frozen, but the state was not written before a crash
-    return p === Phase.streaming && this.current.cutoverRequestedAt !== null;
+    return p === Phase.streaming && this.current.cutoverRequestedAt !== null && Date.now() >= this.cutoverRetryAt;
   }
 
   /** Re-read the state. */
@@ -665,6 +776,11 @@ export class Replicator {
     }
     await this.watcher?.close().catch(() => undefined);
     this.watcher = null;
+    if (this.active && this.client) {
+      // No daemon is recorded once this one is gone (a kill -9 leaves the record; `cutover` checks it is alive).
+      await this.client.query("UPDATE sqlite2pg.state SET daemon_pid = NULL, daemon_host = NULL, daemon_start = NULL WHERE source_id = $1 AND daemon_pid = $2 AND daemon_host = $3", [this.sourceId, process.pid, selfIdentity().host]).catch(() => undefined);
+    }
+    this.active = false;
     await this.client?.end().catch(() => undefined);
     this.client = null;
     await this.lockClient?.end().catch(() => undefined);

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { Logger } from "../observe/logger.js";
 
 /**
@@ -36,4 +38,41 @@ export function installSignals(log: Logger, actions: { stop: () => void; reload?
       process.off("SIGUSR2", usr2);
     },
   };
+}
+
+/**
+ * A process' start time as the kernel records it (/proc/<pid>/stat, field
+ * 22, clock ticks since boot), or null where there is no /proc or no such
+ * process. With the pid and the host it names one process: a pid reused
+ * after a `kill -9` has another start time.
+ */
+export function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Who this process is, as the active daemon records itself in the state. */
+export function selfIdentity(): { pid: number; host: string; start: string | null } {
+  return { pid: process.pid, host: hostname(), start: processStart(process.pid) };
+}
+
+/**
+ * Whether `who` (as recorded in the state) is a live process on this host
+ * and the same one that recorded itself: same host, pid alive, same start
+ * time. A stale record — the daemon died, its pid reused — is not.
+ */
+export function isLiveDaemon(who: { pid: number; host: string; start: string | null } | null): boolean {
+  if (!who || who.host !== hostname() || who.start === null) return false;
+  try {
+    process.kill(who.pid, 0);
+  } catch {
+    return false;
+  }
+  return processStart(who.pid) === who.start;
 }

@@ -17,6 +17,7 @@ import { qualified } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
 import { RowEncoder, type TransformedValue } from "../target/row-encoder.js";
 import { toJson, type TableProgress } from "../target/state.js";
+import { crashPoint } from "./crash-points.js";
 
 /** Options of {@link snapshotTable}. */
 export interface SnapshotOptions {
@@ -74,6 +75,7 @@ export async function snapshotTable(
       await client.query("ROLLBACK").catch(() => undefined);
       throw e;
     }
+    crashPoint("snapshot-chunk-committed");
     copied += rows.length;
     opts.onChunk?.(rows.length);
   }

@@ -21,6 +21,7 @@ import { paramValue, ValueRefused } from "../target/copy-encode.js";
 import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { SENTINEL_TABLE } from "../source/capture.js";
+import { crashPoint } from "./crash-points.js";
 
 /** What one batch did. */
 export interface BatchResult {
@@ -149,11 +150,13 @@ export class Applier {
       ).then((r) => {
         if (r.rowCount !== 1) throw new Error("the state moved under this daemon (another daemon applied meanwhile)");
       });
+      crashPoint("stream-before-commit");
       await client.query("COMMIT");
     } catch (e) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw e;
     }
+    crashPoint("stream-after-commit");
     return { changes: work.changes.length, rows, lastSeq, lastToken };
   }
 }

@@ -7,6 +7,7 @@ import { isOwnTrigger, rowidName, type SourceTable } from "./schema.js";
 import { replaceConflicts } from "./unique-match.js";
 
 export { replaceConflicts };
+import { crashPoint } from "../pipeline/crash-points.js";
 
 /** The changelog table inside the SQLite file. */
 export const CHANGES = "_sqlite2pg_changes";
@@ -167,10 +168,11 @@ export function captureTriggersSql(t: SourceTable): string {
  * triggers are recreated so they match its current key). Returns the source
  * id, created on first install.
  */
-export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]): string {
+export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[], newId: string = randomUUID()): string {
   const tx = db.transaction(() => {
     const v0 = db.pragma("schema_version", { simple: true });
     db.exec(template("changelog.sql"));
+    crashPoint("capture-install");
     const stored = db.prepare(`SELECT value FROM ${META} WHERE key = ?`);
     const put = db.prepare(`INSERT OR REPLACE INTO ${META} (key, value) VALUES (?, ?)`);
     for (const t of tables) {
@@ -197,9 +199,8 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
     if (db.pragma("schema_version", { simple: true }) !== v0) noteOwnSchemaChange(db); // only a change made here
     const row = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`).get() as { value: string } | undefined;
     if (row) return row.value;
-    const id = randomUUID();
-    db.prepare(`INSERT INTO ${META} (key, value) VALUES ('source_id', ?)`).run(id);
-    return id;
+    db.prepare(`INSERT INTO ${META} (key, value) VALUES ('source_id', ?)`).run(newId);
+    return newId;
   });
   return tx.immediate();
 }
@@ -321,6 +322,7 @@ export function pruneChanges(db: BetterSqlite3.Database, below: number, chunk = 
   const upTo = Math.min(below, lowest.s + chunk);
   try {
     const n = db.prepare(`DELETE FROM ${CHANGES} WHERE seq < ?`).run(upTo).changes;
+    if (n > 0) crashPoint("prune-chunk");
     return { deleted: n, busy: false, done: upTo === below };
   } catch (e) {
     const code = (e as { code?: string }).code;

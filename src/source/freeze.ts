@@ -73,5 +73,12 @@ export function unfreeze(db: BetterSqlite3.Database): number {
     noteOwnSchemaChange(db);
     return trig.length;
   });
-  return tx.immediate();
+  // As the freeze: wait (up to 10 s) for the write lock, whatever the connection's own setting.
+  const before = db.pragma("busy_timeout", { simple: true });
+  db.pragma("busy_timeout = 10000");
+  try {
+    return tx.immediate();
+  } finally {
+    db.pragma(`busy_timeout = ${Number(before)}`);
+  }
 }

@@ -46,6 +46,28 @@ CREATE TABLE IF NOT EXISTS sqlite2pg.snapshot_progress (
 );
 ALTER TABLE sqlite2pg.state ADD COLUMN IF NOT EXISTS applied_token double precision;`;
 
+/**
+ * Columns added after the first release; added only when missing (ALTER
+ * TABLE takes an exclusive lock on the state, which a running daemon's
+ * commit may hold).
+ *   daemon_pid/host/start  who the active daemon is (written once it holds the advisory lock);
+ *                          `start` is the process' start time from /proc, so a reused pid is told apart
+ *   hook_*                 the --on-cutover command: recorded command, status (running/ok/failed), exit code
+ */
+const STATE_COLUMNS_SQL = `
+ALTER TABLE sqlite2pg.state
+  ADD COLUMN IF NOT EXISTS daemon_pid integer,
+  ADD COLUMN IF NOT EXISTS daemon_host text,
+  ADD COLUMN IF NOT EXISTS daemon_start text,
+  ADD COLUMN IF NOT EXISTS daemon_since timestamptz,
+  ADD COLUMN IF NOT EXISTS hook_command text,
+  ADD COLUMN IF NOT EXISTS hook_status text,
+  ADD COLUMN IF NOT EXISTS hook_exit integer,
+  ADD COLUMN IF NOT EXISTS hook_at timestamptz`;
+
+/** The channel `cutover`, `unfreeze` and the daemon NOTIFY (payload: the source id) when they change the request. */
+export const STATE_CHANNEL = "sqlite2pg_state";
+
 /** One source's row of `sqlite2pg.state`. */
 export interface ReplicationState {
   sourceId: string;
@@ -72,6 +94,12 @@ export interface ReplicationState {
   cutoverAt: Date | null;
   freezeMs: number | null;
   validation: unknown;
+  /** The active daemon as it recorded itself, or null. */
+  daemon: { pid: number; host: string; start: string | null } | null;
+  /** The --on-cutover command's outcome: null (not run), running, ok, failed. */
+  hookStatus: string | null;
+  hookExit: number | null;
+  hookCommand: string | null;
   appliedAt: Date | null;
   updatedAt: Date;
 }
@@ -118,13 +146,43 @@ export function fromJson<T>(text: string | object): T {
 /** Create the state schema and tables if missing. */
 export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
   await c.query(STATE_SCHEMA_SQL);
+  const has = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = 'sqlite2pg' AND table_name = 'state' AND column_name = 'hook_at'");
+  if (has.rowCount === 0) await c.query(STATE_COLUMNS_SQL);
+}
+
+/**
+ * Record a cutover request in the state (kept if one is already there) and
+ * tell the daemon. The request lives here only: `unfreeze` withdraws it by
+ * clearing the column. Returns the phase, or null when there is no state.
+ */
+export async function requestCutoverInState(c: pg.ClientBase, sourceId: string): Promise<string | null> {
+  const r = await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()), updated_at = now() WHERE source_id = $1 RETURNING phase", [sourceId]);
+  if (r.rowCount !== 1) return null;
+  await notifyState(c, sourceId);
+  return r.rows[0].phase as string;
+}
+
+/** Wake the daemon of a source: the state changed (a request, a withdrawal). Delivered at commit. */
+export async function notifyState(c: pg.ClientBase, sourceId: string): Promise<void> {
+  await c.query("SELECT pg_notify($1, $2)", [STATE_CHANNEL, sourceId]);
 }
 
 /** Read one source's state, or null; `withPlan` false skips the (large) stored plan. */
 export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = true): Promise<ReplicationState | null> {
   const exists = await c.query("SELECT to_regclass('sqlite2pg.state') AS t");
   if (!exists.rows[0].t) return null;
-  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
+  try {
+    return await readState(c, sourceId, withPlan);
+  } catch (e) {
+    // A state table from an earlier version: add the newer columns, once.
+    if ((e as { code?: string }).code !== "42703") throw e;
+    await ensureStateSchema(c);
+    return readState(c, sourceId, withPlan);
+  }
+}
+
+async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean): Promise<ReplicationState | null> {
+  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
   if (r.rowCount === 0) return null;
   const s = r.rows[0];
   return {
@@ -149,6 +207,10 @@ export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = t
     cutoverAt: s.cutover_at ?? null,
     freezeMs: s.freeze_ms ?? null,
     validation: s.validation ?? null,
+    daemon: s.daemon_pid ? { pid: Number(s.daemon_pid), host: s.daemon_host, start: s.daemon_start ?? null } : null,
+    hookStatus: s.hook_status ?? null,
+    hookExit: s.hook_exit ?? null,
+    hookCommand: s.hook_command ?? null,
     appliedAt: s.applied_at,
     updatedAt: s.updated_at,
   };

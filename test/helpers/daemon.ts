@@ -28,10 +28,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run `sqlite2pg <args>` to completion (killed after `timeoutMs`). */
-export function runCli(args: string[], timeoutMs = 30_000): Promise<CliResult> {
+/** Run `sqlite2pg <args>` to completion (killed after `timeoutMs`); `opts.uid`/`gid` run it as another user (when root). */
+export function runCli(args: string[], timeoutMs = 30_000, opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
   return new Promise((res) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(), timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...childEnv(), ...opts.env }, uid: opts.uid, gid: opts.gid, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
       res({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
     });
@@ -87,8 +87,8 @@ export class Daemon {
   private readonly err = new Tail();
   private readonly out = new Tail(50);
 
-  constructor(readonly label: string, args: string[]) {
-    this.proc = spawn(process.execPath, [BIN, "run", ...args], { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.proc = spawn(process.execPath, [BIN, "run", ...args], { cwd: ROOT, env: { ...childEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
     this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => this.err.push(d));
     this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => this.out.push(d));
     this.exited = new Promise((res) => {
@@ -99,10 +99,22 @@ export class Daemon {
     });
   }
 
-  static start(label: string, o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number; chunkRows?: number }): Daemon {
-    const args = ["--sqlite", o.sqlite, "--pg", o.pg, "--poll-ms", String(o.pollMs ?? 50), "--batch-size", String(o.batchSize ?? 200)];
+  /**
+   * Start `sqlite2pg run`. `env` adds variables (e.g. SQLITE2PG_CRASH_AT for
+   * a named crash point), `args` more flags. Tests prune every
+   * `pruneS` seconds (default 0.2, not the daemon's minute), so pruning is
+   * exercised — and crash points in it reached — within a test's time.
+   */
+  static start(label: string, o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number; chunkRows?: number; pruneS?: number; env?: NodeJS.ProcessEnv; args?: string[] }): Daemon {
+    const args = ["--sqlite", o.sqlite, "--pg", o.pg, "--poll-ms", String(o.pollMs ?? 50), "--batch-size", String(o.batchSize ?? 200), "--prune-interval", String(o.pruneS ?? 0.2)];
     if (o.chunkRows) args.push("--chunk-rows", String(o.chunkRows));
-    return new Daemon(label, args);
+    if (o.args) args.push(...o.args);
+    return new Daemon(label, args, o.env);
+  }
+
+  /** The stderr lines that contain `text` (raw). */
+  logged(text: string): string[] {
+    return this.err.all().filter((l) => l.includes(text));
   }
 
   get pid(): number {

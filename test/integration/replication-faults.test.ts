@@ -3,9 +3,12 @@
  * under a concurrent application writer (a child process running a seeded
  * random workload, test/helpers/workload.mjs) is
  *
- *   1. killed with SIGKILL again and again: during the snapshot, while the
- *      keys are built, during catch-up, during streaming, while it prunes
- *      the changelog, and at random moments, restarted each time;
+ *   1. stopped like `kill -9` at every named crash point
+ *      (src/pipeline/crash-points.ts: a snapshot chunk committed, the key
+ *      build, a catch-up batch committed, a streaming batch before and
+ *      after its commit, a prune chunk, the capture re-install), each
+ *      time deterministically there, then at random moments whose landing
+ *      is not asserted; restarted each time;
  *   2. cut off from Postgres: its connections terminated by the server;
  *   3. starved of SQLite's write lock: the application holds BEGIN
  *      IMMEDIATE for seconds.
@@ -174,45 +177,8 @@ async function converge(j: Journal, s: Setup, d: Daemon, timeoutMs: number): Pro
   return st;
 }
 
-/**
- * Wait (synchronously, so the kill follows the observation at once) until
- * the daemon holds SQLite's write lock — with the writer paused, only its
- * pruning takes it — and SIGKILL it then. Probes with BEGIN IMMEDIATE at
- * busy_timeout 0 every ~0.5 ms, yielding to the event loop every 20 ms.
- */
-async function killWhilePruning(s: Setup, d: Daemon, nth: number, ms: number): Promise<{ hit: boolean; waitedMs: number; pruneNo: number }> {
-  const t0 = Date.now();
-  const wait = new Int32Array(new SharedArrayBuffer(4));
-  let seen = 0;
-  let holding = false;
-  while (Date.now() - t0 < ms && d.alive) {
-    const slice = Date.now() + 20;
-    while (Date.now() < slice) {
-      let busy = false;
-      try {
-        s.src.exec("BEGIN IMMEDIATE");
-        s.src.exec("ROLLBACK");
-      } catch (e) {
-        if ((e as { code?: string }).code !== "SQLITE_BUSY") throw e;
-        busy = true;
-      }
-      if (busy && !holding) {
-        holding = true;
-        if (++seen >= nth) {
-          d.kill("SIGKILL");
-          return { hit: true, waitedMs: Date.now() - t0, pruneNo: seen };
-        }
-      } else if (!busy) holding = false;
-      Atomics.wait(wait, 0, 0, 0.5);
-    }
-    await sleep(0);
-  }
-  d.kill("SIGKILL");
-  return { hit: false, waitedMs: Date.now() - t0, pruneNo: seen };
-}
-
 describe("replication survives faults (real processes)", () => {
-  it("kill -9 at random moments (snapshot, key build, catch-up, streaming, pruning) under a random writer converges exactly", { timeout: 150_000 }, async () => {
+  it("kill -9 at every named point (snapshot chunk, key build, catch-up batch, streaming before/after commit, prune, capture install), then at random moments, under a random writer converges exactly", { timeout: 240_000 }, async () => {
     const j = new Journal("kill -9", SEED);
     console.log(`replication-faults kill -9: SQLITE2PG_FAULT_SEED=${SEED}`);
     const rng = prng(SEED ^ 0x6b696c6c);
@@ -221,101 +187,89 @@ describe("replication survives faults (real processes)", () => {
     await writer.ready();
     j.note("writer started");
 
-    const kills: { n: number; target: string; phase: string; note: string }[] = [];
-    let current: Daemon | null = null;
-    /** SIGKILL the running daemon and record where it was. */
-    const kill = async (target: string, note = "") => {
-      const d = current!;
-      const alive = d.alive || d.exitInfo?.signal === "SIGKILL"; // killWhilePruning kills it itself
-      d.kill("SIGKILL");
-      await d.waitExit(10_000);
-      const st = await s.state();
-      const phase = target === "pruning" ? "pruning" : st.phase === "snapshot" && st.snapOpen === 0 ? "snapshot (keys)" : st.phase;
-      kills.push({ n: kills.length + 1, target, phase, note });
-      j.note(`kill ${kills.length} [${target}] daemon ${d.label} after ${Date.now() - d.startedAt} ms: state ${st.phase}, applied ${st.applied}, snapshot rows ${st.snapRows} (${st.snapOpen} tables open), newest ${s.changes.newest()}, changelog rows ${s.changes.count()} ${note}`);
-      expect(alive, `daemon ${d.label} was no longer running when the test came to kill it:\n${d.describe(60)}`).toBe(true);
-      expect(unexpectedExits(j)).toEqual([]);
-    };
-    const start = () => {
-      current = s.daemon();
-      j.note(`start daemon ${current.label} (pid ${current.pid})`);
-      return current;
-    };
+    const kills: { n: number; point: string; pass: number; state: string }[] = [];
     /** The daemon down for a while: the writer goes on, the backlog grows. */
     const downtime = async (lo: number, hi: number) => {
       const ms = rng.int(lo, hi);
       if (ms) await sleep(ms);
     };
-    const during = (what: string, ms: number, check: () => Promise<boolean>) =>
-      waitFor(what, ms, async () => {
-        if (current && !current.alive) throw new Fatal(`daemon ${current.label} exited: ${current.describe(60)}`);
-        return check();
-      }, 10).catch((e) => {
-        throw new Error(`${(e as Error).message}\n${current?.describe(60) ?? ""}`);
-      });
+    const describeState = async () => {
+      const st = await s.state();
+      return `state ${st.phase}, applied ${st.applied}, snapshot rows ${st.snapRows} (${st.snapOpen} tables open), newest ${s.changes.newest()}, changelog rows ${s.changes.count()}`;
+    };
+    /**
+     * A daemon told to stop itself (SIGKILL) at the named point, at its
+     * pass-th passage: it must get there — and die there, nowhere else —
+     * within the deadline. Then it is restarted by the next step.
+     */
+    const crashAt = async (point: string, pass = 1) => {
+      const d = Daemon.start(`#${kills.length + 1} ${point}`, { sqlite: s.path, pg: s.url, pollMs: 50, batchSize: 200, chunkRows: 500, env: { SQLITE2PG_CRASH_AT: point, SQLITE2PG_CRASH_AFTER: String(pass) } });
+      live.daemons.push(d);
+      j.daemons.push(d);
+      j.note(`start daemon ${d.label} (pid ${d.pid}): crash at ${point}, pass ${pass}`);
+      const deadline = Date.now() + 90_000;
+      while (d.alive && Date.now() < deadline) {
+        await s.progress(); // fails fast when nothing moves for 15 s
+        await sleep(50);
+      }
+      const ex = await d.waitExit(1_000);
+      expect(ex, `daemon ${d.label} did not reach crash point ${point} (pass ${pass}) within 90 s:\n${d.describe(60)}`).not.toBeNull();
+      expect(ex!.signal, `daemon ${d.label} ended otherwise than at its crash point:\n${d.describe(60)}`).toBe("SIGKILL");
+      expect(d.logged(`sqlite2pg crash point ${point} (pass ${pass})`), `daemon ${d.label} was killed, but not at ${point}:\n${d.describe(60)}`).toHaveLength(1);
+      const where = await describeState();
+      kills.push({ n: kills.length + 1, point, pass, state: where });
+      j.note(`kill ${kills.length} at ${point} (pass ${pass}): ${where}`);
+      expect(unexpectedExits(j)).toEqual([]);
+    };
+    /** A daemon run until the phase is reached, then stopped with SIGTERM (exit 0). */
+    const runUntil = async (phase: string) => {
+      const d = Daemon.start("until " + phase, { sqlite: s.path, pg: s.url, pollMs: 50, batchSize: 200, chunkRows: 500 });
+      live.daemons.push(d); // not a journal daemon: its exit 0 on SIGTERM is expected
+      j.note(`start daemon ${d.label} (pid ${d.pid}) until ${phase}`);
+      await waitFor(`phase ${phase}`, 90_000, async () => {
+        if (!d.alive) throw new Fatal(`daemon ${d.label} exited: ${d.describe(60)}`);
+        return (await s.progress()).phase === phase;
+      }, 50);
+      d.kill("SIGTERM");
+      expect(await d.waitExit(20_000), d.describe(60)).toEqual({ code: 0, signal: null });
+    };
 
-    // 1–3: during the snapshot, a few chunks after it (re)starts.
+    // The snapshot: a few chunks in, twice (the second resumes the first's progress).
+    await crashAt("snapshot-chunk-committed", rng.int(1, 6));
+    await downtime(0, 300);
+    await crashAt("snapshot-chunk-committed", rng.int(1, 6));
+    // Every table copied: inside the transaction that builds keys and indexes.
+    await crashAt("key-build");
+    // Catch-up: the backlog is every change made since the snapshot began.
+    await downtime(300, 1000);
+    await crashAt("catch-up-batch-committed");
+    await downtime(300, 1000);
+    await crashAt("catch-up-batch-committed", rng.int(1, 2));
+    // Streaming: a batch written but not committed, and committed but not pruned.
+    await runUntil("streaming");
+    await crashAt("stream-before-commit", rng.int(1, 3));
+    await downtime(0, 500);
+    await crashAt("stream-after-commit", rng.int(1, 3));
+    // Pruning: the batches the last daemon applied are pruned by the next one, one chunk at a time.
+    await downtime(300, 1000);
+    await crashAt("prune-chunk");
+    // The changelog and triggers re-installed (init run again): killed inside that transaction.
+    const reinit = await runCli(["init", "--sqlite", s.path, "--pg", s.url], 60_000, { env: { SQLITE2PG_CRASH_AT: "capture-install" } });
+    expect(reinit.signal, reinit.stderr).toBe("SIGKILL");
+    expect(reinit.stderr).toContain("sqlite2pg crash point capture-install (pass 1)");
+    kills.push({ n: kills.length + 1, point: "capture-install", pass: 1, state: await describeState() });
+    j.note(`kill ${kills.length}: init at capture-install`);
+    const again = await runCli(["init", "--sqlite", s.path, "--pg", s.url], 60_000);
+    expect(again.code, again.stderr).toBe(0);
+    // Random moments: where they land is not asserted, only that the daemon comes back exact.
     for (let k = 0; k < 3; k++) {
-      const before = (await s.state()).snapRows;
-      start();
-      const chunks = rng.int(1, 6);
-      await during(`snapshot progress past ${before} + ${chunks} chunks`, 30_000, async () => {
-        const st = await s.progress();
-        return st.phase === "snapshot" && st.snapRows >= before + chunks * 500;
-      });
-      await sleep(rng.int(0, 40));
-      await kill("snapshot", `(${chunks} chunks in)`);
-      await downtime(0, 300);
-    }
-    // 4: a random moment early in a run: startup, the lock, the snapshot.
-    start();
-    await sleep(rng.int(50, 700));
-    await kill("random");
-    // 5: when every table is copied, while the keys and indexes are built.
-    start();
-    await during("every snapshot table done", 60_000, async () => {
-      const st = await s.progress();
-      return st.snapOpen === 0 || st.phase !== "snapshot";
-    });
-    await sleep(rng.int(0, 10));
-    await kill("key build");
-    // 6–7: during catch-up (the backlog is every change made since the snapshot began).
-    await downtime(500, 1500);
-    for (let k = 0; k < 2; k++) {
-      const before = (await s.state()).applied;
-      start();
-      await during("a catch-up batch applied", 60_000, async () => {
-        const st = await s.progress();
-        return st.phase !== "snapshot" && st.phase !== "new" && st.applied > before;
-      });
-      await sleep(rng.int(0, 120));
-      await kill("catch-up");
-    }
-    // 8–9: streaming, after a random while.
-    for (let k = 0; k < 2; k++) {
-      start();
-      await during("phase streaming", 60_000, async () => (await s.progress()).phase === "streaming");
-      await sleep(rng.int(0, 1500));
-      await kill("streaming");
-      await downtime(0, 800);
-    }
-    // 10–11: while pruning. With the writer paused only the daemon takes
-    // SQLite's write lock; after a downtime it prunes what it applies.
-    for (let k = 0; k < 2; k++) {
-      await downtime(300, 1000);
-      await writer.pause();
-      const rows = s.changes.count();
-      start();
-      const r = await killWhilePruning(s, current!, rng.int(1, 3), 15_000);
-      await current!.waitExit(10_000);
-      await kill("pruning", `(${r.hit ? `in prune no. ${r.pruneNo}, ${r.waitedMs} ms after start` : `no prune seen within ${r.waitedMs} ms`}; changelog rows ${rows} before)`);
-      await writer.resume();
-    }
-    // 12–14: random moments.
-    for (let k = 0; k < 3; k++) {
-      start();
+      const d = s.daemon();
+      j.note(`start daemon ${d.label} (pid ${d.pid}) for a random kill`);
       await sleep(rng.int(100, 2500));
-      await kill("random");
+      expect(d.alive, `daemon ${d.label} exited before the random kill:\n${d.describe(60)}`).toBe(true);
+      d.kill("SIGKILL");
+      await d.waitExit(10_000);
+      j.note(`random kill: ${await describeState()}`);
       await downtime(0, 500);
     }
 
@@ -323,16 +277,14 @@ describe("replication survives faults (real processes)", () => {
     j.note(`writer stopped: ${j.writerStats.committed} transactions committed, ${j.writerStats.rolledBack} rolled back, ${j.writerStats.statements} statements`);
     expect(j.writerStats.committed).toBeGreaterThan(300);
 
-    const final = await converge(j, s, start(), 90_000);
+    const final = await converge(j, s, s.daemon("final"), 90_000);
     const left = s.changes.count();
     j.note(`changelog rows left: ${left} of ${final.newest_seq} changes made`);
-    console.log(`replication-faults kill -9 (seed ${SEED}): ${kills.length} kills (target→state at the kill): ${kills.map((k) => `${k.target}→${k.phase}${k.target === "pruning" ? ` ${k.note}` : ""}`).join(", ")}; ${final.newest_seq} changes; ${left} changelog rows left`);
-
-    expect(kills.length).toBeGreaterThanOrEqual(12);
-    const phases = new Set(kills.map((k) => k.phase));
-    for (const p of ["snapshot", "catch-up", "streaming", "pruning"]) expect([...phases], `no kill landed in ${p}`).toContain(p);
-    expect(kills.some((k) => k.target === "pruning" && k.note.startsWith("(in prune"))).toBe(true);
-    expect(final.newest_seq).toBeGreaterThan(5_000);
+    console.log(`replication-faults kill -9 (seed ${SEED}): ${kills.map((k) => `${k.point}#${k.pass}`).join(", ")} + 3 random; ${final.newest_seq} changes; ${left} changelog rows left`);
+    expect(kills.map((k) => k.point)).toEqual([
+      "snapshot-chunk-committed", "snapshot-chunk-committed", "key-build", "catch-up-batch-committed", "catch-up-batch-committed",
+      "stream-before-commit", "stream-after-commit", "prune-chunk", "capture-install",
+    ]);
     expect(left).toBeLessThan(Math.max(10, final.newest_seq / 100));
   });
 
