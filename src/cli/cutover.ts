@@ -8,7 +8,6 @@ import { freezeInfo, unfreeze } from "../source/freeze.js";
 import { openSource } from "../source/open.js";
 import { withPg } from "../target/pg.js";
 import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../target/state.js";
-import { isLiveDaemon } from "../pipeline/signals.js";
 import { markerPath } from "../pipeline/cutover.js";
 
 function sourceIdOf(sqlite: string): string {
@@ -25,9 +24,9 @@ function sourceIdOf(sqlite: string): string {
 /**
  * `sqlite2pg cutover`: record the request in the state and NOTIFY the
  * daemon (it acts on it at its next safe point, even after a restart, and
- * only the active daemon acts). SIGUSR2 goes only to a process verified to
- * be the active daemon — recorded in the state by itself, on this host,
- * alive, with the same start time — never to a pid file's pid as such.
+ * only the active daemon acts). It signals no process: not a pid file's
+ * pid (stale after a crash, or a standby's), and not even the verified
+ * active daemon, whose signal handler would record the request once more.
  * `--wait` follows it to the end, the --on-cutover command included.
  */
 export async function cutoverCommand(flags: { sqlite?: string; pg?: string; config?: string; wait?: boolean; timeout?: number }): Promise<void> {
@@ -38,20 +37,14 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
   await withPg(cfg.pg, async (c) => {
     const phase = await requestCutoverInState(c, sourceId);
     if (phase === null) throw usageError("NO_STATE", `no replication state for source ${sourceId}`, { hint: "run `sqlite2pg init` and `sqlite2pg run` first" });
+    // No signal: the request is in the state and the NOTIFY of that change
+    // wakes the active daemon wherever it runs (it also re-reads the state at
+    // every poll). A signal would make its handler record the request again,
+    // and could undo an \`unfreeze\` that withdrew it meanwhile.
     const running = await daemonRunning(c, sourceId);
-    const st = await loadState(c, sourceId, false);
-    let signalled = false;
-    if (running && isLiveDaemon(st?.daemon ?? null)) {
-      try {
-        process.kill(st!.daemon!.pid, "SIGUSR2");
-        signalled = true;
-      } catch {
-        /* gone meanwhile: the request in the state stands */
-      }
-    }
     process.stdout.write(
       `Cutover requested (phase ${phase}${phase === "snapshot" || phase === "catch-up" || phase === "new" ? ": queued until caught up" : ""}). ` +
-        (signalled ? `Daemon (pid ${st!.daemon!.pid}) notified and signalled.\n` : running ? "The daemon is notified through PostgreSQL.\n" : "No daemon is running: it starts when `sqlite2pg run` does.\n"),
+        (running ? "The daemon is notified through PostgreSQL.\n" : "No daemon is running: it starts when `sqlite2pg run` does.\n"),
     );
     if (!flags.wait) return;
     const deadline = Date.now() + timeout * 1000;

@@ -61,18 +61,3 @@ export function processStart(pid: number): string | null {
 export function selfIdentity(): { pid: number; host: string; start: string | null } {
   return { pid: process.pid, host: hostname(), start: processStart(process.pid) };
 }
-
-/**
- * Whether `who` (as recorded in the state) is a live process on this host
- * and the same one that recorded itself: same host, pid alive, same start
- * time. A stale record — the daemon died, its pid reused — is not.
- */
-export function isLiveDaemon(who: { pid: number; host: string; start: string | null } | null): boolean {
-  if (!who || who.host !== hostname() || who.start === null) return false;
-  try {
-    process.kill(who.pid, 0);
-  } catch {
-    return false;
-  }
-  return processStart(who.pid) === who.start;
-}
