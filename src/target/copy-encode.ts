@@ -93,7 +93,58 @@ function isoFromMillis(ms: number): string {
 /** Milliseconds since the epoch for a julian day, rounded as SQLite's date functions round it. */
 export function julianToMillis(jd: number): number {
   const ijd = Math.floor(jd * 86400000 + 0.5); // SQLite: (sqlite3_int64)(r*86400000.0 + 0.5)
-  return ijd - 210866760000000; // julian day 2440587.5 in milliseconds
+  return ijd - JULIAN_EPOCH_MS;
+}
+
+/** Julian day 2440587.5 (the unix epoch) in milliseconds. */
+const JULIAN_EPOCH_MS = 210866760000000;
+
+/**
+ * The exact decimal a SQLite number denotes: an integer's digits, a real's
+ * shortest round-trip decimal (never an exponent; -0 as 0). The validator
+ * hashes this form of epoch and numeric values, independently of how they
+ * were converted.
+ */
+export function decimalText(v: number | bigint): string {
+  if (typeof v === "bigint") return v.toString();
+  return Object.is(v, -0) ? "0" : plainDecimal(String(v));
+}
+
+/**
+ * Unix seconds or milliseconds as an exact instant: the value's decimal
+ * digits, scaled to microseconds (what timestamptz holds) with integer
+ * arithmetic. A value with finer digits than microseconds is refused, never
+ * cut: 1700000200.1234567 s has no timestamptz that equals it.
+ */
+function epochIso(v: number | bigint, conversion: "epoch_s" | "epoch_ms", col: number): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(decimalText(v));
+  if (!m) throw new ValueRefused(col, "not a finite number of unix time", v);
+  const digits = conversion === "epoch_s" ? 6 : 3;
+  const frac = m[3] ?? "";
+  if (frac.length > digits) throw new ValueRefused(col, `unix ${conversion === "epoch_s" ? "seconds" : "milliseconds"} with ${frac.length} decimals: finer than the microseconds timestamptz holds`, v);
+  const micros = BigInt(m[1]! + m[2]! + frac.padEnd(digits, "0"));
+  let ms = micros / 1000n;
+  let rest = micros % 1000n;
+  if (rest < 0n) {
+    ms -= 1n;
+    rest += 1000n;
+  }
+  if (!(ms >= BigInt(MIN_MS) && ms <= BigInt(MAX_MS))) throw new ValueRefused(col, "outside the years 0001–9999", v);
+  const iso = isoFromMillis(Number(ms));
+  return rest === 0n ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, "0")}Z`;
+}
+
+/**
+ * A julian day as the instant SQLite's date functions read (whole
+ * milliseconds). Only a day number that is exactly such an instant is
+ * taken (what julianday() itself returns): any other would be rounded.
+ */
+function julianIso(v: number | bigint, col: number): string {
+  const n = Number(v);
+  const ms = julianToMillis(n);
+  if (!(ms >= MIN_MS && ms <= MAX_MS)) throw new ValueRefused(col, "outside the years 0001–9999", v);
+  if ((ms + JULIAN_EPOCH_MS) / 86400000 !== n) throw new ValueRefused(col, "a julian day that is not a whole millisecond: SQLite's date functions would round it, and so would timestamptz", v);
+  return isoFromMillis(ms);
 }
 
 const BOOL_WORDS: Record<string, boolean> = { true: true, t: true, yes: true, false: false, f: false, no: false };
@@ -124,10 +175,7 @@ export function encodeValue(v: unknown, c: EncodeColumn, col: number): string {
     case "julian": {
       // The census admitted numbers only; a later text or blob is not an instant.
       if (typeof v !== "number" && typeof v !== "bigint") throw new ValueRefused(col, `${describe(v)} in a column of ${c.conversion === "julian" ? "julian days" : "unix times"}`, v);
-      const n = Number(v);
-      const ms = c.conversion === "epoch_s" ? n * 1000 : c.conversion === "epoch_ms" ? n : julianToMillis(n);
-      if (!(ms >= MIN_MS && ms <= MAX_MS)) throw new ValueRefused(col, "outside the years 0001–9999", v);
-      return isoFromMillis(ms);
+      return c.conversion === "julian" ? julianIso(v, col) : epochIso(v, c.conversion, col);
     }
     case "none":
       break;

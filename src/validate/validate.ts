@@ -11,7 +11,7 @@ import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
 import { ROWID_COLUMN } from "../target/row-encoder.js";
-import { CANONICAL_SESSION, digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
+import { digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
 /** One table's result. */
 export interface TableResult {
@@ -98,7 +98,6 @@ async function compareRows(db: BetterSqlite3.Database, c: pg.ClientBase, plan: M
   const record = rowRecorder(t.columns);
   const mine = new Map<string, string>();
   for (let rows = reader.read(); rows; rows = reader.read()) for (const row of rows) mine.set(String(row[0]), record(row, 1));
-  await c.query(CANONICAL_SESSION);
   const theirs = new Map<string, string>();
   const q = await c.query(`SELECT ${quoteIdent(col)}::text AS k, ${digestRowSql(t)} AS rec FROM ${qualified(plan.schema, t.name)} AS t WHERE ${rangeSql(`t.${quoteIdent(col)}`, r)}`);
   for (const row of q.rows) theirs.set(row.k, row.rec);
