@@ -29,6 +29,7 @@ import { connectPg } from "../target/pg.js";
 import { ROWID_COLUMN, type TransformedValue } from "../target/row-encoder.js";
 import { ensureStateSchema, loadProgress, loadState, recordError, toJson, type ReplicationState } from "../target/state.js";
 import { isRetryable } from "./retry.js";
+import { DEFAULT_CHUNK_BYTES } from "../source/reader.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
@@ -74,6 +75,10 @@ export interface ReplicatorOptions {
   batchSize?: number;
   /** Rows per snapshot chunk. */
   chunkRows?: number;
+  /** Bytes of rows per batch (default 32 MiB; always at least one change): a batch ends early once its rows pass it. */
+  batchBytes?: number;
+  /** Bytes of rows per snapshot chunk (default 32 MiB; always at least one row). */
+  chunkBytes?: number;
   fixText?: boolean;
   /** Watch the -wal file to wake up at once. */
   watch?: boolean;
@@ -277,7 +282,7 @@ export class Replicator {
       await this.checkSchema(); // a column added now would not be copied
       this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
       const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
-        sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, fixText: this.opts.fixText ?? false,
+        sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, chunkBytes: this.opts.chunkBytes, fixText: this.opts.fixText ?? false,
         transformed: this.transformed, stopping: () => this.stopRequested,
       });
       if (!done) return false;
@@ -306,7 +311,7 @@ export class Replicator {
     this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
     const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
     if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, changesApplied: this.current.changesApplied + r.changes };
-    if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) await this.caughtUp();
+    if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000) && !this.applier.cutByBytes) await this.caughtUp();
     if (Date.now() - this.lastPrune > 1000 || (r.changes === 0 && Date.now() > this.lastPrune)) {
       this.lastPrune = Date.now();
       // The application holds the write lock: leave pruning for a few seconds.
@@ -347,13 +352,15 @@ export class Replicator {
    * real violation still fails once the batch has grown past every change.
    */
   private async applyGrowing(limit: number): Promise<{ changes: number; lastSeq: number }> {
-    for (let n = limit; ; n *= 2) {
+    // The byte budget grows with the batch: a budget that stayed put would end every retry at the same change.
+    const bytes = this.opts.batchBytes ?? DEFAULT_CHUNK_BYTES;
+    for (let n = limit, b = bytes; ; n *= 2, b *= 2) {
       try {
-        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n);
+        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n, b);
       } catch (e) {
         const code = (e as { code?: string }).code;
         const pending = this.changelog!.newestSeq() - this.current.appliedSeq;
-        if ((code !== "23505" && code !== "23503") || n >= pending) throw e;
+        if ((code !== "23505" && code !== "23503") || (n >= pending && !this.applier!.cutByBytes)) throw e;
         this.log.debug({ batch: n, sqlstate: code }, "constraint broken inside the batch; applying a larger batch");
       }
     }

@@ -57,16 +57,19 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
     if (mode === "full") {
       const [p, s] = await Promise.all([pgDigest(c, plan, t), sqliteDigest(db, t)]);
       res.digest = sameDigest(p, s) ? "equal" : "differs";
-      if (res.digest === "differs") {
-        const col = await rowidColumn(c, plan, t);
-        if (col) res.differences = await localise(db, c, plan, t, col);
-        else res.note = "no rowid column in Postgres to localise by: the table differs as a whole";
-      }
+      if (res.digest === "differs") Object.assign(res, await differences(db, c, plan, t));
     }
     tables.push(res);
   }
   const ok = tables.every((t) => t.sqlite_rows === t.pg_rows && t.digest !== "differs");
   return { mode, ok, rows, seconds: (Date.now() - t0) / 1000, tables };
+}
+
+/** The keys of the rows of a table that differ, found by halving rowid ranges (or a note why they cannot be named). */
+export async function differences(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan): Promise<Pick<TableResult, "differences" | "note">> {
+  const col = await rowidColumn(c, plan, t);
+  if (col) return { differences: await localise(db, c, plan, t, col) };
+  return { note: "no rowid column in Postgres to localise by: the table differs as a whole" };
 }
 
 /** Find the keys of differing rows by halving rowid ranges whose digests differ. */
