@@ -74,7 +74,7 @@ export class GeneratedCheck {
         if (have === want) continue;
         const key = renderKey(this.keyNames, row.slice(0, this.keyWidth));
         const shown = (x: string | null | undefined) => (x === undefined ? "no row" : x === null ? "NULL" : renderValue(x));
-        throw sourceError("GENERATED_DIFFERS", `table ${this.t.source.name}, column ${g.col.source.name}, ${key}: Postgres computes the generated column as ${shown(have)} where SQLite holds ${shown(want)} (GENERATED ALWAYS AS (${g.col.generatedSql}) does not evaluate as SQLite's expression does for this row)`, {
+        throw sourceError("VALUE_REFUSED", `table ${this.t.source.name}, column ${g.col.source.name}, ${key}: Postgres computes the generated column as ${shown(have)} where SQLite holds ${shown(want)} (GENERATED ALWAYS AS (${g.col.generatedSql}) does not evaluate as SQLite's expression does for this row)`, {
           context: { table: this.t.source.name, column: g.col.source.name, key, value: renderValue(row[g.at]) },
           hint: "SQLite and Postgres evaluate some expressions differently (real to text, integer division, …); make the SQLite expression explicit (e.g. printf() or CAST) so both agree, or make the column a plain column in SQLite; the change stays in the changelog and is applied once the values agree",
         });
