@@ -84,20 +84,37 @@ export class ChunkReader {
     while (out.length < this.chunkRows) {
       const want = Math.min(this.chunkRows - out.length, this.maxBytes === Infinity ? this.chunkRows : this.step);
       const rows = (this.cursor === null ? this.first.all(want) : this.next.all(...this.cursor, want)) as unknown[][];
-      if (rows.length > 0) this.cursor = rows[rows.length - 1]!.slice(0, this.keyWidth);
-      for (const r of rows) out.push(r);
+      if (this.maxBytes === Infinity) {
+        if (rows.length > 0) this.cursor = rows[rows.length - 1]!.slice(0, this.keyWidth);
+        for (const r of rows) out.push(r);
+        if (rows.length < want) this.done = true;
+        if (rows.length < want) break;
+        continue;
+      }
+      let biggest = 1;
+      let full = false;
+      let j = 0;
+      for (; j < rows.length; j++) {
+        const r = rows[j]!;
+        out.push(r);
+        const b = rowBytes(r);
+        bytes += b;
+        if (b > biggest) biggest = b;
+        // The chunk ends with the row that passes the budget; the rest of this read comes again next chunk.
+        if (bytes >= this.maxBytes) {
+          full = true;
+          break;
+        }
+      }
+      if (rows.length > 0) this.cursor = rows[Math.min(j, rows.length - 1)]!.slice(0, this.keyWidth);
+      if (full) {
+        this.step = Math.max(1, Math.min(1024, Math.floor(this.maxBytes / biggest)));
+        break;
+      }
       if (rows.length < want) {
         this.done = true;
         break;
       }
-      if (this.maxBytes === Infinity) continue;
-      let biggest = 1;
-      for (const r of rows) {
-        const b = rowBytes(r);
-        bytes += b;
-        if (b > biggest) biggest = b;
-      }
-      if (bytes >= this.maxBytes) break;
       // Sized by the biggest row just read: small rows soon come 1024 at a time, huge ones one by one.
       this.step = Math.max(1, Math.min(1024, this.step * 2, Math.floor((this.maxBytes - bytes) / biggest)));
     }
