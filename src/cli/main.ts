@@ -64,7 +64,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser((v) => Number(v)))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
     .option("--on-cutover <cmd>", "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER")
-    .option("--validate <mode>", "validation at cutover: counts (default) or full (checksums of every row)")
+    .option("--validate <mode>", "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts")
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
     .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
     .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser((v) => Number(v)))

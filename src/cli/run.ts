@@ -21,7 +21,7 @@ export function pidFile(sqlite: string): string {
 export async function runCommand(flags: RunFlags): Promise<void> {
   const cfg = resolveConfig(flags);
   const sqlite = resolve(requireSqlite(cfg));
-  const validate = flags.validate ?? "counts";
+  const validate = flags.validate ?? "full";
   if (validate !== "counts" && validate !== "full") throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`);
   const log = createLogger({ level: cfg.verbose ? "debug" : "info" });
   const rep = new Replicator({

@@ -9,7 +9,8 @@
  *      proof that nothing before it is missing
  *   4. one Postgres transaction: sequences, foreign keys (NOT VALID),
  *      phase cut-over, NOTIFY sqlite2pg_cutover      (phase cut-over)
- *   5. validate (counts; digests with --validate full) in a snapshot taken
+ *   5. validate (digests of every row by default; counts with --validate
+ *      counts) in a snapshot taken
  *      before step 4 committed, validate the foreign keys, drop the rowid
  *      columns, write the marker file, run the hook   (phase done)
  *

@@ -421,7 +421,7 @@ export class Replicator {
     await this.start();
     await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()) WHERE source_id = $1", [this.sourceId]);
     await this.reload();
-    return runCutover(this.host(), this.opts.cutover ?? { validate: "counts" });
+    return runCutover(this.host(), this.opts.cutover ?? { validate: "full" });
   }
 
   /** Run until stopped: every phase in order, then stream forever. */
@@ -447,7 +447,7 @@ export class Replicator {
         if (this.current.phase === Phase.new) await this.begin();
         if (this.current.phase === Phase.snapshot && !(await this.snapshot())) break;
         if (this.cutoverPending()) {
-          const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "counts" });
+          const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "full" });
           if (status >= 0) {
             this.exitStatus = status;
             return;
