@@ -17,6 +17,7 @@ import { qualified } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
 import { CopyData, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
 import { GeneratedCheck } from "../target/generated-check.js";
+import { readNamed } from "../source/too-big.js";
 import { toJson, type TableProgress } from "../target/state.js";
 
 /** Options of {@link snapshotTable}. */
@@ -57,7 +58,7 @@ export async function snapshotTable(
   let copied = progress.rows;
   for (;;) {
     if (opts.stopping()) return false;
-    const rows = reader.read();
+    const rows = readNamed(db, t, () => reader.read());
     if (rows === null) {
       await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
       return true;

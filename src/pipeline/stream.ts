@@ -20,6 +20,7 @@ import { DEFAULT_CHUNK_BYTES, KeyedReader, rowBytes } from "../source/reader.js"
 import { paramValue } from "../target/copy-encode.js";
 import { CopyData, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
 import { GeneratedCheck } from "../target/generated-check.js";
+import { readNamed } from "../source/too-big.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { SENTINEL_TABLE } from "../source/capture.js";
 
@@ -164,7 +165,7 @@ export class Applier {
       let biggest = 1;
       for (const [name, keys] of fresh) {
         const entry = byTable.get(name)!;
-        for (const r of entry.a.keyed.read(keys)) {
+        for (const r of readNamed(this.db, entry.a.t, () => entry.a.keyed.read(keys))) {
           const b = rowBytes(r);
           bytes += b;
           if (b > biggest) biggest = b;

@@ -7,6 +7,7 @@ import { targetError } from "../errors.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified } from "../sql/ident.js";
 import { ChunkReader, type RowidRange } from "../source/reader.js";
+import { readNamed } from "../source/too-big.js";
 import { CopyData, RowEncoder, type TransformedValue } from "./row-encoder.js";
 import { rowRecorder, type DigestBuilder } from "../validate/digest.js";
 
@@ -58,7 +59,8 @@ export async function copyTable(
 
   async function* chunks(): AsyncGenerator<Buffer> {
     let out = new CopyData();
-    for (let rows = reader.read(); rows !== null; rows = reader.read()) {
+    const read = () => readNamed(db, t, () => reader.read());
+    for (let rows = read(); rows !== null; rows = read()) {
       const before = out.bytes;
       for (const row of rows) {
         encoder.write(row, out);

@@ -5,6 +5,7 @@ import type pg from "pg";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
+import { readNamed } from "../source/too-big.js";
 import { recordField } from "../target/copy-encode.js";
 import { canonicalIsBare, canonicalSql, canonicalWriter } from "./canonical.js";
 
@@ -113,7 +114,8 @@ export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chu
   const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows, range ?? { after: null, upTo: null });
   const d = new DigestBuilder();
   const record = rowRecorder(t.columns);
-  for (let rows = reader.read(); rows !== null; rows = reader.read()) {
+  const read = () => readNamed(db, t, () => reader.read());
+  for (let rows = read(); rows !== null; rows = read()) {
     for (const row of rows) d.add(record(row, reader.keyWidth));
     await yieldToLoop();
   }

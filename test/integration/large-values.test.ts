@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { Replicator } from "../../src/pipeline/replicator.js";
@@ -17,6 +18,7 @@ import { ensureStateSchema, loadState } from "../../src/target/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { buildPlan } from "../../src/plan/plan.js";
 import { ChunkReader, rowBytes } from "../../src/source/reader.js";
+import { Sqlite2pgError } from "../../src/errors.js";
 
 const MiB = 1024 * 1024;
 const reps: Replicator[] = [];
@@ -138,4 +140,23 @@ describe("batches and chunks bounded by bytes", () => {
     await s.rep.syncOnce();
     await s.sameBlobs("big");
   }, 180_000);
+
+  it("a value too big to read (written by another program) stops with a typed error naming table, column and key", async () => {
+    const s = await setup("CREATE TABLE big (id INTEGER PRIMARY KEY, b BLOB, note TEXT);", {}, (db) => {
+      db.prepare("INSERT INTO big VALUES (1, x'00', 'small')").run();
+    });
+    await s.rep.syncOnce();
+    const before = (await loadState(s.client, s.sourceId))!.appliedSeq;
+    // 540 MB: past the 512 MiB better-sqlite3 reads (V8's longest string). SQLite writes a zeroblob without the memory.
+    execFileSync("python3", ["-c", "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('INSERT INTO big VALUES (2, zeroblob(540000000), ?)', ('huge',))\nc.commit()", s.path]);
+    const e = await s.rep.syncOnce().then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(Sqlite2pgError);
+    expect((e as Sqlite2pgError).code).toBe("VALUE_TOO_BIG");
+    expect((e as Sqlite2pgError).message).toContain("table big, column b, id=2: a value of 540000000 bytes");
+    expect((await loadState(s.client, s.sourceId))!.appliedSeq).toBe(before);
+    // Once the value is replaced by one that fits, the kept change applies.
+    s.db.prepare("UPDATE big SET b = x'0102' WHERE id = 2").run();
+    await s.rep.syncOnce();
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+  }, 120_000);
 });
