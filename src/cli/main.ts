@@ -62,6 +62,8 @@ export function buildProgram(): Command {
     .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser((v) => Number(v)))
     .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser((v) => Number(v)))
     .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser((v) => Number(v)))
+    .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)").argParser((v) => Number(v)))
+    .addOption(new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)").argParser((v) => Number(v)))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
     .option("--on-cutover <cmd>", "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER")
     .option("--validate <mode>", "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts")

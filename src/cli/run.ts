@@ -8,7 +8,7 @@ import { installSignals } from "../pipeline/signals.js";
 import { startHttp } from "../observe/http.js";
 
 interface RunFlags {
-  sqlite?: string; pg?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; fixText?: boolean;
+  sqlite?: string; pg?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; batchMb?: number; chunkMb?: number; fixText?: boolean;
   onCutover?: string; validate?: string; cutover?: boolean; listen?: string; maxLag?: number;
 }
 
@@ -23,9 +23,13 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const sqlite = resolve(requireSqlite(cfg));
   const validate = flags.validate ?? "full";
   if (validate !== "counts" && validate !== "full") throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`);
+  for (const [flag, v] of [["--batch-mb", flags.batchMb], ["--chunk-mb", flags.chunkMb]] as const) {
+    if (v !== undefined && !(v > 0)) throw usageError("BAD_BYTES", `${flag} must be a positive number of MiB, not ${v}`);
+  }
   const log = createLogger({ level: cfg.verbose ? "debug" : "info" });
   const rep = new Replicator({
     sqlite, pg: cfg.pg, log, pollIntervalMs: flags.pollMs ?? 1000, batchSize: flags.batchSize ?? 10000, chunkRows: flags.chunkRows ?? 20000,
+    batchBytes: flags.batchMb ? flags.batchMb * 1024 * 1024 : undefined, chunkBytes: flags.chunkMb ? flags.chunkMb * 1024 * 1024 : undefined,
     fixText: cfg.fixText, cutover: { validate, onCutover: flags.onCutover },
   });
   if (flags.cutover) rep.requestCutover();

@@ -158,7 +158,7 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         if (tr.ok) {
           c.generatedSql = tr.sql;
           c.copied = false;
-          decisions.push({ table: st.name, column: sc.name, severity: "info", text: `generated column: GENERATED ALWAYS AS (${tr.sql}) STORED; Postgres computes it, the copy checks it` });
+          decisions.push({ table: st.name, column: sc.name, severity: "info", text: `generated column: GENERATED ALWAYS AS (${tr.sql}) STORED; Postgres computes it (and goes on computing it after the cutover), and every value it computes is checked against SQLite's: a row where the two engines disagree is refused by key` });
         } else {
           decisions.push({ table: st.name, column: sc.name, severity: "warning", text: `generated column copied as a plain column with its current values: ${tr.reason}` });
         }

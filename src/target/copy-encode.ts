@@ -1,6 +1,6 @@
 /**
- * COPY text-format encoding of SQLite values, and the canonical form the
- * validator compares. Pure functions: no I/O, heavily unit-tested.
+ * COPY text-format encoding of SQLite values, and Postgres' text output
+ * of them. Pure functions: no I/O, heavily unit-tested.
  *
  * COPY text format: fields separated by TAB, rows by LF, NULL as `\N`,
  * backslash escapes for backslash and control characters. Values arrive
@@ -291,7 +291,9 @@ export function pgTimestampText(s: string, withZone: boolean): string {
 /**
  * A SQLite value as Postgres prints the stored value (session: DateStyle
  * ISO, TimeZone UTC, bytea_output hex; doubles as `float8send`), or null
- * for NULL. This is what both sides hash to prove a copy exact.
+ * for NULL. The digests do not use it (they hash the raw value's canonical
+ * text, validate/canonical.ts, so a lossy conversion cannot hide in both
+ * sides); it remains for tools and tests.
  */
 export function pgText(v: unknown, c: EncodeColumn, col: number): string | null {
   if (v === null || v === undefined) return null;
@@ -361,35 +363,6 @@ export function recordField(f: string): string {
   let g = f.includes('"') ? f.replaceAll('"', '""') : f;
   if (g.includes("\\")) g = g.replaceAll("\\", "\\\\");
   return `"${g}"`;
-}
-
-/**
- * A function writing one column's field of the record text, specialised by
- * kind: numbers, booleans and dates never need quotes; timestamps, bytea
- * and double bits always do; only text and JSON are checked per value.
- */
-export function recordFieldWriter(c: EncodeColumn, col: number): (v: unknown) => string {
-  const text = (v: unknown) => pgText(v, c, col)!;
-  if (c.conversion !== "none") {
-    return c.conversion === "boolean" ? text : (v) => `"${text(v)}"`;
-  }
-  switch (c.kind) {
-    case "bigint":
-      return (v) => (typeof v === "bigint" ? v.toString() : String(v));
-    case "numeric":
-    case "date":
-    case "boolean":
-      return text;
-    case "double precision":
-      return (v) => `"\\${float8SendText(Number(v))}"`;
-    case "bytea":
-      return (v) => (Buffer.isBuffer(v) ? `"\\\\x${v.toString("hex")}"` : recordField(text(v)));
-    case "timestamp":
-    case "timestamptz":
-      return (v) => `"${text(v)}"`;
-    default:
-      return (v) => (typeof v === "string" ? recordField(v) : recordField(text(v)));
-  }
 }
 
 /**
