@@ -1,5 +1,5 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { censusTable, type TableCensus } from "../source/census.js";
+import { censusTable, numericTypmod, type TableCensus } from "../source/census.js";
 import type { SourceColumn, SourceSchema, SourceTable, SkippedObject } from "../source/schema.js";
 import { quoteIdent } from "../sql/ident.js";
 import type { EncodeColumn } from "../target/copy-encode.js";
@@ -146,7 +146,7 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
       }
       decisions.push({ table: st.name, column: sc.name, severity: type.kind === "text" && !/char|text|clob/i.test(sc.declaredType) && sc.declaredType !== "" ? "warning" : "info", text: `${type.sql}: ${type.reason}`, type: true });
       columns.push({
-        source: sc, name: cname, kind: type.kind, conversion: type.conversion, scale: type.scale, type,
+        source: sc, name: cname, kind: type.kind, conversion: type.conversion, scale: type.scale, precision: type.kind === "numeric" ? numericTypmod(type.sql)?.precision ?? null : null, type,
         notNull: sc.notNull || isAlias, defaultSql: null, generatedSql: null, identity: isAlias, copied: true,
       });
     }

@@ -15,6 +15,8 @@ export interface EncodeColumn {
   conversion: Conversion;
   /** Scale of `numeric(p,s)`; null for unconstrained numeric and other kinds. */
   scale: number | null;
+  /** Precision of `numeric(p,s)`; null or absent otherwise (plans saved before it was recorded). */
+  precision?: number | null;
 }
 
 /** A value that cannot be written to its column, with the reason. */
@@ -204,6 +206,26 @@ const DATE_RE = /^\d{4}-\d\d-\d\d$/;
 const TIMESTAMP_RE = /^\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?)?$/;
 const TIMESTAMPTZ_RE = /^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)$/;
 
+const ISO_PARTS = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?)?(?:Z|([+-])(\d\d):(\d\d))?$/;
+
+/**
+ * Whether an ISO date/timestamp (of a shape the regexes admit) names a real
+ * instant Postgres stores as written: a calendar day of the years
+ * 0001–9999, hours 0–23, seconds 0–59 (Postgres reads 24:00 and second 60
+ * as the next day or minute: silently another text), zones within ±15:59.
+ */
+export function isoInRange(s: string): boolean {
+  const m = ISO_PARTS.exec(s);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
+  const days = [31, y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1]!;
+  if (d > days) return false;
+  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 59)) return false;
+  if (m[8] !== undefined && (Number(m[8]) > 15 || Number(m[9]) > 59)) return false;
+  return true;
+}
+
 function describe(v: unknown): string {
   return typeof v === "string" ? "text" : typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v)) ? "an integer" : typeof v === "number" ? "a real" : typeof v;
 }
@@ -223,6 +245,7 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
     case "bigint":
       if (typeof v === "string") no("text in a bigint column");
       if (typeof v === "number" && !Number.isInteger(v)) no("real in a bigint column");
+      if (typeof v === "number" && (v >= 2 ** 63 || v < -(2 ** 63))) no("a real beyond bigint's range");
       return;
     case "double precision":
       if (typeof v === "string") no("text in a double precision column");
@@ -231,18 +254,30 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
     case "numeric":
       if (typeof v === "string") no("text in a numeric column");
       if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && Number(v.toFixed(c.scale)) !== v) no(`more than ${c.scale} decimal(s), which numeric would round`);
+      if (c.precision != null && (typeof v === "bigint" || typeof v === "number")) {
+        const whole = decimalText(v).replace(/^-/, "").split(".")[0]!.replace(/^0+/, "");
+        if (whole.length > c.precision - (c.scale ?? 0)) no(`more than ${c.precision - (c.scale ?? 0)} digit(s) before the decimal point, which numeric(${c.precision},${c.scale ?? 0}) cannot hold`);
+      }
       return;
     case "date":
       if (typeof v !== "string" || !DATE_RE.test(v)) no(`${describe(v)} that is not an ISO date in a date column`);
+      if (!isoInRange(v as string)) no("not a day of the calendar in the years 0001–9999 (Postgres would refuse it)");
       return;
     case "timestamp":
       if (typeof v !== "string" || !TIMESTAMP_RE.test(v)) no(`${describe(v)} that is not an ISO timestamp without zone in a timestamp column`);
+      if (!isoInRange(v as string)) no("a date or time out of range (e.g. 24:00 or second 60, which Postgres would move to the next minute or day)");
       return;
     case "timestamptz":
       if (typeof v !== "string" || !TIMESTAMPTZ_RE.test(v)) no(`${describe(v)} that is not an ISO timestamp with a zone in a timestamptz column`);
+      if (!isoInRange(v as string)) no("a date, time or zone out of range (e.g. 24:00 or second 60, which Postgres would move to the next minute or day)");
       return;
     case "json":
       if (typeof v !== "string") no(`${describe(v)} in a json column`);
+      try {
+        JSON.parse(v as string);
+      } catch {
+        no("text that is not JSON in a json column");
+      }
       return;
     case "bytea":
       no(`${describe(v)} in a bytea column`);

@@ -183,4 +183,27 @@ describe("validate --full hashes the source's raw value, not the converted one",
     await s.rep.syncOnce();
     expect((await s.full()).ok).toBe(true);
   });
+
+  it("a later timestamp Postgres would move (second 60, 24:00) or a number past numeric(p,s) is refused by key, not changed", async () => {
+    const s = await setup(`
+      CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME, amount NUMERIC(6,2), doc JSON);
+      INSERT INTO t VALUES (1, '2024-01-01 10:00:00', 12.5, '{"a":1}');
+    `);
+    await s.rep.syncOnce();
+    for (const [sql, column, why] of [
+      ["INSERT INTO t VALUES (2, '2024-12-31 23:59:60', 1, NULL)", "at", /second 60/],
+      ["INSERT INTO t VALUES (2, '2024-02-30 10:00:00', 1, NULL)", "at", /out of range/],
+      ["INSERT INTO t VALUES (2, NULL, 12345.5, NULL)", "amount", /numeric\(6,2\) cannot hold/],
+      ["INSERT INTO t VALUES (2, NULL, NULL, '{\"a\":')", "doc", /not JSON/],
+    ] as const) {
+      s.db.prepare(sql).run();
+      const e = await failure(s.rep.syncOnce());
+      expect(e.code, sql).toBe("VALUE_REFUSED");
+      expect(e.message, sql).toContain(`table t, column ${column}, id=2`);
+      expect(e.message, sql).toMatch(why);
+      s.db.prepare("DELETE FROM t WHERE id = 2").run();
+      await s.rep.syncOnce();
+    }
+    expect((await s.full()).ok).toBe(true);
+  });
 });

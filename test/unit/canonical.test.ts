@@ -41,3 +41,22 @@ describe("canonical text of raw SQLite values", () => {
     expect(decimalText(1e21)).toBe("1000000000000000000000");
   });
 });
+
+describe("values Postgres would take only by changing them, or refuse without a name", () => {
+  it("are refused by the encoder", () => {
+    const refused = (v: unknown, c: EncodeColumn, why: RegExp) => expect(() => encodeValue(v, c, 0)).toThrow(why);
+    refused("2024-02-30", col("date"), /not a day of the calendar/);
+    refused("0000-01-01", col("date"), /not a day of the calendar/);
+    refused("2024-01-01 23:59:60", col("timestamp"), /second 60/);
+    refused("2024-01-01T24:00:00", col("timestamp"), /24:00/);
+    refused("2024-01-01 10:00:00+16:00", col("timestamptz"), /zone out of range/);
+    refused(12345678901n, col("numeric", { scale: 2, precision: 10 }), /more than 8 digit\(s\) before the decimal point/);
+    refused(123456789.5, col("numeric", { scale: 2, precision: 10 }), /numeric\(10,2\) cannot hold/);
+    refused("{not json", col("json"), /not JSON/);
+    refused(1e20, col("bigint"), /beyond bigint's range/);
+    expect(encodeValue("2024-02-29 23:59:59.999999", col("timestamp"), 0)).toBe("2024-02-29 23:59:59.999999");
+    expect(encodeValue(99999999.99, col("numeric", { scale: 2, precision: 10 }), 0)).toBe("99999999.99");
+    expect(encodeValue(-99999999n, col("numeric", { scale: 2, precision: 10 }), 0)).toBe("-99999999");
+    expect(encodeValue('{"a": [1, 2]}', col("json"), 0)).toBe('{"a": [1, 2]}');
+  });
+});
