@@ -85,6 +85,22 @@ describe("a generated column Postgres computes is checked against SQLite's value
     expect(e.message).toContain("table item, column label, id=9");
   });
 
+  it("in a WITHOUT ROWID table with a composite key, naming the key", async () => {
+    const s = await setup(`
+      CREATE TABLE price (shop TEXT, sku INTEGER, amount REAL, half REAL GENERATED ALWAYS AS (amount / 2) VIRTUAL, tag TEXT GENERATED ALWAYS AS (shop || ':' || amount) STORED, PRIMARY KEY (shop, sku)) WITHOUT ROWID;
+      INSERT INTO price (shop, sku, amount) VALUES ('a', 1, 1.5), ('b b', 2, 7.25);
+    `);
+    await s.rep.syncOnce();
+    expect((await s.client.query("SELECT tag FROM price ORDER BY shop")).rows.map((r) => r.tag)).toEqual(["a:1.5", "b b:7.25"]);
+    s.db.prepare("INSERT INTO price (shop, sku, amount) VALUES ('c''d', 3, 4.0)").run();
+    const e = await failure(s.rep.syncOnce());
+    expect(e.message).toContain("table price, column tag, (shop,sku)=('c''d',3)");
+    s.db.prepare("UPDATE price SET amount = 4.5 WHERE sku = 3").run();
+    await s.rep.syncOnce();
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+    expect((await s.full()).ok).toBe(true);
+  });
+
   it("in migrate: the copy's validation names the row", async () => {
     const dir = tempDir();
     const path = sqliteFrom(dir, GENERATED + "INSERT INTO item (id, name, price) VALUES (7, 'pen', 2.0);");
