@@ -105,7 +105,9 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     if (!freezeInfo(h.db())) {
       log.info("cutover step 1/5: catching up");
       const deadline = Date.now() + 60_000;
-      for (let n = await h.streamOnce(); n > CATCH_UP_RESIDUE && Date.now() < deadline && !h.stopping(); n = await h.streamOnce()) { /* apply */ }
+      // A batch ended by its byte budget is small though much may wait: go by what is left, too.
+      const left = () => h.changelog().newestSeq() - h.state().appliedSeq;
+      for (let n = await h.streamOnce(); (n > CATCH_UP_RESIDUE || left() > CATCH_UP_RESIDUE) && Date.now() < deadline && !h.stopping(); n = await h.streamOnce()) { /* apply */ }
       if (h.stopping()) {
         await snapshotClient?.end().catch(() => undefined);
         return 0;
