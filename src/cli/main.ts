@@ -34,6 +34,13 @@ function seconds(max = 86400 * 365, zero = false): (v: string) => number {
   };
 }
 
+/** A positive number of MiB (fractions allowed), or a usage error. */
+function megabytes(v: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= 0 || n > 1024) throw new InvalidArgumentError("expected a number of MiB above 0 (at most 1024).");
+  return n;
+}
+
 /** Options every command that reads SQLite and Postgres accepts. */
 function common(cmd: Command): Command {
   return cmd
@@ -81,10 +88,12 @@ export function buildProgram(): Command {
     .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser(integer(1, 3_600_000)))
     .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser(integer(1, 10_000_000)))
     .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser(integer(1, 10_000_000)))
+    .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)").argParser(megabytes))
+    .addOption(new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)").argParser(megabytes))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
     .addOption(new Option("--prune-interval <s>", "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)").argParser(seconds(86400, true)))
     .option("--on-cutover <cmd>", "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER")
-    .addOption(new Option("--validate <mode>", "validation at cutover: counts (default) or full (checksums of every row)").choices(["counts", "full"]))
+    .addOption(new Option("--validate <mode>", "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts").choices(["counts", "full"]))
     .addOption(new Option("--max-freeze <s>", "longest SQLite stays frozen in a cutover attempt before it is undone and tried again later (default 5; env SQLITE2PG_MAX_FREEZE)").argParser(seconds(3600)))
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
     .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")

@@ -12,7 +12,7 @@ import { withPg } from "../target/pg.js";
 import { loadState } from "../target/state.js";
 
 interface RunFlags {
-  sqlite?: string; pg?: string; schema?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; fixText?: boolean;
+  sqlite?: string; pg?: string; schema?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; batchMb?: number; chunkMb?: number; fixText?: boolean;
   onCutover?: string; validate?: string; cutover?: boolean; listen?: string; maxLag?: number; maxFreeze?: number; preserveCase?: boolean; pruneInterval?: number;
 }
 
@@ -48,8 +48,8 @@ async function checkRecordedSchema(sqlite: string, pgUrl: string | undefined, sc
 export async function runCommand(flags: RunFlags): Promise<void> {
   const cfg = resolveConfig(flags);
   const sqlite = resolve(requireSqlite(cfg));
-  const validate = flags.validate ?? "counts";
-  if (validate !== "counts" && validate !== "full") throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`, { hint: "pass --validate counts (row counts, the default) or --validate full (checksums of every row)" });
+  const validate = flags.validate ?? "full";
+  if (validate !== "counts" && validate !== "full") throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`, { hint: "pass --validate full (checksums of every row, the default) or --validate counts (row counts only)" });
   const listen = flags.listen ? parseListen(flags.listen) : null;
   const log = createLogger({ level: cfg.verbose ? "debug" : "info" });
   await checkRecordedSchema(sqlite, cfg.pg, cfg.schemaGiven ? cfg.schema : undefined);
@@ -57,6 +57,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const rep = new Replicator({
     sqlite, pg: cfg.pg, log, pollIntervalMs: flags.pollMs ?? 1000, batchSize: flags.batchSize ?? 10000, chunkRows: flags.chunkRows ?? 20000,
     pruneIntervalMs: flags.pruneInterval === undefined ? undefined : flags.pruneInterval * 1000,
+    batchBytes: flags.batchMb ? flags.batchMb * 1024 * 1024 : undefined, chunkBytes: flags.chunkMb ? flags.chunkMb * 1024 * 1024 : undefined,
     fixText: cfg.fixText, cutover: { validate, onCutover: flags.onCutover, maxFreezeMs: cfg.maxFreeze * 1000 },
     // Only the active daemon has a pid file: a standby writes it when it takes over.
     onActive: () => {

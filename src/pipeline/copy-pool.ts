@@ -14,6 +14,8 @@ export interface WorkerInit {
   sqlite: string;
   pg: string | undefined;
   chunkRows: number;
+  /** Bytes of rows per chunk read (default: the reader's 32 MiB). */
+  chunkBytes?: number;
   fixText: boolean;
 }
 

@@ -34,6 +34,7 @@ async function run(task: WorkerTask): Promise<WorkerReply> {
   const range: RowidRange = task.range;
   const rows = await copyTable(db, client, plan, t, range, {
     chunkRows: init.chunkRows,
+    chunkBytes: init.chunkBytes,
     fixText: init.fixText,
     transformed,
     digest,

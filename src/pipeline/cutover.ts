@@ -9,7 +9,8 @@
  *      proof that nothing before it is missing
  *   4. one Postgres transaction: sequences, foreign keys (NOT VALID),
  *      phase cut-over, NOTIFY sqlite2pg_cutover      (phase cut-over)
- *   5. validate (counts; digests with --validate full) in a snapshot taken
+ *   5. validate (digests of every row by default; counts with --validate
+ *      counts) in a snapshot taken
  *      before step 4 committed, validate the foreign keys, drop the rowid
  *      columns, write the marker file, run the hook   (phase done)
  *
@@ -137,7 +138,9 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     if (!freezeInfo(h.db())) {
       log.info("cutover step 1/5: catching up");
       const deadline = Date.now() + 60_000;
-      for (let n = await h.streamOnce(); n > CATCH_UP_RESIDUE && Date.now() < deadline && !h.stopping(); n = await h.streamOnce()) { /* apply */ }
+      // A batch ended by its byte budget is small though much may wait: go by what is left, too.
+      const left = () => h.changelog().newestSeq() - h.state().appliedSeq;
+      for (let n = await h.streamOnce(); (n > CATCH_UP_RESIDUE || left() > CATCH_UP_RESIDUE) && Date.now() < deadline && !h.stopping(); n = await h.streamOnce()) { /* apply */ }
       if (h.stopping()) {
         await snapshotClient?.end().catch(() => undefined);
         return 0;

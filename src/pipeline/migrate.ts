@@ -29,6 +29,7 @@ import { createTableSql } from "../target/ddl.js";
 import { connectPg, pgFailure } from "../target/pg.js";
 import { setSequences } from "../target/sequences.js";
 import { DigestBuilder, pgDigest, sameDigest, type Digest } from "../validate/digest.js";
+import { differences } from "../validate/validate.js";
 
 /** Options of {@link migrate}. */
 export interface MigrateOptions {
@@ -40,6 +41,8 @@ export interface MigrateOptions {
   dropExisting: boolean;
   fixText: boolean;
   chunkRows?: number;
+  /** Bytes of rows per chunk read (default 32 MiB; always at least one row). */
+  chunkBytes?: number;
   log: Logger;
   progress?: Progress;
 }
@@ -66,7 +69,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const db = openSource(opts.sqlite);
   const clients: pg.Client[] = [];
   // The workers count the tables' values (census) in parallel, then copy them.
-  const pool = new CopyPool({ sqlite: opts.sqlite, pg: opts.pg, chunkRows, fixText: opts.fixText }, jobs);
+  const pool = new CopyPool({ sqlite: opts.sqlite, pg: opts.pg, chunkRows, chunkBytes: opts.chunkBytes, fixText: opts.fixText }, jobs);
   try {
     const version0 = db.pragma("data_version", { simple: true });
 
@@ -268,7 +271,7 @@ async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: 
  * step 8 (data_version unchanged) proves SQLite still holds those rows.
  */
 async function validateAll(db: BetterSqlite3.Database, clients: pg.Client[], plan: MigrationPlan, digests: Map<string, DigestBuilder>, log: Logger): Promise<void> {
-  const mismatches: { table: string; sqlite: Digest; pg: Digest }[] = [];
+  const mismatches: { table: string; sqlite: Digest; pg: Digest; rows?: string }[] = [];
   const queue = [...plan.tables].sort((a, b) => b.census.rows - a.census.rows);
   await Promise.all(
     clients.map(async (c) => {
@@ -276,13 +279,18 @@ async function validateAll(db: BetterSqlite3.Database, clients: pg.Client[], pla
         const p = await pgDigest(c, plan, t);
         const s = digests.get(t.name)!.digest();
         const count = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
-        if (!sameDigest(p, s) || count !== s.rows) mismatches.push({ table: t.source.name, sqlite: { ...s, rows: count }, pg: p });
+        if (!sameDigest(p, s) || count !== s.rows) {
+          // Name the rows: a generated column Postgres computes differently, a value converted with a loss.
+          const where = await differences(db, c, plan, t);
+          const keys = where.differences?.map((d) => `${d.key} (${d.kind})`).join(", ");
+          mismatches.push({ table: t.source.name, sqlite: { ...s, rows: count }, pg: p, rows: keys || where.note });
+        }
         else log.debug({ table: t.source.name, rows: s.rows }, "table validated");
       }
     }),
   );
   if (mismatches.length > 0) {
-    const list = mismatches.map((m) => `  - table ${m.table}: SQLite ${m.sqlite.rows} rows, Postgres ${m.pg.rows} rows${m.sqlite.rows === m.pg.rows ? ", values differ" : ""}`).join("\n");
+    const list = mismatches.map((m) => `  - table ${m.table}: SQLite ${m.sqlite.rows} rows, Postgres ${m.pg.rows} rows${m.sqlite.rows === m.pg.rows ? ", values differ" : ""}${m.rows ? `: ${m.rows}` : ""}`).join("\n");
     throw validationError("VALIDATION_MISMATCH", `Postgres does not hold exactly what SQLite holds:\n${list}`, {
       context: { table: mismatches[0]!.table },
       hint: "if the application wrote to SQLite during the copy, use `sqlite2pg run` for a live database; otherwise report this as a bug",

@@ -31,6 +31,7 @@ import { ROWID_COLUMN, type TransformedValue } from "../target/row-encoder.js";
 import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, STATE_CHANNEL, toJson, type ReplicationState } from "../target/state.js";
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
+import { DEFAULT_CHUNK_BYTES } from "../source/reader.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { CUTOVER_RETRY, runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
@@ -93,6 +94,10 @@ export interface ReplicatorOptions {
   pruneIntervalMs?: number;
   /** Applied changes that trigger a prune before the interval is up (default 500 000). */
   pruneBacklog?: number;
+  /** Bytes of rows per batch (default 32 MiB; always at least one change): a batch ends early once its rows pass it. */
+  batchBytes?: number;
+  /** Bytes of rows per snapshot chunk (default 32 MiB; always at least one row). */
+  chunkBytes?: number;
   fixText?: boolean;
   /** Watch the -wal file to wake up at once. */
   watch?: boolean;
@@ -403,7 +408,7 @@ export class Replicator {
       await this.checkSchema(); // a column added now would not be copied
       this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
       const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
-        sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, fixText: this.opts.fixText ?? false,
+        sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, chunkBytes: this.opts.chunkBytes, fixText: this.opts.fixText ?? false,
         transformed: this.transformed, stopping: () => this.stopRequested,
       });
       if (!done) return false;
@@ -435,7 +440,7 @@ export class Replicator {
     const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
     if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
     if (r.changes > 0 && this.current.phase === Phase.catchUp) crashPoint("catch-up-batch-committed");
-    if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000)) await this.caughtUp();
+    if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000) && !this.applier.cutByBytes) await this.caughtUp();
     this.maybePrune();
     return r.changes;
   }
@@ -494,13 +499,15 @@ export class Replicator {
    * real violation still fails once the batch has grown past every change.
    */
   private async applyGrowing(limit: number): Promise<{ changes: number; lastSeq: number; lastToken: number | null }> {
-    for (let n = limit; ; n *= 2) {
+    // The byte budget grows with the batch: a budget that stayed put would end every retry at the same change.
+    const bytes = this.opts.batchBytes ?? DEFAULT_CHUNK_BYTES;
+    for (let n = limit, b = bytes; ; n *= 2, b *= 2) {
       try {
-        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n, this.current.appliedToken);
+        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n, this.current.appliedToken, b);
       } catch (e) {
         const code = (e as { code?: string }).code;
         const pending = this.changelog!.newestSeq() - this.current.appliedSeq;
-        if ((code !== "23505" && code !== "23503") || n >= pending) throw e;
+        if ((code !== "23505" && code !== "23503") || (n >= pending && !this.applier!.cutByBytes)) throw e;
         this.log.debug({ batch: n, sqlstate: code }, "constraint broken inside the batch; applying a larger batch");
       }
     }
@@ -565,7 +572,7 @@ export class Replicator {
     await this.start();
     await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()) WHERE source_id = $1", [this.sourceId]);
     await this.reload();
-    return runCutover(this.host(), this.opts.cutover ?? { validate: "counts" });
+    return runCutover(this.host(), this.opts.cutover ?? { validate: "full" });
   }
 
   /** Run until stopped: every phase in order, then stream forever. */
@@ -593,7 +600,7 @@ export class Replicator {
         if (this.cutoverPending()) {
           this.cutoverAttempts++;
           if (this.current.phase === Phase.streaming) this.log.info({ attempt: this.cutoverAttempts }, `cutover attempt ${this.cutoverAttempts}`);
-          const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "counts" });
+          const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "full" });
           if (status >= 0) {
             this.exitStatus = status;
             return;

@@ -15,7 +15,9 @@ import { from as copyFrom } from "pg-copy-streams";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
-import { RowEncoder, type TransformedValue } from "../target/row-encoder.js";
+import { CopyData, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
+import { GeneratedCheck } from "../target/generated-check.js";
+import { readNamed } from "../source/too-big.js";
 import { toJson, type TableProgress } from "../target/state.js";
 import { crashPoint } from "./crash-points.js";
 
@@ -23,6 +25,8 @@ import { crashPoint } from "./crash-points.js";
 export interface SnapshotOptions {
   sourceId: string;
   chunkRows: number;
+  /** A chunk also ends once its rows pass this many bytes (default 32 MiB). */
+  chunkBytes?: number;
   fixText: boolean;
   transformed: TransformedValue[];
   /** Checked between chunks: stop early (the progress is saved). */
@@ -46,23 +50,27 @@ export async function snapshotTable(
 ): Promise<boolean> {
   const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), opts.chunkRows, { after: null, upTo: null }, true);
   if (progress.lastKey) reader.resumeAfter(progress.lastKey);
+  if (opts.chunkBytes) reader.maxBytes = opts.chunkBytes;
   const encoder = new RowEncoder(db, t, reader.keyNames, reader.keyWidth, {
     fixText: opts.fixText, transformed: opts.transformed, rowidColumn: usesRowidColumn(t),
   });
+  const generated = GeneratedCheck.of(plan.schema, t, reader.keyNames, reader.keyWidth);
   const copySql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN`;
   let copied = progress.rows;
   for (;;) {
     if (opts.stopping()) return false;
-    const rows = reader.read();
+    const rows = readNamed(db, t, () => reader.read());
     if (rows === null) {
       await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
       return true;
     }
-    const text = rows.map((r) => encoder.line(r)).join("");
+    const data = new CopyData();
+    for (const r of rows) encoder.write(r, data);
     const lastKey = rows[rows.length - 1]!.slice(0, reader.keyWidth);
     await client.query("BEGIN");
     try {
-      await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(copySql)));
+      await pipeline(Readable.from(data.take()), client.query(copyFrom(copySql)));
+      await generated?.check(client, rows);
       // Conditional on the progress this daemon started from: a second daemon
       // that copied the same chunk meanwhile makes this one roll back.
       const moved = await client.query(

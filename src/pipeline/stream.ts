@@ -16,9 +16,11 @@ import { sourceError } from "../errors.js";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import type { ChangelogReader } from "../source/capture.js";
-import { KeyedReader } from "../source/reader.js";
+import { DEFAULT_CHUNK_BYTES, KeyedReader, rowBytes } from "../source/reader.js";
 import { paramValue, ValueRefused } from "../target/copy-encode.js";
-import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
+import { CopyData, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
+import { GeneratedCheck } from "../target/generated-check.js";
+import { readNamed } from "../source/too-big.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { SENTINEL_TABLE } from "../source/capture.js";
 import { crashPoint } from "./crash-points.js";
@@ -34,6 +36,7 @@ export interface BatchResult {
 
 interface TableApply {
   t: TablePlan;
+  generated: GeneratedCheck | null;
   keyed: KeyedReader;
   encoder: RowEncoder;
   deleteSql: string;
@@ -46,6 +49,8 @@ export class Applier {
   private readonly tables = new Map<string, TableApply>();
   /** The recent apply rate, recorded with each batch (the daemon's one connection carries it). */
   rate: number | null = null;
+  /** Whether the last batch read ended early at its byte budget (more changes were at hand). */
+  cutByBytes = false;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -96,37 +101,23 @@ export class Applier {
       }
       return params;
     };
-    a = { t, keyed, encoder, deleteSql, keyParams, copySql: `COPY ${target} (${encoder.columnList}) FROM STDIN` };
+    a = { t, generated: GeneratedCheck.of(this.plan.schema, t, keyed.keyNames, keyed.keyWidth), keyed, encoder, deleteSql, keyParams, copySql: `COPY ${target} (${encoder.columnList}) FROM STDIN` };
     this.tables.set(name, a);
     return a;
   }
 
   /**
-   * Apply the changes after `after` (at most `limit`), in one Postgres
-   * transaction that also advances the state. Returns what was applied;
-   * `changes` is 0 when the changelog had nothing new.
+   * Apply the changes after `after` (at most `limit`, and only as many as
+   * keep the rows read under about `maxBytes`, always at least one), in one
+   * Postgres transaction that also advances the state. Returns what was
+   * applied; `changes` is 0 when the changelog had nothing new.
    */
-  async applyBatch(changelog: ChangelogReader, client: pg.ClientBase, sourceId: string, after: number, limit: number, token: number | null = null): Promise<BatchResult> {
+  async applyBatch(changelog: ChangelogReader, client: pg.ClientBase, sourceId: string, after: number, limit: number, token: number | null = null, maxBytes = DEFAULT_CHUNK_BYTES): Promise<BatchResult> {
     // One SQLite read transaction: the batch and the rows it names.
     const work = changelog.snapshot(() => {
       // In the same snapshot: this is still the file replicated up to `after`.
       changelog.verifyCheckpoint(sourceId, after, token);
-      const changes = changelog.read(after, limit);
-      const byTable = new Map<string, Map<string, unknown[]>>();
-      for (const ch of changes) {
-        if (ch.tbl === SENTINEL_TABLE) continue; // the cutover's marker: nothing to apply
-        const a = this.table(ch.tbl);
-        let keys = byTable.get(ch.tbl);
-        if (!keys) byTable.set(ch.tbl, (keys = new Map()));
-        const key = ch.key.slice(0, a.keyed.keyWidth);
-        keys.set(keyString(key), key);
-      }
-      const tables = [...byTable.entries()].map(([name, keys]) => {
-        const a = this.table(name);
-        const keyList = [...keys.values()];
-        return { a, keys: keyList, rows: uniqueRows(a.keyed.read(keyList), a.keyed.keyWidth) };
-      });
-      return { changes, tables };
+      return this.readBatch(changelog, after, limit, maxBytes);
     });
     if (work.changes.length === 0) return { changes: 0, rows: 0, lastSeq: after, lastToken: token };
     const lastSeq = work.changes[work.changes.length - 1]!.seq;
@@ -137,8 +128,11 @@ export class Applier {
       for (const { a, keys, rows: current } of work.tables) {
         await client.query(a.deleteSql, a.keyParams(keys));
         if (current.length > 0) {
-          const text = current.map((r) => a.encoder.line(r)).join("");
-          await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(a.copySql)));
+          // Buffers of COPY text, never one string: a batch of large rows stays within V8's string limit.
+          const data = new CopyData();
+          for (const r of current) a.encoder.write(r, data);
+          await pipeline(Readable.from(data.take()), client.query(copyFrom(a.copySql)));
+          await a.generated?.check(client, current);
           rows += current.length;
         }
       }
@@ -158,6 +152,62 @@ export class Applier {
     }
     crashPoint("stream-after-commit");
     return { changes: work.changes.length, rows, lastSeq, lastToken };
+  }
+
+  /**
+   * The changes after `after` and the current rows for their keys (inside
+   * the caller's read transaction). Keys are read in order of first
+   * appearance, in groups that double while the rows are small and shrink
+   * to one when they are large; once the rows read pass `maxBytes`, the
+   * batch ends after the change that brought the last key read.
+   */
+  private readBatch(changelog: ChangelogReader, after: number, limit: number, maxBytes: number) {
+    const all = changelog.read(after, limit);
+    const byTable = new Map<string, { a: TableApply; keys: Map<string, unknown[]>; rows: unknown[][] }>();
+    let bytes = 0;
+    let end = all.length;
+    let group = 1;
+    this.cutByBytes = false;
+    for (let i = 0; i < all.length; ) {
+      const fresh = new Map<string, unknown[][]>();
+      let n = 0;
+      for (; i < all.length && n < group; i++) {
+        const ch = all[i]!;
+        if (ch.tbl === SENTINEL_TABLE) continue; // the cutover's marker: nothing to apply
+        const a = this.table(ch.tbl);
+        let entry = byTable.get(ch.tbl);
+        if (!entry) byTable.set(ch.tbl, (entry = { a, keys: new Map(), rows: [] }));
+        const key = ch.key.slice(0, a.keyed.keyWidth);
+        const ks = keyString(key);
+        if (entry.keys.has(ks)) continue;
+        entry.keys.set(ks, key);
+        let list = fresh.get(ch.tbl);
+        if (!list) fresh.set(ch.tbl, (list = []));
+        list.push(key);
+        n++;
+      }
+      let biggest = 1;
+      for (const [name, keys] of fresh) {
+        const entry = byTable.get(name)!;
+        for (const r of readNamed(this.db, entry.a.t, () => entry.a.keyed.read(keys))) {
+          const b = rowBytes(r);
+          bytes += b;
+          if (b > biggest) biggest = b;
+          entry.rows.push(r);
+        }
+      }
+      if (bytes >= maxBytes && i < all.length) {
+        end = i;
+        this.cutByBytes = true;
+        break;
+      }
+      // Powers of two up to 256: the reader prepares one statement per group size.
+      const fit = Math.max(1, Math.min(256, group * 2, Math.floor((maxBytes - bytes) / biggest)));
+      group = 2 ** Math.floor(Math.log2(fit));
+    }
+    // Two keys a collation calls equal ('rust', 'Rust' under NOCASE) read the same row: insert it once.
+    const tables = [...byTable.values()].map(({ a, keys, rows }) => ({ a, keys: [...keys.values()], rows: uniqueRows(rows, a.keyed.keyWidth) }));
+    return { changes: all.slice(0, end), tables };
   }
 }
 

@@ -1,5 +1,5 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { censusTable, type TableCensus } from "../source/census.js";
+import { censusTable, numericTypmod, type TableCensus } from "../source/census.js";
 import { rowidName, type SourceColumn, type SourceSchema, type SourceTable, type SkippedObject } from "../source/schema.js";
 import { quoteIdent } from "../sql/ident.js";
 import type { EncodeColumn } from "../target/copy-encode.js";
@@ -158,7 +158,7 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         });
       }
       columns.push({
-        source: sc, name: cname, kind: type.kind, conversion: type.conversion, scale: type.scale, type,
+        source: sc, name: cname, kind: type.kind, conversion: type.conversion, scale: type.scale, precision: type.kind === "numeric" ? numericTypmod(type.sql)?.precision ?? null : null, type,
         notNull: sc.notNull || isAlias, defaultSql: null, generatedSql: null, identity: isAlias, copied: true,
         ...(keyText ? { keyText: true } : {}),
       });
@@ -171,7 +171,7 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         if (tr.ok) {
           c.generatedSql = tr.sql;
           c.copied = false;
-          decisions.push({ table: st.name, column: sc.name, severity: "info", text: `generated column: GENERATED ALWAYS AS (${tr.sql}) STORED; Postgres computes it, the copy checks it` });
+          decisions.push({ table: st.name, column: sc.name, severity: "info", text: `generated column: GENERATED ALWAYS AS (${tr.sql}) STORED; Postgres computes it (and goes on computing it after the cutover), and every value it computes is checked against SQLite's: a row where the two engines disagree is refused by key` });
         } else {
           decisions.push({ table: st.name, column: sc.name, severity: "warning", text: `generated column copied as a plain column with its current values: ${tr.reason}` });
         }

@@ -25,7 +25,7 @@ export interface ColumnCensus {
   textBooleans: number;
   /** Text values that are valid JSON (objects or arrays). */
   textJson: number;
-  /** Reals within the julian-day range of years 1–9999. */
+  /** Reals within the julian-day range of years 1–9999 that are whole milliseconds (julianday(x) = x: the instant converts exactly). */
   julianReals: number;
   /** Integers 0 or 1. */
   zeroOne: number;
@@ -151,7 +151,7 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
     }
     const dateLike = isDateDeclared(c.declaredType);
     if (dateLike && kinds.has("text")) add(`sum(DISTINCT ${dateClassSql(q)})`, (x, v) => (x.dateClasses = n(v)));
-    if (dateLike && kinds.has("number")) add(`sum(CASE WHEN typeof(${q})='real' THEN ${q} BETWEEN 1721425.5 AND 5373484.5 END)`, (x, v) => (x.julianReals = n(v)));
+    if (dateLike && kinds.has("number")) add(`sum(CASE WHEN typeof(${q})='real' THEN ${q} BETWEEN 1721425.5 AND 5373484.5 AND julianday(${q}) = ${q} END)`, (x, v) => (x.julianReals = n(v)));
     if (/bool/i.test(c.declaredType)) {
       if (kinds.has("text")) add(`sum(typeof(${q})='text' AND lower(${q}) IN ('true','false','t','f','yes','no'))`, (x, v) => (x.textBooleans = n(v)));
       if (kinds.has("number")) add(`sum(typeof(${q})='integer' AND ${q} IN (0,1))`, (x, v) => (x.zeroOne = n(v)));

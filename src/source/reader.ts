@@ -27,9 +27,17 @@ export class ChunkReader {
   private readonly next: BetterSqlite3.Statement;
   private cursor: unknown[] | null = null;
   private done = false;
+  /** Rows per statement: grows while rows are small, shrinks to one when they are huge. */
+  private step = 1;
   readonly keyWidth: number;
   /** SQL names of the key fields, for messages. */
   readonly keyNames: string[];
+  /**
+   * A chunk also ends once its rows pass this many bytes (roughly as COPY
+   * text; always at least one row): a table of large blobs is read in
+   * chunks that fit in memory and in a string, not `chunkRows` at a time.
+   */
+  maxBytes = DEFAULT_CHUNK_BYTES;
 
   constructor(
     db: BetterSqlite3.Database,
@@ -47,7 +55,7 @@ export class ChunkReader {
       this.keyNames = [t.source.rowidAlias ?? rowid];
       const upTo = range.upTo !== null ? `${rowid} <= ${range.upTo}` : null;
       const sel = `SELECT ${rowid}${cols ? ", " + cols : ""} FROM ${from}`;
-      const order = ` ORDER BY ${rowid} LIMIT ${chunkRows}`;
+      const order = ` ORDER BY ${rowid} LIMIT ?`;
       this.next = db.prepare(`${sel} WHERE ${rowid} > ?${upTo ? " AND " + upTo : ""}${order}`);
       this.first = range.after === null ? db.prepare(`${sel}${upTo ? " WHERE " + upTo : ""}${order}`) : this.next;
       this.cursor = range.after === null ? null : [range.after];
@@ -56,7 +64,7 @@ export class ChunkReader {
       this.keyWidth = keys.length;
       this.keyNames = t.readOrder.columns;
       const sel = `SELECT ${keys.join(", ")}${cols ? ", " + cols : ""} FROM ${from}`;
-      const order = ` ORDER BY ${keys.join(", ")} LIMIT ${chunkRows}`;
+      const order = ` ORDER BY ${keys.join(", ")} LIMIT ?`;
       this.first = db.prepare(sel + order);
       const tuple = keys.length === 1 ? keys[0] : `(${keys.join(", ")})`;
       const params = keys.length === 1 ? "?" : `(${keys.map(() => "?").join(", ")})`;
@@ -70,15 +78,60 @@ export class ChunkReader {
     this.cursor = key;
   }
 
-  /** The next chunk of rows, or null at the end. */
+  /** The next chunk of rows (at most `chunkRows`, and about `maxBytes`), or null at the end. */
   read(): unknown[][] | null {
     if (this.done) return null;
-    const rows = (this.cursor === null ? this.first.all() : this.next.all(...this.cursor)) as unknown[][];
-    if (rows.length < this.chunkRows) this.done = true;
-    if (rows.length === 0) return null;
-    this.cursor = rows[rows.length - 1]!.slice(0, this.keyWidth);
-    return rows;
+    const out: unknown[][] = [];
+    let bytes = 0;
+    while (out.length < this.chunkRows) {
+      const want = Math.min(this.chunkRows - out.length, this.maxBytes === Infinity ? this.chunkRows : this.step);
+      const rows = (this.cursor === null ? this.first.all(want) : this.next.all(...this.cursor, want)) as unknown[][];
+      if (this.maxBytes === Infinity) {
+        if (rows.length > 0) this.cursor = rows[rows.length - 1]!.slice(0, this.keyWidth);
+        for (const r of rows) out.push(r);
+        if (rows.length < want) this.done = true;
+        if (rows.length < want) break;
+        continue;
+      }
+      let biggest = 1;
+      let full = false;
+      let j = 0;
+      for (; j < rows.length; j++) {
+        const r = rows[j]!;
+        out.push(r);
+        const b = rowBytes(r);
+        bytes += b;
+        if (b > biggest) biggest = b;
+        // The chunk ends with the row that passes the budget; the rest of this read comes again next chunk.
+        if (bytes >= this.maxBytes) {
+          full = true;
+          break;
+        }
+      }
+      if (rows.length > 0) this.cursor = rows[Math.min(j, rows.length - 1)]!.slice(0, this.keyWidth);
+      if (full) {
+        this.step = Math.max(1, Math.min(1024, Math.floor(this.maxBytes / biggest)));
+        break;
+      }
+      if (rows.length < want) {
+        this.done = true;
+        break;
+      }
+      // Sized by the biggest row just read: small rows soon come 1024 at a time, huge ones one by one.
+      this.step = Math.max(1, Math.min(1024, this.step * 2, Math.floor((this.maxBytes - bytes) / biggest)));
+    }
+    return out.length > 0 ? out : null;
   }
+}
+
+/** Default byte budget of a chunk or batch: 32 MiB of COPY text. */
+export const DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024;
+
+/** Roughly the bytes a row takes as COPY text (blobs as hex): enough to bound memory, cheap to compute. */
+export function rowBytes(row: unknown[]): number {
+  let n = 1;
+  for (const v of row) n += Buffer.isBuffer(v) ? 2 * v.length + 4 : typeof v === "string" ? v.length + 1 : 9;
+  return n;
 }
 
 /** Split a rowid table into `parts` ranges of roughly equal rowid span. */

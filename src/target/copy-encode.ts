@@ -1,6 +1,6 @@
 /**
- * COPY text-format encoding of SQLite values, and the canonical form the
- * validator compares. Pure functions: no I/O, heavily unit-tested.
+ * COPY text-format encoding of SQLite values, and Postgres' text output
+ * of them. Pure functions: no I/O, heavily unit-tested.
  *
  * COPY text format: fields separated by TAB, rows by LF, NULL as `\N`,
  * backslash escapes for backslash and control characters. Values arrive
@@ -21,6 +21,8 @@ export interface EncodeColumn {
    * keeps as another key.
    */
   keyText?: boolean;
+  /** Precision of `numeric(p,s)`; null or absent otherwise (plans saved before it was recorded). */
+  precision?: number | null;
 }
 
 /** A value that cannot be written to its column, with the reason. */
@@ -99,7 +101,58 @@ function isoFromMillis(ms: number): string {
 /** Milliseconds since the epoch for a julian day, rounded as SQLite's date functions round it. */
 export function julianToMillis(jd: number): number {
   const ijd = Math.floor(jd * 86400000 + 0.5); // SQLite: (sqlite3_int64)(r*86400000.0 + 0.5)
-  return ijd - 210866760000000; // julian day 2440587.5 in milliseconds
+  return ijd - JULIAN_EPOCH_MS;
+}
+
+/** Julian day 2440587.5 (the unix epoch) in milliseconds. */
+const JULIAN_EPOCH_MS = 210866760000000;
+
+/**
+ * The exact decimal a SQLite number denotes: an integer's digits, a real's
+ * shortest round-trip decimal (never an exponent; -0 as 0). The validator
+ * hashes this form of epoch and numeric values, independently of how they
+ * were converted.
+ */
+export function decimalText(v: number | bigint): string {
+  if (typeof v === "bigint") return v.toString();
+  return Object.is(v, -0) ? "0" : plainDecimal(String(v));
+}
+
+/**
+ * Unix seconds or milliseconds as an exact instant: the value's decimal
+ * digits, scaled to microseconds (what timestamptz holds) with integer
+ * arithmetic. A value with finer digits than microseconds is refused, never
+ * cut: 1700000200.1234567 s has no timestamptz that equals it.
+ */
+function epochIso(v: number | bigint, conversion: "epoch_s" | "epoch_ms", col: number): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(decimalText(v));
+  if (!m) throw new ValueRefused(col, "not a finite number of unix time", v);
+  const digits = conversion === "epoch_s" ? 6 : 3;
+  const frac = m[3] ?? "";
+  if (frac.length > digits) throw new ValueRefused(col, `unix ${conversion === "epoch_s" ? "seconds" : "milliseconds"} with ${frac.length} decimals: finer than the microseconds timestamptz holds`, v);
+  const micros = BigInt(m[1]! + m[2]! + frac.padEnd(digits, "0"));
+  let ms = micros / 1000n;
+  let rest = micros % 1000n;
+  if (rest < 0n) {
+    ms -= 1n;
+    rest += 1000n;
+  }
+  if (!(ms >= BigInt(MIN_MS) && ms <= BigInt(MAX_MS))) throw new ValueRefused(col, "outside the years 0001–9999", v);
+  const iso = isoFromMillis(Number(ms));
+  return rest === 0n ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, "0")}Z`;
+}
+
+/**
+ * A julian day as the instant SQLite's date functions read (whole
+ * milliseconds). Only a day number that is exactly such an instant is
+ * taken (what julianday() itself returns): any other would be rounded.
+ */
+function julianIso(v: number | bigint, col: number): string {
+  const n = Number(v);
+  const ms = julianToMillis(n);
+  if (!(ms >= MIN_MS && ms <= MAX_MS)) throw new ValueRefused(col, "outside the years 0001–9999", v);
+  if ((ms + JULIAN_EPOCH_MS) / 86400000 !== n) throw new ValueRefused(col, "a julian day that is not a whole millisecond: SQLite's date functions would round it, and so would timestamptz", v);
+  return isoFromMillis(ms);
 }
 
 const BOOL_WORDS: Record<string, boolean> = { true: true, t: true, yes: true, false: false, f: false, no: false };
@@ -130,10 +183,7 @@ export function encodeValue(v: unknown, c: EncodeColumn, col: number): string {
     case "julian": {
       // The census admitted numbers only; a later text or blob is not an instant.
       if (typeof v !== "number" && typeof v !== "bigint") throw new ValueRefused(col, `${describe(v)} in a column of ${c.conversion === "julian" ? "julian days" : "unix times"}`, v);
-      const n = Number(v);
-      const ms = c.conversion === "epoch_s" ? n * 1000 : c.conversion === "epoch_ms" ? n : julianToMillis(n);
-      if (!(ms >= MIN_MS && ms <= MAX_MS)) throw new ValueRefused(col, "outside the years 0001–9999", v);
-      return isoFromMillis(ms);
+      return c.conversion === "julian" ? julianIso(v, col) : epochIso(v, c.conversion, col);
     }
     case "none":
       break;
@@ -162,6 +212,26 @@ const DATE_RE = /^\d{4}-\d\d-\d\d$/;
 const TIMESTAMP_RE = /^\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?)?$/;
 const TIMESTAMPTZ_RE = /^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)$/;
 
+const ISO_PARTS = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?)?(?:Z|([+-])(\d\d):(\d\d))?$/;
+
+/**
+ * Whether an ISO date/timestamp (of a shape the regexes admit) names a real
+ * instant Postgres stores as written: a calendar day of the years
+ * 0001–9999, hours 0–23, seconds 0–59 (Postgres reads 24:00 and second 60
+ * as the next day or minute: silently another text), zones within ±15:59.
+ */
+export function isoInRange(s: string): boolean {
+  const m = ISO_PARTS.exec(s);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
+  const days = [31, y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1]!;
+  if (d > days) return false;
+  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 59)) return false;
+  if (m[8] !== undefined && (Number(m[8]) > 15 || Number(m[9]) > 59)) return false;
+  return true;
+}
+
 function describe(v: unknown): string {
   return typeof v === "string" ? "text" : typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v)) ? "an integer" : typeof v === "number" ? "a real" : typeof v;
 }
@@ -181,6 +251,7 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
     case "bigint":
       if (typeof v === "string") no("text in a bigint column");
       if (typeof v === "number" && !Number.isInteger(v)) no("real in a bigint column");
+      if (typeof v === "number" && (v >= 2 ** 63 || v < -(2 ** 63))) no("a real beyond bigint's range");
       return;
     case "double precision":
       if (typeof v === "string") no("text in a double precision column");
@@ -189,18 +260,30 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
     case "numeric":
       if (typeof v === "string") no("text in a numeric column");
       if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && Number(v.toFixed(c.scale)) !== v) no(`more than ${c.scale} decimal(s), which numeric would round`);
+      if (c.precision != null && (typeof v === "bigint" || typeof v === "number")) {
+        const whole = decimalText(v).replace(/^-/, "").split(".")[0]!.replace(/^0+/, "");
+        if (whole.length > c.precision - (c.scale ?? 0)) no(`more than ${c.precision - (c.scale ?? 0)} digit(s) before the decimal point, which numeric(${c.precision},${c.scale ?? 0}) cannot hold`);
+      }
       return;
     case "date":
       if (typeof v !== "string" || !DATE_RE.test(v)) no(`${describe(v)} that is not an ISO date in a date column`);
+      if (!isoInRange(v as string)) no("not a day of the calendar in the years 0001–9999 (Postgres would refuse it)");
       return;
     case "timestamp":
       if (typeof v !== "string" || !TIMESTAMP_RE.test(v)) no(`${describe(v)} that is not an ISO timestamp without zone in a timestamp column`);
+      if (!isoInRange(v as string)) no("a date or time out of range (e.g. 24:00 or second 60, which Postgres would move to the next minute or day)");
       return;
     case "timestamptz":
       if (typeof v !== "string" || !TIMESTAMPTZ_RE.test(v)) no(`${describe(v)} that is not an ISO timestamp with a zone in a timestamptz column`);
+      if (!isoInRange(v as string)) no("a date, time or zone out of range (e.g. 24:00 or second 60, which Postgres would move to the next minute or day)");
       return;
     case "json":
       if (typeof v !== "string") no(`${describe(v)} in a json column`);
+      try {
+        JSON.parse(v as string);
+      } catch {
+        no("text that is not JSON in a json column");
+      }
       return;
     case "bytea":
       no(`${describe(v)} in a bytea column`);
@@ -252,7 +335,9 @@ export function pgTimestampText(s: string, withZone: boolean): string {
 /**
  * A SQLite value as Postgres prints the stored value (session: DateStyle
  * ISO, TimeZone UTC, bytea_output hex; doubles as `float8send`), or null
- * for NULL. This is what both sides hash to prove a copy exact.
+ * for NULL. The digests do not use it (they hash the raw value's canonical
+ * text, validate/canonical.ts, so a lossy conversion cannot hide in both
+ * sides); it remains for tools and tests.
  */
 export function pgText(v: unknown, c: EncodeColumn, col: number): string | null {
   if (v === null || v === undefined) return null;
@@ -322,35 +407,6 @@ export function recordField(f: string): string {
   let g = f.includes('"') ? f.replaceAll('"', '""') : f;
   if (g.includes("\\")) g = g.replaceAll("\\", "\\\\");
   return `"${g}"`;
-}
-
-/**
- * A function writing one column's field of the record text, specialised by
- * kind: numbers, booleans and dates never need quotes; timestamps, bytea
- * and double bits always do; only text and JSON are checked per value.
- */
-export function recordFieldWriter(c: EncodeColumn, col: number): (v: unknown) => string {
-  const text = (v: unknown) => pgText(v, c, col)!;
-  if (c.conversion !== "none") {
-    return c.conversion === "boolean" ? text : (v) => `"${text(v)}"`;
-  }
-  switch (c.kind) {
-    case "bigint":
-      return (v) => (typeof v === "bigint" ? v.toString() : String(v));
-    case "numeric":
-    case "date":
-    case "boolean":
-      return text;
-    case "double precision":
-      return (v) => `"\\${float8SendText(Number(v))}"`;
-    case "bytea":
-      return (v) => (Buffer.isBuffer(v) ? `"\\\\x${v.toString("hex")}"` : recordField(text(v)));
-    case "timestamp":
-    case "timestamptz":
-      return (v) => `"${text(v)}"`;
-    default:
-      return (v) => (typeof v === "string" ? recordField(v) : recordField(text(v)));
-  }
 }
 
 /**

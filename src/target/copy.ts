@@ -7,12 +7,15 @@ import { targetError } from "../errors.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified } from "../sql/ident.js";
 import { ChunkReader, type RowidRange } from "../source/reader.js";
-import { RowEncoder, type TransformedValue } from "./row-encoder.js";
+import { readNamed } from "../source/too-big.js";
+import { CopyData, RowEncoder, type TransformedValue } from "./row-encoder.js";
 import { rowRecorder, type DigestBuilder } from "../validate/digest.js";
 
 /** Options of one table copy. */
 export interface CopyOptions {
   chunkRows: number;
+  /** A chunk also ends once its rows pass this many bytes (default: the reader's). */
+  chunkBytes?: number;
   /** Strip NUL bytes and replace invalid UTF-8 instead of refusing the value. */
   fixText: boolean;
   /** Called after each chunk is handed to the COPY stream. */
@@ -46,6 +49,7 @@ export async function copyTable(
   // COPY writes the copied ones.
   const all = t.columns;
   const reader = new ChunkReader(db, t, all.map((c) => c.source.name), opts.chunkRows, range);
+  if (opts.chunkBytes) reader.maxBytes = opts.chunkBytes;
   const width = reader.keyWidth;
   const encoder = new RowEncoder(db, t, reader.keyNames, width, { fixText: opts.fixText, transformed: opts.transformed, rowidColumn: opts.rowidColumn });
   const digest = opts.digest;
@@ -54,26 +58,23 @@ export async function copyTable(
   let total = 0;
 
   async function* chunks(): AsyncGenerator<Buffer> {
-    let parts: string[] = [];
-    let size = 0;
-    for (let rows = reader.read(); rows !== null; rows = reader.read()) {
-      const before = size;
+    let out = new CopyData();
+    const read = () => readNamed(db, t, () => reader.read());
+    for (let rows = read(); rows !== null; rows = read()) {
+      const before = out.bytes;
       for (const row of rows) {
-        const line = encoder.line(row);
-        parts.push(line);
+        encoder.write(row, out);
         if (digest) digest.add(record(row, width));
-        size += line.length;
       }
       total += rows.length;
-      opts.onRows?.(rows.length, size - before);
-      if (size >= FLUSH_BYTES) {
-        const buf = Buffer.from(parts.join(""));
-        parts = [];
-        size = 0;
-        yield buf;
+      const buffers = out.take();
+      opts.onRows?.(rows.length, out.bytes - before);
+      if (out.bytes >= FLUSH_BYTES) {
+        out = new CopyData();
+        yield* buffers;
       }
     }
-    if (parts.length) yield Buffer.from(parts.join(""));
+    yield* out.take();
   }
 
   try {

@@ -57,27 +57,55 @@ export class RowEncoder {
 
   /** One COPY line (with its newline). May repair the row's text values in place under `fixText`. */
   line(row: unknown[]): string {
+    let line = "";
+    this.fields(row, (f) => (line += typeof f === "string" ? f : f.toString("latin1")));
+    return line;
+  }
+
+  /**
+   * Append one row to COPY data. A blob of more than {@link BIG_BLOB} bytes
+   * goes as a run of hex Buffers, never as one string: a 200 MiB blob
+   * is 400 MiB of hex, near V8's limit on a string's length.
+   */
+  write(row: unknown[], out: CopyData): void {
+    this.fields(row, (f) => (typeof f === "string" ? out.push(f) : out.pushBuffer(f)));
+  }
+
+  private fields(row: unknown[], emit: (f: string | Buffer) => void): void {
     const width = this.keyWidth;
-    let line = this.opts.rowidColumn ? String(row[0]) : "";
+    if (this.opts.rowidColumn) emit(String(row[0]));
     for (let i = 0; i < this.copied.length; i++) {
       const at = width + this.copiedIdx[i]!;
       let v = row[at];
+      if (i > 0 || this.opts.rowidColumn) emit("\t");
+      if (Buffer.isBuffer(v) && v.length > BIG_BLOB && this.copied[i]!.kind === "bytea") {
+        this.bigBlob(v, this.copied[i]!, row, emit);
+        continue;
+      }
       if (typeof v === "string" && isSuspectText(v)) row[at] = v = this.fixSuspect(v, this.copied[i]!, row);
-      let field: string;
       try {
-        field = encodeValue(v, this.copied[i]!, i);
+        emit(encodeValue(v, this.copied[i]!, i));
       } catch (e) {
         if (!(e instanceof ValueRefused)) throw e;
-        const key = renderKey(this.keyNames, row.slice(0, width));
-        const c = this.copied[i]!;
-        throw sourceError("VALUE_REFUSED", `table ${this.t.source.name}, column ${c.source.name}, ${key}: ${e.reason} (the column is ${c.type.sql})`, {
-          context: { table: this.t.source.name, column: c.source.name, key, value: renderValue(v) },
-          hint: "fix the value in SQLite; `sqlite2pg plan` shows the type chosen for this column and why",
-        });
+        this.refuse(e.reason, this.copied[i]!, row, v);
       }
-      line += i === 0 && !this.opts.rowidColumn ? field : "\t" + field;
     }
-    return line + "\n";
+    emit("\n");
+  }
+
+  private bigBlob(v: Buffer, c: ColumnPlan, row: unknown[], emit: (f: string | Buffer) => void): void {
+    // COPY reads a line into one buffer of at most 1 GB; as hex, a blob takes twice its size.
+    if (v.length > MAX_COPY_BLOB) this.refuse(`a blob of ${v.length} bytes: Postgres reads a COPY line of at most 1 GB, which holds a bytea of at most ${MAX_COPY_BLOB} bytes`, c, row, v);
+    emit("\\\\x");
+    for (let o = 0; o < v.length; o += BIG_BLOB) emit(Buffer.from(v.subarray(o, o + BIG_BLOB).toString("hex"), "latin1"));
+  }
+
+  private refuse(reason: string, c: ColumnPlan, row: unknown[], v: unknown): never {
+    const key = renderKey(this.keyNames, row.slice(0, this.keyWidth));
+    throw sourceError("VALUE_REFUSED", `table ${this.t.source.name}, column ${c.source.name}, ${key}: ${reason} (the column is ${c.type.sql})`, {
+      context: { table: this.t.source.name, column: c.source.name, key, value: renderValue(v) },
+      hint: "fix the value in SQLite; `sqlite2pg plan` shows the type chosen for this column and why",
+    });
   }
 
   private fixSuspect(s: string, col: ColumnPlan, row: unknown[]): string {
@@ -102,3 +130,49 @@ export class RowEncoder {
     return s.replace(/\u0000/g, "");
   }
 }
+
+/** Blobs above this size are written to COPY data in hex pieces of this size. */
+export const BIG_BLOB = 1024 * 1024;
+/** The largest blob one COPY line carries (as hex, with its row, under Postgres' 1 GB line buffer). */
+export const MAX_COPY_BLOB = 512 * 1024 * 1024 - 64 * 1024;
+
+/**
+ * COPY data as a list of Buffers of about {@link PIECE} bytes each: a batch
+ * or a chunk never becomes one string (V8 caps a string near 512 MiB, and
+ * one big string is one big copy).
+ */
+export class CopyData {
+  readonly buffers: Buffer[] = [];
+  /** Bytes so far. */
+  bytes = 0;
+  private pending = "";
+
+  /** Append text. */
+  push(s: string): void {
+    this.pending += s;
+    if (this.pending.length >= PIECE) this.flush();
+  }
+
+  /** Append bytes as they are. */
+  pushBuffer(b: Buffer): void {
+    this.flush();
+    this.buffers.push(b);
+    this.bytes += b.length;
+  }
+
+  private flush(): void {
+    if (!this.pending) return;
+    const b = Buffer.from(this.pending);
+    this.pending = "";
+    this.buffers.push(b);
+    this.bytes += b.length;
+  }
+
+  /** Everything appended, as Buffers (the pending text flushed). */
+  take(): Buffer[] {
+    this.flush();
+    return this.buffers;
+  }
+}
+
+const PIECE = 256 * 1024;

@@ -5,15 +5,18 @@ import type pg from "pg";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
-import { isSuspectText, recordFieldWriter } from "../target/copy-encode.js";
+import { readNamed } from "../source/too-big.js";
+import { recordField } from "../target/copy-encode.js";
+import { canonicalIsBare, canonicalSql, canonicalWriter } from "./canonical.js";
 
 /**
  * An order-independent digest of a table: the row count and the sum of the
- * first 60 bits of md5(row text) over all rows, where row text is exactly
- * what Postgres prints for the row as a record (doubles as their bits). Both sides compute it the
- * same way — SQLite's in this process from the values read, Postgres' on
- * the server in one aggregate query — so equal digests mean equal tables,
- * in any row order, duplicates counted.
+ * first 60 bits of md5(row text) over all rows, where the row text is the
+ * record of each value's canonical text (canonical.ts): SQLite's side from
+ * the raw values read, in this process; Postgres' side rendered back from
+ * the stored values by the inverse of each conversion, on the server in one
+ * aggregate query. Equal digests mean equal tables, in any row order,
+ * duplicates counted — and a lossy conversion cannot hide in both.
  */
 export interface Digest {
   rows: number;
@@ -58,36 +61,44 @@ export class DigestBuilder {
   }
 }
 
-/** A function giving the record text of a SQLite row (values from `offset` on, one per planned column). */
+/**
+ * A function giving the record text of a SQLite row (values from `offset`
+ * on, one per planned column): each field the canonical text of the raw
+ * value (see canonical.ts), quoted as Postgres' record output quotes it.
+ */
 export function rowRecorder(cols: ColumnPlan[]): (row: unknown[], offset: number) => string {
-  const writers = cols.map((c, i) => recordFieldWriter(c, i));
+  const writers = cols.map((c) => {
+    const w = canonicalWriter(c);
+    return canonicalIsBare(c) ? (v: unknown) => recordFieldOrForeign(w(v)!) : (v: unknown) => recordField(w(v)!);
+  });
   const n = cols.length;
   return (row, offset) => {
     let out = "(";
     for (let i = 0; i < n; i++) {
       if (i > 0) out += ",";
-      let v = row[offset + i];
+      const v = row[offset + i];
       if (v === null || v === undefined) continue;
-      // A NUL either stopped the copy or was stripped under --fix-text.
-      if (typeof v === "string" && isSuspectText(v)) v = v.replace(/\u0000/g, "");
       out += writers[i]!(v);
     }
     return out + ")";
   };
 }
 
-/** Session settings that fix Postgres' text output to the form {@link pgText} produces. */
+/** A bare canonical text as it is; a foreign one (`?…`, any text) quoted as needed. */
+function recordFieldOrForeign(f: string): string {
+  return f.charCodeAt(0) === 63 ? recordField(f) : f;
+}
+
+/** Session settings for text output in ISO form (kept for tools; the digest no longer depends on the session). */
 export const CANONICAL_SESSION = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET bytea_output = 'hex'; SET extra_float_digits = 1";
 
-/** The row text Postgres hashes: every column, doubles by their bits (see {@link pgText}). */
+/** The row text Postgres hashes: every column rendered back to the canonical text of its SQLite value. */
 export function digestRowSql(t: TablePlan): string {
-  const exprs = t.columns.map((c) => (c.kind === "double precision" && c.conversion === "none" ? `float8send(t.${quoteIdent(c.name)})` : `t.${quoteIdent(c.name)}`));
-  return `ROW(${exprs.join(", ")})::text`;
+  return `ROW(${t.columns.map((c) => canonicalSql(`t.${quoteIdent(c.name)}`, c)).join(", ")})::text`;
 }
 
 /** Digest of a table as Postgres holds it, computed by the server. */
 export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: TablePlan, range?: { column: string; after: bigint | null; upTo: bigint | null }): Promise<Digest> {
-  await client.query(CANONICAL_SESSION);
   const where = range ? ` WHERE ${rangeSql(`t.${quoteIdent(range.column)}`, range)}` : "";
   const r = await client.query<{ n: string; s: string }>(
     `SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(${digestRowSql(t)}), 15))::bit(60)::bigint), 0)::text AS s FROM ${qualified(plan.schema, t.name)} AS t${where}`,
@@ -103,7 +114,8 @@ export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chu
   const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows, range ?? { after: null, upTo: null });
   const d = new DigestBuilder();
   const record = rowRecorder(t.columns);
-  for (let rows = reader.read(); rows !== null; rows = reader.read()) {
+  const read = () => readNamed(db, t, () => reader.read());
+  for (let rows = read(); rows !== null; rows = read()) {
     for (const row of rows) d.add(record(row, reader.keyWidth));
     await yieldToLoop();
   }

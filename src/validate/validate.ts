@@ -12,7 +12,7 @@ import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
 import { rowidName } from "../source/schema.js";
 import { ROWID_COLUMN } from "../target/row-encoder.js";
-import { CANONICAL_SESSION, digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
+import { digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
 /** One table's result. */
 export interface TableResult {
@@ -58,16 +58,19 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
     if (mode === "full") {
       const [p, s] = await Promise.all([pgDigest(c, plan, t), sqliteDigest(db, t)]);
       res.digest = sameDigest(p, s) ? "equal" : "differs";
-      if (res.digest === "differs") {
-        const col = await rowidColumn(c, plan, t);
-        if (col) res.differences = await localise(db, c, plan, t, col);
-        else res.note = "no rowid column in Postgres to localise by: the table differs as a whole";
-      }
+      if (res.digest === "differs") Object.assign(res, await differences(db, c, plan, t));
     }
     tables.push(res);
   }
   const ok = tables.every((t) => t.sqlite_rows === t.pg_rows && t.digest !== "differs");
   return { mode, ok, rows, seconds: (Date.now() - t0) / 1000, tables };
+}
+
+/** The keys of the rows of a table that differ, found by halving rowid ranges (or a note why they cannot be named). */
+export async function differences(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan): Promise<Pick<TableResult, "differences" | "note">> {
+  const col = await rowidColumn(c, plan, t);
+  if (col) return { differences: await localise(db, c, plan, t, col) };
+  return { note: "no rowid column in Postgres to localise by: the table differs as a whole" };
 }
 
 /** Find the keys of differing rows by halving rowid ranges whose digests differ. */
@@ -100,7 +103,6 @@ async function compareRows(db: BetterSqlite3.Database, c: pg.ClientBase, plan: M
   const record = rowRecorder(t.columns);
   const mine = new Map<string, string>();
   for (let rows = reader.read(); rows; rows = reader.read()) for (const row of rows) mine.set(String(row[0]), record(row, 1));
-  await c.query(CANONICAL_SESSION);
   const theirs = new Map<string, string>();
   const q = await c.query(`SELECT ${quoteIdent(col)}::text AS k, ${digestRowSql(t)} AS rec FROM ${qualified(plan.schema, t.name)} AS t WHERE ${rangeSql(`t.${quoteIdent(col)}`, r)}`);
   for (const row of q.rows) theirs.set(row.k, row.rec);

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { decimalText, encodeValue, ValueRefused, type EncodeColumn } from "../../src/target/copy-encode.js";
+import { canonicalWriter, doubleBits } from "../../src/validate/canonical.js";
+
+const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
+const epochS = col("timestamptz", { conversion: "epoch_s" });
+const epochMs = col("timestamptz", { conversion: "epoch_ms" });
+const julian = col("timestamptz", { conversion: "julian" });
+
+describe("unix times convert exactly, to the microsecond, or are refused", () => {
+  it("keeps every digit down to microseconds", () => {
+    expect(encodeValue(1700000200.123456, epochS, 0)).toBe("2023-11-14T22:16:40.123456Z");
+    expect(encodeValue(1700000200.5, epochS, 0)).toBe("2023-11-14T22:16:40.500Z");
+    expect(encodeValue(-1.5, epochS, 0)).toBe("1969-12-31T23:59:58.500Z");
+    expect(encodeValue(-0.000001, epochS, 0)).toBe("1969-12-31T23:59:59.999999Z");
+    expect(encodeValue(1700000200123.456, epochMs, 0)).toBe("2023-11-14T22:16:40.123456Z");
+    expect(encodeValue(1700000200123n, epochMs, 0)).toBe("2023-11-14T22:16:40.123Z");
+  });
+  it("refuses what timestamptz cannot hold", () => {
+    expect(() => encodeValue(1700000200.1234567, epochS, 0)).toThrow(/finer than the microseconds/);
+    expect(() => encodeValue(1700000200123.4567, epochMs, 0)).toThrow(ValueRefused);
+    expect(() => encodeValue(Infinity, epochS, 0)).toThrow(ValueRefused);
+    expect(() => encodeValue(2460000.123456789, julian, 0)).toThrow(/not a whole millisecond/);
+    expect(encodeValue(2460000.25, julian, 0)).toBe("2023-02-24T18:00:00.000Z");
+  });
+});
+
+describe("canonical text of raw SQLite values", () => {
+  it("is the value as written, not as converted", () => {
+    expect(canonicalWriter(epochS)(1700000200.123456)).toBe("1700000200.123456");
+    expect(canonicalWriter(epochS)(1700000200n)).toBe("1700000200");
+    expect(canonicalWriter(epochS)("2024-01-01")).toBe("?2024-01-01");
+    expect(canonicalWriter(julian)(2460000.25)).toBe(doubleBits(2460000.25));
+    expect(canonicalWriter(col("numeric", { scale: 2 }))(0.125)).toBe("0.125");
+    expect(canonicalWriter(col("numeric", { scale: 2 }))(12n)).toBe("12");
+    expect(canonicalWriter(col("boolean", { conversion: "boolean" }))("Yes")).toBe("t");
+    expect(canonicalWriter(col("boolean", { conversion: "boolean" }))(2)).toBe("?2");
+    expect(canonicalWriter(col("timestamp"))("2024-01-02T03:04:05.500")).toBe("2024-01-02 03:04:05.5");
+    expect(canonicalWriter(col("text"))(null)).toBeNull();
+    expect(decimalText(-0)).toBe("0");
+    expect(decimalText(1e21)).toBe("1000000000000000000000");
+  });
+});
+
+describe("values Postgres would take only by changing them, or refuse without a name", () => {
+  it("are refused by the encoder", () => {
+    const refused = (v: unknown, c: EncodeColumn, why: RegExp) => expect(() => encodeValue(v, c, 0)).toThrow(why);
+    refused("2024-02-30", col("date"), /not a day of the calendar/);
+    refused("0000-01-01", col("date"), /not a day of the calendar/);
+    refused("2024-01-01 23:59:60", col("timestamp"), /second 60/);
+    refused("2024-01-01T24:00:00", col("timestamp"), /24:00/);
+    refused("2024-01-01 10:00:00+16:00", col("timestamptz"), /zone out of range/);
+    refused(12345678901n, col("numeric", { scale: 2, precision: 10 }), /more than 8 digit\(s\) before the decimal point/);
+    refused(123456789.5, col("numeric", { scale: 2, precision: 10 }), /numeric\(10,2\) cannot hold/);
+    refused("{not json", col("json"), /not JSON/);
+    refused(1e20, col("bigint"), /beyond bigint's range/);
+    expect(encodeValue("2024-02-29 23:59:59.999999", col("timestamp"), 0)).toBe("2024-02-29 23:59:59.999999");
+    expect(encodeValue(99999999.99, col("numeric", { scale: 2, precision: 10 }), 0)).toBe("99999999.99");
+    expect(encodeValue(-99999999n, col("numeric", { scale: 2, precision: 10 }), 0)).toBe("-99999999");
+    expect(encodeValue('{"a": [1, 2]}', col("json"), 0)).toBe('{"a": [1, 2]}');
+  });
+});
