@@ -171,7 +171,7 @@ describe("the active daemon and its pid file", () => {
     writeFileSync(pidPath, `${decoy.pid}\n`);
     const cut = await runCli(["cutover", "--sqlite", s.path, "--pg", s.url, "--wait", "--timeout", "60"], 90_000);
     expect(cut.code, cut.stderr + b.describe()).toBe(0);
-    expect(cut.stdout).toMatch(/validation \(counts\): equal/);
+    expect(cut.stdout).toMatch(/validation \(full\): equal/); // full checksums: the default
     expect(decoy.exitCode).toBeNull();
     expect(decoy.signalCode).toBeNull();
     expect(await b.waitExit(30_000)).toEqual({ code: 0, signal: null });
