@@ -47,7 +47,7 @@ export class Applier {
   constructor(
     private readonly db: BetterSqlite3.Database,
     private readonly plan: MigrationPlan,
-    private readonly opts: { fixText: boolean; transformed: TransformedValue[] },
+    private readonly opts: { fixText: boolean; transformed: TransformedValue[]; schemaGuard?: () => void },
   ) {}
 
   private table(name: string): TableApply {
@@ -92,6 +92,8 @@ export class Applier {
   async applyBatch(changelog: ChangelogReader, client: pg.ClientBase, sourceId: string, after: number, limit: number): Promise<BatchResult> {
     // One SQLite read transaction: the batch and the rows it names.
     const work = changelog.snapshot(() => {
+      // The schema this batch is read under must be the plan's: else the daemon mirrors the change first.
+      this.opts.schemaGuard?.();
       const changes = changelog.read(after, limit);
       const byTable = new Map<string, Map<string, unknown[]>>();
       for (const ch of changes) {
