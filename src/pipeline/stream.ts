@@ -57,7 +57,7 @@ export class Applier {
     if (!t) {
       throw sourceError("UNKNOWN_TABLE_CHANGED", `the changelog has a change to table ${name}, which is not in the replication plan`, {
         context: { table: name },
-        hint: "a table was added or renamed while replicating; run `sqlite2pg init` again to capture it, then restart",
+        hint: "schema changes are mirrored before a batch is applied, so this change was recorded by something other than this table's capture triggers; nothing was applied: run `sqlite2pg validate --full` and report it",
       });
     }
     const keyed = new KeyedReader(this.db, t, t.columns.map((c) => c.source.name));
