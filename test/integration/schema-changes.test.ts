@@ -66,11 +66,15 @@ describe("schema changes while replicating", () => {
       ALTER TABLE t ADD COLUMN label TEXT DEFAULT 'it''s';
       ALTER TABLE t ADD COLUMN big INTEGER DEFAULT 9007199254740993;
       ALTER TABLE t ADD COLUMN raw BLOB;
+      ALTER TABLE t ADD COLUMN flag BOOLEAN NOT NULL DEFAULT 0;
+      ALTER TABLE t ADD COLUMN at DATETIME DEFAULT '2024-01-02 03:04:05.25';
+      ALTER TABLE t ADD COLUMN n NUMERIC DEFAULT '12';
       UPDATE t SET score = 1e-300, label = NULL WHERE id = 3;
       INSERT INTO t (v, score, raw) VALUES ('inside', 2.25, x'00ff');
       COMMIT;`);
     s.db.exec("UPDATE t SET label = 'after', big = 1 WHERE id = 4; INSERT INTO other (n) VALUES (2)");
     await s.exact();
+    expect(await rowsOf(s.client, "SELECT flag, at::text, n::text FROM t WHERE id = 1")).toEqual([{ flag: false, at: "2024-01-02 03:04:05.25", n: "12" }]);
     const r = await rowsOf(s.client, "SELECT score::text, label, big::text FROM t WHERE id IN (1, 3, 4) ORDER BY id");
     expect(r).toEqual([{ score: "1.5", label: "it's", big: "9007199254740993" }, { score: "1e-300", label: null, big: "9007199254740993" }, { score: "1.5", label: "after", big: "1" }]);
     // The Postgres column carries the default and NOT NULL too.
@@ -183,6 +187,36 @@ describe("schema changes while replicating", () => {
       { indexname: "t_b_desc", indexdef: "CREATE INDEX t_b_desc ON public.t USING btree (b DESC) WHERE (b > 0)" },
       { indexname: "t_pkey", indexdef: "CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)" },
     ]);
+  });
+
+  it("schema changes made while the first snapshot copies (between its chunks) are mirrored too", async () => {
+    const s = await setup("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, w TEXT);", { chunkRows: 3 });
+    for (let i = 1; i <= 20; i++) s.db.prepare("INSERT INTO a (v) VALUES (?)").run(`a${i}`);
+    for (let i = 1; i <= 20; i++) s.db.prepare("INSERT INTO b (w) VALUES (?)").run(`b${i}`);
+    await s.rep.start();
+    const c = (s.rep as unknown as { client: { query: (...a: unknown[]) => Promise<unknown> } }).client;
+    const query = c.query.bind(c);
+    let chunks = 0;
+    c.query = (...q: unknown[]) => {
+      if (typeof q[0] === "string" && q[0].startsWith("UPDATE sqlite2pg.snapshot_progress SET last_key") && ++chunks === 3) {
+        // The application's migration, in the middle of the snapshot.
+        s.db.exec(`BEGIN;
+          ALTER TABLE a ADD COLUMN extra INT DEFAULT 5;
+          UPDATE a SET extra = 6 WHERE id = 20;
+          CREATE TABLE b2 (id INTEGER PRIMARY KEY, w TEXT NOT NULL, z REAL);
+          INSERT INTO b2 (id, w) SELECT id, w FROM b;
+          DROP TABLE b;
+          ALTER TABLE b2 RENAME TO b;
+          CREATE TABLE c (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;
+          INSERT INTO c VALUES ('x', x'01');
+          COMMIT;`);
+      }
+      return query(...q);
+    };
+    await s.exact();
+    expect(chunks).toBeGreaterThan(3);
+    s.db.exec("UPDATE b SET z = 1.5 WHERE id = 1; INSERT INTO c VALUES ('y', NULL); UPDATE a SET extra = NULL WHERE id = 1");
+    await s.exact();
   });
 
   it("a re-copy stopped between chunks resumes where it stopped after a restart", async () => {
