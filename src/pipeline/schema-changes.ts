@@ -214,11 +214,13 @@ export class SchemaChanges {
         w.prepare(`DELETE FROM ${CHANGES} WHERE seq > ? AND tbl = ?`).run(applied, p.source.name);
         if (!live.schema.tables.some((t) => t.name === p.source.name)) w.prepare(`DELETE FROM ${META} WHERE key = ?`).run(`triggers:${p.source.name}`);
       }
-      for (const k of diff.kept) {
-        if (!k.renamedFrom) continue;
-        // The old triggers carry the old name as a string: what they recorded belongs to the new name.
-        dropTriggers(k.renamedFrom);
-        w.prepare(`UPDATE ${CHANGES} SET tbl = ? WHERE seq > ? AND tbl = ?`).run(k.live.name, applied, k.renamedFrom);
+      // The old triggers carry the old name as a string: what they recorded
+      // belongs to the new name. One statement for all renames, so names
+      // swapped between tables are not mixed up.
+      const renames = Object.fromEntries(diff.kept.flatMap((k) => (k.renamedFrom ? [[k.renamedFrom, k.live.name]] : [])));
+      for (const from of Object.keys(renames)) dropTriggers(from);
+      if (Object.keys(renames).length) {
+        w.prepare(`UPDATE ${CHANGES} SET tbl = json_extract(?, '$.' || json_quote(tbl)) WHERE seq > ? AND tbl IN (SELECT key FROM json_each(?))`).run(JSON.stringify(renames), applied, JSON.stringify(renames));
       }
       for (const name of install) {
         const cap = live.capture.get(name) as { sql: string; hash: string };
@@ -256,12 +258,19 @@ export class SchemaChanges {
         await c.query(`DROP TABLE IF EXISTS ${qualified(schema, p.name)}`);
         await c.query("DELETE FROM sqlite2pg.snapshot_progress WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, p.source.name]);
       }
-      for (const k of diff.kept) {
-        const t = tableOf(k.live.name);
-        if (k.renamedFrom) {
-          if (k.old.name !== t.name) await c.query(`ALTER TABLE ${qualified(schema, k.old.name)} RENAME TO ${quoteIdent(t.name)}`);
-          await c.query("UPDATE sqlite2pg.snapshot_progress SET table_name = $3 WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, k.renamedFrom, k.live.name]);
-        }
+      // Renames go through temporary names, so names swapped between tables do not collide.
+      const renamed = diff.kept.filter((k) => k.renamedFrom !== null);
+      // The rowid index is named after its table (keys.ts): it follows, so a new table may take the old name.
+      const rowidIndex = (name: string) => `${name}_${ROWID_COLUMN}`.slice(0, 63);
+      for (const [i, k] of renamed.entries()) {
+        if (usesRowidColumn(k.old)) await c.query(`ALTER INDEX IF EXISTS ${qualified(schema, rowidIndex(k.old.name))} RENAME TO ${quoteIdent(`_sqlite2pg_tmpix_${i}`)}`);
+        await c.query(`ALTER TABLE ${qualified(schema, k.old.name)} RENAME TO ${quoteIdent(`_sqlite2pg_tmp_${i}`)}`);
+        await c.query("UPDATE sqlite2pg.snapshot_progress SET table_name = $3 WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, k.renamedFrom, `_sqlite2pg_tmp_${i}`]);
+      }
+      for (const [i, k] of renamed.entries()) {
+        await c.query(`ALTER TABLE ${qualified(schema, `_sqlite2pg_tmp_${i}`)} RENAME TO ${quoteIdent(tableOf(k.live.name).name)}`);
+        if (usesRowidColumn(k.old)) await c.query(`ALTER INDEX IF EXISTS ${qualified(schema, `_sqlite2pg_tmpix_${i}`)} RENAME TO ${quoteIdent(rowidIndex(tableOf(k.live.name).name))}`);
+        await c.query("UPDATE sqlite2pg.snapshot_progress SET table_name = $3 WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, `_sqlite2pg_tmp_${i}`, k.live.name]);
       }
       for (const f of diff.fresh) {
         const t = tableOf(f.live.name);
@@ -278,7 +287,8 @@ export class SchemaChanges {
       }
       for (const k of diff.kept) await this.alterColumns(c, schema, k.old, tableOf(k.live.name), k.ops);
       if (withKeys) {
-        for (const k of diff.kept) if (k.changed) await this.alterConstraints(c, k.old, tableOf(k.live.name));
+        // Every drop first: a name freed on one table may be taken on another (tables swapping names).
+        for (const stage of ["drop", "create"] as const) for (const k of diff.kept) if (k.changed) await this.alterConstraints(c, k.old, tableOf(k.live.name), stage);
       }
       await c.query("UPDATE sqlite2pg.state SET plan = $2::jsonb, schema_version = $3, schema_fingerprint = $4, updated_at = now() WHERE source_id = $1", [
         this.h.sourceId, toJson(next), live.version, live.fingerprint,
@@ -330,21 +340,21 @@ export class SchemaChanges {
   }
 
   /** Indexes and constraints: drop those gone or changed, create the new ones (unique keys at the next caught-up point). */
-  private async alterConstraints(c: pg.Client, o: TablePlan, t: TablePlan): Promise<void> {
+  private async alterConstraints(c: pg.Client, o: TablePlan, t: TablePlan, stage: "drop" | "create"): Promise<void> {
     const plan = this.h.state().plan!;
     const table = qualified(plan.schema, t.name);
     const sig = (s: { name: string; sql: string }) => `${s.name}\u0000${s.sql}`;
     const before = o.constraints.statements.filter((s) => s.kind !== "foreign key");
     const after = t.constraints.statements.filter((s) => s.kind !== "foreign key");
     const keep = new Set(after.map(sig));
-    for (const s of before) {
+    for (const s of stage === "drop" ? before : []) {
       if (keep.has(sig(s)) && o.name === t.name) continue;
       if (s.kind === "index") await c.query(`DROP INDEX IF EXISTS ${qualified(plan.schema, s.name)}`);
       else await c.query(`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${quoteIdent(s.name)}`);
     }
     const had = new Set(o.name === t.name ? before.map(sig) : []);
     const unique = new Set(uniqueStatements({ ...plan, tables: [t] }).map((u) => u.name));
-    for (const s of after) {
+    for (const s of stage === "create" ? after : []) {
       if (had.has(sig(s))) continue;
       if (unique.has(s.name)) this.uniquesPending = true;
       else await c.query(s.sql);

@@ -119,7 +119,12 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
   const diff: SchemaDiff = { kept: [], dropped: [], fresh: [], any: false, summary: [] };
   for (const p of unmatched) {
     const page = pages?.[p.source.name];
-    const moved = page === undefined ? undefined : live.schema.tables.find((l) => !claimed.has(l.name) && live.pages[l.name] === page && l.name !== p.source.name);
+    // A renamed table keeps its root page and takes its triggers along (under
+    // their old names). Both are required: with auto_vacuum, dropping a table
+    // may move another table's root onto the dropped one's page.
+    const old = triggerNames(p.source.name);
+    const moved = page === undefined ? undefined : live.schema.tables.find((l) => !claimed.has(l.name) && live.pages[l.name] === page && l.name !== p.source.name
+      && [old.ins, old.upd, old.del].every((n) => live.triggers.get(n) === l.name));
     if (moved) {
       pairs.push({ p, l: moved, renamedFrom: p.source.name });
       claimed.add(moved.name);

@@ -130,6 +130,9 @@ describe("schema changes while replicating", () => {
       COMMIT;`);
     s.db.exec("UPDATE new_name SET v = 'after' WHERE id = 3; INSERT INTO nokey2 VALUES (2, 'y')");
     await s.exact();
+    // The old name is free again in Postgres, for a new table without a key too.
+    s.db.exec("CREATE TABLE nokey (a INT); INSERT INTO nokey VALUES (5), (5)");
+    await s.exact();
     expect(await rowsOf(s.client, "SELECT to_regclass('public.old_name') AS t")).toEqual([{ t: null }]);
     // The capture triggers were installed under the new name; nothing is recorded under the old one.
     const names = (s.db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name);
@@ -137,6 +140,19 @@ describe("schema changes while replicating", () => {
     expect(names.some((n) => n.endsWith("_old_name"))).toBe(false);
     s.db.exec("DELETE FROM new_name WHERE id = 2");
     expect(s.db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE tbl = 'old_name'`).get()).toEqual({ n: 0 });
+    await s.exact();
+  });
+
+  it("two tables swapping names (through a temporary name) keep their own rows and changes", async () => {
+    const s = await setup("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT);");
+    s.db.exec("INSERT INTO a (v) VALUES ('a1'), ('a2'); INSERT INTO b (v) VALUES ('b1')");
+    await s.exact();
+    s.db.exec("UPDATE a SET v = 'a1 pending' WHERE id = 1; INSERT INTO b (v) VALUES ('b2 pending')");
+    s.db.exec("BEGIN; ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; ALTER TABLE tmp RENAME TO b; INSERT INTO b (v) VALUES ('was a'); COMMIT;");
+    s.db.exec("UPDATE a SET v = 'was b' WHERE id = 1");
+    await s.exact();
+    expect(await rowsOf(s.client, "SELECT v FROM b ORDER BY id")).toEqual([{ v: "a1 pending" }, { v: "a2" }, { v: "was a" }]);
+    s.db.exec("DELETE FROM a WHERE id = 2; DELETE FROM b WHERE id = 2");
     await s.exact();
   });
 
