@@ -363,6 +363,13 @@ export class SchemaChanges {
 
   /** The cookie moved but nothing needs mirroring (the project's own change, or VACUUM of a file keyed by declared keys). */
   private async accept(live: LiveSchema): Promise<void> {
+    // A table captured and dropped again between two looks leaves the schema
+    // text as it was, and changes that name a table that exists no more.
+    const names = JSON.stringify(live.schema.tables.map((t) => t.name));
+    const orphan = "FROM " + CHANGES + " WHERE seq > ? AND tbl <> ? AND tbl NOT IN (SELECT value FROM json_each(?))";
+    if (this.h.db().prepare(`SELECT 1 ${orphan} LIMIT 1`).get(this.h.state().appliedSeq, SENTINEL_TABLE, names)) {
+      this.h.writer().prepare(`DELETE ${orphan}`).run(this.h.state().appliedSeq, SENTINEL_TABLE, names);
+    }
     await this.h.client().query(
       "UPDATE sqlite2pg.state SET schema_version = $2, schema_fingerprint = $3, plan = jsonb_set(plan, '{rootpages}', $4::jsonb), updated_at = now() WHERE source_id = $1",
       [this.h.sourceId, live.version, live.fingerprint, JSON.stringify(live.pages)],

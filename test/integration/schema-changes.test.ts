@@ -10,6 +10,7 @@ import Database from "better-sqlite3";
 import pino from "pino";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
+import { runCli } from "../helpers/daemon.js";
 import { Replicator } from "../../src/pipeline/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { CHANGES, installCapture, triggerNames } from "../../src/source/capture.js";
@@ -283,6 +284,12 @@ describe("schema changes while replicating", () => {
     installCapture(s.db, readSchema(s.db).tables); // nothing differs: nothing changes
     s.db.exec("INSERT INTO n (w) VALUES ('again')");
     await s.exact();
+    // A table captured by init and dropped before the daemon looked: its changes have nothing to apply.
+    s.db.exec("CREATE TABLE brief (id INTEGER PRIMARY KEY)");
+    installCapture(s.db, readSchema(s.db).tables);
+    s.db.exec("INSERT INTO brief VALUES (1); DROP TABLE brief; INSERT INTO n (w) VALUES ('after the drop')");
+    await s.exact();
+    expect(s.db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE tbl = 'brief'`).get()).toEqual({ n: 0 });
   });
 
   it("validate names a table or column SQLite has and Postgres lacks", async () => {
@@ -295,6 +302,10 @@ describe("schema changes while replicating", () => {
     const report = await validate(s.db, s.client, plan, "full");
     expect(report.ok).toBe(false);
     expect(report.schema).toEqual(["table u is in SQLite but not in Postgres (not replicated)", "column t.extra is in SQLite but not in Postgres"]);
+    const cli = await runCli(["validate", "--sqlite", s.path, "--pg", s.url, "--full"]);
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toMatch(/schema: column t\.extra is in SQLite but not in Postgres/);
+    expect(cli.stdout).toMatch(/schema: table u is in SQLite but not in Postgres/);
   });
 
   it("a schema change during the cutover's freeze aborts it loudly; the change is mirrored and the cutover then succeeds", async () => {
