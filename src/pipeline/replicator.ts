@@ -33,7 +33,8 @@ import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
 import { keyStatements, schemaFingerprint } from "./keys.js";
-import { buildMissingUniques, rootPages, SchemaChanges, SchemaMoved } from "./schema-changes.js";
+import { rootPages, SchemaChanges, SchemaMoved } from "./schema-changes.js";
+import { buildMissingUniques } from "./schema-ddl.js";
 import { freezeInfo } from "../source/freeze.js";
 
 /** The phases, as stored in `sqlite2pg.state.phase`. */

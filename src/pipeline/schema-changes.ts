@@ -22,23 +22,21 @@
  * column and key; the daemon retries by itself once the source is fixed.
  */
 import type BetterSqlite3 from "better-sqlite3";
-import Database from "better-sqlite3";
 import type pg from "pg";
 import { sourceError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
-import { buildPlan, type ColumnPlan, type MigrationPlan, type TablePlan } from "../plan/plan.js";
+import { buildPlan, type ColumnPlan, type TablePlan } from "../plan/plan.js";
 import type { TableCensus } from "../source/census.js";
 import { CHANGES, META, noteOwnSchemaChange, SENTINEL_TABLE, triggerNames } from "../source/capture.js";
 import { freezeInfo, unfreeze } from "../source/freeze.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
-import { paramValue } from "../target/copy-encode.js";
 import { createTableSql } from "../target/ddl.js";
 import { ROWID_COLUMN, type TransformedValue } from "../target/row-encoder.js";
 import { loadProgress, toJson, type ReplicationState } from "../target/state.js";
-import { keyStatements, schemaFingerprint, uniqueStatements } from "./keys.js";
+import { keyStatements, schemaFingerprint } from "./keys.js";
 import { diffSchema, readLive, type LiveSchema, type RootPages, type SchemaDiff, type StoredPlan } from "./schema-diff.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
-import { isRetryable } from "./retry.js";
+import { alterColumns, alterConstraints } from "./schema-ddl.js";
 
 /** Thrown inside a batch's read transaction: the schema is not the one the plan describes. */
 export class SchemaMoved extends Error {
@@ -285,10 +283,10 @@ export class SchemaChanges {
           [this.h.sourceId, t.source.name, t.census.rows],
         );
       }
-      for (const k of diff.kept) await this.alterColumns(c, schema, k.old, tableOf(k.live.name), k.ops);
+      for (const k of diff.kept) await alterColumns(c, schema, k.old, tableOf(k.live.name), k.ops);
       if (withKeys) {
         // Every drop first: a name freed on one table may be taken on another (tables swapping names).
-        for (const stage of ["drop", "create"] as const) for (const k of diff.kept) if (k.changed) await this.alterConstraints(c, k.old, tableOf(k.live.name), stage);
+        for (const stage of ["drop", "create"] as const) for (const k of diff.kept) if (k.changed && (await alterConstraints(c, next, k.old, tableOf(k.live.name), stage))) this.uniquesPending = true;
       }
       await c.query("UPDATE sqlite2pg.state SET plan = $2::jsonb, schema_version = $3, schema_fingerprint = $4, updated_at = now() WHERE source_id = $1", [
         this.h.sourceId, toJson(next), live.version, live.fingerprint,
@@ -303,62 +301,6 @@ export class SchemaChanges {
     await this.h.reload();
     this.h.planChanged();
     this.h.log.info({ schema_version: live.version }, "schema change mirrored in Postgres");
-  }
-
-  /** ALTER TABLE for renamed, dropped and added columns. */
-  private async alterColumns(c: pg.Client, schema: string, o: TablePlan, t: TablePlan, ops: { renames: [string, string][]; drops: string[]; adds: string[] }): Promise<void> {
-    const table = qualified(schema, t.name);
-    const pgOf = (plan: TablePlan, source: string) => plan.columns.find((x) => x.source.name === source)!.name;
-    // Through temporary names, so names swapped between columns do not collide.
-    const moves = ops.renames.map(([a, b]) => ({ from: pgOf(o, a), to: pgOf(t, b) })).filter((m) => m.from !== m.to);
-    for (const [i, m] of moves.entries()) await c.query(`ALTER TABLE ${table} RENAME COLUMN ${quoteIdent(m.from)} TO ${quoteIdent(`_sqlite2pg_tmp_${i}`)}`);
-    for (const [i, m] of moves.entries()) await c.query(`ALTER TABLE ${table} RENAME COLUMN ${quoteIdent(`_sqlite2pg_tmp_${i}`)} TO ${quoteIdent(m.to)}`);
-    for (const d of ops.drops) await c.query(`ALTER TABLE ${table} DROP COLUMN IF EXISTS ${quoteIdent(pgOf(o, d))}`);
-    for (const a of ops.adds) {
-      const col = t.columns.find((x) => x.source.name === a)!;
-      const q = quoteIdent(col.name);
-      await c.query(`ALTER TABLE ${table} ADD COLUMN ${q} ${col.type.sql}`);
-      // The rows already there read the column's constant default in SQLite
-      // (with the column's affinity applied): the same value, encoded as COPY
-      // would encode it, goes to every row here. Rows changed since are in the
-      // changelog and are read again.
-      const value = storedDefault(col);
-      if (value !== null) {
-        let param: string | Buffer | null;
-        try {
-          param = paramValue(value, col, t.columns.indexOf(col));
-        } catch (e) {
-          throw sourceError("SCHEMA_CHANGE_REFUSED", `column ${a} added to table ${t.source.name}: its default ${col.source.defaultSql} cannot be stored as ${col.type.sql}: ${(e as Error).message}`, {
-            context: { table: t.source.name, column: a }, hint: "replication is paused and nothing is skipped; change the column's default in SQLite, and the daemon retries by itself",
-          });
-        }
-        await c.query(`UPDATE ${table} SET ${q} = $1::${col.type.sql}`, [param]);
-      }
-      if (col.notNull) await c.query(`ALTER TABLE ${table} ALTER COLUMN ${q} SET NOT NULL`);
-      if (col.defaultSql) await c.query(`ALTER TABLE ${table} ALTER COLUMN ${q} SET DEFAULT ${col.defaultSql}`);
-    }
-  }
-
-  /** Indexes and constraints: drop those gone or changed, create the new ones (unique keys at the next caught-up point). */
-  private async alterConstraints(c: pg.Client, o: TablePlan, t: TablePlan, stage: "drop" | "create"): Promise<void> {
-    const plan = this.h.state().plan!;
-    const table = qualified(plan.schema, t.name);
-    const sig = (s: { name: string; sql: string }) => `${s.name}\u0000${s.sql}`;
-    const before = o.constraints.statements.filter((s) => s.kind !== "foreign key");
-    const after = t.constraints.statements.filter((s) => s.kind !== "foreign key");
-    const keep = new Set(after.map(sig));
-    for (const s of stage === "drop" ? before : []) {
-      if (keep.has(sig(s)) && o.name === t.name) continue;
-      if (s.kind === "index") await c.query(`DROP INDEX IF EXISTS ${qualified(plan.schema, s.name)}`);
-      else await c.query(`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${quoteIdent(s.name)}`);
-    }
-    const had = new Set(o.name === t.name ? before.map(sig) : []);
-    const unique = new Set(uniqueStatements({ ...plan, tables: [t] }).map((u) => u.name));
-    for (const s of stage === "create" ? after : []) {
-      if (had.has(sig(s))) continue;
-      if (unique.has(s.name)) this.uniquesPending = true;
-      else await c.query(s.sql);
-    }
   }
 
   /** The cookie moved but nothing needs mirroring (the project's own change, or VACUUM of a file keyed by declared keys). */
@@ -432,40 +374,4 @@ function pauseWith(e: Error & { code?: string; context?: Record<string, unknown>
     context: (e as { context?: Record<string, string> }).context,
     hint: "replication is paused and nothing is skipped; change the table in SQLite so it can be captured, and the daemon retries by itself",
   });
-}
-
-/** The value SQLite reads for a row that existed before ADD COLUMN: the constant default, with the column's affinity. */
-function storedDefault(col: ColumnPlan): unknown {
-  const d = col.source.defaultSql;
-  if (d === null) return null;
-  const mem = new Database(":memory:");
-  try {
-    mem.exec(`CREATE TABLE t (v ${col.source.declaredType} DEFAULT ${d})`);
-    mem.exec("INSERT INTO t DEFAULT VALUES");
-    return (mem.prepare("SELECT v FROM t").raw(true).safeIntegers(true).get() as unknown[])[0];
-  } finally {
-    mem.close();
-  }
-}
-
-/**
- * Build the unique keys that do not exist yet (deferred to a caught-up
- * point: only then does Postgres equal one state of SQLite). One that fails
- * (collation semantics differ) is left out with a warning: the data stays exact.
- */
-export async function buildMissingUniques(c: pg.Client, p: MigrationPlan, log: Logger): Promise<void> {
-  for (const { table, name, sql } of uniqueStatements(p)) {
-    const exists = await c.query("SELECT 1 FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE n.nspname = $1 AND k.relname = $2", [p.schema, name]);
-    if (exists.rowCount) continue;
-    try {
-      await c.query("BEGIN");
-      await c.query("SET LOCAL maintenance_work_mem = '256MB'");
-      await c.query(sql);
-      await c.query("COMMIT");
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      if (isRetryable(e)) throw e;
-      log.warn({ table, constraint: name, err: (e as Error).message }, `unique key ${name} not created: the rows break it in Postgres`);
-    }
-  }
 }
