@@ -158,8 +158,10 @@ export class SchemaChanges {
     const censuses = new Map<string, TableCensus>();
     for (const k of diff.kept) if (!k.ops.renames.length && !k.ops.drops.length && !k.ops.adds.length) censuses.set(k.live.name, k.old.census);
     const fresh = buildPlan(this.h.db(), live.schema, { schema: plan.schema, preserveCase: plan.preserveCase }, censuses);
-    const replanned = new Set([...diff.fresh.map((f) => f.live.name), ...diff.kept.filter((k) => k.ops.adds.length).map((k) => k.live.name)]);
-    const refusal = fresh.refusals.find((r) => replanned.has(r.table));
+    // Columns whose type is chosen now: every column of a table planned again, the added ones of an altered table.
+    const chosen = (table: string, column: string) =>
+      diff.fresh.some((f) => f.live.name === table) || diff.kept.some((k) => k.live.name === table && k.ops.adds.includes(column));
+    const refusal = fresh.refusals.find((r) => chosen(r.table, r.column));
     if (refusal) {
       throw sourceError("SCHEMA_CHANGE_REFUSED", `the new shape of table ${refusal.table} cannot go to Postgres: column ${refusal.column}: ${refusal.reason} (${refusal.key})`, {
         context: { table: refusal.table, column: refusal.column, key: refusal.key },

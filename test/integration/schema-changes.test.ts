@@ -97,6 +97,19 @@ describe("schema changes while replicating", () => {
     expect(await rowsOf(s.client, "SELECT indexname FROM pg_indexes WHERE tablename = 't' AND indexname = 't_b'")).toEqual([{ indexname: "t_b" }]);
   });
 
+  it("RENAME COLUMN of a WITHOUT ROWID key column and of a unique column: capture follows, REPLACE through the renamed unique column is captured", async () => {
+    const s = await setup("CREATE TABLE kv (k TEXT, n INT, v BLOB, PRIMARY KEY (k, n)) WITHOUT ROWID; CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, x INT);");
+    s.db.exec("INSERT INTO kv VALUES ('a', 1, x'01'), ('b', 2, NULL); INSERT INTO u (email, x) VALUES ('p', 1), ('q', 2)");
+    await s.exact();
+    s.db.exec("BEGIN; ALTER TABLE kv RENAME COLUMN k TO key; UPDATE kv SET key = 'c' WHERE key = 'a'; ALTER TABLE u RENAME COLUMN email TO mail; COMMIT;");
+    s.db.exec("INSERT OR REPLACE INTO u (id, mail, x) VALUES (5, 'q', 9); INSERT INTO kv VALUES ('d', 4, x'04')");
+    await s.exact();
+    expect(await rowsOf(s.client, "SELECT id::int, mail FROM u ORDER BY id")).toEqual([{ id: 1, mail: "p" }, { id: 5, mail: "q" }]);
+    s.db.exec("INSERT OR REPLACE INTO u (id, mail, x) VALUES (6, 'p', 10)"); // evicts row 1 through the renamed unique column
+    await s.exact();
+    expect(await rowsOf(s.client, "SELECT conname FROM pg_constraint WHERE conrelid = 'public.u'::regclass AND contype = 'u'")).toEqual([{ conname: "u_mail_key" }]);
+  });
+
   it("CREATE TABLE (planned, captured, copied) and DROP TABLE with changes still pending", async () => {
     const s = await setup("CREATE TABLE keep (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE gone (id INTEGER PRIMARY KEY, v TEXT);");
     s.db.exec("INSERT INTO gone (v) VALUES ('a'), ('b')");
