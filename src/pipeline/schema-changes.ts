@@ -111,7 +111,11 @@ export class SchemaChanges {
     if (phase === "new" || phase === "cut-over" || phase === "done") return true;
     for (let attempt = 0; this.cookie() !== this.version; attempt++) {
       if (attempt >= 5) throw sourceError("SCHEMA_UNSETTLED", "the SQLite schema kept changing while it was being mirrored", { hint: "replication retries by itself once the application's migration is over" });
-      await this.reconcileOnce();
+      try {
+        await this.reconcileOnce();
+      } catch (e) {
+        if (!(e instanceof SchemaMoved)) throw e; // changed again meanwhile: look again
+      }
     }
     if (!this.recopyCheck || PHASES_WITHOUT_KEYS.has(phase)) return true;
     const done = await this.finishCopies();

@@ -144,9 +144,11 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
     const cap = live.capture.get(l.name);
     const on = (names: string[]) => names.every((n) => live.triggers.get(n) === l.name);
     const hashOk = !!cap && !("error" in cap) && live.hashes.get(l.name) === cap.hash && on(cap.names);
+    // Writes made while a capture trigger was missing (REPLACE evictions
+    // included) were never recorded: only a copy is exact. The triggers that
+    // were installed are those the plan's table needed.
     const old = triggerNames(renamedFrom ?? l.name);
-    // Writes made while the AFTER triggers were missing were never recorded: only a copy is exact.
-    const capturing = hashOk || on([old.ins, old.upd, old.del]);
+    const capturing = hashOk || on(replaceConflicts(p.source).sql ? [old.ins, old.upd, old.del, old.binsert, old.bupdate] : [old.ins, old.upd, old.del]);
     const why = !capturing ? "its capture triggers are missing" : keyChanged(p.source, l) ? "its key changed" : newUnique(p.source, l) ? "a new unique index (REPLACE through it was not captured)" : null;
     const ops = why ? null : columnOps(p.source.columns, l.columns);
     if (why || !ops) {

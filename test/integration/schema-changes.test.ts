@@ -206,6 +206,17 @@ describe("schema changes while replicating", () => {
     expect(await rowsOf(s.client, "SELECT id::int FROM acct ORDER BY id")).toEqual([{ id: 3 }, { id: 10 }, { id: 11 }]);
   });
 
+  it("a capture trigger dropped by hand (the REPLACE one too) is re-installed and the table copied again", async () => {
+    const s = await setup("CREATE TABLE acct (id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INT);");
+    s.db.exec("INSERT INTO acct (email, n) VALUES ('a', 1), ('b', 2), ('c', 3)");
+    await s.exact();
+    s.db.exec(`DROP TRIGGER "${triggerNames("acct").binsert}"; INSERT OR REPLACE INTO acct (id, email, n) VALUES (10, 'b', 20)`);
+    await s.exact();
+    expect(await rowsOf(s.client, "SELECT id::int FROM acct ORDER BY id")).toEqual([{ id: 1 }, { id: 3 }, { id: 10 }]);
+    s.db.exec("INSERT OR REPLACE INTO acct (id, email, n) VALUES (11, 'a', 30)");
+    await s.exact();
+  });
+
   it("CREATE INDEX and DROP INDEX are translated like the plan does", async () => {
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INT); CREATE INDEX t_a ON t (a);");
     s.db.exec("INSERT INTO t (a, b) VALUES ('x', 1), ('y', 2)");
