@@ -226,9 +226,16 @@ export class SchemaChanges {
       if (Object.keys(renames).length) {
         w.prepare(`UPDATE ${CHANGES} SET tbl = json_extract(?, '$.' || json_quote(tbl)) WHERE seq > ? AND tbl IN (SELECT key FROM json_each(?))`).run(JSON.stringify(renames), applied, JSON.stringify(renames));
       }
+      // Every drop before any create: names may be swapped between tables.
+      for (const name of install) {
+        dropTriggers(name);
+        // Capture triggers a rename brought along under another table's name would record changes under that name.
+        for (const [trigger, on] of live.triggers) {
+          if (on === name && /^_sqlite2pg_(ins|upd|del|rins|rupd)_/.test(trigger)) w.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(trigger)}`);
+        }
+      }
       for (const name of install) {
         const cap = live.capture.get(name) as { sql: string; hash: string };
-        dropTriggers(name);
         w.exec(cap.sql);
         put.run(`triggers:${name}`, cap.hash);
       }

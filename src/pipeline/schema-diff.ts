@@ -117,6 +117,9 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
     } else unmatched.push(p);
   }
   const diff: SchemaDiff = { kept: [], dropped: [], fresh: [], any: false, summary: [] };
+  // Renames first: a table rebuilt by hand in several transactions (create new_t,
+  // copy, drop t, rename new_t to t) is then a rename, not a copy.
+  const rest: TablePlan[] = [];
   for (const p of unmatched) {
     const page = pages?.[p.source.name];
     // A renamed table keeps its root page and takes its triggers along (under
@@ -129,8 +132,9 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
       pairs.push({ p, l: moved, renamedFrom: p.source.name });
       claimed.add(moved.name);
       diff.summary.push(`table ${p.source.name} renamed to ${moved.name}`);
-      continue;
-    }
+    } else rest.push(p);
+  }
+  for (const p of rest) {
     const same = liveByName.get(p.source.name);
     if (same && !claimed.has(same.name)) {
       diff.fresh.push({ live: same, old: p, why: "rebuilt (a new table under the same name)" });

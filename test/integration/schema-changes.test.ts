@@ -194,6 +194,20 @@ describe("schema changes while replicating", () => {
     expect((await loadProgress(s.client, s.sourceId)).every((p) => p.done)).toBe(true);
   });
 
+  it("a rebuild in steps the daemon sees one by one (Prisma without a transaction) ends as a rename", async () => {
+    const s = await setup('CREATE TABLE "User" (id INTEGER PRIMARY KEY, email TEXT, n INT);');
+    s.db.exec(`INSERT INTO "User" (email, n) VALUES ('a', 1), ('b', 2)`);
+    await s.exact();
+    s.db.exec(`CREATE TABLE "new_User" (id INTEGER PRIMARY KEY, email TEXT NOT NULL, n INT, extra TEXT); INSERT INTO "new_User" (id, email, n) SELECT id, email, n FROM "User"`);
+    await s.exact();
+    s.db.exec(`UPDATE "User" SET n = 5 WHERE id = 1`); // lost with the old table, as in SQLite
+    s.db.exec(`DROP TABLE "User"; ALTER TABLE "new_User" RENAME TO "User"; CREATE UNIQUE INDEX "User_email_key" ON "User" ("email"); INSERT INTO "User" (email, extra) VALUES ('c', 'x')`);
+    await s.exact();
+    expect(await rowsOf(s.client, "SELECT to_regclass('public.new_user') AS t")).toEqual([{ t: null }]);
+    s.db.exec(`UPDATE "User" SET extra = 'y' WHERE id = 2`);
+    await s.exact();
+  });
+
   it("a new UNIQUE index, then INSERT OR REPLACE evicting a row through it: the table is copied again, REPLACE captured from then on", async () => {
     const s = await setup("CREATE TABLE acct (id INTEGER PRIMARY KEY, email TEXT, n INT);");
     s.db.exec("INSERT INTO acct (email, n) VALUES ('a', 1), ('b', 2), ('c', 3)");
