@@ -23,7 +23,7 @@
  */
 import type BetterSqlite3 from "better-sqlite3";
 import type pg from "pg";
-import { sourceError } from "../errors.js";
+import { sourceError, type Sqlite2pgError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { buildPlan, type ColumnPlan, type TablePlan } from "../plan/plan.js";
 import type { TableCensus } from "../source/census.js";
@@ -382,9 +382,10 @@ export class SchemaChanges {
   }
 }
 
-function pauseWith(e: Error & { code?: string; context?: Record<string, unknown> }): Error {
-  return sourceError("SCHEMA_CHANGE_REFUSED", `a table changed on the source cannot be captured: ${e.message}`, {
-    context: (e as { context?: Record<string, string> }).context,
-    hint: "replication is paused and nothing is skipped; change the table in SQLite so it can be captured, and the daemon retries by itself",
+/** Capture's own refusal (code, message, table), with what pausing means here. */
+function pauseWith(e: Sqlite2pgError): Error {
+  return sourceError(e.code, `a table changed on the source cannot be captured: ${e.message}`, {
+    context: e.context,
+    hint: `${e.hint ? e.hint + "; " : ""}replication is paused and nothing is skipped: change the table in SQLite so it can be captured (or drop it), and the daemon retries by itself`,
   });
 }

@@ -311,6 +311,19 @@ describe("schema changes while replicating", () => {
     await s.exact();
   });
 
+  it("a new table that cannot be captured pauses with capture's own refusal, and resumes once it is gone", async () => {
+    const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
+    await s.exact();
+    s.db.exec("CREATE TABLE wide (a, b, c, d, e, PRIMARY KEY (a, b, c, d, e)) WITHOUT ROWID; INSERT INTO t (v) VALUES ('meanwhile')");
+    const err = await s.rep.syncOnce().catch((e) => e);
+    expect(err.code).toBe("KEY_TOO_WIDE");
+    expect(err.message).toMatch(/cannot be captured: table wide has a 5-column primary key/);
+    expect(err.context).toMatchObject({ table: "wide" });
+    expect(err.hint).toMatch(/retries by itself/);
+    s.db.exec("DROP TABLE wide");
+    await s.exact();
+  });
+
   it("init run again while a daemon streams is harmless (a new table captured by it is copied)", async () => {
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
     s.db.exec("INSERT INTO t (v) VALUES ('a')");
