@@ -77,4 +77,29 @@ describe("schema changes with a running daemon", () => {
     expect((await client.query("SELECT count(*)::int AS n FROM users WHERE nick = 'none'")).rows[0].n).toBeGreaterThan(3000);
     app.close();
   }, 300_000);
+
+  it("a change Postgres cannot hold shows in status as the daemon's last error, and the daemon resumes by itself once the application fixes it", async () => {
+    const dir = tempDir();
+    const path = sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('a'), ('b');");
+    const app = new Database(path);
+    app.pragma("busy_timeout = 10000");
+    const { url, client } = await freshDatabase();
+    expect((await runCli(["init", "--sqlite", path, "--pg", url])).code).toBe(0);
+    const d = Daemon.start("d", { sqlite: path, pg: url, pollMs: 50 });
+    daemons.push(d);
+    await waitFor("streaming", 60_000, async () => (await cliStatus(path, url)).phase === "streaming" || undefined);
+    app.exec("ALTER TABLE t ADD COLUMN payload; UPDATE t SET payload = x'00' WHERE id = 1; UPDATE t SET payload = 'text' WHERE id = 2; INSERT INTO t (v) VALUES ('c')");
+    const st = await waitFor("the pause", 60_000, async () => (await cliStatus(path, url)).last_error ?? undefined);
+    expect(st).toMatch(/table t cannot go to Postgres: column payload: blobs mixed with text or numbers.*id=1/);
+    expect(d.alive).toBe(true);
+    app.exec("UPDATE t SET payload = x'01' WHERE id = 2"); // the application's fix
+    await waitFor("recovered", 60_000, async () => {
+      const s2 = await cliStatus(path, url);
+      return (s2.last_error === null && s2.lag_changes === 0) || undefined;
+    });
+    expect((await compareDatabases(path, client)).differences).toEqual([]);
+    d.kill("SIGTERM");
+    expect(await d.waitExit(30_000)).toEqual({ code: 0, signal: null });
+    app.close();
+  }, 180_000);
 });
