@@ -80,6 +80,12 @@ export class SchemaChanges {
   private recopyCheck = true;
   /** Unique keys may be missing (deferred to a caught-up point). */
   uniquesPending = true;
+  /**
+   * Compare once after a start even if the cookie did not move: capture
+   * installed by an older version, or changed while no daemon ran, is found
+   * (stale triggers re-installed, missing ones re-installed and the table copied).
+   */
+  private startupCheck = true;
 
   constructor(private readonly h: SchemaHost, version: number, fingerprint: string) {
     this.version = version;
@@ -109,10 +115,12 @@ export class SchemaChanges {
   async reconcile(): Promise<boolean> {
     const phase = this.h.state().phase;
     if (phase === "new" || phase === "cut-over" || phase === "done") return true;
-    for (let attempt = 0; this.cookie() !== this.version; attempt++) {
+    if (phase === "frozen") this.startupCheck = false; // during the freeze only a moved cookie counts
+    for (let attempt = 0; this.cookie() !== this.version || this.startupCheck; attempt++) {
       if (attempt >= 5) throw sourceError("SCHEMA_UNSETTLED", "the SQLite schema kept changing while it was being mirrored", { hint: "replication retries by itself once the application's migration is over" });
       try {
         await this.reconcileOnce();
+        this.startupCheck = false;
       } catch (e) {
         if (!(e instanceof SchemaMoved)) throw e; // changed again meanwhile: look again
       }
@@ -129,8 +137,8 @@ export class SchemaChanges {
     const plan = h.state().plan as StoredPlan;
     const fpChanged = live.fingerprint !== this.fingerprint;
     // Root pages are compared unless the file was rewritten (VACUUM renumbers them).
-    const usePages = fpChanged || live.version === live.own;
-    if (!fpChanged) {
+    const usePages = fpChanged || live.version === live.own || live.version === this.version;
+    if (!fpChanged && live.version !== this.version) {
       // The cookie moved but no text did: VACUUM (it may renumber the rowids
       // of tables without an INTEGER PRIMARY KEY, which this replica keys by
       // rowid: changes from now on would name rows by their new rowids).
@@ -141,7 +149,7 @@ export class SchemaChanges {
         });
       }
     }
-    const diff = fpChanged || usePages ? diffSchema(plan, live, usePages) : null;
+    const diff = fpChanged || usePages || this.startupCheck ? diffSchema(plan, live, usePages) : null;
     if (!diff || !diff.any) {
       await this.accept(live);
       return;

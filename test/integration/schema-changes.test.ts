@@ -229,6 +229,13 @@ describe("schema changes while replicating", () => {
     expect(await rowsOf(s.client, "SELECT id::int FROM acct ORDER BY id")).toEqual([{ id: 1 }, { id: 3 }, { id: 10 }]);
     s.db.exec("INSERT OR REPLACE INTO acct (id, email, n) VALUES (11, 'a', 30)");
     await s.exact();
+    // Capture installed by another version (its hash differs) is re-installed at the next start, cookie moved or not.
+    await s.rep.stop();
+    s.db.exec("UPDATE _sqlite2pg_meta SET value = 'from an older version' WHERE key = 'triggers:acct'");
+    const again = s.make();
+    s.db.exec("INSERT OR REPLACE INTO acct (id, email, n) VALUES (12, 'c', 40)");
+    await s.exact(again);
+    expect((s.db.prepare("SELECT value FROM _sqlite2pg_meta WHERE key = 'triggers:acct'").get() as { value: string }).value).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it("CREATE INDEX and DROP INDEX are translated like the plan does", async () => {
