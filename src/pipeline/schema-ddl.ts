@@ -31,7 +31,8 @@ export async function alterColumns(c: pg.Client, schema: string, o: TablePlan, t
     // would encode it, goes to every row here. Rows changed since are in the
     // changelog and are read again.
     const value = storedDefault(col);
-    if (value !== null) {
+    // An empty table has no row to fill (and its column's type came from the declaration alone).
+    if (value !== null && (await c.query(`SELECT 1 FROM ${table} LIMIT 1`)).rowCount) {
       let param: string | Buffer | null;
       try {
         param = paramValue(value, col, t.columns.indexOf(col));

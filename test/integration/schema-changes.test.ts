@@ -85,6 +85,15 @@ describe("schema changes while replicating", () => {
     await s.exact();
   });
 
+  it("ADD COLUMN to an empty table, with a default its declared type cannot hold", async () => {
+    const s = await setup("CREATE TABLE e (id INTEGER PRIMARY KEY, v TEXT);");
+    await s.exact();
+    s.db.exec("ALTER TABLE e ADD COLUMN n INTEGER DEFAULT 'none'; ALTER TABLE e ADD COLUMN m INTEGER DEFAULT 4");
+    await s.exact();
+    s.db.exec("INSERT INTO e (v, n) VALUES ('a', 1)");
+    await s.exact();
+  });
+
   it("DROP COLUMN and RENAME COLUMN, with writes around them", async () => {
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INT, c BLOB); CREATE INDEX t_b ON t (b);");
     for (let i = 1; i <= 20; i++) s.db.prepare("INSERT INTO t (a, b, c) VALUES (?, ?, ?)").run(`a${i}`, i, Buffer.from([i]));
