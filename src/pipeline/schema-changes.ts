@@ -231,8 +231,10 @@ export class SchemaChanges {
       // swapped between tables are not mixed up.
       const renames = Object.fromEntries(diff.kept.flatMap((k) => (k.renamedFrom ? [[k.renamedFrom, k.live.name]] : [])));
       for (const from of Object.keys(renames)) dropTriggers(from);
-      if (Object.keys(renames).length) {
-        w.prepare(`UPDATE ${CHANGES} SET tbl = json_extract(?, '$.' || json_quote(tbl)) WHERE seq > ? AND tbl IN (SELECT key FROM json_each(?))`).run(JSON.stringify(renames), applied, JSON.stringify(renames));
+      const pairs = Object.entries(renames);
+      if (pairs.length) {
+        const cases = pairs.map(() => "WHEN ? THEN ?").join(" ");
+        w.prepare(`UPDATE ${CHANGES} SET tbl = CASE tbl ${cases} END WHERE seq > ? AND tbl IN (${pairs.map(() => "?").join(", ")})`).run(...pairs.flat(), applied, ...pairs.map(([from]) => from));
       }
       // Every drop before any create: names may be swapped between tables.
       for (const name of install) {

@@ -166,6 +166,17 @@ describe("schema changes while replicating", () => {
     await s.exact();
   });
 
+  it("names that need quoting survive a rename and a new column", async () => {
+    const s = await setup('CREATE TABLE "we""ird Name" (id INTEGER PRIMARY KEY, "a b" TEXT);');
+    s.db.exec(`INSERT INTO "we""ird Name" ("a b") VALUES ('x'), ('y')`);
+    await s.exact();
+    s.db.exec(`UPDATE "we""ird Name" SET "a b" = 'pending' WHERE id = 1`);
+    s.db.exec(`BEGIN; ALTER TABLE "we""ird Name" RENAME TO "new ""one"; ALTER TABLE "new ""one" ADD COLUMN "c.d" INT DEFAULT 3; INSERT INTO "new ""one" ("a b") VALUES ('z'); COMMIT;`);
+    await s.exact();
+    s.db.exec(`UPDATE "new ""one" SET "c.d" = 4 WHERE id = 2`);
+    await s.exact();
+  });
+
   it("two tables swapping names (through a temporary name) keep their own rows and changes", async () => {
     const s = await setup("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT);");
     s.db.exec("INSERT INTO a (v) VALUES ('a1'), ('a2'); INSERT INTO b (v) VALUES ('b1')");
