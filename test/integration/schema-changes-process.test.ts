@@ -88,7 +88,7 @@ describe("schema changes with a running daemon", () => {
     const d = Daemon.start("d", { sqlite: path, pg: url, pollMs: 50 });
     daemons.push(d);
     await waitFor("streaming", 60_000, async () => (await cliStatus(path, url)).phase === "streaming" || undefined);
-    app.exec("ALTER TABLE t ADD COLUMN payload; UPDATE t SET payload = x'00' WHERE id = 1; UPDATE t SET payload = 'text' WHERE id = 2; INSERT INTO t (v) VALUES ('c')");
+    app.exec("BEGIN; ALTER TABLE t ADD COLUMN payload; UPDATE t SET payload = x'00' WHERE id = 1; UPDATE t SET payload = 'text' WHERE id = 2; INSERT INTO t (v) VALUES ('c'); COMMIT;");
     const st = await waitFor("the pause", 60_000, async () => (await cliStatus(path, url)).last_error ?? undefined);
     expect(st).toMatch(/table t cannot go to Postgres: column payload: blobs mixed with text or numbers.*id=1/);
     expect(d.alive).toBe(true);
