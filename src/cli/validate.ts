@@ -43,11 +43,13 @@ export async function validateCommand(flags: { sqlite?: string; pg?: string; sch
         if (t.note) line += `\n         ${t.note}`;
         return line;
       });
+      for (const d of report.schema) lines.push(`  !!  schema: ${d}`);
       lines.push(`${report.ok ? "Equal" : "DIFFERENT"} (${report.mode}): ${report.rows} rows in ${report.seconds.toFixed(2)} s (${Math.round(report.rows / Math.max(report.seconds, 0.001))} rows/s).`);
       process.stdout.write(lines.join("\n") + "\n");
     }
     if (!report.ok) {
       const bad = report.tables.filter((t) => t.sqlite_rows !== t.pg_rows || t.digest === "differs").map((t) => t.table);
+      if (report.schema.length) bad.push(`the schema (${report.schema.join("; ")})`);
       throw validationError("VALIDATION_MISMATCH", `SQLite and Postgres differ in: ${bad.join(", ")}`, { context: { table: bad[0] } });
     }
   } finally {

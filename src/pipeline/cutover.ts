@@ -27,7 +27,7 @@ import type BetterSqlite3 from "better-sqlite3";
 import { spawn } from "node:child_process";
 import { renameSync, writeFileSync } from "node:fs";
 import type pg from "pg";
-import { Sqlite2pgError, validationError } from "../errors.js";
+import { Sqlite2pgError, sourceError, validationError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { quoteIdent, qualified } from "../sql/ident.js";
@@ -65,6 +65,10 @@ export interface CutoverHost {
   reload(): Promise<void>;
   setPhase(to: string, extra?: { sql: string; params: unknown[] }): Promise<void>;
   streamOnce(): Promise<number>;
+  /** Mirror a schema change (during the freeze: abort the cutover, loudly). */
+  checkSchema?(): Promise<void>;
+  /** Whether the SQLite schema moved since the plan last described it. */
+  schemaMoved?(): boolean;
   stopping(): boolean;
 }
 
@@ -202,6 +206,8 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
         await h.streamOnce();
         crashPoint("draining");
       }
+      // The freeze blocks writes, not DDL: a schema change since the plan aborts the cutover here.
+      await h.checkSchema?.();
       log.info({ sentinel_seq: sentinel, applied_seq: h.state().appliedSeq }, "cutover step 3/5: drained up to the sentinel");
       // The validation's snapshot: everything drained, nothing the application
       // writes to Postgres after step 4.
@@ -292,6 +298,13 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
     if (moved.rowCount !== 1 || !f || Number(moved.rows[0].sentinel_seq) !== f.sentinelSeq) {
       await c.query("ROLLBACK");
       return false;
+    }
+    if (h.schemaMoved?.()) {
+      // DDL since the drain's last look: not committed; the retry mirrors it or aborts the cutover.
+      await c.query("ROLLBACK");
+      throw sourceError("CUTOVER_SCHEMA_CHANGED", "the SQLite schema changed during the cutover's freeze, just before the commit; not committing", {
+        hint: "the daemon retries: it aborts the cutover (SQLite takes writes again), mirrors the change, and runs the cutover again if it is still requested",
+      });
     }
     const seqs = readSqliteSequence(h.db());
     await setSequences(c, plan, seqs, h.log);

@@ -21,7 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
-import { captureInfo, captureProblems, ChangelogReader, markPosition, ownSchemaVersion, pruneChanges } from "../source/capture.js";
+import { captureInfo, ChangelogReader, markPosition, pruneChanges } from "../source/capture.js";
 import { openSource } from "../source/open.js";
 import { readSchema } from "../source/schema.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
@@ -35,7 +35,9 @@ import { DEFAULT_CHUNK_BYTES } from "../source/reader.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { CUTOVER_RETRY, runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
-import { keyStatements, schemaFingerprint, uniqueStatements } from "./keys.js";
+import { keyStatements, schemaFingerprint } from "./keys.js";
+import { rootPages, SchemaChanges, SchemaMoved } from "./schema-changes.js";
+import { buildMissingUniques } from "./schema-ddl.js";
 import { freezeInfo, unfreeze } from "../source/freeze.js";
 import { crashPoint } from "./crash-points.js";
 
@@ -131,10 +133,9 @@ export class Replicator {
   /** Exit status the run ends with (0, or 1 when the cutover's validation differs). */
   exitStatus = 0;
   private wake: (() => void) | null = null;
-  private schemaVersion = 0;
+  private schema: SchemaChanges | null = null;
   /** Device and inode of the file the connections have open. */
   private fileId = "";
-  private fingerprint = "";
   /** When the next prune is due (ms since the epoch), and the checkpoint the last one pruned below. */
   private nextPrune = 0;
   private prunedBelow = 0;
@@ -206,8 +207,11 @@ export class Replicator {
     await this.becomeActive();
     // Compared against what the plan last saw, stored with the state, so a
     // schema change (or VACUUM) made while no daemon ran is caught as well.
-    this.schemaVersion = this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true }));
-    this.fingerprint = this.state.schemaFingerprint ?? schemaFingerprint(this.db!);
+    this.schema = new SchemaChanges({
+      log: this.log, sourceId: this.sourceId, db: () => this.db!, writer: () => this.writer!, client: () => this.client!,
+      state: () => this.current, reload: () => this.reload(), planChanged: () => { this.applier = null; },
+      chunkRows: this.opts.chunkRows ?? 20000, fixText: this.opts.fixText ?? false, transformed: this.transformed, stopping: () => this.stopRequested,
+    }, this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true })), this.state.schemaFingerprint ?? schemaFingerprint(this.db!));
     if (this.opts.watch !== false) {
       this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
       // chokidar passes on at most one change event per file every 50 ms; a
@@ -383,11 +387,12 @@ export class Replicator {
           [this.sourceId, t.source.name, t.census.rows],
         );
       }
-      this.schemaVersion = Number(db.pragma("schema_version", { simple: true }));
-      this.fingerprint = schemaFingerprint(db);
+      // What the plan describes: the schema cookie, its text, and each table's root page (which tells a renamed table from a rebuilt one).
+      this.schema!.version = Number(db.pragma("schema_version", { simple: true }));
+      this.schema!.fingerprint = schemaFingerprint(db);
       await this.setPhase(Phase.snapshot, {
         sql: "UPDATE sqlite2pg.state SET plan = $2::jsonb, snapshot_seq = $3, applied_seq = $3, applied_token = $6, schema_version = $4, schema_fingerprint = $5 WHERE source_id = $1",
-        params: [this.sourceId, toJson(plan), snapshotSeq, this.schemaVersion, this.fingerprint, snapshotToken],
+        params: [this.sourceId, toJson({ ...plan, rootpages: rootPages(db) }), snapshotSeq, this.schema!.version, this.schema!.fingerprint, snapshotToken],
       });
       await c.query("COMMIT");
     } catch (e) {
@@ -399,13 +404,14 @@ export class Replicator {
 
   /** Phase snapshot: copy what is left, then build keys and indexes and move to catch-up. */
   private async snapshot(): Promise<boolean> {
-    const plan = this.plan();
-    const progress = await loadProgress(this.client!, this.sourceId);
-    for (const t of plan.tables) {
-      const p = progress.find((x) => x.table === t.source.name);
-      if (!p || p.done) continue;
+    for (;;) {
       this.checkFile();
-      await this.checkSchema(); // a column added now would not be copied
+      await this.schema!.reconcile(); // a table or column added now is copied too
+      const plan = this.plan();
+      const progress = await loadProgress(this.client!, this.sourceId);
+      const p = progress.find((x) => !x.done && plan.tables.some((t) => t.source.name === x.table));
+      if (!p) break;
+      const t = plan.tables.find((x) => x.source.name === p.table)!;
       this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
       const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
         sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, chunkBytes: this.opts.chunkBytes, fixText: this.opts.fixText ?? false,
@@ -413,6 +419,7 @@ export class Replicator {
       });
       if (!done) return false;
     }
+    const plan = this.plan();
     const c = this.client!;
     await c.query("BEGIN");
     try {
@@ -435,12 +442,27 @@ export class Replicator {
    */
   async streamOnce(): Promise<number> {
     this.checkFile();
-    await this.checkSchema();
-    this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed });
-    const r = await this.applyGrowing(this.opts.batchSize ?? 10000);
+    let r: { changes: number; lastSeq: number; lastToken: number | null };
+    for (let attempt = 0; ; attempt++) {
+      // Schema changes are mirrored first, and a table copy they started is finished.
+      if (!(await this.schema!.reconcile())) return 0;
+      this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed, schemaGuard: () => this.schema!.guard() });
+      try {
+        r = await this.applyGrowing(this.opts.batchSize ?? 10000);
+        break;
+      } catch (e) {
+        if (!(e instanceof SchemaMoved) || attempt >= 5) throw e; // the batch was read under another schema: nothing applied
+      }
+    }
     if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
     if (r.changes > 0 && this.current.phase === Phase.catchUp) crashPoint("catch-up-batch-committed");
-    if (this.current.phase === Phase.catchUp && r.changes < (this.opts.batchSize ?? 10000) && !this.applier.cutByBytes) await this.caughtUp();
+    const caughtUp = r.changes < (this.opts.batchSize ?? 10000) && !this.applier!.cutByBytes;
+    if (this.current.phase === Phase.catchUp && caughtUp) await this.caughtUp();
+    else if (this.schema!.uniquesPending && this.current.phase !== Phase.frozen && caughtUp) {
+      // A caught-up point: unique keys of tables copied again after a schema change.
+      this.schema!.uniquesPending = false;
+      await buildMissingUniques(this.client!, this.plan(), this.log);
+    }
     this.maybePrune();
     return r.changes;
   }
@@ -475,19 +497,8 @@ export class Replicator {
    * left out with a warning: the data stays exact.
    */
   private async caughtUp(): Promise<void> {
-    const c = this.client!;
-    for (const { table, name, sql } of uniqueStatements(this.plan())) {
-      try {
-        await c.query("BEGIN");
-        await c.query("SET LOCAL maintenance_work_mem = '256MB'");
-        await c.query(sql);
-        await c.query("COMMIT");
-      } catch (e) {
-        await c.query("ROLLBACK").catch(() => undefined);
-        if (isRetryable(e)) throw e;
-        this.log.warn({ table, constraint: name, err: (e as Error).message }, `unique key ${name} not created: the rows break it in Postgres`);
-      }
-    }
+    await buildMissingUniques(this.client!, this.plan(), this.log);
+    this.schema!.uniquesPending = false;
     await this.setPhase(Phase.streaming);
   }
 
@@ -511,43 +522,6 @@ export class Replicator {
         this.log.debug({ batch: n, sqlstate: code }, "constraint broken inside the batch; applying a larger batch");
       }
     }
-  }
-
-  /** Detect a schema change on the source: what the plan does not describe pauses replication. */
-  private async checkSchema(): Promise<void> {
-    const v = Number(this.db!.pragma("schema_version", { simple: true }));
-    if (v === this.schemaVersion) return;
-    const plan = this.plan();
-    const now = readSchema(this.db!);
-    const problems: string[] = [];
-    for (const t of plan.tables) {
-      const s = now.tables.find((x) => x.name === t.source.name);
-      if (!s) { problems.push(`table ${t.source.name} was dropped or renamed`); continue; }
-      const before = t.columns.map((c) => c.source.name).join(",");
-      const after = s.columns.map((c) => c.name).join(",");
-      if (before !== after) problems.push(`table ${t.source.name} columns changed (${before} → ${after})`);
-      problems.push(...captureProblems(s)); // e.g. a unique index the REPLACE capture cannot match
-    }
-    for (const s of now.tables) if (!plan.tables.some((t) => t.source.name === s.name)) problems.push(`new table ${s.name} is not replicated`);
-    // The schema cookie moved but no object did: VACUUM (it rewrites the file
-    // and may renumber the rowids of tables without an INTEGER PRIMARY KEY,
-    // which this replica keys by rowid). Changes from now on would name rows
-    // by their new rowids: stop rather than apply them to the wrong rows.
-    const fingerprint = schemaFingerprint(this.db!);
-    const byRowid = plan.tables.filter((t) => usesRowidColumn(t)).map((t) => t.source.name);
-    if (!problems.length && fingerprint === this.fingerprint && byRowid.length && v !== ownSchemaVersion(this.db!)) {
-      throw sourceError("SCHEMA_CHANGED", `the SQLite file was rewritten (VACUUM?): the rowids of ${byRowid.join(", ")} — tables without an INTEGER PRIMARY KEY, replicated by rowid — may have been renumbered`, {
-        hint: "replication is paused to apply nothing to the wrong rows; run `sqlite2pg validate --full`, and if it differs, replicate again into a fresh schema (give such tables an INTEGER PRIMARY KEY to be immune to VACUUM)",
-      });
-    }
-    if (problems.length) {
-      throw sourceError("SCHEMA_CHANGED", `the SQLite schema changed while replicating: ${problems.join("; ")}`, {
-        hint: "replication is paused; apply the same change to the Postgres table by hand and run `sqlite2pg init` again, or start over with a fresh target schema",
-      });
-    }
-    this.schemaVersion = v;
-    this.fingerprint = fingerprint;
-    await this.client!.query("UPDATE sqlite2pg.state SET schema_version = $2, schema_fingerprint = $3 WHERE source_id = $1", [this.sourceId, v, fingerprint]);
   }
 
   /**
@@ -699,6 +673,8 @@ export class Replicator {
       reload: () => this.reload(),
       setPhase: (to, extra) => this.setPhase(to as Phase, extra ?? null),
       streamOnce: () => this.streamOnce(),
+      checkSchema: async () => { await this.schema!.reconcile(); },
+      schemaMoved: () => this.schema!.moved(),
       stopping: () => this.stopRequested,
     };
   }

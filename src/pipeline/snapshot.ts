@@ -31,6 +31,8 @@ export interface SnapshotOptions {
   transformed: TransformedValue[];
   /** Checked between chunks: stop early (the progress is saved). */
   stopping: () => boolean;
+  /** Run in the transaction that marks the table done (a copy after a schema change builds the table's keys there). */
+  finish?: (client: pg.ClientBase) => Promise<void>;
   onChunk?: (rows: number) => void;
 }
 
@@ -61,7 +63,19 @@ export async function snapshotTable(
     if (opts.stopping()) return false;
     const rows = readNamed(db, t, () => reader.read());
     if (rows === null) {
-      await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
+      if (!opts.finish) {
+        await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
+        return true;
+      }
+      await client.query("BEGIN");
+      try {
+        await opts.finish(client);
+        await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
+        await client.query("COMMIT");
+      } catch (e) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw e;
+      }
       return true;
     }
     const data = new CopyData();

@@ -55,7 +55,7 @@ export class Applier {
   constructor(
     private readonly db: BetterSqlite3.Database,
     private readonly plan: MigrationPlan,
-    private readonly opts: { fixText: boolean; transformed: TransformedValue[] },
+    private readonly opts: { fixText: boolean; transformed: TransformedValue[]; schemaGuard?: () => void },
   ) {}
 
   private table(name: string): TableApply {
@@ -65,7 +65,7 @@ export class Applier {
     if (!t) {
       throw sourceError("UNKNOWN_TABLE_CHANGED", `the changelog has a change to table ${name}, which is not in the replication plan`, {
         context: { table: name },
-        hint: "a table was added or renamed while replicating; run `sqlite2pg init` again to capture it, then restart",
+        hint: "schema changes are mirrored before a batch is applied, so this change was recorded by something other than this table's capture triggers; nothing was applied: run `sqlite2pg validate --full` and report it",
       });
     }
     const keyed = new KeyedReader(this.db, t, t.columns.map((c) => c.source.name));
@@ -115,8 +115,10 @@ export class Applier {
   async applyBatch(changelog: ChangelogReader, client: pg.ClientBase, sourceId: string, after: number, limit: number, token: number | null = null, maxBytes = DEFAULT_CHUNK_BYTES): Promise<BatchResult> {
     // One SQLite read transaction: the batch and the rows it names.
     const work = changelog.snapshot(() => {
-      // In the same snapshot: this is still the file replicated up to `after`.
+      // In the same snapshot: this is still the file replicated up to `after`,
       changelog.verifyCheckpoint(sourceId, after, token);
+      // and the schema this batch is read under is the plan's (else the daemon mirrors the change first).
+      this.opts.schemaGuard?.();
       return this.readBatch(changelog, after, limit, maxBytes);
     });
     if (work.changes.length === 0) return { changes: 0, rows: 0, lastSeq: after, lastToken: token };

@@ -10,7 +10,7 @@ import type pg from "pg";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../sql/ident.js";
 import { ChunkReader } from "../source/reader.js";
-import { rowidName } from "../source/schema.js";
+import { INTERNAL_TABLES, readSchema, rowidName } from "../source/schema.js";
 import { ROWID_COLUMN } from "../target/row-encoder.js";
 import { digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
@@ -32,6 +32,8 @@ export interface ValidationReport {
   rows: number;
   seconds: number;
   tables: TableResult[];
+  /** Tables and columns that exist on one side only (SQLite now, the plan, Postgres), named. */
+  schema: string[];
 }
 
 const LEAF_ROWS = 512;
@@ -50,7 +52,10 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
   const t0 = Date.now();
   const tables: TableResult[] = [];
   let rows = 0;
+  const schema = await schemaDifferences(db, c, plan);
+  const missing = new Set(schema.flatMap((d) => (d.missing ? [d.table] : [])));
   for (const t of plan.tables) {
+    if (missing.has(t.source.name)) continue; // named in `schema`: nothing to count on one side
     const sqliteRows = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
     const pgRows = Number((await c.query(`SELECT count(*) AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0].n);
     rows += sqliteRows;
@@ -62,8 +67,43 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
     }
     tables.push(res);
   }
-  const ok = tables.every((t) => t.sqlite_rows === t.pg_rows && t.digest !== "differs");
-  return { mode, ok, rows, seconds: (Date.now() - t0) / 1000, tables };
+  const ok = schema.length === 0 && tables.every((t) => t.sqlite_rows === t.pg_rows && t.digest !== "differs");
+  return { mode, ok, rows, seconds: (Date.now() - t0) / 1000, tables, schema: schema.map((d) => d.text) };
+}
+
+/**
+ * The schema as it is now against the plan and Postgres: a table or column
+ * SQLite has that the plan or Postgres lacks (a schema change not mirrored),
+ * or the reverse, is a difference — row checksums over the plan's columns
+ * alone would call such tables equal.
+ */
+async function schemaDifferences(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan): Promise<{ table: string; missing: boolean; text: string }[]> {
+  const out: { table: string; missing: boolean; text: string }[] = [];
+  const live = readSchema(db).tables;
+  for (const l of live) {
+    if (INTERNAL_TABLES.has(l.name)) continue;
+    if (!plan.tables.some((t) => t.source.name === l.name)) out.push({ table: l.name, missing: false, text: `table ${l.name} is in SQLite but not in Postgres (not replicated)` });
+  }
+  const pgCols = await c.query<{ table_name: string; column_name: string }>("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1", [plan.schema]);
+  for (const t of plan.tables) {
+    const l = live.find((x) => x.name === t.source.name);
+    const inPg = new Set(pgCols.rows.filter((r) => r.table_name === t.name).map((r) => r.column_name));
+    if (!l) out.push({ table: t.source.name, missing: true, text: `table ${t.source.name} is in Postgres but not in SQLite (dropped or renamed)` });
+    if (!inPg.size) out.push({ table: t.source.name, missing: true, text: `table ${t.source.name} is in SQLite but its Postgres table ${t.name} does not exist` });
+    if (!l || !inPg.size) continue;
+    for (const col of l.columns) {
+      const planned = t.columns.find((x) => x.source.name === col.name);
+      if (!planned) out.push({ table: t.source.name, missing: false, text: `column ${t.source.name}.${col.name} is in SQLite but not in Postgres` });
+    }
+    for (const col of t.columns) {
+      if (!l.columns.some((x) => x.name === col.source.name)) out.push({ table: t.source.name, missing: false, text: `column ${t.source.name}.${col.source.name} is in Postgres but not in SQLite` });
+      else if (!inPg.has(col.name)) out.push({ table: t.source.name, missing: false, text: `column ${t.source.name}.${col.source.name} is in SQLite but not in Postgres (${t.name}.${col.name} is missing there)` });
+    }
+    for (const name of inPg) {
+      if (name !== ROWID_COLUMN && !t.columns.some((x) => x.name === name)) out.push({ table: t.source.name, missing: false, text: `column ${t.name}.${name} is in Postgres but not in SQLite` });
+    }
+  }
+  return out;
 }
 
 /** The keys of the rows of a table that differ, found by halving rowid ranges (or a note why they cannot be named). */
