@@ -3,12 +3,12 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { Sqlite2pgError, timeoutError, usageError, validationError } from "../errors.js";
-import { captureInfo } from "../source/capture.js";
-import { freezeInfo, unfreeze } from "../source/freeze.js";
-import { openSource } from "../source/open.js";
-import { withPg } from "../target/pg.js";
-import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../target/state.js";
-import { markerPath } from "../pipeline/cutover.js";
+import { captureInfo } from "../sqlite/capture.js";
+import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
+import { openSource } from "../sqlite/open.js";
+import { withPg } from "../postgres/pg.js";
+import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../postgres/state.js";
+import { markerPath } from "../replication/cutover.js";
 
 function sourceIdOf(sqlite: string): string {
   const db = openSource(sqlite);

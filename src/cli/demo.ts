@@ -3,13 +3,13 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "../observe/logger.js";
-import { Replicator } from "../pipeline/replicator.js";
-import { createSampleDatabase } from "../sample.js";
-import { installCapture } from "../source/capture.js";
-import { isFrozenError } from "../source/freeze.js";
-import { readSchema } from "../source/schema.js";
-import { connectPg } from "../target/pg.js";
-import { ensureStateSchema } from "../target/state.js";
+import { Replicator } from "../replication/replicator.js";
+import { createSampleDatabase } from "./sample-data.js";
+import { installCapture } from "../sqlite/capture.js";
+import { isFrozenError } from "../db/frozen.js";
+import { readSchema } from "../sqlite/schema.js";
+import { connectPg } from "../postgres/pg.js";
+import { ensureStateSchema } from "../postgres/state.js";
 
 /**
  * `sqlite2pg demo`: the whole story on a machine with no Postgres. A sample
@@ -27,7 +27,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
   say(`1. A sample application database: ${sqlite} (${flags.rows} orders)`);
   createSampleDatabase(sqlite, flags.rows);
   say("2. An embedded PostgreSQL (nothing to install)…");
-  const { startEmbeddedPostgres } = await import("../target/embedded.js");
+  const { startEmbeddedPostgres } = await import("../postgres/embedded.js");
   rmSync(join(dir, "pgdata"), { recursive: true, force: true });
   const server = await startEmbeddedPostgres(join(dir, "pgdata"), { trust: true });
   const log = createLogger({ level: "warn" });

@@ -4,12 +4,12 @@ import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import { buildPlan } from "../plan/plan.js";
-import { captureInfo, captureTriggersSql, installCapture } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { readSchema } from "../source/schema.js";
-import { quoteIdent } from "../sql/ident.js";
-import { daemonRunning, ensureStateSchema, loadState } from "../target/state.js";
-import { redactUrl, withPg } from "../target/pg.js";
+import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { readSchema } from "../sqlite/schema.js";
+import { quoteIdent } from "../ident.js";
+import { daemonRunning, ensureStateSchema, loadState } from "../postgres/state.js";
+import { redactUrl, withPg } from "../postgres/pg.js";
 
 interface InitFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; wal?: boolean; dropExisting?: boolean; json?: boolean; preserveCase?: boolean;

@@ -1,7 +1,7 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { createLogger } from "../observe/logger.js";
 import { logProgress, terminalProgress } from "../observe/progress.js";
-import { migrate } from "../pipeline/migrate.js";
+import { migrate } from "../migrate/migrate.js";
 
 interface MigrateFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; verbose?: boolean;

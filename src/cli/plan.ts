@@ -4,10 +4,10 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { buildPlan, type MigrationPlan, type Refusal } from "../plan/plan.js";
 import { scanTextValues } from "../plan/scan.js";
-import { openSource } from "../source/open.js";
-import { readSchema } from "../source/schema.js";
-import { planDdl } from "../target/ddl.js";
-import { redactUrl, withPg } from "../target/pg.js";
+import { openSource } from "../sqlite/open.js";
+import { readSchema } from "../sqlite/schema.js";
+import { planDdl } from "../postgres/ddl.js";
+import { redactUrl, withPg } from "../postgres/pg.js";
 
 interface PlanFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; verbose?: boolean; json?: boolean; scan?: boolean;

@@ -3,13 +3,13 @@ import { resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { usageError } from "../errors.js";
 import { createLogger } from "../observe/logger.js";
-import { Replicator } from "../pipeline/replicator.js";
-import { installSignals } from "../pipeline/signals.js";
+import { Replicator } from "../replication/replicator.js";
+import { installSignals } from "../replication/signals.js";
 import { parseListen, startHttp } from "../observe/http.js";
-import { captureInfo } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { withPg } from "../target/pg.js";
-import { loadState } from "../target/state.js";
+import { captureInfo } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { withPg } from "../postgres/pg.js";
+import { loadState } from "../postgres/state.js";
 
 interface RunFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; batchMb?: number; chunkMb?: number; fixText?: boolean;

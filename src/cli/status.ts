@@ -1,9 +1,9 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { usageError } from "../errors.js";
-import { captureInfo, ChangelogReader } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { daemonRunning, loadProgress, loadState } from "../target/state.js";
-import { withPg } from "../target/pg.js";
+import { captureInfo, ChangelogReader } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { daemonRunning, loadProgress, loadState } from "../postgres/state.js";
+import { withPg } from "../postgres/pg.js";
 
 /** What `status` reports. */
 export interface StatusReport {

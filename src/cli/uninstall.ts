@@ -1,7 +1,7 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { openSource } from "../source/open.js";
-import { captureInfo, uninstallCapture } from "../source/capture.js";
-import { freezeInfo } from "../source/freeze.js";
+import { openSource } from "../sqlite/open.js";
+import { captureInfo, uninstallCapture } from "../sqlite/capture.js";
+import { freezeInfo } from "../sqlite/freeze.js";
 import { usageError } from "../errors.js";
 
 /** `sqlite2pg uninstall`: remove triggers and changelog; the application's database is as it was. */

@@ -1,13 +1,13 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { validationError } from "../errors.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
-import { captureInfo } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { readSchema } from "../source/schema.js";
-import { withPg } from "../target/pg.js";
-import { loadState } from "../target/state.js";
+import { captureInfo } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { readSchema } from "../sqlite/schema.js";
+import { withPg } from "../postgres/pg.js";
+import { loadState } from "../postgres/state.js";
 import { validate } from "../validate/validate.js";
-import { CopyPool } from "../pipeline/copy-pool.js";
+import { CopyPool } from "../migrate/copy-pool.js";
 
 /**
  * `sqlite2pg validate`: usable at any time. The types come from the

@@ -1,5 +1,5 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { qualified, quoteIdent } from "../sql/ident.js";
+import { qualified, quoteIdent } from "../ident.js";
 import { translateExpr } from "./expr.js";
 import type { Namespace } from "./names.js";
 import { exprContext, type Decision, type PlanOptions, type TablePlan } from "./plan.js";

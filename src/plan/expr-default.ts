@@ -4,7 +4,7 @@
  * range-checked, and "now" in its SQLite spellings as the same UTC text or
  * instant. Anything else is refused with a reason.
  */
-import { tokenize, type Token } from "../source/sql-tokens.js";
+import { tokenize, type Token } from "../sqlite/sql-tokens.js";
 import { aCol, INT64_MAX, INT64_MIN, numberValue, pgString, Refusal, refuse, type PgTypeName, type Translated } from "./expr.js";
 
 /** A DEFAULT's value as SQLite sees it before applying the column's affinity. */

@@ -7,7 +7,7 @@
  * text provably means the same as the SQLite one; anything else is refused
  * with a one-line reason naming the construct, so the caller can report it.
  */
-import { tokenize, type Token } from "../source/sql-tokens.js";
+import { tokenize, type Token } from "../sqlite/sql-tokens.js";
 
 /** The outcome of a translation: Postgres SQL, or the reason it was refused. */
 export type Translated = { ok: true; sql: string } | { ok: false; reason: string };

@@ -1,8 +1,8 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { censusTable, numericTypmod, type TableCensus } from "../source/census.js";
-import { rowidName, type SourceColumn, type SourceSchema, type SourceTable, type SkippedObject } from "../source/schema.js";
-import { quoteIdent } from "../sql/ident.js";
-import type { EncodeColumn } from "../target/copy-encode.js";
+import { censusTable, numericTypmod, type TableCensus } from "../sqlite/census.js";
+import { rowidName, type SourceColumn, type SourceSchema, type SourceTable, type SkippedObject } from "../sqlite/schema.js";
+import { quoteIdent } from "../ident.js";
+import type { EncodeColumn } from "../convert/copy-encode.js";
 import { translateExpr, type ExprContext } from "./expr.js";
 import { translateDefault } from "./expr-default.js";
 import { Namespace, pgName } from "./names.js";

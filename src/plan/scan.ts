@@ -1,8 +1,8 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { isUtf8 } from "node:buffer";
-import { quoteIdent } from "../sql/ident.js";
-import { ChunkReader } from "../source/reader.js";
-import { isSuspectText } from "../target/copy-encode.js";
+import { quoteIdent } from "../ident.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { isSuspectText } from "../convert/copy-encode.js";
 import { renderKey, type MigrationPlan, type Refusal } from "./plan.js";
 
 /**

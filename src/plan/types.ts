@@ -1,6 +1,6 @@
-import type { ColumnCensus } from "../source/census.js";
-import { DATE_CLASS, isDateDeclared, numericTypmod } from "../source/census.js";
-import type { SourceColumn } from "../source/schema.js";
+import type { ColumnCensus } from "../sqlite/census.js";
+import { DATE_CLASS, isDateDeclared, numericTypmod } from "../sqlite/census.js";
+import type { SourceColumn } from "../sqlite/schema.js";
 
 /** The Postgres types this project creates. */
 export type PgKind =

@@ -3,11 +3,11 @@ import { hash } from "node:crypto";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type pg from "pg";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { ChunkReader } from "../source/reader.js";
-import { readNamed } from "../source/too-big.js";
-import { recordField } from "../target/copy-encode.js";
-import { canonicalIsBare, canonicalSql, canonicalWriter } from "./canonical.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { readNamed } from "../sqlite/too-big.js";
+import { recordField } from "../convert/copy-encode.js";
+import { canonicalIsBare, canonicalSql, canonicalWriter } from "../convert/canonical.js";
 
 /**
  * An order-independent digest of a table: the row count and the sum of the

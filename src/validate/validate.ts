@@ -8,10 +8,10 @@
 import type BetterSqlite3 from "better-sqlite3";
 import type pg from "pg";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { ChunkReader } from "../source/reader.js";
-import { INTERNAL_TABLES, readSchema, rowidName } from "../source/schema.js";
-import { ROWID_COLUMN } from "../target/row-encoder.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { INTERNAL_TABLES, readSchema, rowidName } from "../sqlite/schema.js";
+import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
 /** One table's result. */

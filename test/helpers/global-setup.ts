@@ -7,7 +7,7 @@ import type { TestProject } from "vitest/node";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEmbeddedPostgres, type EmbeddedServer } from "../../src/target/embedded.js";
+import { startEmbeddedPostgres, type EmbeddedServer } from "../../src/postgres/embedded.js";
 
 let server: EmbeddedServer | null = null;
 let dir: string | null = null;

@@ -11,12 +11,12 @@ import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { runCli } from "../helpers/daemon.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, installCapture, uninstallCapture } from "../../src/source/capture.js";
-import { readSchema, rowidName } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { CHANGES, installCapture, uninstallCapture } from "../../src/sqlite/capture.js";
+import { readSchema, rowidName } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {

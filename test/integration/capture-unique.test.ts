@@ -10,11 +10,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, captureProblems, captureTriggersSql, installCapture, replaceConflicts } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema } from "../../src/target/state.js";
+import { CHANGES, captureProblems, captureTriggersSql, installCapture, replaceConflicts } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema } from "../../src/postgres/state.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {

@@ -10,10 +10,10 @@ import { copyFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, CORPUS_DIR, corpusPresent, freshDatabase, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { Sqlite2pgError } from "../../src/errors.js";
-import { createSampleDatabase } from "../../src/sample.js";
+import { createSampleDatabase } from "../../src/cli/sample-data.js";
 
 afterEach(cleanup);
 

@@ -13,8 +13,8 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { FROZEN_MESSAGE } from "../../src/source/freeze.js";
-import { markerPath } from "../../src/pipeline/cutover.js";
+import { FROZEN_MESSAGE } from "../../src/db/frozen.js";
+import { markerPath } from "../../src/replication/cutover.js";
 
 const BIN = resolve(__dirname, "../../bin/sqlite2pg.js");
 const WRITER = resolve(__dirname, "../fixtures/writer.mjs");
@@ -199,7 +199,7 @@ describe("operation", () => {
     u.password = u.password || secret; // trust auth here ignores it; the embedded server has its own
     const pgUrl = u.toString();
     const pw = decodeURIComponent(u.password);
-    const { freePort } = await import("../../src/target/embedded.js");
+    const { freePort } = await import("../../src/postgres/embedded.js");
     const port = await freePort();
     const d = daemon(["--sqlite", s.path, "--pg", pgUrl, "--poll-ms", "50", "--listen", `127.0.0.1:${port}`, "--max-lag", "5", "--verbose"]);
     await waitFor("streaming", async () => (await phase(s.client)) === "streaming");

@@ -9,12 +9,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { installCapture } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 

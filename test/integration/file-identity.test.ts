@@ -13,11 +13,11 @@ import { join } from "node:path";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { runCli } from "../helpers/daemon.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, installCapture } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { CHANGES, installCapture } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
 import { readStatus } from "../../src/cli/status.js";
 import { main } from "../../src/cli/main.js";
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 

@@ -20,7 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { Daemon, Fatal, runCli, waitFor } from "../helpers/daemon.js";
-import { FROZEN_MESSAGE } from "../../src/source/freeze.js";
+import { FROZEN_MESSAGE } from "../../src/db/frozen.js";
 
 const live: { daemons: Daemon[]; others: ChildProcess[]; dbs: Database.Database[] } = { daemons: [], others: [], dbs: [] };
 afterEach(async () => {

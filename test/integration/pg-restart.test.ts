@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cleanup, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { freePort, startEmbeddedPostgres, type EmbeddedServer } from "../../src/target/embedded.js";
+import { freePort, startEmbeddedPostgres, type EmbeddedServer } from "../../src/postgres/embedded.js";
 
 const BIN = resolve(__dirname, "../../bin/sqlite2pg.js");
 const WRITER = resolve(__dirname, "../fixtures/writer.mjs");

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { cleanup, freshDatabase } from "../helpers/db.js";
-import { float8SendText, recordText } from "../../src/target/copy-encode.js";
+import { float8SendText, recordText } from "../../src/convert/copy-encode.js";
 import { CANONICAL_SESSION } from "../../src/validate/digest.js";
 
 afterEach(cleanup);

@@ -19,11 +19,11 @@ import { join } from "node:path";
 import type pg from "pg";
 import { cleanup, freshDatabase, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema } from "../../src/target/state.js";
+import { installCapture } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema } from "../../src/postgres/state.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 
 const RUNS = Number(process.env.SQLITE2PG_PROPERTY_RUNS ?? 25);

@@ -4,7 +4,7 @@
  * random workload, test/helpers/workload.mjs) is
  *
  *   1. stopped like `kill -9` at every named crash point
- *      (src/pipeline/crash-points.ts: a snapshot chunk committed, the key
+ *      (src/observe/crash-points.ts: a snapshot chunk committed, the key
  *      build, a catch-up batch committed, a streaming batch before and
  *      after its commit, a prune chunk, the capture re-install), each
  *      time deterministically there, then at random moments whose landing

@@ -7,11 +7,11 @@ import Database from "better-sqlite3";
 import { execFileSync } from "node:child_process";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture, uninstallCapture, CHANGES } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { installCapture, uninstallCapture, CHANGES } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
 import { readStatus } from "../../src/cli/status.js";
 
 const reps: Replicator[] = [];

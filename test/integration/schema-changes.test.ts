@@ -11,12 +11,12 @@ import pino from "pino";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { runCli } from "../helpers/daemon.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, installCapture, triggerNames } from "../../src/source/capture.js";
-import { freezeInfo } from "../../src/source/freeze.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadProgress, loadState } from "../../src/target/state.js";
+import { CHANGES, installCapture, triggerNames } from "../../src/sqlite/capture.js";
+import { freezeInfo } from "../../src/sqlite/freeze.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadProgress, loadState } from "../../src/postgres/state.js";
 import { validate } from "../../src/validate/validate.js";
 
 const reps: Replicator[] = [];

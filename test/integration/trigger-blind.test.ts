@@ -11,12 +11,12 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
-import { markerPath } from "../../src/pipeline/cutover.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { markerPath } from "../../src/replication/cutover.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture, triggerNames, CHANGES } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { installCapture, triggerNames, CHANGES } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import {
   encodeValue, escapeCopyText, formatDouble, isSuspectText, julianToMillis, float8SendText, pgText, pgTimestampText,
   paramValue, plainDecimal, recordText, ValueRefused, type EncodeColumn,
-} from "../../src/target/copy-encode.js";
+} from "../../src/convert/copy-encode.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { translateExpr, type ExprContext, type PgTypeName } from "../../src/plan/expr.js";
 import { translateDefault } from "../../src/plan/expr-default.js";
-import { quoteIdent } from "../../src/sql/ident.js";
+import { quoteIdent } from "../../src/ident.js";
 
 /** SQLite folds only ASCII letters when it compares names. */
 const fold = (s: string): string => s.replace(/[A-Z]/g, (c) => c.toLowerCase());

@@ -1,8 +1,8 @@
 import Database from "better-sqlite3";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { quoteIdent } from "../../src/sql/ident.js";
-import { parseCreateIndex, parseCreateTable, tokenize, type ParsedColumnDef } from "../../src/source/sql-text.js";
+import { quoteIdent } from "../../src/ident.js";
+import { parseCreateIndex, parseCreateTable, tokenize, type ParsedColumnDef } from "../../src/sqlite/sql-text.js";
 
 const col = (t: ReturnType<typeof parseCreateTable>, name: string): ParsedColumnDef => {
   const c = t.columns.find((x) => x.name === name);

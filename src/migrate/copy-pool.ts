@@ -3,11 +3,11 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors.js";
 import type { MigrationPlan } from "../plan/plan.js";
-import type { RowidRange } from "../source/reader.js";
-import type { TransformedValue } from "../target/row-encoder.js";
+import type { RowidRange } from "../sqlite/reader.js";
+import type { TransformedValue } from "../convert/row-encoder.js";
 import type { Digest } from "../validate/digest.js";
-import type { TableCensus } from "../source/census.js";
-import type { SourceTable } from "../source/schema.js";
+import type { TableCensus } from "../sqlite/census.js";
+import type { SourceTable } from "../sqlite/schema.js";
 
 /** What every copy worker is started with. */
 export interface WorkerInit {
@@ -35,7 +35,7 @@ export type WorkerReply =
 function workerUrl(): URL {
   const here = new URL("./copy-worker.js", import.meta.url);
   if (existsSync(fileURLToPath(here))) return here;
-  return new URL("../../dist/pipeline/copy-worker.js", import.meta.url);
+  return new URL("../../dist/migrate/copy-worker.js", import.meta.url);
 }
 
 /**

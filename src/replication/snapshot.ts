@@ -13,13 +13,13 @@ import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified } from "../sql/ident.js";
-import { ChunkReader } from "../source/reader.js";
-import { CopyData, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
-import { GeneratedCheck } from "../target/generated-check.js";
-import { readNamed } from "../source/too-big.js";
-import { toJson, type TableProgress } from "../target/state.js";
-import { crashPoint } from "./crash-points.js";
+import { qualified } from "../ident.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { CopyData, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
+import { GeneratedCheck } from "../postgres/generated-check.js";
+import { readNamed } from "../sqlite/too-big.js";
+import { toJson, type TableProgress } from "../postgres/state.js";
+import { crashPoint } from "../observe/crash-points.js";
 
 /** Options of {@link snapshotTable}. */
 export interface SnapshotOptions {

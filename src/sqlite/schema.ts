@@ -1,6 +1,6 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { parseCreateIndex, parseCreateTable, type ParsedCreateTable } from "./sql-text.js";
-import { quoteIdent } from "../sql/ident.js";
+import { quoteIdent } from "../ident.js";
 import { sourceError } from "../errors.js";
 
 /** One column of a SQLite table, as the PRAGMAs and the stored DDL describe it. */

@@ -8,8 +8,8 @@ import type BetterSqlite3 from "better-sqlite3";
 import { createHash } from "node:crypto";
 import type { PostLoadStatement } from "../plan/constraints.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { ROWID_COLUMN } from "../target/row-encoder.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { usesRowidColumn } from "./snapshot.js";
 
 /** The schema as SQL text, the project's own triggers and tables included (so the freeze is a change, VACUUM is not). */

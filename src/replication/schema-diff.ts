@@ -11,8 +11,8 @@ import type BetterSqlite3 from "better-sqlite3";
 import { createHash } from "node:crypto";
 import { Sqlite2pgError } from "../errors.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { captureTriggersSql, META, ownSchemaVersion, replaceConflicts, triggerNames } from "../source/capture.js";
-import { readSchema, type SourceColumn, type SourceIndex, type SourceSchema, type SourceTable } from "../source/schema.js";
+import { captureTriggersSql, META, ownSchemaVersion, replaceConflicts, triggerNames } from "../sqlite/capture.js";
+import { readSchema, type SourceColumn, type SourceIndex, type SourceSchema, type SourceTable } from "../sqlite/schema.js";
 import { schemaFingerprint } from "./keys.js";
 
 /** Root page of every table, by name: what tells a renamed table from a rebuilt one. */

@@ -21,25 +21,25 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
-import { captureInfo, ChangelogReader, markPosition, pruneChanges } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { readSchema } from "../source/schema.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { createTableSql } from "../target/ddl.js";
-import { connectPg, withPg } from "../target/pg.js";
-import { ROWID_COLUMN, type TransformedValue } from "../target/row-encoder.js";
-import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, STATE_CHANNEL, toJson, type ReplicationState } from "../target/state.js";
+import { captureInfo, ChangelogReader, markPosition, pruneChanges } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { readSchema } from "../sqlite/schema.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { createTableSql } from "../postgres/ddl.js";
+import { connectPg, withPg } from "../postgres/pg.js";
+import { ROWID_COLUMN, type TransformedValue } from "../convert/row-encoder.js";
+import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, STATE_CHANNEL, toJson, type ReplicationState } from "../postgres/state.js";
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
-import { DEFAULT_CHUNK_BYTES } from "../source/reader.js";
+import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { CUTOVER_RETRY, runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
 import { keyStatements, schemaFingerprint } from "./keys.js";
 import { rootPages, SchemaChanges, SchemaMoved } from "./schema-changes.js";
 import { buildMissingUniques } from "./schema-ddl.js";
-import { freezeInfo, unfreeze } from "../source/freeze.js";
-import { crashPoint } from "./crash-points.js";
+import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
+import { crashPoint } from "../observe/crash-points.js";
 
 /** The phases, as stored in `sqlite2pg.state.phase`. */
 export const Phase = {

@@ -14,16 +14,16 @@ import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { sourceError } from "../errors.js";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import type { ChangelogReader } from "../source/capture.js";
-import { DEFAULT_CHUNK_BYTES, KeyedReader, rowBytes } from "../source/reader.js";
-import { paramValue, ValueRefused } from "../target/copy-encode.js";
-import { CopyData, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../target/row-encoder.js";
-import { GeneratedCheck } from "../target/generated-check.js";
-import { readNamed } from "../source/too-big.js";
+import { qualified, quoteIdent } from "../ident.js";
+import type { ChangelogReader } from "../sqlite/capture.js";
+import { DEFAULT_CHUNK_BYTES, KeyedReader, rowBytes } from "../sqlite/reader.js";
+import { paramValue, ValueRefused } from "../convert/copy-encode.js";
+import { CopyData, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
+import { GeneratedCheck } from "../postgres/generated-check.js";
+import { readNamed } from "../sqlite/too-big.js";
 import { usesRowidColumn } from "./snapshot.js";
-import { SENTINEL_TABLE } from "../source/capture.js";
-import { crashPoint } from "./crash-points.js";
+import { SENTINEL_TABLE } from "../sqlite/capture.js";
+import { crashPoint } from "../observe/crash-points.js";
 
 /** What one batch did. */
 export interface BatchResult {

@@ -2,12 +2,12 @@ import type BetterSqlite3 from "better-sqlite3";
 import { createHash, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { sourceError } from "../errors.js";
-import { quoteIdent, quoteLiteral } from "../sql/ident.js";
+import { quoteIdent, quoteLiteral } from "../ident.js";
 import { isOwnTrigger, rowidName, type SourceTable } from "./schema.js";
 import { replaceConflicts } from "./unique-match.js";
 
 export { replaceConflicts };
-import { crashPoint } from "../pipeline/crash-points.js";
+import { crashPoint } from "../observe/crash-points.js";
 
 /** The changelog table inside the SQLite file. */
 export const CHANGES = "_sqlite2pg_changes";

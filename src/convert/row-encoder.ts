@@ -3,7 +3,7 @@ import { isUtf8 } from "node:buffer";
 import { sourceError } from "../errors.js";
 import { renderKey, renderValue, type ColumnPlan, type TablePlan } from "../plan/plan.js";
 import { readRawText } from "../plan/scan.js";
-import { quoteIdent } from "../sql/ident.js";
+import { quoteIdent } from "../ident.js";
 import { encodeValue, isSuspectText, ValueRefused } from "./copy-encode.js";
 
 /** A value changed on the way because the operator asked for it (`--fix-text`). */

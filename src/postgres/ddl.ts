@@ -1,5 +1,5 @@
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
+import { qualified, quoteIdent } from "../ident.js";
 
 /**
  * CREATE TABLE for one planned table: columns, types, NOT NULL, defaults,

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
+import { qualified, quoteIdent } from "../ident.js";
 
 /**
  * Set every identity sequence past both the largest key in Postgres and

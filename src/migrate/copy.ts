@@ -5,10 +5,10 @@ import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { targetError } from "../errors.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified } from "../sql/ident.js";
-import { ChunkReader, type RowidRange } from "../source/reader.js";
-import { readNamed } from "../source/too-big.js";
-import { CopyData, RowEncoder, type TransformedValue } from "./row-encoder.js";
+import { qualified } from "../ident.js";
+import { ChunkReader, type RowidRange } from "../sqlite/reader.js";
+import { readNamed } from "../sqlite/too-big.js";
+import { CopyData, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { rowRecorder, type DigestBuilder } from "../validate/digest.js";
 
 /** Options of one table copy. */

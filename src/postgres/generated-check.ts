@@ -11,10 +11,10 @@
 import type pg from "pg";
 import { sourceError } from "../errors.js";
 import { renderKey, renderValue, type ColumnPlan, type TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { canonicalSql, canonicalWriter } from "../validate/canonical.js";
-import { paramValue, recordText } from "./copy-encode.js";
-import { ROWID_COLUMN } from "./row-encoder.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { canonicalSql, canonicalWriter } from "../convert/canonical.js";
+import { paramValue, recordText } from "../convert/copy-encode.js";
+import { ROWID_COLUMN } from "../convert/row-encoder.js";
 
 /** Checks the generated columns of rows just written to one table. */
 export class GeneratedCheck {

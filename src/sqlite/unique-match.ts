@@ -4,7 +4,7 @@
  * (triggers/capture-replace.sql): every form of unique index SQLite has,
  * its expressions rewritten to read the new row's values.
  */
-import { quoteIdent } from "../sql/ident.js";
+import { quoteIdent } from "../ident.js";
 import type { SourceColumn, SourceTable } from "./schema.js";
 import { tokenize } from "./sql-tokens.js";
 

@@ -16,8 +16,8 @@
  * inside any transaction.
  */
 import { hash } from "node:crypto";
-import type { EncodeColumn } from "../target/copy-encode.js";
-import { decimalText, julianToMillis, pgTimestampText } from "../target/copy-encode.js";
+import type { EncodeColumn } from "./copy-encode.js";
+import { decimalText, julianToMillis, pgTimestampText } from "./copy-encode.js";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const F64 = new DataView(new ArrayBuffer(8));

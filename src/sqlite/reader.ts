@@ -1,5 +1,5 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { quoteIdent } from "../sql/ident.js";
+import { quoteIdent } from "../ident.js";
 import type { TablePlan } from "../plan/plan.js";
 import { rowidName } from "./schema.js";
 

@@ -1,16 +1,9 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { readFileSync } from "node:fs";
-import { quoteIdent } from "../sql/ident.js";
+import { FROZEN_MESSAGE } from "../db/frozen.js";
+import { quoteIdent } from "../ident.js";
 import { isOwnTrigger } from "./schema.js";
 import { CHANGES, META, noteOwnSchemaChange, render, SENTINEL_TABLE } from "./capture.js";
-
-/** The message every write to a frozen table fails with: applications and the switching database recognise it. */
-export const FROZEN_MESSAGE = "sqlite2pg: database frozen for the move to PostgreSQL; write to PostgreSQL";
-
-/** Whether an error is a write refused by the freeze. */
-export function isFrozenError(e: unknown): boolean {
-  return e instanceof Error && e.message.includes(FROZEN_MESSAGE);
-}
 
 function names(table: string) {
   return { fins: `_sqlite2pg_fins_${table}`, fupd: `_sqlite2pg_fupd_${table}`, fdel: `_sqlite2pg_fdel_${table}` };

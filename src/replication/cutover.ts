@@ -30,16 +30,16 @@ import type pg from "pg";
 import { Sqlite2pgError, sourceError, validationError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
-import { quoteIdent, qualified } from "../sql/ident.js";
-import type { ChangelogReader } from "../source/capture.js";
-import { freeze, freezeInfo, unfreeze } from "../source/freeze.js";
-import { connectPg, redactUrl } from "../target/pg.js";
-import { ROWID_COLUMN } from "../target/row-encoder.js";
-import { setSequences } from "../target/sequences.js";
-import type { ReplicationState } from "../target/state.js";
+import { quoteIdent, qualified } from "../ident.js";
+import type { ChangelogReader } from "../sqlite/capture.js";
+import { freeze, freezeInfo, unfreeze } from "../sqlite/freeze.js";
+import { connectPg, redactUrl } from "../postgres/pg.js";
+import { ROWID_COLUMN } from "../convert/row-encoder.js";
+import { setSequences } from "../postgres/sequences.js";
+import type { ReplicationState } from "../postgres/state.js";
 import { validate, type ValidationReport } from "../validate/validate.js";
 import { usesRowidColumn } from "./snapshot.js";
-import { crashPoint } from "./crash-points.js";
+import { crashPoint } from "../observe/crash-points.js";
 
 /** How the cutover validates and what it runs after. */
 export interface CutoverOptions {

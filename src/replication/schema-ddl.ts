@@ -8,8 +8,8 @@ import type pg from "pg";
 import { sourceError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { paramValue } from "../target/copy-encode.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { paramValue } from "../convert/copy-encode.js";
 import { uniqueStatements } from "./keys.js";
 import { isRetryable } from "./retry.js";
 
