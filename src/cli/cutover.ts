@@ -7,7 +7,8 @@ import { captureInfo } from "../sqlite/capture.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { openSource } from "../sqlite/open.js";
 import { withPg } from "../postgres/pg.js";
-import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../postgres/state.js";
+import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../replication/state.js";
+import { Phase, transition } from "../replication/phase.js";
 import { markerPath } from "../replication/cutover.js";
 
 function sourceIdOf(sqlite: string): string {
@@ -43,14 +44,14 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
     // and could undo an \`unfreeze\` that withdrew it meanwhile.
     const running = await daemonRunning(c, sourceId);
     process.stdout.write(
-      `Cutover requested (phase ${phase}${phase === "snapshot" || phase === "catch-up" || phase === "new" ? ": queued until caught up" : ""}). ` +
+      `Cutover requested (phase ${phase}${phase === Phase.snapshot || phase === Phase.catchUp || phase === Phase.new ? ": queued until caught up" : ""}). ` +
         (running ? "The daemon is notified through PostgreSQL.\n" : "No daemon is running: it starts when `sqlite2pg run` does.\n"),
     );
     if (!flags.wait) return;
     const deadline = Date.now() + timeout * 1000;
     for (;;) {
       const s = await loadState(c, sourceId, false);
-      if (s?.hookStatus === "failed" && s.phase === "cut-over") {
+      if (s?.hookStatus === "failed" && s.phase === Phase.cutOver) {
         const v = s.validation as { ok: boolean; mode: string } | null;
         process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}; the --on-cutover command FAILED (exit status ${s.hookExit}).\n`);
         throw new Sqlite2pgError("hook", "HOOK_FAILED", `the cutover is committed, but the --on-cutover command exited with status ${s.hookExit}`, {
@@ -58,14 +59,14 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
           hint: "fix the command and start `sqlite2pg run` again: it runs the command again, and the job is done once it succeeds",
         });
       }
-      if (s?.phase === "done") {
+      if (s?.phase === Phase.done) {
         const v = s.validation as { ok: boolean; mode: string } | null;
         const hook = s.hookStatus === "ok" ? "; --on-cutover command succeeded" : "";
         process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}${hook}.\n`);
         if (v && !v.ok) throw validationError("CUTOVER_VALIDATION", "the cutover's validation found differences", { hint: "run `sqlite2pg validate --full`" });
         return;
       }
-      if (s && s.phase === "streaming" && !s.cutoverRequestedAt) {
+      if (s && s.phase === Phase.streaming && !s.cutoverRequestedAt) {
         throw usageError("CUTOVER_WITHDRAWN", "the cutover request was withdrawn (sqlite2pg unfreeze) before it was carried out", { hint: "run `sqlite2pg cutover` again when ready" });
       }
       if (Date.now() > deadline) {
@@ -116,11 +117,13 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
           hint: "point --pg (or DATABASE_URL) at the database the daemon replicates into",
         });
       }
-      const phase = r.rows[0].phase as string;
-      if (phase === "cut-over" || phase === "done") {
+      const phase = r.rows[0].phase as Phase;
+      if (phase === Phase.cutOver || phase === Phase.done) {
         throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", { context: { phase } });
       }
-      await c.query("UPDATE sqlite2pg.state SET phase = CASE WHEN phase IN ('cutover-catch-up', 'frozen') THEN 'streaming' ELSE phase END, cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [sourceId]);
+      // The row is held FOR UPDATE: a cutover under way goes back to streaming; any other phase stays.
+      if (phase === Phase.cutoverCatchUp || phase === Phase.frozen) await transition(c, sourceId, phase, Phase.streaming);
+      await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [sourceId]);
       await notifyState(c, sourceId);
       const db = openSource(sqlite, { readonly: false });
       try {

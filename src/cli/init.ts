@@ -8,7 +8,8 @@ import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/captu
 import { openSource } from "../sqlite/open.js";
 import { readSchema } from "../sqlite/schema.js";
 import { quoteIdent } from "../ident.js";
-import { daemonRunning, ensureStateSchema, loadState } from "../postgres/state.js";
+import { daemonRunning, ensureStateSchema, loadState } from "../replication/state.js";
+import { createState, dropState, Phase } from "../replication/phase.js";
 import { redactUrl, withPg } from "../postgres/pg.js";
 
 interface InitFlags {
@@ -89,16 +90,16 @@ export async function initCommand(flags: InitFlags): Promise<void> {
     if (state && cfg.dropExisting) {
       // Start over: the way back from a file replaced under the daemon (a
       // backup restored over it), or from a replica one no longer trusts.
-      if (state.phase === "cut-over" || state.phase === "done") {
+      if (state.phase === Phase.cutOver || state.phase === Phase.done) {
         throw usageError("ALREADY_CUT_OVER", `this source was cut over to schema ${state.targetSchema}: the application writes there now, so --drop-existing will not drop it`, { context: { schema: state.targetSchema, phase: state.phase } });
       }
-      if (state.phase === "frozen" || state.phase === "cutover-catch-up") {
+      if (state.phase === Phase.frozen || state.phase === Phase.cutoverCatchUp) {
         throw usageError("CUTOVER_UNDER_WAY", `a cutover is under way (phase ${state.phase}); run \`sqlite2pg unfreeze\` first`, { context: { phase: state.phase } });
       }
       if (await daemonRunning(c, sourceId)) {
         throw usageError("DAEMON_RUNNING", "a daemon is replicating this source; stop it before starting over with --drop-existing", { context: { source_id: sourceId } });
       }
-      await c.query("DELETE FROM sqlite2pg.state WHERE source_id = $1", [sourceId]); // its snapshot progress goes with it
+      await dropState(c, sourceId); // its snapshot progress goes with it; only from a phase that may start over
       state = null;
     }
     if (!state) {
@@ -115,8 +116,8 @@ export async function initCommand(flags: InitFlags): Promise<void> {
         await c.query(`DROP SCHEMA ${quoteIdent(cfg.schema)} CASCADE`);
       }
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(cfg.schema)}`);
-      await c.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, preserve_case, phase) VALUES ($1, $2, $3, $4, 'new')", [sourceId, path, cfg.schema, cfg.preserveCase]);
-      return { phase: "new", created: true };
+      await createState(c, { sourceId, sqlitePath: path, targetSchema: cfg.schema, preserveCase: cfg.preserveCase });
+      return { phase: Phase.new, created: true };
     }
     if (state.targetSchema !== cfg.schema) {
       throw usageError("SCHEMA_MISMATCH", `this source already replicates into schema ${state.targetSchema}, not ${cfg.schema}`, { context: { schema: cfg.schema, recorded_schema: state.targetSchema } });
@@ -138,7 +139,7 @@ export async function initCommand(flags: InitFlags): Promise<void> {
     }
   } catch (e) {
     // Undo the state row this run created, so a second init starts clean.
-    if (target.created) await withPg(cfg.pg, (c) => c.query("DELETE FROM sqlite2pg.state WHERE source_id = $1 AND phase = 'new'", [sourceId])).catch(() => undefined);
+    if (target.created) await withPg(cfg.pg, (c) => dropState(c, sourceId, [Phase.new])).catch(() => undefined);
     const code = (e as { code?: string }).code ?? "";
     if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM") throw notWritable(path, `${path} cannot be written (${code})`, e);
     throw e;

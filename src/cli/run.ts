@@ -9,7 +9,8 @@ import { parseListen, startHttp } from "../observe/http.js";
 import { captureInfo } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";
 import { withPg } from "../postgres/pg.js";
-import { loadState } from "../postgres/state.js";
+import { loadState } from "../replication/state.js";
+import { Phase } from "../replication/phase.js";
 
 interface RunFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; batchMb?: number; chunkMb?: number; fixText?: boolean;
@@ -80,7 +81,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   try {
     if (flags.cutover) await rep.requestCutover();
     await rep.run();
-    log.info({ phase: rep.current.phase, applied_seq: rep.current.appliedSeq }, rep.current.phase === "done" ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed");
+    log.info({ phase: rep.current.phase, applied_seq: rep.current.appliedSeq }, rep.current.phase === Phase.done ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed");
   } finally {
     clearInterval(report);
     http?.close();

@@ -2,13 +2,14 @@ import { requireSqlite, resolveConfig } from "../config/config.js";
 import { usageError } from "../errors.js";
 import { captureInfo, ChangelogReader } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";
-import { daemonRunning, loadProgress, loadState } from "../postgres/state.js";
+import { daemonRunning, loadProgress, loadState } from "../replication/state.js";
+import { Phase } from "../replication/phase.js";
 import { withPg } from "../postgres/pg.js";
 
 /** What `status` reports. */
 export interface StatusReport {
   source_id: string;
-  phase: string;
+  phase: Phase;
   daemon_running: boolean;
   /** The active daemon as it recorded itself (pid, host), while one holds the source. */
   daemon: { pid: number; host: string } | null;
@@ -65,7 +66,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
     } catch (e) {
       fileProblem = (e as Error).message;
     }
-    const committed = s.state.phase === "cut-over" || s.state.phase === "done";
+    const committed = s.state.phase === Phase.cutOver || s.state.phase === Phase.done;
     return {
       source_id: sourceId,
       phase: s.state.phase,
@@ -84,7 +85,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       file_problem: fileProblem,
       cutover: {
         requested_at: s.state.cutoverRequestedAt?.toISOString() ?? null,
-        note: s.state.cutoverRequestedAt && ["new", "snapshot", "catch-up"].includes(s.state.phase) ? "queued until caught up" : null,
+        note: s.state.cutoverRequestedAt && ([Phase.new, Phase.snapshot, Phase.catchUp] as Phase[]).includes(s.state.phase) ? "queued until caught up" : null,
         frozen_at: s.state.frozenAt?.toISOString() ?? null,
         sentinel_seq: s.state.sentinelSeq,
         // "Cut over" only once the commit is visible: the phase says so, nothing else.
@@ -117,14 +118,14 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
     for (const t of r.snapshot) lines.push(`  ${t.table.padEnd(28)} ${t.done ? "done" : `${t.rows}/${t.total} rows`}`);
   }
   const cv = r.cutover;
-  if (r.phase === "cut-over" || r.phase === "done") {
+  if (r.phase === Phase.cutOver || r.phase === Phase.done) {
     const hook = cv.hook ? `; --on-cutover ${cv.hook.status}${cv.hook.status === "failed" ? ` (exit ${cv.hook.exit}; \`sqlite2pg run\` runs it again)` : ""}` : "";
-    lines.push(`cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === "done" ? "; done" : "; finishing (validation, marker, hook)"}${hook}`);
-  } else if (r.phase === "frozen") {
+    lines.push(`cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === Phase.done ? "; done" : "; finishing (validation, marker, hook)"}${hook}`);
+  } else if (r.phase === Phase.frozen) {
     const secs = cv.frozen_at ? ((Date.now() - Date.parse(cv.frozen_at)) / 1000).toFixed(1) : "?";
     lines.push(`cutover:         in progress: SQLite frozen since ${cv.frozen_at} (${secs} s), draining and committing in Postgres; NOT cut over yet`);
   } else if (cv.requested_at) {
-    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === "cutover-catch-up" ? " (catching up before the freeze)" : ""}; not cut over yet`);
+    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === Phase.cutoverCatchUp ? " (catching up before the freeze)" : ""}; not cut over yet`);
   }
   if (r.file_problem) lines.push(`FILE REPLACED:   ${r.file_problem}`);
   lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);

@@ -5,7 +5,7 @@ import { captureInfo } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";
 import { readSchema } from "../sqlite/schema.js";
 import { withPg } from "../postgres/pg.js";
-import { loadState } from "../postgres/state.js";
+import { loadState } from "../replication/state.js";
 import { validate } from "../validate/validate.js";
 import { CopyPool } from "../migrate/copy-pool.js";
 

@@ -36,10 +36,11 @@ import { freeze, freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { connectPg, redactUrl } from "../postgres/pg.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { setSequences } from "../postgres/sequences.js";
-import type { ReplicationState } from "../postgres/state.js";
+import type { ReplicationState } from "./state.js";
 import { validate, type ValidationReport } from "../validate/validate.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { crashPoint } from "../observe/crash-points.js";
+import { NOW, Phase, PhaseRaceError, transition } from "./phase.js";
 
 /** How the cutover validates and what it runs after. */
 export interface CutoverOptions {
@@ -63,7 +64,7 @@ export interface CutoverHost {
   state(): ReplicationState;
   plan(): MigrationPlan;
   reload(): Promise<void>;
-  setPhase(to: string, extra?: { sql: string; params: unknown[] }): Promise<void>;
+  setPhase(to: Phase, extra?: { sql: string; params: unknown[] }): Promise<void>;
   streamOnce(): Promise<number>;
   /** Mirror a schema change (during the freeze: abort the cutover, loudly). */
   checkSchema?(): Promise<void>;
@@ -106,7 +107,7 @@ export async function runCutover(h: CutoverHost, opts: CutoverOptions): Promise<
 
 async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client: pg.Client | null }): Promise<number> {
   const log = h.log.child({ cutover: true });
-  if (h.state().phase === "streaming") {
+  if (h.state().phase === Phase.streaming) {
     // Only while the request stands, checked under the state row's lock:
     // a request withdrawn a moment ago (`unfreeze`) is not carried out.
     const c = h.client();
@@ -119,7 +120,7 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
         log.info("cutover not started: the request was withdrawn");
         return -1;
       }
-      await h.setPhase("cutover-catch-up");
+      await h.setPhase(Phase.cutoverCatchUp);
       await c.query("COMMIT");
     } catch (e) {
       await c.query("ROLLBACK").catch(() => undefined);
@@ -131,11 +132,11 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
   // The validation's connection is opened now, outside the freeze; its
   // snapshot is taken after the drain.
   let snapshotClient: pg.Client | null = null;
-  if (h.state().phase === "cutover-catch-up" || h.state().phase === "frozen") snapshotClient = held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
+  if (h.state().phase === Phase.cutoverCatchUp || h.state().phase === Phase.frozen) snapshotClient = held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
   let frozenLocal: number | null = null;
   let snapshotTaken = false;
 
-  if (h.state().phase === "cutover-catch-up") {
+  if (h.state().phase === Phase.cutoverCatchUp) {
     // 1. Catch up while the application still writes, so the freeze is short:
     // until a batch finds only a handful of changes (a steady writer never
     // leaves it empty), or for a minute at most.
@@ -158,7 +159,7 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     log.info({ sentinel_seq: f.sentinelSeq }, "cutover step 2/5: SQLite frozen");
     crashPoint("after-freeze");
     try {
-      await h.setPhase("frozen", {
+      await h.setPhase(Phase.frozen, {
         sql: "UPDATE sqlite2pg.state SET sentinel_seq = $2, frozen_at = $3 WHERE source_id = $1",
         params: [h.sourceId, f.sentinelSeq, f.frozenAt],
       });
@@ -167,7 +168,7 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       // this freeze): the cutover is withdrawn. The daemon undoes the freeze
       // (the state is not frozen, so nothing can commit it).
       await h.reload();
-      if (h.state().phase === "cutover-catch-up") throw e;
+      if (h.state().phase === Phase.cutoverCatchUp) throw e;
       await snapshotClient?.end().catch(() => undefined);
       held.client = null;
       log.warn({ phase: h.state().phase }, "cutover withdrawn while SQLite was being frozen");
@@ -175,7 +176,7 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     }
   }
 
-  if (h.state().phase === "frozen") {
+  if (h.state().phase === Phase.frozen) {
     // The freeze's start: measured here when this process froze the file, else as recorded.
     const frozenAt = frozenLocal ?? performance.now() - (Date.now() - Date.parse(freezeInfo(h.db())?.frozenAt ?? String(h.state().frozenAt)));
     const maxFreeze = opts.maxFreezeMs ?? DEFAULT_MAX_FREEZE_MS;
@@ -246,7 +247,7 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     crashPoint("after-commit");
   }
 
-  if (h.state().phase === "cut-over") {
+  if (h.state().phase === Phase.cutOver) {
     if (snapshotTaken) return finish(h, opts, snapshotClient);
     await snapshotClient?.end().catch(() => undefined);
     return finish(h, opts, null);
@@ -267,13 +268,11 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
   await c.query("SET lock_timeout = 10000");
   try {
     const msg = `cutover aborted: SQLite was frozen for ${maxFreeze} ms (--max-freeze) without the Postgres commit (${why}); SQLite takes writes again, the cutover is tried again`;
-    const r = await c.query(
-      "UPDATE sqlite2pg.state SET phase = 'streaming', sentinel_seq = NULL, frozen_at = NULL, last_error = $2, last_error_at = now(), updated_at = now() WHERE source_id = $1 AND phase IN ('frozen', 'streaming') RETURNING phase",
-      [h.sourceId, msg],
-    );
-    if (r.rowCount !== 1) {
-      await h.reload();
-      throw new Error(`the phase moved to ${h.state().phase} while the freeze was being undone`);
+    try {
+      await transition(c, h.sourceId, [Phase.frozen, Phase.streaming], Phase.streaming, { set: { sentinel_seq: null, frozen_at: null, last_error: msg, last_error_at: NOW } });
+    } catch (e) {
+      if (e instanceof PhaseRaceError) await h.reload(); // the phase moved while the freeze was being undone
+      throw e;
     }
     const triggers = unfreeze(h.writer());
     const freezeMs = +(performance.now() - frozenAt).toFixed(3);
@@ -291,7 +290,7 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
   await c.query("BEGIN");
   try {
     await bound();
-    const moved = await c.query("SELECT sentinel_seq FROM sqlite2pg.state WHERE source_id = $1 AND phase = 'frozen' FOR UPDATE", [h.sourceId]);
+    const moved = await c.query("SELECT sentinel_seq FROM sqlite2pg.state WHERE source_id = $1 AND phase = $2 FOR UPDATE", [h.sourceId, Phase.frozen]);
     // Commit only while SQLite is frozen by this very freeze: never cut over
     // with SQLite taking writes.
     const f = freezeInfo(h.db());
@@ -323,7 +322,7 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
         }
       }
     }
-    await c.query("UPDATE sqlite2pg.state SET phase = 'cut-over', cutover_at = now(), updated_at = now() WHERE source_id = $1", [h.sourceId]);
+    await transition(c, h.sourceId, Phase.frozen, Phase.cutOver, { set: { cutover_at: NOW } }); // the row is held FOR UPDATE: it is frozen
     await c.query("SELECT pg_notify('sqlite2pg_cutover', $1)", [JSON.stringify({ source_id: h.sourceId, schema: plan.schema })]);
     await c.query("COMMIT");
     onCommit();
@@ -412,7 +411,7 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
       });
     }
   }
-  await h.setPhase("done", { sql: "UPDATE sqlite2pg.state SET finished_at = now() WHERE source_id = $1", params: [h.sourceId] });
+  await h.setPhase(Phase.done, { sql: "UPDATE sqlite2pg.state SET finished_at = now() WHERE source_id = $1", params: [h.sourceId] });
   log.info({ freeze_ms: state.freezeMs, validation: result.ok ? "equal" : "DIFFERS", marker: path }, "cutover done");
   if (!result.ok) {
     const bad = result.tables.filter((t) => t.sqlite_rows !== t.pg_rows || t.digest === "differs").map((t) => t.table);

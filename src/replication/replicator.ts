@@ -8,10 +8,17 @@
  *              since the snapshot began are being applied
  *   streaming  caught up once; each change is applied as it comes
  *
+ *   cutover-catch-up  the cutover is asked for: the last changes before the freeze
+ *   frozen     SQLite refuses writes; draining up to the sentinel
+ *   cut-over   committed in Postgres: the application writes there now
+ *   done       validated, marker written, hook run
+ *
  * The phase and positions live in `sqlite2pg.state`, written in the same
  * transaction as the data, so `kill -9` at any instant and a restart
- * converge to the source's contents. Only `setPhase` changes the phase, and
- * it checks the predecessor.
+ * converge to the source's contents. The allowed transitions are one table
+ * in ./phase.ts, and its `transition` is the only writer of the phase: here
+ * through `setPhase` (conditional on the phase this daemon believes in),
+ * and in the cutover's commit, `init`, `unfreeze` and the cutover's aborts.
  */
 import type BetterSqlite3 from "better-sqlite3";
 import chokidar, { type FSWatcher } from "chokidar";
@@ -28,7 +35,7 @@ import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
 import { connectPg, withPg } from "../postgres/pg.js";
 import { ROWID_COLUMN, type TransformedValue } from "../convert/row-encoder.js";
-import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, STATE_CHANNEL, toJson, type ReplicationState } from "../postgres/state.js";
+import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, STATE_CHANNEL, toJson, type ReplicationState } from "./state.js";
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
 import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
@@ -40,34 +47,9 @@ import { rootPages, SchemaChanges, SchemaMoved } from "./schema-changes.js";
 import { buildMissingUniques } from "./schema-ddl.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { crashPoint } from "../observe/crash-points.js";
+import { Phase, PhaseRaceError, transition } from "./phase.js";
 
-/** The phases, as stored in `sqlite2pg.state.phase`. */
-export const Phase = {
-  new: "new",
-  snapshot: "snapshot",
-  catchUp: "catch-up",
-  streaming: "streaming",
-  /** Cutover asked for and caught up: catching up the last changes before the freeze. */
-  cutoverCatchUp: "cutover-catch-up",
-  /** SQLite refuses writes; draining up to the sentinel. */
-  frozen: "frozen",
-  /** Committed in Postgres: the application writes there now. SQLite stays frozen. */
-  cutOver: "cut-over",
-  /** Validated, marker written, hook run. */
-  done: "done",
-} as const;
-export type Phase = (typeof Phase)[keyof typeof Phase];
-
-const PREDECESSOR: Record<Phase, Phase[]> = {
-  new: [],
-  snapshot: ["new"],
-  "catch-up": ["snapshot"],
-  streaming: ["catch-up", "cutover-catch-up", "frozen"],
-  "cutover-catch-up": ["streaming"],
-  frozen: ["cutover-catch-up"],
-  "cut-over": ["frozen"],
-  done: ["cut-over"],
-};
+export { Phase } from "./phase.js";
 
 /** Changelog rows one prune transaction deletes at most: a few tens of milliseconds of the write lock. */
 const PRUNE_CHUNK = 200_000;
@@ -341,16 +323,16 @@ export class Replicator {
     }
   }
 
-  /** Change the phase; only here, and only from a legal predecessor. */
+  /** Change the phase, from the one this daemon believes in (see ./phase.ts). */
   async setPhase(to: Phase, extra: { sql: string; params: unknown[] } | null = null): Promise<void> {
-    const from = this.current.phase as Phase;
-    if (!PREDECESSOR[to].includes(from)) throw new Error(`illegal phase change ${from} → ${to}`);
+    const from = this.current.phase;
     // Conditional on the phase this daemon believes in: `unfreeze` (or another
     // daemon) may have moved it meanwhile, and then this change must not land.
-    const r = await this.client!.query("UPDATE sqlite2pg.state SET phase = $2, updated_at = now() WHERE source_id = $1 AND phase = $3", [this.sourceId, to, from]);
-    if (r.rowCount !== 1) {
-      await this.reload();
-      throw new Error(`the phase moved under this daemon (expected ${from}, found ${this.current.phase}); not changing it to ${to}`);
+    try {
+      await transition(this.client!, this.sourceId, from, to);
+    } catch (e) {
+      if (e instanceof PhaseRaceError) await this.reload();
+      throw e;
     }
     if (extra) await this.client!.query(extra.sql, extra.params);
     this.state = (await loadState(this.client!, this.sourceId))!;
@@ -671,7 +653,7 @@ export class Replicator {
       state: () => this.current,
       plan: () => this.plan(),
       reload: () => this.reload(),
-      setPhase: (to, extra) => this.setPhase(to as Phase, extra ?? null),
+      setPhase: (to, extra) => this.setPhase(to, extra ?? null),
       streamOnce: () => this.streamOnce(),
       checkSchema: async () => { await this.schema!.reconcile(); },
       schemaMoved: () => this.schema!.moved(),

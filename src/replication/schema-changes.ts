@@ -32,11 +32,12 @@ import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
 import { ROWID_COLUMN, type TransformedValue } from "../convert/row-encoder.js";
-import { loadProgress, toJson, type ReplicationState } from "../postgres/state.js";
+import { loadProgress, toJson, type ReplicationState } from "./state.js";
 import { keyStatements, schemaFingerprint } from "./keys.js";
 import { diffSchema, readLive, type LiveSchema, type RootPages, type SchemaDiff, type StoredPlan } from "./schema-diff.js";
 import { snapshotTable, usesRowidColumn } from "./snapshot.js";
 import { alterColumns, alterConstraints } from "./schema-ddl.js";
+import { Phase, transition } from "./phase.js";
 
 /** Thrown inside a batch's read transaction: the schema is not the one the plan describes. */
 export class SchemaMoved extends Error {
@@ -62,7 +63,7 @@ export interface SchemaHost {
   stopping(): boolean;
 }
 
-const PHASES_WITHOUT_KEYS = new Set(["new", "snapshot"]);
+const PHASES_WITHOUT_KEYS = new Set<Phase>([Phase.new, Phase.snapshot]);
 
 /** The root page of every table now. */
 export function rootPages(db: BetterSqlite3.Database): RootPages {
@@ -114,8 +115,8 @@ export class SchemaChanges {
    */
   async reconcile(): Promise<boolean> {
     const phase = this.h.state().phase;
-    if (phase === "new" || phase === "cut-over" || phase === "done") return true;
-    if (phase === "frozen") this.startupCheck = false; // during the freeze only a moved cookie counts
+    if (phase === Phase.new || phase === Phase.cutOver || phase === Phase.done) return true;
+    if (phase === Phase.frozen) this.startupCheck = false; // during the freeze only a moved cookie counts
     for (let attempt = 0; this.cookie() !== this.version || this.startupCheck; attempt++) {
       if (attempt >= 5) throw sourceError("SCHEMA_UNSETTLED", "the SQLite schema kept changing while it was being mirrored", { hint: "replication retries by itself once the application's migration is over" });
       try {
@@ -154,7 +155,7 @@ export class SchemaChanges {
       await this.accept(live);
       return;
     }
-    if (h.state().phase === "frozen" || freezeInfo(h.db())) {
+    if (h.state().phase === Phase.frozen || freezeInfo(h.db())) {
       await this.abortCutover(diff);
       return;
     }
@@ -355,7 +356,7 @@ export class SchemaChanges {
     const c = this.h.client();
     await c.query("BEGIN");
     try {
-      await c.query("UPDATE sqlite2pg.state SET phase = 'streaming', sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1 AND phase IN ('cutover-catch-up', 'frozen')", [this.h.sourceId]);
+      await transition(c, this.h.sourceId, [Phase.cutoverCatchUp, Phase.frozen], Phase.streaming, { set: { sentinel_seq: null, frozen_at: null }, optional: true });
       unfreeze(this.h.writer());
       await c.query("COMMIT");
     } catch (e) {

@@ -16,7 +16,7 @@ import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { CHANGES, installCapture, uninstallCapture } from "../../src/sqlite/capture.js";
 import { readSchema, rowidName } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {

@@ -14,7 +14,7 @@ import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { CHANGES, captureProblems, captureTriggersSql, installCapture, replaceConflicts } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema } from "../../src/postgres/state.js";
+import { ensureStateSchema } from "../../src/replication/state.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {

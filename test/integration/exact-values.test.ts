@@ -14,7 +14,7 @@ import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { installCapture } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 

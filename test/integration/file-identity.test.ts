@@ -17,7 +17,7 @@ import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { CHANGES, installCapture } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { readStatus } from "../../src/cli/status.js";
 import { main } from "../../src/cli/main.js";
 

@@ -14,7 +14,7 @@ import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { installCapture } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { buildPlan } from "../../src/plan/plan.js";
 import { ChunkReader, rowBytes } from "../../src/sqlite/reader.js";

@@ -23,7 +23,7 @@ import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { installCapture } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema } from "../../src/postgres/state.js";
+import { ensureStateSchema } from "../../src/replication/state.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 
 const RUNS = Number(process.env.SQLITE2PG_PROPERTY_RUNS ?? 25);

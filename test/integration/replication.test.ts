@@ -11,7 +11,7 @@ import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { installCapture, uninstallCapture, CHANGES } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { readStatus } from "../../src/cli/status.js";
 
 const reps: Replicator[] = [];

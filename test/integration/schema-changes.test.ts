@@ -16,7 +16,7 @@ import { silentLogger } from "../../src/observe/logger.js";
 import { CHANGES, installCapture, triggerNames } from "../../src/sqlite/capture.js";
 import { freezeInfo } from "../../src/sqlite/freeze.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadProgress, loadState } from "../../src/postgres/state.js";
+import { ensureStateSchema, loadProgress, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 
 const reps: Replicator[] = [];

@@ -16,7 +16,7 @@ import { markerPath } from "../../src/replication/cutover.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { installCapture, triggerNames, CHANGES } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/postgres/state.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 

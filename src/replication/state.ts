@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { MigrationPlan } from "../plan/plan.js";
+import type { Phase } from "./phase.js";
 
 /**
  * The replication state, in Postgres (schema `sqlite2pg`), written in the
@@ -74,7 +75,8 @@ export interface ReplicationState {
   sqlitePath: string;
   targetSchema: string;
   preserveCase: boolean;
-  phase: string;
+  /** Written only through ./phase.ts. */
+  phase: Phase;
   snapshotSeq: number | null;
   appliedSeq: number;
   /** The julianday of the change at \`appliedSeq\`: with it, the checkpoint names one change, not just a number. */
@@ -155,11 +157,11 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
  * tell the daemon. The request lives here only: `unfreeze` withdraws it by
  * clearing the column. Returns the phase, or null when there is no state.
  */
-export async function requestCutoverInState(c: pg.ClientBase, sourceId: string): Promise<string | null> {
+export async function requestCutoverInState(c: pg.ClientBase, sourceId: string): Promise<Phase | null> {
   const r = await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()), updated_at = now() WHERE source_id = $1 RETURNING phase", [sourceId]);
   if (r.rowCount !== 1) return null;
   await notifyState(c, sourceId);
-  return r.rows[0].phase as string;
+  return r.rows[0].phase as Phase;
 }
 
 /** Wake the daemon of a source: the state changed (a request, a withdrawal). Delivered at commit. */
