@@ -16,7 +16,7 @@
  * inside any transaction.
  */
 import { hash } from "node:crypto";
-import type { EncodeColumn } from "./copy-encode.js";
+import type { EncodeColumn } from "../plan/types.js";
 import { decimalText, julianToMillis, pgTimestampText } from "./copy-encode.js";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));

@@ -6,24 +6,8 @@
  * backslash escapes for backslash and control characters. Values arrive
  * from better-sqlite3 as number | bigint | string | Buffer | null.
  */
-import type { Conversion, PgKind } from "../plan/types.js";
-
-/** What the encoder needs to know about one column. */
-export interface EncodeColumn {
-  name: string;
-  kind: PgKind;
-  conversion: Conversion;
-  /** Scale of `numeric(p,s)`; null for unconstrained numeric and other kinds. */
-  scale: number | null;
-  /**
-   * A text column that is (part of) a key: numbers are refused, since
-   * Postgres text would conflate integer 1 with a text '1' that SQLite
-   * keeps as another key.
-   */
-  keyText?: boolean;
-  /** Precision of `numeric(p,s)`; null or absent otherwise (plans saved before it was recorded). */
-  precision?: number | null;
-}
+import type { EncodeColumn } from "../plan/types.js";
+import { isSuspectText } from "../sqlite/text.js";
 
 /** A value that cannot be written to its column, with the reason. */
 export class ValueRefused extends Error {
@@ -48,11 +32,6 @@ const ESCAPE_MAP: Record<string, string> = {
 /** Escape a string for a COPY text field. Postgres writes the same escapes on COPY TO. */
 export function escapeCopyText(s: string): string {
   return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPES, (c) => ESCAPE_MAP[c]!) : s;
-}
-
-/** True when a string may not be stored as Postgres text as it is: a NUL, or U+FFFD (possibly invalid UTF-8 in the file). */
-export function isSuspectText(s: string): boolean {
-  return s.includes("\u0000") || s.includes("\uFFFD");
 }
 
 /** The shortest decimal that reads back as the same double, with -0 kept. */

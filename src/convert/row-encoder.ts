@@ -4,7 +4,8 @@ import { sourceError } from "../errors.js";
 import { renderKey, renderValue, type ColumnPlan, type TablePlan } from "../plan/plan.js";
 import { readRawText } from "../plan/scan.js";
 import { quoteIdent } from "../ident.js";
-import { encodeValue, isSuspectText, ValueRefused } from "./copy-encode.js";
+import { encodeValue, ValueRefused } from "./copy-encode.js";
+import { isSuspectText } from "../sqlite/text.js";
 
 /** A value changed on the way because the operator asked for it (`--fix-text`). */
 export interface TransformedValue {

@@ -7,7 +7,7 @@ import { targetError } from "../errors.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified } from "../ident.js";
 import { ChunkReader, type RowidRange } from "../sqlite/reader.js";
-import { readNamed } from "../sqlite/too-big.js";
+import { readNamed } from "../plan/too-big.js";
 import { CopyData, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { rowRecorder, type DigestBuilder } from "../validate/digest.js";
 

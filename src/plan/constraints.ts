@@ -2,24 +2,7 @@ import type BetterSqlite3 from "better-sqlite3";
 import { qualified, quoteIdent } from "../ident.js";
 import { translateExpr } from "./expr.js";
 import type { Namespace } from "./names.js";
-import { exprContext, type Decision, type PlanOptions, type TablePlan } from "./plan.js";
-
-/** A statement run after the data is loaded. */
-export interface PostLoadStatement {
-  kind: "primary key" | "unique" | "index" | "check" | "foreign key";
-  name: string;
-  sql: string;
-  /** For CHECK and FOREIGN KEY: created NOT VALID, then validated by this statement if set. */
-  validateSql: string | null;
-}
-
-/** Keys, indexes and constraints of one table, created after the COPY. */
-export interface ConstraintPlan {
-  primaryKey: string[] | null;
-  statements: PostLoadStatement[];
-  /** The identity column whose sequence is set past max(key) and sqlite_sequence. */
-  identity: string | null;
-}
+import { exprContext, type ConstraintPlan, type Decision, type PlanOptions, type PostLoadStatement, type TablePlan } from "./model.js";
 
 const SAFE_COLLATIONS = new Set(["BINARY"]);
 

@@ -2,7 +2,7 @@ import type BetterSqlite3 from "better-sqlite3";
 import { isUtf8 } from "node:buffer";
 import { quoteIdent } from "../ident.js";
 import { ChunkReader } from "../sqlite/reader.js";
-import { isSuspectText } from "../convert/copy-encode.js";
+import { isSuspectText } from "../sqlite/text.js";
 import { renderKey, type MigrationPlan, type Refusal } from "./plan.js";
 
 /**

@@ -22,6 +22,23 @@ export type PgKind =
  */
 export type Conversion = "none" | "epoch_s" | "epoch_ms" | "julian" | "boolean";
 
+/** What the encoder needs to know about one column. */
+export interface EncodeColumn {
+  name: string;
+  kind: PgKind;
+  conversion: Conversion;
+  /** Scale of `numeric(p,s)`; null for unconstrained numeric and other kinds. */
+  scale: number | null;
+  /**
+   * A text column that is (part of) a key: numbers are refused, since
+   * Postgres text would conflate integer 1 with a text '1' that SQLite
+   * keeps as another key.
+   */
+  keyText?: boolean;
+  /** Precision of `numeric(p,s)`; null or absent otherwise (plans saved before it was recorded). */
+  precision?: number | null;
+}
+
 /** The type chosen for one column, and why. */
 export interface TypeDecision {
   kind: PgKind;

@@ -6,7 +6,7 @@
  */
 import type BetterSqlite3 from "better-sqlite3";
 import { createHash } from "node:crypto";
-import type { PostLoadStatement } from "../plan/constraints.js";
+import type { PostLoadStatement } from "../plan/model.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";

@@ -17,7 +17,7 @@ import { qualified } from "../ident.js";
 import { ChunkReader } from "../sqlite/reader.js";
 import { CopyData, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
-import { readNamed } from "../sqlite/too-big.js";
+import { readNamed } from "../plan/too-big.js";
 import { toJson, type TableProgress } from "./state.js";
 import { crashPoint } from "../observe/crash-points.js";
 

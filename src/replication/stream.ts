@@ -20,7 +20,7 @@ import { DEFAULT_CHUNK_BYTES, KeyedReader, rowBytes } from "../sqlite/reader.js"
 import { paramValue, ValueRefused } from "../convert/copy-encode.js";
 import { CopyData, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
-import { readNamed } from "../sqlite/too-big.js";
+import { readNamed } from "../plan/too-big.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { SENTINEL_TABLE } from "../sqlite/capture.js";
 import { crashPoint } from "../observe/crash-points.js";

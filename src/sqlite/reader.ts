@@ -1,7 +1,13 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { quoteIdent } from "../ident.js";
-import type { TablePlan } from "../plan/plan.js";
-import { rowidName } from "./schema.js";
+import { rowidName, type SourceTable } from "./schema.js";
+
+/** What a reader needs of a table: its SQLite definition and the order to read it in (a plan's table is one). */
+export interface ReadTable {
+  source: SourceTable;
+  readOrder: { kind: "rowid" } | { kind: "key"; columns: string[] };
+  bigIntegers: boolean;
+}
 
 /** A range of rowids to read: `after` exclusive, `upTo` inclusive; null means open. */
 export interface RowidRange {
@@ -41,7 +47,7 @@ export class ChunkReader {
 
   constructor(
     db: BetterSqlite3.Database,
-    t: TablePlan,
+    t: ReadTable,
     columns: string[],
     private readonly chunkRows: number,
     range: RowidRange = { after: null, upTo: null },
@@ -177,7 +183,7 @@ export class KeyedReader {
 
   constructor(
     private readonly db: BetterSqlite3.Database,
-    t: TablePlan,
+    t: ReadTable,
     columns: string[],
     private readonly bigIntegers = true,
   ) {

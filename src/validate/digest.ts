@@ -5,7 +5,7 @@ import type pg from "pg";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { ChunkReader } from "../sqlite/reader.js";
-import { readNamed } from "../sqlite/too-big.js";
+import { readNamed } from "../plan/too-big.js";
 import { recordField } from "../convert/copy-encode.js";
 import { canonicalIsBare, canonicalSql, canonicalWriter } from "../convert/canonical.js";
 

@@ -4,7 +4,7 @@
  * (workload-writer.mjs), each a child process the test can SIGKILL.
  * Every process' stderr is kept (a bounded tail) for failure output.
  */
-import type { StatusReport } from "../../src/cli/status.js";
+import type { StatusReport } from "../../src/replication/status.js";
 import { execFile, fork, spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";

@@ -8,7 +8,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { cleanup, freshDatabase } from "../helpers/db.js";
-import { encodeValue, type EncodeColumn } from "../../src/convert/copy-encode.js";
+import { encodeValue } from "../../src/convert/copy-encode.js";
+import type { EncodeColumn } from "../../src/plan/types.js";
 import { canonicalSql, canonicalWriter } from "../../src/convert/canonical.js";
 
 afterEach(cleanup);

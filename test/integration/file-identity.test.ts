@@ -18,7 +18,7 @@ import { silentLogger } from "../../src/observe/logger.js";
 import { CHANGES, installCapture } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
 import { ensureStateSchema, loadState } from "../../src/replication/state.js";
-import { readStatus } from "../../src/cli/status.js";
+import { readStatus } from "../../src/replication/status.js";
 import { main } from "../../src/cli/main.js";
 
 const reps: Replicator[] = [];

@@ -12,7 +12,7 @@ import { silentLogger } from "../../src/observe/logger.js";
 import { installCapture, uninstallCapture, CHANGES } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
 import { ensureStateSchema, loadState } from "../../src/replication/state.js";
-import { readStatus } from "../../src/cli/status.js";
+import { readStatus } from "../../src/replication/status.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decimalText, encodeValue, ValueRefused, type EncodeColumn } from "../../src/convert/copy-encode.js";
+import { decimalText, encodeValue, ValueRefused } from "../../src/convert/copy-encode.js";
+import type { EncodeColumn } from "../../src/plan/types.js";
 import { canonicalWriter, doubleBits } from "../../src/convert/canonical.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
-  encodeValue, escapeCopyText, formatDouble, isSuspectText, julianToMillis, float8SendText, pgText, pgTimestampText,
-  paramValue, plainDecimal, recordText, ValueRefused, type EncodeColumn,
+  encodeValue, escapeCopyText, formatDouble, julianToMillis, float8SendText, pgText, pgTimestampText,
+  paramValue, plainDecimal, recordText, ValueRefused,
 } from "../../src/convert/copy-encode.js";
+import type { EncodeColumn } from "../../src/plan/types.js";
+import { isSuspectText } from "../../src/sqlite/text.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
 

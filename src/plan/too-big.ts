@@ -6,7 +6,7 @@
  */
 import type BetterSqlite3 from "better-sqlite3";
 import { sourceError, type Sqlite2pgError } from "../errors.js";
-import { keyOf, renderKey, type TablePlan } from "../plan/plan.js";
+import { keyOf, renderKey, type TablePlan } from "./plan.js";
 import { quoteIdent } from "../ident.js";
 
 /** Whether an error says a value was too big for a string or a read. */
