@@ -7,9 +7,11 @@ import { captureInfo } from "../sqlite/capture.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { openSource } from "../sqlite/open.js";
 import { withPg } from "../postgres/pg.js";
-import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../replication/state.js";
+import { loadState, notifyState, requestCutoverInState } from "../replication/state.js";
+import { daemonRunning } from "../replication/lock.js";
 import { Phase, transition } from "../replication/phase.js";
 import { markerPath } from "../replication/cutover.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 function sourceIdOf(sqlite: string): string {
   const db = openSource(sqlite);
@@ -98,9 +100,8 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
   }
   // The state row stays locked until SQLite is unfrozen: a daemon cannot
   // commit the cutover in between (its commit waits for this row).
-  await withPg(cfg.pg, async (c) => {
-    await c.query("BEGIN");
-    try {
+  const said = await withPg(cfg.pg, (c) =>
+    inTransaction(c, async () => {
       await c.query(`SET LOCAL lock_timeout = ${UNFREEZE_LOCK_TIMEOUT_MS}`);
       let r;
       try {
@@ -129,14 +130,11 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
       try {
         const was = freezeInfo(db);
         const n = unfreeze(db);
-        await c.query("COMMIT");
-        process.stdout.write(was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n");
+        return was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n";
       } finally {
         db.close();
       }
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
-  });
+    }),
+  );
+  process.stdout.write(said); // once the state's change is committed
 }

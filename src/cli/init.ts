@@ -8,9 +8,10 @@ import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/captu
 import { openSource } from "../sqlite/open.js";
 import { readSchema } from "../sqlite/schema.js";
 import { quoteIdent } from "../ident.js";
-import { daemonRunning, ensureStateSchema, loadState } from "../replication/state.js";
+import { ensureStateSchema, loadState } from "../replication/state.js";
+import { daemonRunning } from "../replication/lock.js";
 import { createState, dropState, Phase } from "../replication/phase.js";
-import { redactUrl, withPg } from "../postgres/pg.js";
+import { countRelations, redactUrl, withPg } from "../postgres/pg.js";
 
 interface InitFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; wal?: boolean; dropExisting?: boolean; json?: boolean; preserveCase?: boolean;
@@ -103,13 +104,10 @@ export async function initCommand(flags: InitFlags): Promise<void> {
       state = null;
     }
     if (!state) {
-      const n = await c.query<{ n: string }>(
-        "SELECT count(*) AS n FROM pg_class k JOIN pg_namespace s ON s.oid = k.relnamespace WHERE s.nspname = $1 AND k.relkind IN ('r','p','v','m','f')",
-        [cfg.schema],
-      );
-      if (Number(n.rows[0]!.n) > 0) {
+      const n = await countRelations(c, cfg.schema); // a sequence counts too, as for migrate
+      if (n > 0) {
         if (!cfg.dropExisting) {
-          throw usageError("TARGET_NOT_EMPTY", `the target schema ${cfg.schema} already holds ${n.rows[0]!.n} relation(s)`, {
+          throw usageError("TARGET_NOT_EMPTY", `the target schema ${cfg.schema} already holds ${n} relation(s)`, {
             context: { schema: cfg.schema }, hint: "choose another --schema, or pass --drop-existing to drop the schema and everything in it (the SQLite file was not changed)",
           });
         }

@@ -7,7 +7,7 @@ import { scanTextValues } from "../plan/scan.js";
 import { openSource } from "../sqlite/open.js";
 import { readSchema } from "../sqlite/schema.js";
 import { planDdl } from "../postgres/ddl.js";
-import { redactUrl, withPg } from "../postgres/pg.js";
+import { countRelations, redactUrl, withPg } from "../postgres/pg.js";
 
 interface PlanFlags {
   sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; verbose?: boolean; json?: boolean; scan?: boolean;
@@ -54,8 +54,7 @@ export async function planCommand(flags: PlanFlags): Promise<void> {
   if (cfg.pg || process.env.PGHOST || process.env.PGDATABASE) {
     target = await withPg(cfg.pg, async (c) => {
       const v = (await c.query<{ v: string }>("SHOW server_version")).rows[0]!.v;
-      const n = await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_class k JOIN pg_namespace s ON s.oid = k.relnamespace WHERE s.nspname = $1 AND k.relkind IN ('r','p','v','m','S','f')", [cfg.schema]);
-      return { server: cfg.pg ? redactUrl(cfg.pg) : "PG* environment", version: v, relations: Number(n.rows[0]!.n) };
+      return { server: cfg.pg ? redactUrl(cfg.pg) : "PG* environment", version: v, relations: await countRelations(c, cfg.schema) };
     });
   }
   const ddl = planDdl(plan);

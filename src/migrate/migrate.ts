@@ -26,10 +26,11 @@ import { quoteIdent } from "../ident.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
 import { CopyPool, type WorkerTask } from "./copy-pool.js";
 import { createTableSql } from "../postgres/ddl.js";
-import { connectPg, pgFailure } from "../postgres/pg.js";
+import { connectPg, countRelations, pgFailure } from "../postgres/pg.js";
 import { setSequences } from "../postgres/sequences.js";
 import { DigestBuilder, pgDigest, sameDigest, type Digest } from "../validate/digest.js";
 import { differences } from "../validate/validate.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 /** Options of {@link migrate}. */
 export interface MigrateOptions {
@@ -93,7 +94,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     await prepareSchema(main, opts);
 
     log.info({ step: 3, tables: plan.tables.length }, "step 3/8: create tables");
-    await inTransaction(main, "create tables", async () => {
+    await ddlTransaction(main, "create tables", async () => {
       await main.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`);
       for (const t of plan.tables) await main.query(createTableSql(plan, t));
     });
@@ -136,24 +137,18 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   }
 }
 
-async function inTransaction(c: pg.ClientBase, what: string, fn: () => Promise<void>): Promise<void> {
-  await c.query("BEGIN");
+/** One transaction of DDL; a failure that is not already typed is reported as `what` failing. */
+async function ddlTransaction(c: pg.ClientBase, what: string, fn: () => Promise<void>): Promise<void> {
   try {
-    await fn();
-    await c.query("COMMIT");
+    await inTransaction(c, fn);
   } catch (e) {
-    await c.query("ROLLBACK").catch(() => undefined);
     if (e instanceof Error && "category" in e) throw e;
     throw pgFailure("PG_DDL", what, e);
   }
 }
 
 async function prepareSchema(c: pg.ClientBase, opts: MigrateOptions): Promise<void> {
-  const r = await c.query<{ n: string }>(
-    "SELECT count(*) AS n FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE n.nspname = $1 AND k.relkind IN ('r','p','v','m','S','f')",
-    [opts.schema],
-  );
-  const n = Number(r.rows[0]!.n);
+  const n = await countRelations(c, opts.schema);
   if (n === 0) return;
   if (!opts.dropExisting) {
     throw usageError("TARGET_NOT_EMPTY", `the target schema ${opts.schema} already holds ${n} relation(s)`, {
@@ -161,7 +156,7 @@ async function prepareSchema(c: pg.ClientBase, opts: MigrateOptions): Promise<vo
       hint: "choose another --schema, or pass --drop-existing to drop the schema and everything in it first",
     });
   }
-  await inTransaction(c, "drop the existing schema", async () => {
+  await ddlTransaction(c, "drop the existing schema", async () => {
     await c.query(`DROP SCHEMA ${quoteIdent(opts.schema)} CASCADE`);
     await c.query(`CREATE SCHEMA ${quoteIdent(opts.schema)}`);
   });

@@ -63,3 +63,17 @@ export function pgFailure(code: string, what: string, e: unknown, context: Recor
     cause: e,
   });
 }
+
+/**
+ * How many relations a schema holds: tables (plain and partitioned), views,
+ * materialized views, sequences and foreign tables — anything a migration
+ * into the schema could collide with. Indexes and composite types go with
+ * their tables.
+ */
+export async function countRelations(c: pg.ClientBase, schema: string): Promise<number> {
+  const r = await c.query<{ n: string }>(
+    "SELECT count(*) AS n FROM pg_class k JOIN pg_namespace s ON s.oid = k.relnamespace WHERE s.nspname = $1 AND k.relkind IN ('r','p','v','m','S','f')",
+    [schema],
+  );
+  return Number(r.rows[0]!.n);
+}

@@ -22,6 +22,10 @@
  * first, then SQLite) and the daemon tries again later. A restart after a
  * crash anywhere finishes the job; before step 4 commits, `sqlite2pg
  * unfreeze` aborts it instead.
+ *
+ * Why one file over 400 lines: the steps below, in order, are the runbook
+ * of the cutover; each is resumable from the state, and reading them top to
+ * bottom is how one checks that a crash at any line converges.
  */
 import type BetterSqlite3 from "better-sqlite3";
 import { spawn } from "node:child_process";
@@ -41,6 +45,7 @@ import { validate, type ValidationReport } from "../validate/validate.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { crashPoint } from "../observe/crash-points.js";
 import { NOW, Phase, PhaseRaceError, transition } from "./phase.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 /** How the cutover validates and what it runs after. */
 export interface CutoverOptions {
@@ -111,22 +116,17 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     // Only while the request stands, checked under the state row's lock:
     // a request withdrawn a moment ago (`unfreeze`) is not carried out.
     const c = h.client();
-    await c.query("BEGIN");
-    try {
+    const withdrawn = await inTransaction(c, async () => {
       const r = await c.query("SELECT cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [h.sourceId]);
-      if (r.rows[0]?.cutover_requested_at == null && !freezeInfo(h.db())) {
-        await c.query("ROLLBACK");
-        await h.reload();
-        log.info("cutover not started: the request was withdrawn");
-        return -1;
-      }
+      if (r.rows[0]?.cutover_requested_at == null && !freezeInfo(h.db())) return true; // nothing written: the commit only ends the row lock
       await h.setPhase(Phase.cutoverCatchUp);
-      await c.query("COMMIT");
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+      return false;
+    });
     await h.reload();
+    if (withdrawn) {
+      log.info("cutover not started: the request was withdrawn");
+      return -1;
+    }
   }
 
   // The validation's connection is opened now, outside the freeze; its
@@ -284,6 +284,9 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
   return CUTOVER_RETRY;
 }
 
+// Not inTransaction: under the freeze's deadline this transaction ends in
+// three ways (ROLLBACK and false when the freeze moved, ROLLBACK and a throw,
+// COMMIT then the bookkeeping that must follow the commit at once).
 async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Promise<void>, onCommit: () => void): Promise<boolean> {
   const c = h.client();
   const plan = h.plan();

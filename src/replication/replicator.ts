@@ -7,8 +7,8 @@
  *   catch-up   every table copied, keys and indexes built; the changes made
  *              since the snapshot began are being applied
  *   streaming  caught up once; each change is applied as it comes
- *
- *   cutover-catch-up  the cutover is asked for: the last changes before the freeze
+ *   cutover-catch-up
+ *              the cutover is asked for: the last changes before the freeze
  *   frozen     SQLite refuses writes; draining up to the sentinel
  *   cut-over   committed in Postgres: the application writes there now
  *   done       validated, marker written, hook run
@@ -19,6 +19,15 @@
  * in ./phase.ts, and its `transition` is the only writer of the phase: here
  * through `setPhase` (conditional on the phase this daemon believes in),
  * and in the cutover's commit, `init`, `unfreeze` and the cutover's aborts.
+ *
+ * Why one file over 400 lines: the class is the state machine — the run
+ * loop and the phase steps share the connections, the state and the stop
+ * and wake-up signals, and splitting the loop from them would only pass
+ * all of that around. What stands alone lives beside it: the phase table
+ * (phase.ts), the source's lock (lock.ts), the file's identity
+ * (source-file.ts), the prune schedule (prune.ts), the begin step
+ * (begin.ts), lag reporting (lag.ts), and each phase's work (snapshot.ts,
+ * stream.ts, cutover.ts, schema-changes.ts).
  */
 import type BetterSqlite3 from "better-sqlite3";
 import chokidar, { type FSWatcher } from "chokidar";
@@ -35,7 +44,7 @@ import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
 import { connectPg, withPg } from "../postgres/pg.js";
 import { ROWID_COLUMN, type TransformedValue } from "../convert/row-encoder.js";
-import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, STATE_CHANNEL, toJson, type ReplicationState } from "./state.js";
+import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, toJson, type ReplicationState } from "./state.js";
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
 import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
@@ -48,11 +57,14 @@ import { buildMissingUniques } from "./schema-ddl.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { crashPoint } from "../observe/crash-points.js";
 import { Phase, PhaseRaceError, transition } from "./phase.js";
+import { SourceLock } from "./lock.js";
+import { LagMeter, type LiveNumbers } from "./lag.js";
+import { beginSnapshot } from "./begin.js";
+import { inTransaction } from "../postgres/transaction.js";
+import { PruneSchedule } from "./prune.js";
+import { fileIdentity, openReplicatedSource } from "./source-file.js";
 
 export { Phase } from "./phase.js";
-
-/** Changelog rows one prune transaction deletes at most: a few tens of milliseconds of the write lock. */
-const PRUNE_CHUNK = 200_000;
 
 /** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
 const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED"];
@@ -96,14 +108,13 @@ export class Replicator {
   private db: BetterSqlite3.Database | null = null;
   private writer: BetterSqlite3.Database | null = null;
   private client: pg.Client | null = null;
-  private lockClient: pg.Client | null = null;
+  private lock: SourceLock | null = null;
   private watcher: FSWatcher | null = null;
   private changelog: ChangelogReader | null = null;
   private applier: Applier | null = null;
   private state: ReplicationState | null = null;
   private sourceId = "";
   private stopRequested = false;
-  private lockLost = false;
   private nudged = false;
   /** A NOTIFY on the state channel arrived: re-read the cutover request now, not at the next poll. */
   private stateDirty = false;
@@ -118,15 +129,13 @@ export class Replicator {
   private schema: SchemaChanges | null = null;
   /** Device and inode of the file the connections have open. */
   private fileId = "";
-  /** When the next prune is due (ms since the epoch), and the checkpoint the last one pruned below. */
-  private nextPrune = 0;
-  private prunedBelow = 0;
+  private readonly prune: PruneSchedule;
   readonly transformed: TransformedValue[] = [];
   private readonly log: Logger;
 
   constructor(private readonly opts: ReplicatorOptions) {
     this.log = opts.log;
-    this.nextPrune = Date.now() + (opts.pruneIntervalMs ?? 60_000);
+    this.prune = new PruneSchedule(opts.pruneIntervalMs ?? 60_000, opts.pruneBacklog ?? 500_000, opts.log);
   }
 
   /** The current state (after `start`). */
@@ -217,73 +226,29 @@ export class Replicator {
   private openFile(): string {
     this.db?.close();
     this.writer?.close();
-    this.db = openSource(this.opts.sqlite);
-    const info = captureInfo(this.db);
-    if (!info) {
-      throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
-    }
-    this.writer = openSource(this.opts.sqlite, { readonly: false });
-    // Pruning waits for the application's write lock only briefly (it blocks
-    // this loop meanwhile), then tries again later.
-    this.writer.pragma("busy_timeout = 50");
-    this.changelog = new ChangelogReader(this.db);
+    this.db = this.writer = null;
+    const f = openReplicatedSource(this.opts.sqlite);
+    ({ db: this.db, writer: this.writer, changelog: this.changelog, fileId: this.fileId } = f);
     this.applier = null;
-    const st = statSync(this.opts.sqlite);
-    this.fileId = `${st.dev}:${st.ino}`;
-    return info.sourceId;
+    return f.sourceId;
   }
 
-  /**
-   * A file put in place of the one the daemon opened (a backup restored by
-   * rename, the file recreated) is not seen through the open connections:
-   * they still read the old one. When the path names another file, reopen;
-   * the checkpoint check of the next read then tells whether it is the
-   * same database (see ChangelogReader.verifyCheckpoint).
-   */
+  /** The path names another file than the one open (see ./source-file.ts): reopen, and check it is the same database. */
   private checkFile(): void {
-    let id: string;
-    try {
-      const st = statSync(this.opts.sqlite);
-      id = `${st.dev}:${st.ino}`;
-    } catch (e) {
-      throw sourceError("SQLITE_NOT_FOUND", `the SQLite file ${this.opts.sqlite} is gone: ${(e as Error).message}`, { context: { sqlite: this.opts.sqlite }, cause: e });
-    }
-    if (id === this.fileId) return;
+    if (fileIdentity(this.opts.sqlite) === this.fileId) return;
     this.log.warn({ sqlite: this.opts.sqlite }, "the SQLite file was replaced on disk: reopening it and checking it is the database being replicated");
     this.openFile();
     this.changelog!.snapshot(() => this.changelog!.verifyCheckpoint(this.sourceId, this.current.appliedSeq, this.current.appliedToken));
   }
 
-  /**
-   * Take the source's advisory lock on a connection of its own; wait as a
-   * standby while another daemon holds it. If that connection dies, the
-   * lock is gone with it: `lockLost` stops applying until it is taken again.
-   */
+  /** Take the source's lock (again): a standby waits here. */
   private async takeLock(): Promise<void> {
-    await this.lockClient?.end().catch(() => undefined);
-    const lock = await connectPg(this.opts.pg, "sqlite2pg lock");
-    this.lockClient = lock;
-    this.lockLost = false;
-    const lost = () => {
-      if (this.lockClient === lock) this.lockLost = true;
-    };
-    lock.on("error", lost);
-    lock.on("end", lost);
-    const got = await lock.query("SELECT pg_try_advisory_lock(hashtext('sqlite2pg:' || $1)) AS ok", [this.sourceId]);
-    if (!got.rows[0].ok) {
-      this.log.info({ source_id: this.sourceId }, "another daemon holds this source; waiting as a standby");
-      await lock.query("SELECT pg_advisory_lock(hashtext('sqlite2pg:' || $1))", [this.sourceId]);
-      this.log.info({ source_id: this.sourceId }, "took over the source");
-    }
-    // The lock's connection is otherwise idle: it hears `sqlite2pg cutover`
-    // and `unfreeze` (and SIGUSR2 in a standby) change the request.
-    lock.on("notification", (m) => {
-      if (m.payload === this.sourceId) {
-        this.stateDirty = true;
-        this.nudge();
-      }
+    await this.lock?.release().catch(() => undefined);
+    this.lock = new SourceLock(this.opts.pg, this.sourceId, this.log, () => {
+      this.stateDirty = true;
+      this.nudge();
     });
-    await lock.query(`LISTEN ${quoteIdent(STATE_CHANNEL)}`);
+    await this.lock.take();
   }
 
   /**
@@ -343,45 +308,13 @@ export class Replicator {
     return this.current.plan!;
   }
 
-  /** Phase new → snapshot: plan, create the tables, remember where the changelog stands. One transaction. */
+  /** Phase new → snapshot (see ./begin.ts). */
   private async begin(): Promise<void> {
-    const db = this.db!;
-    const plan = buildPlan(db, readSchema(db), { schema: this.current.targetSchema, preserveCase: this.current.preserveCase });
-    if (plan.refusals.length) {
-      const r = plan.refusals[0]!;
-      throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`, { context: { table: r.table, column: r.column, key: r.key } });
-    }
-    for (const t of plan.tables) t.bigIntegers = true;
-    const c = this.client!;
-    // Recorded before anything is read: every change from here on is applied by the stream.
-    const { seq: snapshotSeq, token: snapshotToken } = markPosition(this.writer!);
-    await c.query("BEGIN");
-    try {
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(plan.schema)}`);
-      for (const t of plan.tables) {
-        await c.query(`DROP TABLE IF EXISTS ${qualified(plan.schema, t.name)}`);
-        let ddl = createTableSql(plan, t);
-        // Nullable: the application's own inserts after the cutover never set it, and it is dropped then.
-        if (usesRowidColumn(t)) ddl = ddl.replace(/\(\n/, `(\n  ${quoteIdent(ROWID_COLUMN)} bigint,\n`);
-        await c.query(ddl);
-        await c.query(
-          "INSERT INTO sqlite2pg.snapshot_progress (source_id, table_name, total) VALUES ($1, $2, $3) ON CONFLICT (source_id, table_name) DO UPDATE SET last_key = NULL, rows = 0, total = $3, done = false",
-          [this.sourceId, t.source.name, t.census.rows],
-        );
-      }
-      // What the plan describes: the schema cookie, its text, and each table's root page (which tells a renamed table from a rebuilt one).
-      this.schema!.version = Number(db.pragma("schema_version", { simple: true }));
-      this.schema!.fingerprint = schemaFingerprint(db);
-      await this.setPhase(Phase.snapshot, {
-        sql: "UPDATE sqlite2pg.state SET plan = $2::jsonb, snapshot_seq = $3, applied_seq = $3, applied_token = $6, schema_version = $4, schema_fingerprint = $5 WHERE source_id = $1",
-        params: [this.sourceId, toJson({ ...plan, rootpages: rootPages(db) }), snapshotSeq, this.schema!.version, this.schema!.fingerprint, snapshotToken],
-      });
-      await c.query("COMMIT");
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
-    this.state = (await loadState(c, this.sourceId))!;
+    await beginSnapshot({
+      db: this.db!, writer: this.writer!, client: this.client!, sourceId: this.sourceId, state: this.current, schema: this.schema!,
+      setPhase: (to, extra) => this.setPhase(to, extra),
+    });
+    await this.reload();
   }
 
   /** Phase snapshot: copy what is left, then build keys and indexes and move to catch-up. */
@@ -403,17 +336,12 @@ export class Replicator {
     }
     const plan = this.plan();
     const c = this.client!;
-    await c.query("BEGIN");
-    try {
+    await inTransaction(c, async () => {
       await c.query("SET LOCAL maintenance_work_mem = '256MB'");
       for (const sql of keyStatements(plan)) await c.query(sql);
       crashPoint("key-build");
       await this.setPhase(Phase.catchUp);
-      await c.query("COMMIT");
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+    });
     this.state = (await loadState(c, this.sourceId))!;
     return true;
   }
@@ -445,30 +373,8 @@ export class Replicator {
       this.schema!.uniquesPending = false;
       await buildMissingUniques(this.client!, this.plan(), this.log);
     }
-    this.maybePrune();
+    this.prune.maybe(this.writer!, this.current.appliedSeq);
     return r.changes;
-  }
-
-  /**
-   * Prune applied changes when the interval is up or the backlog is large.
-   * Why rarely: every prune commits a write to the application's file, and
-   * an application transaction that began reading before that commit and
-   * writes after it fails with SQLITE_BUSY (SQLite cannot upgrade a stale
-   * read snapshot; no busy timeout helps). One short transaction per
-   * interval keeps that to a handful per hour; writers that use BEGIN
-   * IMMEDIATE only wait (the transaction holds the lock for milliseconds).
-   */
-  private maybePrune(): void {
-    const applied = this.current.appliedSeq;
-    if (applied <= this.prunedBelow) return;
-    const now = Date.now();
-    if (now < this.nextPrune && applied - this.prunedBelow < (this.opts.pruneBacklog ?? 500_000)) return;
-    const interval = this.opts.pruneIntervalMs ?? 60_000;
-    const r = pruneChanges(this.writer!, applied, PRUNE_CHUNK);
-    // The application held the write lock: try again in a few seconds, not at the next batch.
-    this.nextPrune = now + (r.busy ? Math.min(interval, 3000) : interval);
-    if (!r.busy && r.done) this.prunedBelow = applied;
-    if (r.deleted) this.log.debug({ deleted: r.deleted, below: applied, busy: r.busy }, "pruned applied changes");
   }
 
   /**
@@ -539,7 +445,7 @@ export class Replicator {
     let lastLogged = 0;
     while (!this.stopRequested) {
       try {
-        if (this.lockLost) {
+        if (this.lock?.lost) {
           this.log.warn({ source_id: this.sourceId }, "lost the connection holding the source's lock: taking it again before applying more");
           await this.takeLock();
           if (this.client) {
@@ -611,19 +517,14 @@ export class Replicator {
    */
   private async undoStrayFreeze(): Promise<void> {
     const c = this.client!;
-    await c.query("BEGIN");
-    try {
+    await inTransaction(c, async () => {
       await c.query("SET LOCAL lock_timeout = 10000");
       const r = await c.query("SELECT phase, cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [this.sourceId]);
       if (r.rows[0]?.phase === Phase.streaming && r.rows[0].cutover_requested_at === null) {
         const n = unfreeze(this.writer!);
         this.log.warn({ freeze_triggers_removed: n }, "SQLite was frozen with no cutover asked for (withdrawn by unfreeze): unfrozen, the application can write to it again");
       }
-      await c.query("COMMIT");
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+    });
     await this.reload();
   }
 
@@ -695,37 +596,19 @@ export class Replicator {
     }
   }
 
-  private rateMark = { at: Date.now(), changes: 0 };
-
+  private readonly lag = new LagMeter();
   private lastFailure: string | null = null;
-  private lastRate: number | null = null;
 
   /** The live numbers for the metrics endpoint (no Postgres round trip). */
-  live(): { phase: string; applied_seq: number; newest_seq: number; lag_changes: number; lag_seconds: number; apply_rate: number | null; last_error: string | null } {
-    const applied = this.state?.appliedSeq ?? 0;
-    const newest = this.changelog?.newestSeq() ?? 0;
-    return {
-      phase: this.state?.phase ?? "starting",
-      applied_seq: applied,
-      newest_seq: newest,
-      lag_changes: Math.max(0, newest - applied),
-      lag_seconds: this.changelog ? +this.changelog.lagSeconds(applied).toFixed(3) : 0,
-      apply_rate: this.lastRate,
-      last_error: this.lastFailure,
-    };
+  live(): LiveNumbers {
+    return this.lag.live(this.state, this.changelog, this.lastFailure);
   }
 
   /** Log the lag and store the apply rate (every few seconds, from the daemon). */
   async report(): Promise<void> {
     if (!this.client || !this.state || !this.changelog) return;
-    const now = Date.now();
-    const rate = ((this.current.changesApplied - this.rateMark.changes) * 1000) / Math.max(now - this.rateMark.at, 1);
-    this.rateMark = { at: now, changes: this.current.changesApplied };
-    this.lastRate = Math.round(rate);
+    const rate = this.lag.report(this.current, this.changelog, this.log);
     if (this.applier) this.applier.rate = rate; // stored with the next batch: one connection, one query at a time
-    const newest = this.changelog.newestSeq();
-    const lag = Math.max(0, newest - this.current.appliedSeq);
-    this.log.info({ phase: this.current.phase, applied_seq: this.current.appliedSeq, newest_seq: newest, lag_changes: lag, lag_seconds: +this.changelog.lagSeconds(this.current.appliedSeq).toFixed(3), apply_rate: Math.round(rate) }, "lag");
   }
 
   /** Release everything; keeps going when a close fails. Idempotent. */
@@ -748,8 +631,8 @@ export class Replicator {
     this.active = false;
     await this.client?.end().catch(() => undefined);
     this.client = null;
-    await this.lockClient?.end().catch(() => undefined);
-    this.lockClient = null;
+    await this.lock?.release().catch(() => undefined);
+    this.lock = null;
     this.db?.close();
     this.db = null;
     this.writer?.close();

@@ -32,12 +32,13 @@ import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
 import { ROWID_COLUMN, type TransformedValue } from "../convert/row-encoder.js";
-import { loadProgress, toJson, type ReplicationState } from "./state.js";
+import { loadProgress, resetProgress, toJson, type ReplicationState } from "./state.js";
 import { keyStatements, schemaFingerprint } from "./keys.js";
 import { diffSchema, readLive, type LiveSchema, type RootPages, type SchemaDiff, type StoredPlan } from "./schema-diff.js";
-import { snapshotTable, usesRowidColumn } from "./snapshot.js";
+import { snapshotTable, snapshotTableSql, usesRowidColumn } from "./snapshot.js";
 import { alterColumns, alterConstraints } from "./schema-ddl.js";
 import { Phase, transition } from "./phase.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 /** Thrown inside a batch's read transaction: the schema is not the one the plan describes. */
 export class SchemaMoved extends Error {
@@ -274,8 +275,7 @@ export class SchemaChanges {
     const withKeys = !PHASES_WITHOUT_KEYS.has(phase);
     const schema = next.schema;
     const tableOf = (source: string) => next.tables.find((t) => t.source.name === source)!;
-    await c.query("BEGIN");
-    try {
+    await inTransaction(c, async () => {
       for (const p of diff.dropped) {
         await c.query(`DROP TABLE IF EXISTS ${qualified(schema, p.name)}`);
         await c.query("DELETE FROM sqlite2pg.snapshot_progress WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, p.source.name]);
@@ -298,14 +298,9 @@ export class SchemaChanges {
         const t = tableOf(f.live.name);
         if (f.old) await c.query(`DROP TABLE IF EXISTS ${qualified(schema, f.old.name)}`);
         await c.query(`DROP TABLE IF EXISTS ${qualified(schema, t.name)}`);
-        let ddl = createTableSql(next, t);
-        if (usesRowidColumn(t)) ddl = ddl.replace(/\(\n/, `(\n  ${quoteIdent(ROWID_COLUMN)} bigint,\n`);
-        await c.query(ddl);
+        await c.query(snapshotTableSql(next, t));
         if (f.old && f.old.source.name !== t.source.name) await c.query("DELETE FROM sqlite2pg.snapshot_progress WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, f.old.source.name]);
-        await c.query(
-          "INSERT INTO sqlite2pg.snapshot_progress (source_id, table_name, total) VALUES ($1, $2, $3) ON CONFLICT (source_id, table_name) DO UPDATE SET last_key = NULL, rows = 0, total = $3, done = false",
-          [this.h.sourceId, t.source.name, t.census.rows],
-        );
+        await resetProgress(c, this.h.sourceId, t.source.name, t.census.rows);
       }
       for (const k of diff.kept) await alterColumns(c, schema, k.old, tableOf(k.live.name), k.ops);
       if (withKeys) {
@@ -315,11 +310,7 @@ export class SchemaChanges {
       await c.query("UPDATE sqlite2pg.state SET plan = $2::jsonb, schema_version = $3, schema_fingerprint = $4, updated_at = now() WHERE source_id = $1", [
         this.h.sourceId, toJson(next), live.version, live.fingerprint,
       ]);
-      await c.query("COMMIT");
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+    });
     this.version = live.version;
     this.fingerprint = live.fingerprint;
     await this.h.reload();
@@ -354,15 +345,10 @@ export class SchemaChanges {
    */
   private async abortCutover(diff: SchemaDiff): Promise<never> {
     const c = this.h.client();
-    await c.query("BEGIN");
-    try {
+    await inTransaction(c, async () => {
       await transition(c, this.h.sourceId, [Phase.cutoverCatchUp, Phase.frozen], Phase.streaming, { set: { sentinel_seq: null, frozen_at: null }, optional: true });
       unfreeze(this.h.writer());
-      await c.query("COMMIT");
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+    });
     await this.h.reload();
     this.h.log.error({ changes: diff.summary }, "the schema changed while SQLite was frozen for the cutover: cutover aborted, SQLite takes writes again");
     throw sourceError("CUTOVER_SCHEMA_CHANGED", `the SQLite schema changed during the cutover's freeze (${diff.summary.join("; ")}): the cutover is aborted and SQLite takes writes again`, {

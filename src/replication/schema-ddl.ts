@@ -12,6 +12,7 @@ import { qualified, quoteIdent } from "../ident.js";
 import { paramValue } from "../convert/copy-encode.js";
 import { uniqueStatements } from "./keys.js";
 import { isRetryable } from "./retry.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 /** ALTER TABLE for renamed, dropped and added columns. */
 export async function alterColumns(c: pg.Client, schema: string, o: TablePlan, t: TablePlan, ops: { renames: [string, string][]; drops: string[]; adds: string[] }): Promise<void> {
@@ -100,12 +101,11 @@ export async function buildMissingUniques(c: pg.Client, p: MigrationPlan, log: L
     const exists = await c.query("SELECT 1 FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE n.nspname = $1 AND k.relname = $2", [p.schema, name]);
     if (exists.rowCount) continue;
     try {
-      await c.query("BEGIN");
-      await c.query("SET LOCAL maintenance_work_mem = '256MB'");
-      await c.query(sql);
-      await c.query("COMMIT");
+      await inTransaction(c, async () => {
+        await c.query("SET LOCAL maintenance_work_mem = '256MB'");
+        await c.query(sql);
+      });
     } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
       if (isRetryable(e)) throw e;
       log.warn({ table, constraint: name, err: (e as Error).message }, `unique key ${name} not created: the rows break it in Postgres`);
     }

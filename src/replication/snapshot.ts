@@ -13,13 +13,16 @@ import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified } from "../ident.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { createTableSql } from "../postgres/ddl.js";
 import { ChunkReader } from "../sqlite/reader.js";
-import { CopyData, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
+import { CopyData, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
 import { readNamed } from "../plan/too-big.js";
 import { toJson, type TableProgress } from "./state.js";
 import { crashPoint } from "../observe/crash-points.js";
+import { Sqlite2pgError } from "../errors.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 /** Options of {@link snapshotTable}. */
 export interface SnapshotOptions {
@@ -39,6 +42,12 @@ export interface SnapshotOptions {
 /** Whether a table is keyed by SQLite's rowid without a declared rowid column in Postgres. */
 export function usesRowidColumn(t: TablePlan): boolean {
   return t.readOrder.kind === "rowid" && t.source.rowidAlias === null;
+}
+
+/** CREATE TABLE for the daemon: the plan's table, and first, when the table needs it, the rowid column. */
+export function snapshotTableSql(plan: MigrationPlan, t: TablePlan): string {
+  // Nullable: the application's own inserts after the cutover never set it, and it is dropped then.
+  return createTableSql(plan, t, usesRowidColumn(t) ? [`${quoteIdent(ROWID_COLUMN)} bigint`] : []);
 }
 
 /** Copy one table from where its progress says, chunk by chunk. Returns true when the table is done. */
@@ -63,26 +72,21 @@ export async function snapshotTable(
     if (opts.stopping()) return false;
     const rows = readNamed(db, t, () => reader.read());
     if (rows === null) {
-      if (!opts.finish) {
+      const finish = opts.finish;
+      if (!finish) {
         await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
         return true;
       }
-      await client.query("BEGIN");
-      try {
-        await opts.finish(client);
+      await inTransaction(client, async () => {
+        await finish(client);
         await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
-        await client.query("COMMIT");
-      } catch (e) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw e;
-      }
+      });
       return true;
     }
     const data = new CopyData();
     for (const r of rows) encoder.write(r, data);
     const lastKey = rows[rows.length - 1]!.slice(0, reader.keyWidth);
-    await client.query("BEGIN");
-    try {
+    await inTransaction(client, async () => {
       await pipeline(Readable.from(data.take()), client.query(copyFrom(copySql)));
       await generated?.check(client, rows);
       // Conditional on the progress this daemon started from: a second daemon
@@ -91,12 +95,12 @@ export async function snapshotTable(
         "UPDATE sqlite2pg.snapshot_progress SET last_key = $3::jsonb, rows = rows + $4 WHERE source_id = $1 AND table_name = $2 AND rows = $5",
         [opts.sourceId, t.source.name, toJson(lastKey), rows.length, copied],
       );
-      if (moved.rowCount !== 1) throw new Error(`the snapshot progress of ${t.source.name} moved under this daemon (another daemon?)`);
-      await client.query("COMMIT");
-    } catch (e) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+      if (moved.rowCount !== 1) {
+        throw new Sqlite2pgError("target", "SNAPSHOT_PROGRESS_MOVED", `the snapshot progress of ${t.source.name} moved under this daemon (another daemon?); nothing of this chunk was committed`, {
+          context: { table: t.source.name }, retryable: true, hint: "the daemon re-reads the progress and goes on from there",
+        });
+      }
+    });
     crashPoint("snapshot-chunk-committed");
     copied += rows.length;
     opts.onChunk?.(rows.length);

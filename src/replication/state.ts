@@ -229,12 +229,10 @@ export async function recordError(c: pg.ClientBase, sourceId: string, message: s
   await c.query("UPDATE sqlite2pg.state SET last_error = $2, last_error_at = CASE WHEN $2::text IS NULL THEN last_error_at ELSE now() END, updated_at = now() WHERE source_id = $1", [sourceId, message]);
 }
 
-/** Whether a daemon holds the source's advisory lock right now. */
-export async function daemonRunning(c: pg.ClientBase, sourceId: string): Promise<boolean> {
-  const r = await c.query(
-    `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted
-       AND ((classid::bigint << 32) | objid::bigint) = hashtext('sqlite2pg:' || $1)::bigint) AS running`,
-    [sourceId],
+/** Start (or restart) a table's snapshot progress: nothing copied yet, `total` rows counted. */
+export async function resetProgress(c: pg.ClientBase, sourceId: string, table: string, total: number): Promise<void> {
+  await c.query(
+    "INSERT INTO sqlite2pg.snapshot_progress (source_id, table_name, total) VALUES ($1, $2, $3) ON CONFLICT (source_id, table_name) DO UPDATE SET last_key = NULL, rows = 0, total = $3, done = false",
+    [sourceId, table, total],
   );
-  return r.rows[0].running;
 }

@@ -6,7 +6,8 @@
 import { usageError } from "../errors.js";
 import { captureInfo, ChangelogReader } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";
-import { daemonRunning, loadProgress, loadState } from "./state.js";
+import { loadProgress, loadState } from "./state.js";
+import { daemonRunning } from "./lock.js";
 import { Phase } from "./phase.js";
 import { withPg } from "../postgres/pg.js";
 

@@ -24,6 +24,7 @@ import { readNamed } from "../plan/too-big.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { SENTINEL_TABLE } from "../sqlite/capture.js";
 import { crashPoint } from "../observe/crash-points.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 /** What one batch did. */
 export interface BatchResult {
@@ -125,8 +126,7 @@ export class Applier {
     const lastSeq = work.changes[work.changes.length - 1]!.seq;
     const lastToken = work.changes[work.changes.length - 1]!.at;
     let rows = 0;
-    await client.query("BEGIN");
-    try {
+    await inTransaction(client, async () => {
       for (const { a, keys, rows: current } of work.tables) {
         await client.query(a.deleteSql, a.keyParams(keys));
         if (current.length > 0) {
@@ -147,11 +147,7 @@ export class Applier {
         if (r.rowCount !== 1) throw new Error("the state moved under this daemon (another daemon applied meanwhile)");
       });
       crashPoint("stream-before-commit");
-      await client.query("COMMIT");
-    } catch (e) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+    });
     crashPoint("stream-after-commit");
     return { changes: work.changes.length, rows, lastSeq, lastToken };
   }
