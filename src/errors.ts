@@ -96,6 +96,11 @@ export function timeoutError(code: string, message: string, opts?: ErrorOptions)
   return new Sqlite2pgError("timeout", code, message, opts);
 }
 
+/** Internal errors: an invariant of this program did not hold (a bug); exit 70. */
+export function internalError(code: string, message: string, opts?: ErrorOptions): Sqlite2pgError {
+  return new Sqlite2pgError("internal", code, message, opts);
+}
+
 /** The exit status for any thrown value. */
 export function exitCodeFor(err: unknown): number {
   return err instanceof Sqlite2pgError ? EXIT_CODES[err.category] : EXIT_CODES.internal;

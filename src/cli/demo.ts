@@ -118,8 +118,11 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
       say(`\nThe server's data stays in ${join(dir, "pgdata")}; \`sqlite2pg demo\` on a terminal keeps it running for psql.`);
     }
   } finally {
-    await rep?.stop();
-    app.close();
-    await server.stop();
+    try {
+      await rep?.stop();
+    } finally {
+      app.close();
+      await server.stop();
+    }
   }
 }

@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
+import { Sqlite2pgError, sourceError, usageError, internalError } from "../errors.js";
 import { buildPlan } from "../plan/plan.js";
 import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";
@@ -131,7 +131,7 @@ export async function initCommand(flags: InitFlags): Promise<void> {
         if (now !== "wal") throw sourceError("WAL_SWITCH_FAILED", `could not switch ${path} to WAL mode (still ${now}); another connection may hold it`, { context: { sqlite: path } });
       }
       const id = installCapture(db, readSchema(db).tables, sourceId);
-      if (id !== sourceId) throw new Error("source id changed during init");
+      if (id !== sourceId) throw internalError("SOURCE_ID_CHANGED", `the source id changed during init (${sourceId} → ${id})`, { context: { sqlite: path } });
     } finally {
       db.close();
     }

@@ -70,6 +70,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const http = listen ? await startHttp(listen, async () => rep.live(), { maxLagSeconds: flags.maxLag ?? 10, log }) : null;
   const signals = installSignals(log, {
     stop: () => rep.requestStop(),
+    force: () => process.exit(130),
     cutover: () =>
       void rep.requestCutover().then(
         () => log.info("cutover request recorded in the state"),
@@ -78,10 +79,14 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   });
   const report = setInterval(() => void rep.report().catch(() => undefined), flags.listen ? 2_000 : 10_000);
   report.unref();
+  let failed = false;
   try {
     if (flags.cutover) await rep.requestCutover();
     await rep.run();
     log.info({ phase: rep.current.phase, applied_seq: rep.current.appliedSeq }, rep.current.phase === Phase.done ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed");
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     clearInterval(report);
     http?.close();
@@ -93,6 +98,10 @@ export async function runCommand(flags: RunFlags): Promise<void> {
         /* already gone */
       }
     }
-    await rep.stop();
+    // A failure to release is the command's error, unless the run already failed (that error says more).
+    await rep.stop().catch((e: unknown) => {
+      if (!failed) throw e;
+      log.warn({ err: (e as Error).message }, "releasing the daemon's connections failed too");
+    });
   }
 }

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type pg from "pg";
-import { Sqlite2pgError } from "../errors.js";
+import { Sqlite2pgError, internalError } from "../errors.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { openSource } from "../sqlite/open.js";
 import type { RowidRange } from "../sqlite/reader.js";
@@ -27,7 +27,7 @@ let plan: MigrationPlan | null = null;
 async function run(task: WorkerTask): Promise<WorkerReply> {
   if (task.type === "census") return { type: "census", id: task.id, census: censusTable(db, task.table) };
   client ??= await connectPg(init.pg);
-  if (!plan) throw new Error("copy task before the plan");
+  if (!plan) throw internalError("NO_PLAN", "a copy task reached the worker before the plan");
   const t = plan.tables[task.table]!;
   const transformed: TransformedValue[] = [];
   const digest = new DigestBuilder();

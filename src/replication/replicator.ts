@@ -34,7 +34,7 @@ import chokidar, { type FSWatcher } from "chokidar";
 import type pg from "pg";
 import { statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
+import { Sqlite2pgError, sourceError, usageError, internalError, isRetryableError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
 import { captureInfo, ChangelogReader, markPosition, pruneChanges } from "../sqlite/capture.js";
@@ -140,7 +140,7 @@ export class Replicator {
 
   /** The current state (after `start`). */
   get current(): ReplicationState {
-    if (!this.state) throw new Error("replicator not started");
+    if (!this.state) throw internalError("NOT_STARTED", "the replicator was used before start()");
     return this.state;
   }
 
@@ -494,7 +494,7 @@ export class Replicator {
         }
         const msg = e instanceof Error ? e.message : String(e);
         if (msg !== failing || Date.now() - lastLogged > 30000) {
-          this.log.error({ err: msg, retryable: isRetryable(e), backoff_ms: backoff }, "apply failed; will retry");
+          this.log.error({ err: msg, retryable: isRetryable(e) || isRetryableError(e), backoff_ms: backoff }, "apply failed; will retry");
           lastLogged = Date.now();
         }
         failing = msg;
@@ -611,31 +611,50 @@ export class Replicator {
     if (this.applier) this.applier.rate = rate; // stored with the next batch: one connection, one query at a time
   }
 
-  /** Release everything; keeps going when a close fails. Idempotent. */
+  /**
+   * Release everything (watcher, connections, lock, files), going on when
+   * one fails, then throw the first failure. Idempotent. The last prune and
+   * clearing the daemon's record are best effort (the next run prunes, and
+   * `cutover` checks a recorded daemon is alive): their failures are logged.
+   */
   async stop(): Promise<void> {
     this.stopRequested = true;
+    const failures: unknown[] = [];
+    const release = async (f: () => unknown): Promise<void> => {
+      try {
+        await f();
+      } catch (e) {
+        failures.push(e);
+      }
+    };
     // A last prune of what is applied, so a stopped daemon leaves a short changelog.
     if (this.writer && this.state) {
       try {
         pruneChanges(this.writer, this.state.appliedSeq);
-      } catch {
-        /* the file may be gone or locked: the next run prunes */
+      } catch (e) {
+        this.log.debug({ err: (e as Error).message }, "no last prune: the file is gone or locked; the next run prunes");
       }
     }
-    await this.watcher?.close().catch(() => undefined);
+    await release(() => this.watcher?.close());
     this.watcher = null;
     if (this.active && this.client) {
       // No daemon is recorded once this one is gone (a kill -9 leaves the record; `cutover` checks it is alive).
-      await this.client.query("UPDATE sqlite2pg.state SET daemon_pid = NULL, daemon_host = NULL, daemon_start = NULL WHERE source_id = $1 AND daemon_pid = $2 AND daemon_host = $3", [this.sourceId, process.pid, selfIdentity().host]).catch(() => undefined);
+      await this.client.query("UPDATE sqlite2pg.state SET daemon_pid = NULL, daemon_host = NULL, daemon_start = NULL WHERE source_id = $1 AND daemon_pid = $2 AND daemon_host = $3", [this.sourceId, process.pid, selfIdentity().host])
+        .catch((e: Error) => this.log.debug({ err: e.message }, "could not clear the daemon's record in the state"));
     }
     this.active = false;
-    await this.client?.end().catch(() => undefined);
+    const client = this.client;
     this.client = null;
-    await this.lock?.release().catch(() => undefined);
+    await release(() => client?.end());
+    const lock = this.lock;
     this.lock = null;
-    this.db?.close();
+    await release(() => lock?.release());
+    const db = this.db;
     this.db = null;
-    this.writer?.close();
+    await release(() => db?.close());
+    const writer = this.writer;
     this.writer = null;
+    await release(() => writer?.close());
+    if (failures.length) throw failures[0];
   }
 }

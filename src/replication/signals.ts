@@ -2,17 +2,28 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Logger } from "../observe/logger.js";
 
+/** What the signals ask for; `force` is the command layer's: only it ends the process. */
+export interface SignalActions {
+  /** SIGTERM/SIGINT: stop after the current batch. */
+  stop: () => void;
+  /** A second SIGTERM/SIGINT: end now (the CLI exits with 130). */
+  force: () => void;
+  reload?: () => void;
+  cutover?: () => void;
+}
+
 /**
  * Signal handlers only change state; the loops act at safe points (after
- * the current batch). A second SIGTERM/SIGINT forces the exit. SIGUSR1 is
- * left alone: it is Node's debugger signal.
+ * the current batch). A second SIGTERM/SIGINT forces the exit, through the
+ * caller's `force`. SIGUSR1 is left alone: it is Node's debugger signal.
  */
-export function installSignals(log: Logger, actions: { stop: () => void; reload?: () => void; cutover?: () => void }): { dispose(): void } {
+export function installSignals(log: Logger, actions: SignalActions): { dispose(): void } {
   let stopping = false;
   const stop = (sig: NodeJS.Signals) => {
     if (stopping) {
       log.warn({ signal: sig }, "second signal: exiting now");
-      process.exit(130);
+      actions.force();
+      return;
     }
     stopping = true;
     log.info({ signal: sig }, "stopping after the current batch");

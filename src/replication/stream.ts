@@ -12,7 +12,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { sourceError } from "../errors.js";
+import { sourceError, Sqlite2pgError } from "../errors.js";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
 import type { ChangelogReader } from "../sqlite/capture.js";
@@ -144,7 +144,11 @@ export class Applier {
          WHERE source_id = $1 AND applied_seq = $5`,
         [sourceId, lastSeq, work.changes.length, this.rate, after, lastToken],
       ).then((r) => {
-        if (r.rowCount !== 1) throw new Error("the state moved under this daemon (another daemon applied meanwhile)");
+        if (r.rowCount !== 1) {
+          throw new Sqlite2pgError("target", "STATE_MOVED", "the state moved under this daemon (another daemon applied meanwhile); nothing of this batch was committed", {
+            context: { source_id: sourceId, applied_seq: after }, retryable: true, hint: "the daemon re-reads the state and goes on from there",
+          });
+        }
       });
       crashPoint("stream-before-commit");
     });
