@@ -7,6 +7,7 @@ import { captureInfo } from "../sqlite/capture.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { openSource } from "../sqlite/open.js";
 import { withPg } from "../postgres/pg.js";
+import type pg from "pg";
 import { loadState, notifyState, requestCutoverInState } from "../replication/state.js";
 import { daemonRunning } from "../replication/lock.js";
 import { Phase, transition } from "../replication/phase.js";
@@ -103,7 +104,7 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
   const said = await withPg(cfg.pg, (c) =>
     inTransaction(c, async () => {
       await c.query(`SET LOCAL lock_timeout = ${UNFREEZE_LOCK_TIMEOUT_MS}`);
-      let r;
+      let r: pg.QueryResult;
       try {
         r = await c.query("SELECT phase FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [sourceId]);
       } catch (e) {

@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { Sqlite2pgError, sourceError, usageError, internalError } from "../errors.js";
+import { type Sqlite2pgError, sourceError, usageError, internalError } from "../errors.js";
 import { buildPlan } from "../plan/plan.js";
 import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";

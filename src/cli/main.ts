@@ -53,7 +53,7 @@ function common(cmd: Command): Command {
 }
 
 /** Build the program; exported so tests can drive it without a child process. */
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command("sqlite2pg")
     .description("Move a live SQLite database into PostgreSQL exactly.")
     .version("0.1.0")

@@ -18,7 +18,7 @@ interface RunFlags {
 }
 
 /** The pid file of the active daemon of a SQLite file (written once it holds the source's lock, removed on exit). */
-export function pidFile(sqlite: string): string {
+function pidFile(sqlite: string): string {
   return `${sqlite}-sqlite2pg.pid`;
 }
 

@@ -3,6 +3,7 @@ import { Phase } from "../replication/phase.js";
 import { readStatus } from "../replication/status.js";
 
 // The benchmark (bench/lib/replication.mjs) polls dist/cli/status.js's readStatus in its own process.
+/** @public */
 export { readStatus, type StatusReport } from "../replication/status.js";
 
 /** `sqlite2pg status`. */

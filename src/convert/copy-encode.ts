@@ -199,7 +199,7 @@ const ISO_PARTS = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?)?
  * 0001–9999, hours 0–23, seconds 0–59 (Postgres reads 24:00 and second 60
  * as the next day or minute: silently another text), zones within ±15:59.
  */
-export function isoInRange(s: string): boolean {
+function isoInRange(s: string): boolean {
   const m = ISO_PARTS.exec(s);
   if (!m) return false;
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];

@@ -133,9 +133,9 @@ export class RowEncoder {
 }
 
 /** Blobs above this size are written to COPY data in hex pieces of this size. */
-export const BIG_BLOB = 1024 * 1024;
+const BIG_BLOB = 1024 * 1024;
 /** The largest blob one COPY line carries (as hex, with its row, under Postgres' 1 GB line buffer). */
-export const MAX_COPY_BLOB = 512 * 1024 * 1024 - 64 * 1024;
+const MAX_COPY_BLOB = 512 * 1024 * 1024 - 64 * 1024;
 
 /**
  * COPY data as a list of Buffers of about {@link PIECE} bytes each: a batch

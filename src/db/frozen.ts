@@ -4,8 +4,9 @@
  * the switching database) recognises that refusal and writes to PostgreSQL.
  *
  * This module is the application library's side of the contract; the freeze
- * triggers (src/sqlite/freeze.ts) raise the same text. It imports nothing,
- * so the library never pulls in the daemon.
+ * triggers (triggers/freeze.sql, installed by src/sqlite/freeze.ts) raise the
+ * same text (a unit test holds them together). It imports nothing, so the
+ * library never pulls in the daemon.
  */
 
 /** The message every write to a frozen table fails with: applications and the switching database recognise it. */

@@ -12,7 +12,7 @@
 import { writeSync } from "node:fs";
 
 /** Every point, where it is, in the order a migration passes them. */
-export const CRASH_POINTS = {
+const CRASH_POINTS = {
   /** snapshot.ts: a chunk and its progress committed in Postgres. */
   snapshotChunkCommitted: "snapshot-chunk-committed",
   /** replicator.ts: keys and indexes built, the transaction not yet committed. */

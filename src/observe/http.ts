@@ -11,7 +11,7 @@ export interface ListenAddress {
 
 /** Parse `--listen [host:]port` (host defaults to 127.0.0.1; `[::1]:9100` for IPv6). */
 export function parseListen(text: string): ListenAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:\s\[\]]*):)?(\d{1,5})$/.exec(text.trim());
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:\s[\]]*):)?(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[3]) : NaN;
   if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw usageError("BAD_LISTEN", `--listen must be [host:]port with a port from 1 to 65535, not ${JSON.stringify(text)}`, {

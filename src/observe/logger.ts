@@ -1,7 +1,7 @@
 import pino from "pino";
 
 /** Paths pino removes from every log line: secrets never reach a log. */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   "password", "*.password", "pg", "*.pg", "url", "*.url", "connectionString", "*.connectionString",
   "config.pg", "env.PGPASSWORD", "*.PGPASSWORD",
 ];

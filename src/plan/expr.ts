@@ -327,7 +327,7 @@ export function pgString(s: string): string {
 
 /** A double as a Postgres float8 literal, its shortest round-trip form. */
 /** Shared with the DEFAULT translation (expr-default.ts). */
-export function pgFloat(r: number): string {
+function pgFloat(r: number): string {
   return `${String(r)}::double precision`;
 }
 

@@ -1,7 +1,7 @@
 import { sourceError } from "../errors.js";
 
 /** Postgres truncates identifiers to NAMEDATALEN-1 bytes. */
-export const PG_MAX_IDENT_BYTES = 63;
+const PG_MAX_IDENT_BYTES = 63;
 
 /**
  * The Postgres name for a SQLite name: ASCII letters folded to lower case

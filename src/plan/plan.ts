@@ -1,17 +1,16 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { censusTable, numericTypmod, type TableCensus } from "../sqlite/census.js";
-import { rowidName, type SourceColumn, type SourceSchema, type SourceTable, type SkippedObject } from "../sqlite/schema.js";
+import { rowidName, type SourceColumn, type SourceSchema, type SourceTable, } from "../sqlite/schema.js";
 import { quoteIdent } from "../ident.js";
-import type { EncodeColumn } from "./types.js";
-import { translateExpr, type ExprContext } from "./expr.js";
+import { translateExpr, } from "./expr.js";
 import { translateDefault } from "./expr-default.js";
 import { Namespace, pgName } from "./names.js";
-import { chooseType, type TypeDecision } from "./types.js";
+import { chooseType, } from "./types.js";
 import { planConstraints } from "./constraints.js";
 import { exprContext, keyOf, renderKey, renderValue, type ColumnPlan, type Decision, type MigrationPlan, type PlanOptions, type ReadOrder, type Refusal, type TablePlan } from "./model.js";
 
-export type { ColumnPlan, ConstraintPlan, Decision, MigrationPlan, PlanOptions, PostLoadStatement, ReadOrder, Refusal, TablePlan } from "./model.js";
-export { exprContext, keyOf, renderKey, renderValue };
+export type { ColumnPlan,   MigrationPlan, PlanOptions,   Refusal, TablePlan } from "./model.js";
+export {  keyOf, renderKey, renderValue };
 
 /**
  * Build the plan: census every table, choose types, translate defaults,
@@ -105,14 +104,14 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
 }
 
 /** Columns whose values are keys: the primary key, and the column terms of every unique index or constraint. */
-export function uniqueKeyColumns(t: SourceTable): Set<string> {
+function uniqueKeyColumns(t: SourceTable): Set<string> {
   const out = new Set(t.primaryKey);
   for (const ix of t.indexes) if (ix.unique) for (const x of ix.terms) if (x.column !== null) out.add(x.column);
   return out;
 }
 
 /** Up to three keys of rows matching `where` (with `%c` for the column), for messages. */
-export function exampleKeys(db: BetterSqlite3.Database, t: SourceTable, c: SourceColumn, ...wheres: string[]): string {
+function exampleKeys(db: BetterSqlite3.Database, t: SourceTable, c: SourceColumn, ...wheres: string[]): string {
   const key = keyOf(t);
   const out: string[] = [];
   for (const w of wheres) {

@@ -10,7 +10,7 @@ import { keyOf, renderKey, type TablePlan } from "./plan.js";
 import { quoteIdent } from "../ident.js";
 
 /** Whether an error says a value was too big for a string or a read. */
-export function isTooBig(e: unknown): boolean {
+function isTooBig(e: unknown): boolean {
   const err = e as { code?: string; message?: string } | null;
   if (err?.code === "SQLITE_TOOBIG" || err?.code === "ERR_STRING_TOO_LONG") return true;
   return e instanceof RangeError && /string length|buffer/i.test(err?.message ?? "");
@@ -21,7 +21,7 @@ export function isTooBig(e: unknown): boolean {
  * the table (found by its stored size, `octet_length()`, which reads no
  * content); null when `e` is another error.
  */
-export function tooBigError(db: BetterSqlite3.Database, t: TablePlan, e: unknown): Sqlite2pgError | null {
+function tooBigError(db: BetterSqlite3.Database, t: TablePlan, e: unknown): Sqlite2pgError | null {
   if (!isTooBig(e)) return null;
   const key = keyOf(t.source);
   const from = `main.${quoteIdent(t.source.name)}`;

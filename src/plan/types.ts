@@ -3,7 +3,7 @@ import { DATE_CLASS, isDateDeclared, numericTypmod } from "../sqlite/census.js";
 import type { SourceColumn } from "../sqlite/schema.js";
 
 /** The Postgres types this project creates. */
-export type PgKind =
+type PgKind =
   | "bigint"
   | "double precision"
   | "numeric"
@@ -20,7 +20,7 @@ export type PgKind =
  * (epoch seconds/milliseconds and julian days to an instant, 0/1 and
  * true/false words to a boolean).
  */
-export type Conversion = "none" | "epoch_s" | "epoch_ms" | "julian" | "boolean";
+type Conversion = "none" | "epoch_s" | "epoch_ms" | "julian" | "boolean";
 
 /** What the encoder needs to know about one column. */
 export interface EncodeColumn {

@@ -87,7 +87,7 @@ export function markerPath(sqlite: string): string {
 const CATCH_UP_RESIDUE = 100;
 
 /** The default of --max-freeze. */
-export const DEFAULT_MAX_FREEZE_MS = 5000;
+const DEFAULT_MAX_FREEZE_MS = 5000;
 
 /** What {@link runCutover} returns when the freeze reached --max-freeze and was undone: try again later. */
 export const CUTOVER_RETRY = -2;

@@ -17,7 +17,7 @@ import { connectPg } from "../postgres/pg.js";
 import { STATE_CHANNEL } from "./state.js";
 
 /** SQL for the lock key of the source id given as `$1`. Never change it (see above). */
-export const LOCK_KEY_SQL = "hashtext('sqlite2pg:' || $1)";
+const LOCK_KEY_SQL = "hashtext('sqlite2pg:' || $1)";
 
 /** Whether a daemon holds the source's advisory lock right now. */
 export async function daemonRunning(c: pg.ClientBase, sourceId: string): Promise<boolean> {

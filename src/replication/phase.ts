@@ -112,7 +112,7 @@ export class PhaseRaceError extends Sqlite2pgError {
 export const NOW: unique symbol = Symbol("now()");
 
 /** Other columns a transition writes in the same statement. */
-export type StateColumns = Record<string, unknown>;
+type StateColumns = Record<string, unknown>;
 
 /** Options of {@link transition}. */
 export interface TransitionOptions {

@@ -2,7 +2,7 @@
  * Failures that go away by themselves: the daemon backs off and retries
  * them. SQLSTATEs and driver errors, as named data.
  */
-export const RETRYABLE_SQLSTATES: Record<string, string> = {
+const RETRYABLE_SQLSTATES: Record<string, string> = {
   "40001": "serialization failure",
   "40P01": "deadlock detected",
   "55P03": "lock not available",
@@ -16,7 +16,7 @@ export const RETRYABLE_SQLSTATES: Record<string, string> = {
 };
 
 /** Node and SQLite error codes that mean "try again". */
-export const RETRYABLE_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "SQLITE_BUSY", "SQLITE_LOCKED", "PG_CONNECT"]);
+const RETRYABLE_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "SQLITE_BUSY", "SQLITE_LOCKED", "PG_CONNECT"]);
 
 /** Whether an error is worth retrying after a pause. */
 export function isRetryable(e: unknown): boolean {

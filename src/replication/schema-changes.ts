@@ -30,7 +30,6 @@ import type { TableCensus } from "../sqlite/census.js";
 import { CHANGES, META, noteOwnSchemaChange, SENTINEL_TABLE, triggerNames } from "../sqlite/capture.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { qualified, quoteIdent } from "../ident.js";
-import { createTableSql } from "../postgres/ddl.js";
 import { ROWID_COLUMN, type TransformedValue } from "../convert/row-encoder.js";
 import { loadProgress, resetProgress, toJson, type ReplicationState } from "./state.js";
 import { keyStatements, schemaFingerprint } from "./keys.js";
@@ -152,7 +151,7 @@ export class SchemaChanges {
       }
     }
     const diff = fpChanged || usePages || this.startupCheck ? diffSchema(plan, live, usePages) : null;
-    if (!diff || !diff.any) {
+    if (!diff?.any) {
       await this.accept(live);
       return;
     }

@@ -68,7 +68,7 @@ export function readLive(db: BetterSqlite3.Database): LiveSchema {
 }
 
 /** One table's column change that ALTER TABLE can mirror in place. */
-export interface ColumnOps {
+interface ColumnOps {
   /** Old source name → new source name. */
   renames: [string, string][];
   drops: string[];
@@ -76,7 +76,7 @@ export interface ColumnOps {
 }
 
 /** A table kept (same rows), possibly renamed or altered in place. */
-export interface KeptTable {
+interface KeptTable {
   old: TablePlan;
   live: SourceTable;
   renamedFrom: string | null;
@@ -204,7 +204,7 @@ function sameButName(a: SourceColumn, b: SourceColumn): boolean {
 }
 
 /** Renames only, drops only or adds only (what ALTER TABLE can do); null for anything else. */
-export function columnOps(before: SourceColumn[], after: SourceColumn[]): ColumnOps | null {
+function columnOps(before: SourceColumn[], after: SourceColumn[]): ColumnOps | null {
   if (before.length === after.length) {
     if (!before.every((c, i) => sameButName(c, after[i]!))) return null;
     return { renames: before.flatMap((c, i) => (c.name === after[i]!.name ? [] : [[c.name, after[i]!.name] as [string, string]])), drops: [], adds: [] };

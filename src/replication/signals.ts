@@ -57,7 +57,7 @@ export function installSignals(log: Logger, actions: SignalActions): { dispose()
  * process. With the pid and the host it names one process: a pid reused
  * after a `kill -9` has another start time.
  */
-export function processStart(pid: number): string | null {
+function processStart(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) is in parentheses and may hold spaces.

@@ -7,7 +7,7 @@ import type { Phase } from "./phase.js";
  * same transaction as the data it describes: a crash at any instant leaves
  * the state and the data consistent, and a restart resumes from it.
  */
-export const STATE_SCHEMA_SQL = `
+const STATE_SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS sqlite2pg;
 CREATE TABLE IF NOT EXISTS sqlite2pg.state (
   source_id       text PRIMARY KEY,
@@ -129,7 +129,7 @@ export function toJson(value: unknown): string {
 }
 
 /** The inverse of {@link toJson}. */
-export function fromJson<T>(text: string | object): T {
+function fromJson<T>(text: string | object): T {
   const revive = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(revive);
     if (v && typeof v === "object") {

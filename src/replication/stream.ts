@@ -98,7 +98,7 @@ export class Applier {
           if (e instanceof ValueRefused) continue;
           throw e;
         }
-        vals.forEach((v, i) => params[i]!.push(v));
+        for (const [i, v] of vals.entries()) params[i]!.push(v);
       }
       return params;
     };
@@ -178,13 +178,19 @@ export class Applier {
         if (ch.tbl === SENTINEL_TABLE) continue; // the cutover's marker: nothing to apply
         const a = this.table(ch.tbl);
         let entry = byTable.get(ch.tbl);
-        if (!entry) byTable.set(ch.tbl, (entry = { a, keys: new Map(), rows: [] }));
+        if (!entry) {
+          entry = { a, keys: new Map(), rows: [] };
+          byTable.set(ch.tbl, entry);
+        }
         const key = ch.key.slice(0, a.keyed.keyWidth);
         const ks = keyString(key);
         if (entry.keys.has(ks)) continue;
         entry.keys.set(ks, key);
         let list = fresh.get(ch.tbl);
-        if (!list) fresh.set(ch.tbl, (list = []));
+        if (!list) {
+          list = [];
+          fresh.set(ch.tbl, list);
+        }
         list.push(key);
         n++;
       }

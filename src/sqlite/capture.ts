@@ -49,10 +49,10 @@ export function markPosition(db: BetterSqlite3.Database): { seq: number; token: 
 }
 
 /** Key columns the changelog has: a WITHOUT ROWID key may have at most this many columns. */
-export const MAX_KEY_COLUMNS = 4;
+const MAX_KEY_COLUMNS = 4;
 
 /** How a table's rows are named in the changelog: by rowid, or by the primary key of a WITHOUT ROWID table. */
-export type CaptureKey = { kind: "rowid" } | { kind: "pk"; columns: string[] };
+type CaptureKey = { kind: "rowid" } | { kind: "pk"; columns: string[] };
 
 /** One change read from the changelog. */
 export interface Change {
@@ -65,7 +65,7 @@ export interface Change {
 }
 
 /** The capture key of a table. */
-export function captureKey(t: SourceTable): CaptureKey {
+function captureKey(t: SourceTable): CaptureKey {
   return t.withoutRowid ? { kind: "pk", columns: t.primaryKey } : { kind: "rowid" };
 }
 

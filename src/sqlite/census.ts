@@ -53,7 +53,7 @@ const TIME_SHAPE = "[0-2][0-9]:[0-5][0-9]:[0-5][0-9]";
  * not a date). Year 0000 is refused: Postgres has no year zero. Built so the
  * common shapes cost one GLOB and one date function call.
  */
-export function dateClassSql(col: string): string {
+function dateClassSql(col: string): string {
   const rest = `substr(${col},20)`;
   const tzLen = `(CASE WHEN ${rest} GLOB '*Z' THEN 1 WHEN ${rest} GLOB '*[+-][0-2][0-9]:[0-5][0-9]' THEN 6 ELSE 0 END)`;
   const frac = `substr(${rest},1,length(${rest})-${tzLen})`;
@@ -169,7 +169,7 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
   });
   if (second.length > 0) {
     const r2 = db.prepare(`SELECT ${second.map((x) => x.expr).join(", ")} FROM ${from}`).raw(true).safeIntegers(true).get() as unknown[];
-    second.forEach((x, i) => x.set(x.cc, r2[i]));
+    for (const [i, x] of second.entries()) x.set(x.cc, r2[i]);
   }
   return { rows, columns };
 }

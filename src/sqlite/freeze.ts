@@ -1,6 +1,5 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { readFileSync } from "node:fs";
-import { FROZEN_MESSAGE } from "../db/frozen.js";
 import { quoteIdent } from "../ident.js";
 import { isOwnTrigger } from "./schema.js";
 import { CHANGES, META, noteOwnSchemaChange, render, SENTINEL_TABLE } from "./capture.js";

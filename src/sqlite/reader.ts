@@ -16,7 +16,7 @@ export interface RowidRange {
 }
 
 /** One chunk: the rows (raw arrays) and the key values that name each row. */
-export interface Chunk {
+interface Chunk {
   rows: unknown[][];
   /** Number of leading fields that are the reading key (not copied). */
   keyWidth: number;

@@ -36,7 +36,7 @@ export interface SourceIndex {
 }
 
 /** A foreign key; `to` is null where it names the parent's primary key implicitly. */
-export interface SourceForeignKey {
+interface SourceForeignKey {
   id: number;
   parent: string;
   from: string[];

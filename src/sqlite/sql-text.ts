@@ -13,7 +13,7 @@
  */
 import { tokenize, type Token } from "./sql-tokens.js";
 
-export { tokenize, type Token } from "./sql-tokens.js";
+export { tokenize,  } from "./sql-tokens.js";
 
 /** One column definition of a CREATE TABLE statement. */
 export interface ParsedColumnDef {
@@ -58,7 +58,7 @@ export interface ParsedCreateTable {
 }
 
 /** One term of an index: a plain column or an expression. */
-export interface ParsedIndexColumn {
+interface ParsedIndexColumn {
   /** The term's text as written, without its COLLATE and ASC/DESC. */
   expr: string;
   /** The column name, unquoted, when the term is a plain column name; otherwise null. */

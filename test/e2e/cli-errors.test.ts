@@ -20,7 +20,7 @@ afterEach(async () => {
 
 /** One paragraph: an `error [CODE]` or commander `error:` line, no stack, no "internal error". */
 function expectParagraph(stderr: string, code?: string) {
-  expect(stderr).not.toMatch(/internal error|    at /);
+  expect(stderr).not.toMatch(/internal error| {4}at /);
   expect(stderr.trim().split("\n").length).toBeLessThanOrEqual(5);
   if (code) expect(stderr).toContain(`[${code}]`);
 }

@@ -9,8 +9,8 @@ import { execFile, fork, spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-export const ROOT = resolve(__dirname, "../..");
-export const BIN = join(ROOT, "bin/sqlite2pg.js");
+const ROOT = resolve(__dirname, "../..");
+const BIN = join(ROOT, "bin/sqlite2pg.js");
 const WRITER = join(ROOT, "test/helpers/workload-writer.mjs");
 
 /** Environment for child processes: no ambient connection settings, no colours. */
@@ -66,7 +66,7 @@ class Tail {
 }
 
 /** Shorten a pino JSON line to "time level msg {fields}" for failure output. */
-export function shortLog(line: string): string {
+function shortLog(line: string): string {
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     const { level, time, msg, pid: _pid, hostname: _h, ...rest } = o;

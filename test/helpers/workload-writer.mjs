@@ -77,5 +77,5 @@ try {
   db.close();
   process.send({ ev: "stopped", stats: { ...stats, next: i } }, () => process.exit(0));
 } catch (e) {
-  process.send({ ev: "error", message: e && e.stack ? e.stack : String(e) }, () => process.exit(1));
+  process.send({ ev: "error", message: e?.stack ? e.stack : String(e) }, () => process.exit(1));
 }

@@ -17,7 +17,7 @@
  * (workload-writer.mjs) with plain `node`.
  */
 
-export const SCHEMA_SQL = `
+const SCHEMA_SQL = `
 CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL, data BLOB, code TEXT UNIQUE);
 CREATE TABLE stock (sku TEXT NOT NULL, bin INTEGER NOT NULL, qty INTEGER NOT NULL, note TEXT, PRIMARY KEY (sku, bin)) WITHOUT ROWID;
 CREATE TABLE events (kind TEXT, amount REAL, n INTEGER);
@@ -58,7 +58,8 @@ export function prng(seed) {
       const total = pairs.reduce((s, [w]) => s + w, 0);
       let x = next() * total;
       for (const [w, v] of pairs) {
-        if ((x -= w) < 0) return v;
+        x -= w;
+        if (x < 0) return v;
       }
       return pairs[pairs.length - 1][1];
     },
@@ -67,7 +68,7 @@ export function prng(seed) {
 }
 
 /** A seed for transaction `i` of the workload seeded `seed`. */
-export function txSeed(seed, i) {
+function txSeed(seed, i) {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca77)) >>> 0;
 }
 

@@ -120,8 +120,8 @@ function createSql(i: number, s: TableSpec, as = name(i)): string {
 }
 
 function indexSql(i: number, s: TableSpec): string | null {
-  const text = s.cols.findIndex((c) => c === "TEXT");
-  const col = text >= 0 ? text : 0;
+  const text = s.cols.indexOf("TEXT");
+  const col = Math.max(text , 0);
   if (s.unique === "plain") return `CREATE UNIQUE INDEX ${name(i)}_u ON ${name(i)} (c${col})`;
   if (s.unique === "lower" && text >= 0) return `CREATE UNIQUE INDEX ${name(i)}_u ON ${name(i)} (lower(c${text}))`;
   if (s.unique === "partial") return `CREATE UNIQUE INDEX ${name(i)}_u ON ${name(i)} (c${col}) WHERE c${col} IS NOT NULL AND length(c${col}) > 1`;
