@@ -15,13 +15,6 @@ export interface RowidRange {
   upTo: bigint | null;
 }
 
-/** One chunk: the rows (raw arrays) and the key values that name each row. */
-interface Chunk {
-  rows: unknown[][];
-  /** Number of leading fields that are the reading key (not copied). */
-  keyWidth: number;
-}
-
 /**
  * Reads a table in key order, in short chunks: each chunk is one statement,
  * so no read transaction outlives it and the application's checkpoints are
