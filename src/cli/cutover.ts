@@ -56,7 +56,9 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
       const s = await loadState(c, sourceId, false);
       if (s?.hookStatus === "failed" && s.phase === Phase.cutOver) {
         const v = s.validation as { ok: boolean; mode: string } | null;
-        process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}; the --on-cutover command FAILED (exit status ${s.hookExit}).\n`);
+        process.stdout.write(
+          `Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}; the --on-cutover command FAILED (exit status ${s.hookExit}).\n`,
+        );
         throw new Sqlite2pgError("hook", "HOOK_FAILED", `the cutover is committed, but the --on-cutover command exited with status ${s.hookExit}`, {
           context: { command: s.hookCommand ?? undefined },
           hint: "fix the command and start `sqlite2pg run` again: it runs the command again, and the job is done once it succeeds",
@@ -70,12 +72,18 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
         return;
       }
       if (s && s.phase === Phase.streaming && !s.cutoverRequestedAt) {
-        throw usageError("CUTOVER_WITHDRAWN", "the cutover request was withdrawn (sqlite2pg unfreeze) before it was carried out", { hint: "run `sqlite2pg cutover` again when ready" });
+        throw usageError("CUTOVER_WITHDRAWN", "the cutover request was withdrawn (sqlite2pg unfreeze) before it was carried out", {
+          hint: "run `sqlite2pg cutover` again when ready",
+        });
       }
       if (Date.now() > deadline) {
-        throw timeoutError("CUTOVER_TIMEOUT", `the cutover did not finish within ${timeout} s (phase ${s?.phase}${s?.lastError ? `, last error: ${s.lastError}` : ""})`, {
-          hint: "the request stands: the daemon goes on with it; `sqlite2pg status` shows where it is, `sqlite2pg unfreeze` withdraws it",
-        });
+        throw timeoutError(
+          "CUTOVER_TIMEOUT",
+          `the cutover did not finish within ${timeout} s (phase ${s?.phase}${s?.lastError ? `, last error: ${s.lastError}` : ""})`,
+          {
+            hint: "the request stands: the daemon goes on with it; `sqlite2pg status` shows where it is, `sqlite2pg unfreeze` withdraws it",
+          },
+        );
       }
       await sleep(200);
     }
@@ -97,7 +105,10 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
   const sqlite = requireSqlite(cfg);
   const sourceId = sourceIdOf(sqlite);
   if (existsSync(markerPath(sqlite))) {
-    throw usageError("ALREADY_CUT_OVER", `the cutover marker ${markerPath(sqlite)} exists: the application writes to Postgres now, so SQLite stays frozen for good`);
+    throw usageError(
+      "ALREADY_CUT_OVER",
+      `the cutover marker ${markerPath(sqlite)} exists: the application writes to Postgres now, so SQLite stays frozen for good`,
+    );
   }
   // The state row stays locked until SQLite is unfrozen: a daemon cannot
   // commit the cutover in between (its commit waits for this row).
@@ -109,10 +120,14 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
         r = await c.query("SELECT phase FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [sourceId]);
       } catch (e) {
         if ((e as { code?: string }).code !== "55P03") throw e;
-        throw timeoutError("STATE_LOCKED", `could not lock the replication state within ${UNFREEZE_LOCK_TIMEOUT_MS / 1000} s: the daemon is committing the cutover right now (or another session holds the row); nothing was changed`, {
-          context: { source_id: sourceId },
-          hint: "run `sqlite2pg status`: if the phase is cut-over or done the cutover committed and SQLite stays frozen; otherwise run `sqlite2pg unfreeze` again",
-        });
+        throw timeoutError(
+          "STATE_LOCKED",
+          `could not lock the replication state within ${UNFREEZE_LOCK_TIMEOUT_MS / 1000} s: the daemon is committing the cutover right now (or another session holds the row); nothing was changed`,
+          {
+            context: { source_id: sourceId },
+            hint: "run `sqlite2pg status`: if the phase is cut-over or done the cutover committed and SQLite stays frozen; otherwise run `sqlite2pg unfreeze` again",
+          },
+        );
       }
       if (r.rowCount !== 1) {
         throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database, so it cannot tell whether the cutover is committed`, {
@@ -121,17 +136,23 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
       }
       const phase = r.rows[0].phase as Phase;
       if (phase === Phase.cutOver || phase === Phase.done) {
-        throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", { context: { phase } });
+        throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", {
+          context: { phase },
+        });
       }
       // The row is held FOR UPDATE: a cutover under way goes back to streaming; any other phase stays.
       if (phase === Phase.cutoverCatchUp || phase === Phase.frozen) await transition(c, sourceId, phase, Phase.streaming);
-      await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [sourceId]);
+      await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [
+        sourceId,
+      ]);
       await notifyState(c, sourceId);
       const db = openSource(sqlite, { readonly: false });
       try {
         const was = freezeInfo(db);
         const n = unfreeze(db);
-        return was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n";
+        return was || n
+          ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n`
+          : "SQLite was not frozen; any pending cutover request is withdrawn.\n";
       } finally {
         db.close();
       }

@@ -98,16 +98,22 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
     process.stdout.write(tty ? "\n" : "");
     const s = (await c.query("SELECT freeze_ms, validation FROM sqlite2pg.state WHERE source_id = $1", [id])).rows[0];
     const v = s.validation as { ok: boolean; tables: { table: string; pg_rows: number; sqlite_rows: number; digest: string }[] };
-    say(`6. done: SQLite froze for ${Number(s.freeze_ms).toFixed(1)} ms; ${counts.refused} write(s) refused meanwhile with the freeze message, then the application wrote ${counts.postgres} to Postgres.`);
+    say(
+      `6. done: SQLite froze for ${Number(s.freeze_ms).toFixed(1)} ms; ${counts.refused} write(s) refused meanwhile with the freeze message, then the application wrote ${counts.postgres} to Postgres.`,
+    );
     say(`   validation (row checksums): ${v.ok ? "Postgres held exactly what SQLite held" : "DIFFERENCES FOUND"}`);
     for (const t of v.tables) say(`     shop.${t.table}: ${t.pg_rows} rows at the cutover`);
     await c.end();
     if (!v.ok) {
       const differing = v.tables.filter((t) => t.sqlite_rows !== t.pg_rows || t.digest === "differs").map((t) => t.table);
-      throw validationError("DEMO_VALIDATION", `the demo's validation found differences between SQLite and Postgres${differing.length ? ` (table ${differing.join(", ")})` : ""}`, {
-        context: { schema: "shop" },
-        hint: "the stored report is in sqlite2pg.state.validation; please report this with the demo's output",
-      });
+      throw validationError(
+        "DEMO_VALIDATION",
+        `the demo's validation found differences between SQLite and Postgres${differing.length ? ` (table ${differing.join(", ")})` : ""}`,
+        {
+          context: { schema: "shop" },
+          hint: "the stored report is in sqlite2pg.state.validation; please report this with the demo's output",
+        },
+      );
     }
     if (process.stdin.isTTY && flags.keep !== false) {
       say(`\nLook at the result while this runs:  psql ${server.url} -c 'SELECT count(*) FROM shop.orders'`);

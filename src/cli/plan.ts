@@ -10,7 +10,14 @@ import { planDdl } from "../postgres/ddl.js";
 import { countRelations, redactUrl, withPg } from "../postgres/pg.js";
 
 interface PlanFlags {
-  sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; verbose?: boolean; json?: boolean; scan?: boolean;
+  sqlite?: string;
+  pg?: string;
+  schema?: string;
+  config?: string;
+  preserveCase?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+  scan?: boolean;
 }
 
 /**
@@ -25,7 +32,7 @@ function openForReading(path: string): { db: BetterSqlite3.Database; copied: boo
   try {
     return { db: openSource(path), copied: false };
   } catch (e) {
-    const code = ((e as { cause?: { code?: string } }).cause?.code) ?? "";
+    const code = (e as { cause?: { code?: string } }).cause?.code ?? "";
     if (!/^SQLITE_(READONLY|CANTOPEN)/.test(code)) throw e;
     const wal = `${path}-wal`;
     if (existsSync(wal) && statSync(wal).size > 0) throw e;
@@ -59,28 +66,62 @@ export async function planCommand(flags: PlanFlags): Promise<void> {
   }
   const ddl = planDdl(plan);
   if (cfg.json || flags.json) {
-    process.stdout.write(JSON.stringify({
-      schema: plan.schema,
-      tables: plan.tables.map((t) => ({
-        source: t.source.name, name: t.name, rows: t.census.rows,
-        columns: t.columns.map((c) => ({ source: c.source.name, name: c.name, declared: c.source.declaredType, type: c.type.sql, conversion: c.conversion, reason: c.type.reason, default: c.defaultSql, generated: c.generatedSql })),
-        constraints: t.constraints.statements.map((s) => ({ kind: s.kind, name: s.name, sql: s.sql })),
-      })),
-      decisions: plan.decisions, refusals, views: plan.views, skipped: plan.skipped, ddl, target, read_from_copy: copied,
-    }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify(
+        {
+          schema: plan.schema,
+          tables: plan.tables.map((t) => ({
+            source: t.source.name,
+            name: t.name,
+            rows: t.census.rows,
+            columns: t.columns.map((c) => ({
+              source: c.source.name,
+              name: c.name,
+              declared: c.source.declaredType,
+              type: c.type.sql,
+              conversion: c.conversion,
+              reason: c.type.reason,
+              default: c.defaultSql,
+              generated: c.generatedSql,
+            })),
+            constraints: t.constraints.statements.map((s) => ({ kind: s.kind, name: s.name, sql: s.sql })),
+          })),
+          decisions: plan.decisions,
+          refusals,
+          views: plan.views,
+          skipped: plan.skipped,
+          ddl,
+          target,
+          read_from_copy: copied,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
     return;
   }
   const out: string[] = [];
-  if (copied) out.push(`Note: ${path} is in WAL mode in a directory this process cannot write (SQLite cannot create its -shm file there), so it was read from a copy in memory; nothing was written.`);
-  if (!plan.tables.length) out.push(`Warning: ${path} has no tables: there is nothing to migrate (wrong --sqlite path, or the application has not created its schema yet?)`);
-  out.push(`Plan for ${path} → schema ${plan.schema}${target ? ` on ${target.server} (PostgreSQL ${target.version}${target.relations ? `; the schema already holds ${target.relations} relation(s): migrate needs --drop-existing` : ""})` : ""}`);
+  if (copied)
+    out.push(
+      `Note: ${path} is in WAL mode in a directory this process cannot write (SQLite cannot create its -shm file there), so it was read from a copy in memory; nothing was written.`,
+    );
+  if (!plan.tables.length)
+    out.push(`Warning: ${path} has no tables: there is nothing to migrate (wrong --sqlite path, or the application has not created its schema yet?)`);
+  out.push(
+    `Plan for ${path} → schema ${plan.schema}${target ? ` on ${target.server} (PostgreSQL ${target.version}${target.relations ? `; the schema already holds ${target.relations} relation(s): migrate needs --drop-existing` : ""})` : ""}`,
+  );
   out.push("");
   for (const t of plan.tables) {
-    out.push(`table ${t.source.name}${t.name !== t.source.name ? ` → ${t.name}` : ""} (${t.census.rows} rows${t.source.withoutRowid ? ", WITHOUT ROWID" : ""}${t.source.strict ? ", STRICT" : ""}${t.source.primaryKey.length ? "" : ", no primary key"})`);
+    out.push(
+      `table ${t.source.name}${t.name !== t.source.name ? ` → ${t.name}` : ""} (${t.census.rows} rows${t.source.withoutRowid ? ", WITHOUT ROWID" : ""}${t.source.strict ? ", STRICT" : ""}${t.source.primaryKey.length ? "" : ", no primary key"})`,
+    );
     for (const c of t.columns) {
-      out.push(`  ${c.source.name}${c.name !== c.source.name ? ` → ${c.name}` : ""}: ${c.source.declaredType || "(no type)"} → ${c.type.sql}${c.identity ? " identity" : ""}  — ${c.type.reason}`);
+      out.push(
+        `  ${c.source.name}${c.name !== c.source.name ? ` → ${c.name}` : ""}: ${c.source.declaredType || "(no type)"} → ${c.type.sql}${c.identity ? " identity" : ""}  — ${c.type.reason}`,
+      );
     }
-    for (const d of plan.decisions.filter((x) => x.table === t.source.name && x.object)) out.push(`  ${d.severity === "warning" ? "! " : ""}${d.object}: ${d.text}`);
+    for (const d of plan.decisions.filter((x) => x.table === t.source.name && x.object))
+      out.push(`  ${d.severity === "warning" ? "! " : ""}${d.object}: ${d.text}`);
     for (const d of plan.decisions.filter((x) => x.table === t.source.name && x.column && !x.type)) {
       out.push(`  ${d.severity === "warning" ? "! " : ""}${d.column}: ${d.text}`);
     }
@@ -96,10 +137,16 @@ export async function planCommand(flags: PlanFlags): Promise<void> {
   for (const s of ddl) out.push(s.startsWith("--") ? s : s + ";");
   out.push("");
   if (refusals.length) {
-    out.push(`Refused values (${refusals.length}): migrate stops on these unless they are fixed${refusals.some((r) => r.reason.startsWith("text")) ? " or --fix-text is given" : ""}:`);
+    out.push(
+      `Refused values (${refusals.length}): migrate stops on these unless they are fixed${refusals.some((r) => r.reason.startsWith("text")) ? " or --fix-text is given" : ""}:`,
+    );
     for (const r of refusals) out.push(`  table ${r.table}, column ${r.column}, ${r.key}: ${r.reason}; value ${r.value}`);
   } else {
-    out.push(flags.scan === false ? "Refused values: none found by the census (text values not scanned: --no-scan)." : "Refused values: none. Every value fits its Postgres type.");
+    out.push(
+      flags.scan === false
+        ? "Refused values: none found by the census (text values not scanned: --no-scan)."
+        : "Refused values: none. Every value fits its Postgres type.",
+    );
   }
   process.stdout.write(out.join("\n") + "\n");
 }

@@ -13,8 +13,25 @@ import { loadState } from "../replication/state.js";
 import { Phase } from "../replication/phase.js";
 
 interface RunFlags {
-  sqlite?: string; pg?: string; schema?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; batchMb?: number; chunkMb?: number; fixText?: boolean;
-  onCutover?: string; validate?: string; cutover?: boolean; listen?: string; maxLag?: number; maxFreeze?: number; preserveCase?: boolean; pruneInterval?: number;
+  sqlite?: string;
+  pg?: string;
+  schema?: string;
+  config?: string;
+  verbose?: boolean;
+  pollMs?: number;
+  batchSize?: number;
+  chunkRows?: number;
+  batchMb?: number;
+  chunkMb?: number;
+  fixText?: boolean;
+  onCutover?: string;
+  validate?: string;
+  cutover?: boolean;
+  listen?: string;
+  maxLag?: number;
+  maxFreeze?: number;
+  preserveCase?: boolean;
+  pruneInterval?: number;
 }
 
 /** The pid file of the active daemon of a SQLite file (written once it holds the source's lock, removed on exit). */
@@ -50,16 +67,26 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const cfg = resolveConfig(flags);
   const sqlite = resolve(requireSqlite(cfg));
   const validate = flags.validate ?? "full";
-  if (validate !== "counts" && validate !== "full") throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`, { hint: "pass --validate full (checksums of every row, the default) or --validate counts (row counts only)" });
+  if (validate !== "counts" && validate !== "full")
+    throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`, {
+      hint: "pass --validate full (checksums of every row, the default) or --validate counts (row counts only)",
+    });
   const listen = flags.listen ? parseListen(flags.listen) : null;
   const log = createLogger({ level: cfg.verbose ? "debug" : "info" });
   await checkRecordedSchema(sqlite, cfg.pg, cfg.schemaGiven ? cfg.schema : undefined);
   let wrotePid = false;
   const rep = new Replicator({
-    sqlite, pg: cfg.pg, log, pollIntervalMs: flags.pollMs ?? 1000, batchSize: flags.batchSize ?? 10000, chunkRows: flags.chunkRows ?? 20000,
+    sqlite,
+    pg: cfg.pg,
+    log,
+    pollIntervalMs: flags.pollMs ?? 1000,
+    batchSize: flags.batchSize ?? 10000,
+    chunkRows: flags.chunkRows ?? 20000,
     pruneIntervalMs: flags.pruneInterval === undefined ? undefined : flags.pruneInterval * 1000,
-    batchBytes: flags.batchMb ? flags.batchMb * 1024 * 1024 : undefined, chunkBytes: flags.chunkMb ? flags.chunkMb * 1024 * 1024 : undefined,
-    fixText: cfg.fixText, cutover: { validate, onCutover: flags.onCutover, maxFreezeMs: cfg.maxFreeze * 1000 },
+    batchBytes: flags.batchMb ? flags.batchMb * 1024 * 1024 : undefined,
+    chunkBytes: flags.chunkMb ? flags.chunkMb * 1024 * 1024 : undefined,
+    fixText: cfg.fixText,
+    cutover: { validate, onCutover: flags.onCutover, maxFreezeMs: cfg.maxFreeze * 1000 },
     // Only the active daemon has a pid file: a standby writes it when it takes over.
     onActive: () => {
       writeFileSync(pidFile(sqlite), `${process.pid}\n`);
@@ -83,7 +110,10 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   try {
     if (flags.cutover) await rep.requestCutover();
     await rep.run();
-    log.info({ phase: rep.current.phase, applied_seq: rep.current.appliedSeq }, rep.current.phase === Phase.done ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed");
+    log.info(
+      { phase: rep.current.phase, applied_seq: rep.current.appliedSeq },
+      rep.current.phase === Phase.done ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed",
+    );
   } catch (e) {
     failed = true;
     throw e;

@@ -61,7 +61,13 @@ export function createSampleDatabase(path: string, orders = 20000): void {
       const l = db.prepare("INSERT INTO order_lines VALUES (?, ?, ?)");
       for (let i = 1; i <= orders; i++) {
         const id = i === orders ? 9007199254740993n : BigInt(i); // beyond 2^53
-        o.run(id, 1 + Math.floor(rnd() * customers), new Date(Date.UTC(2021, 0, 1) + Math.floor(rnd() * 1e11)).toISOString().replace("T", " ").slice(0, 23), notes[i % notes.length], i % 7 === 0 ? 9223372036854775807n - BigInt(i) : i);
+        o.run(
+          id,
+          1 + Math.floor(rnd() * customers),
+          new Date(Date.UTC(2021, 0, 1) + Math.floor(rnd() * 1e11)).toISOString().replace("T", " ").slice(0, 23),
+          notes[i % notes.length],
+          i % 7 === 0 ? 9223372036854775807n - BigInt(i) : i,
+        );
         l.run(id, `SKU-${String(1 + (i % 50)).padStart(3, "0")}`, 1 + (i % 4));
       }
       const a = db.prepare("INSERT INTO audit_log VALUES (?, ?, ?)");

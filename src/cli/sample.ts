@@ -22,7 +22,14 @@ export async function sampleCommand(flags: { dir: string; rows: number }): Promi
     const tty = Boolean(process.stderr.isTTY);
     const log = createLogger({ level: tty ? "warn" : "info" });
     const result = await migrate({
-      sqlite, pg: pg.url, schema: "shop", jobs: 2, preserveCase: false, dropExisting: true, fixText: false, log,
+      sqlite,
+      pg: pg.url,
+      schema: "shop",
+      jobs: 2,
+      preserveCase: false,
+      dropExisting: true,
+      fixText: false,
+      log,
       progress: tty ? terminalProgress() : logProgress(log),
     });
     process.stdout.write(

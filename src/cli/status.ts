@@ -25,13 +25,19 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
   }
   const cv = r.cutover;
   if (r.phase === Phase.cutOver || r.phase === Phase.done) {
-    const hook = cv.hook ? `; --on-cutover ${cv.hook.status}${cv.hook.status === "failed" ? ` (exit ${cv.hook.exit}; \`sqlite2pg run\` runs it again)` : ""}` : "";
-    lines.push(`cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === Phase.done ? "; done" : "; finishing (validation, marker, hook)"}${hook}`);
+    const hook = cv.hook
+      ? `; --on-cutover ${cv.hook.status}${cv.hook.status === "failed" ? ` (exit ${cv.hook.exit}; \`sqlite2pg run\` runs it again)` : ""}`
+      : "";
+    lines.push(
+      `cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === Phase.done ? "; done" : "; finishing (validation, marker, hook)"}${hook}`,
+    );
   } else if (r.phase === Phase.frozen) {
     const secs = cv.frozen_at ? ((Date.now() - Date.parse(cv.frozen_at)) / 1000).toFixed(1) : "?";
     lines.push(`cutover:         in progress: SQLite frozen since ${cv.frozen_at} (${secs} s), draining and committing in Postgres; NOT cut over yet`);
   } else if (cv.requested_at) {
-    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === Phase.cutoverCatchUp ? " (catching up before the freeze)" : ""}; not cut over yet`);
+    lines.push(
+      `cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === Phase.cutoverCatchUp ? " (catching up before the freeze)" : ""}; not cut over yet`,
+    );
   }
   if (r.file_problem) lines.push(`FILE REPLACED:   ${r.file_problem}`);
   lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);

@@ -12,9 +12,13 @@ export async function uninstallCommand(flags: { sqlite?: string; config?: string
   try {
     const frozen = captureInfo(db) ? freezeInfo(db) : null;
     if (frozen && !flags.force) {
-      throw usageError("FROZEN", `${path} is frozen (since ${frozen.frozenAt}): the application's writes belong to PostgreSQL now, and uninstall would make SQLite writable again`, {
-        hint: "before the cutover committed, use `sqlite2pg unfreeze`; to remove everything anyway, pass --force",
-      });
+      throw usageError(
+        "FROZEN",
+        `${path} is frozen (since ${frozen.frozenAt}): the application's writes belong to PostgreSQL now, and uninstall would make SQLite writable again`,
+        {
+          hint: "before the cutover committed, use `sqlite2pg unfreeze`; to remove everything anyway, pass --force",
+        },
+      );
     }
     const r = uninstallCapture(db);
     process.stdout.write(

@@ -14,7 +14,15 @@ import { CopyPool } from "../migrate/copy-pool.js";
  * replication state when there is one, else from a plan of the file as it
  * is now (what `migrate` would create). Exit 1 on any difference.
  */
-export async function validateCommand(flags: { sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; full?: boolean; json?: boolean }): Promise<void> {
+export async function validateCommand(flags: {
+  sqlite?: string;
+  pg?: string;
+  schema?: string;
+  config?: string;
+  preserveCase?: boolean;
+  full?: boolean;
+  json?: boolean;
+}): Promise<void> {
   const cfg = resolveConfig(flags);
   const db = openSource(requireSqlite(cfg));
   try {
@@ -44,7 +52,9 @@ export async function validateCommand(flags: { sqlite?: string; pg?: string; sch
         return line;
       });
       for (const d of report.schema) lines.push(`  !!  schema: ${d}`);
-      lines.push(`${report.ok ? "Equal" : "DIFFERENT"} (${report.mode}): ${report.rows} rows in ${report.seconds.toFixed(2)} s (${Math.round(report.rows / Math.max(report.seconds, 0.001))} rows/s).`);
+      lines.push(
+        `${report.ok ? "Equal" : "DIFFERENT"} (${report.mode}): ${report.rows} rows in ${report.seconds.toFixed(2)} s (${Math.round(report.rows / Math.max(report.seconds, 0.001))} rows/s).`,
+      );
       process.stdout.write(lines.join("\n") + "\n");
     }
     if (!report.ok) {

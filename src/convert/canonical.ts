@@ -93,8 +93,17 @@ function writer(c: EncodeColumn): (v: unknown) => string {
 
 /** Whether a kind's canonical text never needs quoting in a record (digits, signs, dots, hex). */
 export function canonicalIsBare(c: EncodeColumn): boolean {
-  return c.conversion === "boolean" || c.conversion === "epoch_s" || c.conversion === "epoch_ms" || c.conversion === "julian" ||
-    c.kind === "bigint" || c.kind === "double precision" || c.kind === "numeric" || c.kind === "bytea" || c.kind === "date";
+  return (
+    c.conversion === "boolean" ||
+    c.conversion === "epoch_s" ||
+    c.conversion === "epoch_ms" ||
+    c.conversion === "julian" ||
+    c.kind === "bigint" ||
+    c.kind === "double precision" ||
+    c.kind === "numeric" ||
+    c.kind === "bytea" ||
+    c.kind === "date"
+  );
 }
 
 /** `x` without trailing zeros of the fraction, and without a bare dot. */

@@ -26,7 +26,13 @@ const NEEDS_ESCAPE = /[\\\n\r\t\b\f\v]/;
 // eslint-disable-next-line no-control-regex
 const ESCAPES = /[\\\n\r\t\b\f\v]/g;
 const ESCAPE_MAP: Record<string, string> = {
-  "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f", "\v": "\\v",
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+  "\b": "\\b",
+  "\f": "\\f",
+  "\v": "\\v",
 };
 
 /** Escape a string for a COPY text field. Postgres writes the same escapes on COPY TO. */
@@ -108,7 +114,12 @@ function epochIso(v: number | bigint, conversion: "epoch_s" | "epoch_ms", col: n
   if (!m) throw new ValueRefused(col, "not a finite number of unix time", v);
   const digits = conversion === "epoch_s" ? 6 : 3;
   const frac = m[3] ?? "";
-  if (frac.length > digits) throw new ValueRefused(col, `unix ${conversion === "epoch_s" ? "seconds" : "milliseconds"} with ${frac.length} decimals: finer than the microseconds timestamptz holds`, v);
+  if (frac.length > digits)
+    throw new ValueRefused(
+      col,
+      `unix ${conversion === "epoch_s" ? "seconds" : "milliseconds"} with ${frac.length} decimals: finer than the microseconds timestamptz holds`,
+      v,
+    );
   const micros = BigInt(m[1]! + m[2]! + frac.padEnd(digits, "0"));
   let ms = micros / 1000n;
   let rest = micros % 1000n;
@@ -130,7 +141,8 @@ function julianIso(v: number | bigint, col: number): string {
   const n = Number(v);
   const ms = julianToMillis(n);
   if (!(ms >= MIN_MS && ms <= MAX_MS)) throw new ValueRefused(col, "outside the years 0001–9999", v);
-  if ((ms + JULIAN_EPOCH_MS) / 86400000 !== n) throw new ValueRefused(col, "a julian day that is not a whole millisecond: SQLite's date functions would round it, and so would timestamptz", v);
+  if ((ms + JULIAN_EPOCH_MS) / 86400000 !== n)
+    throw new ValueRefused(col, "a julian day that is not a whole millisecond: SQLite's date functions would round it, and so would timestamptz", v);
   return isoFromMillis(ms);
 }
 
@@ -161,7 +173,8 @@ export function encodeValue(v: unknown, c: EncodeColumn, col: number): string {
     case "epoch_ms":
     case "julian": {
       // The census admitted numbers only; a later text or blob is not an instant.
-      if (typeof v !== "number" && typeof v !== "bigint") throw new ValueRefused(col, `${describe(v)} in a column of ${c.conversion === "julian" ? "julian days" : "unix times"}`, v);
+      if (typeof v !== "number" && typeof v !== "bigint")
+        throw new ValueRefused(col, `${describe(v)} in a column of ${c.conversion === "julian" ? "julian days" : "unix times"}`, v);
       return c.conversion === "julian" ? julianIso(v, col) : epochIso(v, c.conversion, col);
     }
     case "none":
@@ -212,7 +225,13 @@ function isoInRange(s: string): boolean {
 }
 
 function describe(v: unknown): string {
-  return typeof v === "string" ? "text" : typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v)) ? "an integer" : typeof v === "number" ? "a real" : typeof v;
+  return typeof v === "string"
+    ? "text"
+    : typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v))
+      ? "an integer"
+      : typeof v === "number"
+        ? "a real"
+        : typeof v;
 }
 
 /**
@@ -238,10 +257,12 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
       return;
     case "numeric":
       if (typeof v === "string") no("text in a numeric column");
-      if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && Number(v.toFixed(c.scale)) !== v) no(`more than ${c.scale} decimal(s), which numeric would round`);
+      if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && Number(v.toFixed(c.scale)) !== v)
+        no(`more than ${c.scale} decimal(s), which numeric would round`);
       if (c.precision != null && (typeof v === "bigint" || typeof v === "number")) {
         const whole = decimalText(v).replace(/^-/, "").split(".")[0]!.replace(/^0+/, "");
-        if (whole.length > c.precision - (c.scale ?? 0)) no(`more than ${c.precision - (c.scale ?? 0)} digit(s) before the decimal point, which numeric(${c.precision},${c.scale ?? 0}) cannot hold`);
+        if (whole.length > c.precision - (c.scale ?? 0))
+          no(`more than ${c.precision - (c.scale ?? 0)} digit(s) before the decimal point, which numeric(${c.precision},${c.scale ?? 0}) cannot hold`);
       }
       return;
     case "date":
@@ -268,7 +289,8 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
       no(`${describe(v)} in a bytea column`);
       return;
     case "text":
-      if (c.keyText && typeof v !== "string") no(`${describe(v)} in a key column of text, where SQLite keeps it apart from the text spelling the same digits but Postgres would not`);
+      if (c.keyText && typeof v !== "string")
+        no(`${describe(v)} in a key column of text, where SQLite keeps it apart from the text spelling the same digits but Postgres would not`);
       return;
     default:
       return;

@@ -96,7 +96,8 @@ export class RowEncoder {
 
   private bigBlob(v: Buffer, c: ColumnPlan, row: unknown[], emit: (f: string | Buffer) => void): void {
     // COPY reads a line into one buffer of at most 1 GB; as hex, a blob takes twice its size.
-    if (v.length > MAX_COPY_BLOB) this.refuse(`a blob of ${v.length} bytes: Postgres reads a COPY line of at most 1 GB, which holds a bytea of at most ${MAX_COPY_BLOB} bytes`, c, row, v);
+    if (v.length > MAX_COPY_BLOB)
+      this.refuse(`a blob of ${v.length} bytes: Postgres reads a COPY line of at most 1 GB, which holds a bytea of at most ${MAX_COPY_BLOB} bytes`, c, row, v);
     emit("\\\\x");
     for (let o = 0; o < v.length; o += BIG_BLOB) emit(Buffer.from(v.subarray(o, o + BIG_BLOB).toString("hex"), "latin1"));
   }

@@ -20,9 +20,7 @@ export interface WorkerInit {
 }
 
 /** Work for a worker: one range of one table to copy (after `setPlan`), or one table's census. */
-export type WorkerTask =
-  | { type: "task"; id: number; table: number; range: RowidRange }
-  | { type: "census"; id: number; table: SourceTable };
+export type WorkerTask = { type: "task"; id: number; table: number; range: RowidRange } | { type: "census"; id: number; table: SourceTable };
 
 /** Messages from a worker. */
 export type WorkerReply =
@@ -66,9 +64,13 @@ export class CopyPool {
   async census(tables: SourceTable[]): Promise<Map<string, TableCensus>> {
     const out = new Map<string, TableCensus>();
     const tasks: WorkerTask[] = tables.map((table, id) => ({ type: "census", id, table }));
-    await this.run(tasks, () => undefined, (task, r) => {
-      if (r.type === "census" && task.type === "census") out.set(task.table.name, r.census);
-    });
+    await this.run(
+      tasks,
+      () => undefined,
+      (task, r) => {
+        if (r.type === "census" && task.type === "census") out.set(task.table.name, r.census);
+      },
+    );
     return out;
   }
 
@@ -101,7 +103,9 @@ export class CopyPool {
                 give();
               } else {
                 failed ??= new Sqlite2pgError(m.error.category, m.error.code, m.error.message, {
-                  context: m.error.context, hint: m.error.hint, cause: m.error.cause ? new Error(m.error.cause) : undefined,
+                  context: m.error.context,
+                  hint: m.error.hint,
+                  cause: m.error.cause ? new Error(m.error.cause) : undefined,
                 });
                 give();
               }

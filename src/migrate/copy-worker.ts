@@ -58,9 +58,17 @@ port.on("message", (msg: WorkerTask | { type: "close" } | { type: "plan"; plan: 
   run(msg).then(
     (reply) => port.postMessage(reply),
     (e: unknown) => {
-      const err = e instanceof Sqlite2pgError
-        ? { category: e.category, code: e.code, message: e.message, context: e.context, hint: e.hint, cause: e.cause instanceof Error ? e.cause.message : undefined }
-        : { category: "internal" as const, code: "INTERNAL", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+      const err =
+        e instanceof Sqlite2pgError
+          ? {
+              category: e.category,
+              code: e.code,
+              message: e.message,
+              context: e.context,
+              hint: e.hint,
+              cause: e.cause instanceof Error ? e.cause.message : undefined,
+            }
+          : { category: "internal" as const, code: "INTERNAL", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
       port.postMessage({ type: "error", id: msg.id, error: err } satisfies WorkerReply);
     },
   );

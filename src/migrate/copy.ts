@@ -48,7 +48,13 @@ export async function copyTable(
   // Read every column (the digest covers columns Postgres generates too);
   // COPY writes the copied ones.
   const all = t.columns;
-  const reader = new ChunkReader(db, t, all.map((c) => c.source.name), opts.chunkRows, range);
+  const reader = new ChunkReader(
+    db,
+    t,
+    all.map((c) => c.source.name),
+    opts.chunkRows,
+    range,
+  );
   if (opts.chunkBytes) reader.maxBytes = opts.chunkBytes;
   const width = reader.keyWidth;
   const encoder = new RowEncoder(db, t, reader.keyNames, width, { fixText: opts.fixText, transformed: opts.transformed, rowidColumn: opts.rowidColumn });

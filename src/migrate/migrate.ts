@@ -105,7 +105,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     const tables = await copyAll(db, plan, pool, jobs, { chunkRows, fixText: opts.fixText, transformed, progress, log, digests });
     await pool.close();
     progress.stop();
-    for (const tv of transformed) log.warn({ table: tv.table, column: tv.column, key: tv.key, original: tv.original }, `value changed by --fix-text: ${tv.reason}`);
+    for (const tv of transformed)
+      log.warn({ table: tv.table, column: tv.column, key: tv.key, original: tv.original }, `value changed by --fix-text: ${tv.reason}`);
 
     // Steps 5 and 7 run side by side: Postgres' digests read the tables
     // while keys and indexes are built (a digest and an index build share a
@@ -265,7 +266,13 @@ async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: 
  * held it when read; SQLite's own count(*) proves no row was skipped, and
  * step 8 (data_version unchanged) proves SQLite still holds those rows.
  */
-async function validateAll(db: BetterSqlite3.Database, clients: pg.Client[], plan: MigrationPlan, digests: Map<string, DigestBuilder>, log: Logger): Promise<void> {
+async function validateAll(
+  db: BetterSqlite3.Database,
+  clients: pg.Client[],
+  plan: MigrationPlan,
+  digests: Map<string, DigestBuilder>,
+  log: Logger,
+): Promise<void> {
   const mismatches: { table: string; sqlite: Digest; pg: Digest; rows?: string }[] = [];
   const queue = [...plan.tables].sort((a, b) => b.census.rows - a.census.rows);
   await Promise.all(
@@ -279,13 +286,17 @@ async function validateAll(db: BetterSqlite3.Database, clients: pg.Client[], pla
           const where = await differences(db, c, plan, t);
           const keys = where.differences?.map((d) => `${d.key} (${d.kind})`).join(", ");
           mismatches.push({ table: t.source.name, sqlite: { ...s, rows: count }, pg: p, rows: keys || where.note });
-        }
-        else log.debug({ table: t.source.name, rows: s.rows }, "table validated");
+        } else log.debug({ table: t.source.name, rows: s.rows }, "table validated");
       }
     }),
   );
   if (mismatches.length > 0) {
-    const list = mismatches.map((m) => `  - table ${m.table}: SQLite ${m.sqlite.rows} rows, Postgres ${m.pg.rows} rows${m.sqlite.rows === m.pg.rows ? ", values differ" : ""}${m.rows ? `: ${m.rows}` : ""}`).join("\n");
+    const list = mismatches
+      .map(
+        (m) =>
+          `  - table ${m.table}: SQLite ${m.sqlite.rows} rows, Postgres ${m.pg.rows} rows${m.sqlite.rows === m.pg.rows ? ", values differ" : ""}${m.rows ? `: ${m.rows}` : ""}`,
+      )
+      .join("\n");
     throw validationError("VALIDATION_MISMATCH", `Postgres does not hold exactly what SQLite holds:\n${list}`, {
       context: { table: mismatches[0]!.table },
       hint: "if the application wrote to SQLite during the copy, use `sqlite2pg run` for a live database; otherwise report this as a bug",

@@ -2,8 +2,17 @@ import pino from "pino";
 
 /** Paths pino removes from every log line: secrets never reach a log. */
 const REDACT_PATHS = [
-  "password", "*.password", "pg", "*.pg", "url", "*.url", "connectionString", "*.connectionString",
-  "config.pg", "env.PGPASSWORD", "*.PGPASSWORD",
+  "password",
+  "*.password",
+  "pg",
+  "*.pg",
+  "url",
+  "*.url",
+  "connectionString",
+  "*.connectionString",
+  "config.pg",
+  "env.PGPASSWORD",
+  "*.PGPASSWORD",
 ];
 
 /** The project's logger type. */

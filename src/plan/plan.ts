@@ -1,16 +1,28 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { censusTable, numericTypmod, type TableCensus } from "../sqlite/census.js";
-import { rowidName, type SourceColumn, type SourceSchema, type SourceTable, } from "../sqlite/schema.js";
+import { rowidName, type SourceColumn, type SourceSchema, type SourceTable } from "../sqlite/schema.js";
 import { quoteIdent } from "../ident.js";
-import { translateExpr, } from "./expr.js";
+import { translateExpr } from "./expr.js";
 import { translateDefault } from "./expr-default.js";
 import { Namespace, pgName } from "./names.js";
-import { chooseType, } from "./types.js";
+import { chooseType } from "./types.js";
 import { planConstraints } from "./constraints.js";
-import { exprContext, keyOf, renderKey, renderValue, type ColumnPlan, type Decision, type MigrationPlan, type PlanOptions, type ReadOrder, type Refusal, type TablePlan } from "./model.js";
+import {
+  exprContext,
+  keyOf,
+  renderKey,
+  renderValue,
+  type ColumnPlan,
+  type Decision,
+  type MigrationPlan,
+  type PlanOptions,
+  type ReadOrder,
+  type Refusal,
+  type TablePlan,
+} from "./model.js";
 
-export type { ColumnPlan,   MigrationPlan, PlanOptions,   Refusal, TablePlan } from "./model.js";
-export {  keyOf, renderKey, renderValue };
+export type { ColumnPlan, MigrationPlan, PlanOptions, Refusal, TablePlan } from "./model.js";
+export { keyOf, renderKey, renderValue };
 
 /**
  * Build the plan: census every table, choose types, translate defaults,
@@ -38,25 +50,46 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
       if (!type) {
         const ex = exampleKeys(db, st, sc, "typeof(%c) = 'blob'", "typeof(%c) NOT IN ('blob','null')");
         refusals.push({
-          table: st.name, column: sc.name, key: ex, value: `${cc.blobs} blobs with ${cc.integers + cc.reals + cc.texts} other values`,
+          table: st.name,
+          column: sc.name,
+          key: ex,
+          value: `${cc.blobs} blobs with ${cc.integers + cc.reals + cc.texts} other values`,
           reason: "blobs mixed with text or numbers: no Postgres type holds both as they are",
         });
         type = { kind: "bytea", sql: "bytea", conversion: "none", reason: "refused: mixed blobs", scale: null };
       }
-      decisions.push({ table: st.name, column: sc.name, severity: type.kind === "text" && !/char|text|clob/i.test(sc.declaredType) && sc.declaredType !== "" ? "warning" : "info", text: `${type.sql}: ${type.reason}`, type: true });
+      decisions.push({
+        table: st.name,
+        column: sc.name,
+        severity: type.kind === "text" && !/char|text|clob/i.test(sc.declaredType) && sc.declaredType !== "" ? "warning" : "info",
+        text: `${type.sql}: ${type.reason}`,
+        type: true,
+      });
       // In a key column, SQLite's integer 1 and text '1' are two keys; Postgres
       // text would make them one (and a delete of one would delete the other).
       const keyText = keyColumns.has(sc.name) && type.kind === "text" && type.conversion === "none";
       if (keyText && cc.texts > 0 && cc.integers + cc.reals > 0) {
         refusals.push({
-          table: st.name, column: sc.name, key: exampleKeys(db, st, sc, "typeof(%c) = 'text'", "typeof(%c) IN ('integer','real')"),
+          table: st.name,
+          column: sc.name,
+          key: exampleKeys(db, st, sc, "typeof(%c) = 'text'", "typeof(%c) IN ('integer','real')"),
           value: `${cc.texts} text and ${cc.integers + cc.reals} numeric values`,
           reason: "a key column (primary key or unique) holding both text and numbers: SQLite keeps 1 and '1' apart, Postgres text would make them one key",
         });
       }
       columns.push({
-        source: sc, name: cname, kind: type.kind, conversion: type.conversion, scale: type.scale, precision: type.kind === "numeric" ? numericTypmod(type.sql)?.precision ?? null : null, type,
-        notNull: sc.notNull || isAlias, defaultSql: null, generatedSql: null, identity: isAlias, copied: true,
+        source: sc,
+        name: cname,
+        kind: type.kind,
+        conversion: type.conversion,
+        scale: type.scale,
+        precision: type.kind === "numeric" ? (numericTypmod(type.sql)?.precision ?? null) : null,
+        type,
+        notNull: sc.notNull || isAlias,
+        defaultSql: null,
+        generatedSql: null,
+        identity: isAlias,
+        copied: true,
         ...(keyText ? { keyText: true } : {}),
       });
     }
@@ -68,14 +101,29 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         if (tr.ok) {
           c.generatedSql = tr.sql;
           c.copied = false;
-          decisions.push({ table: st.name, column: sc.name, severity: "info", text: `generated column: GENERATED ALWAYS AS (${tr.sql}) STORED; Postgres computes it (and goes on computing it after the cutover), and every value it computes is checked against SQLite's: a row where the two engines disagree is refused by key` });
+          decisions.push({
+            table: st.name,
+            column: sc.name,
+            severity: "info",
+            text: `generated column: GENERATED ALWAYS AS (${tr.sql}) STORED; Postgres computes it (and goes on computing it after the cutover), and every value it computes is checked against SQLite's: a row where the two engines disagree is refused by key`,
+          });
         } else {
-          decisions.push({ table: st.name, column: sc.name, severity: "warning", text: `generated column copied as a plain column with its current values: ${tr.reason}` });
+          decisions.push({
+            table: st.name,
+            column: sc.name,
+            severity: "warning",
+            text: `generated column copied as a plain column with its current values: ${tr.reason}`,
+          });
         }
       }
       if (sc.defaultSql !== null && !c.identity) {
         if (c.conversion !== "none" && c.conversion !== "boolean") {
-          decisions.push({ table: st.name, column: sc.name, severity: "warning", text: `DEFAULT ${sc.defaultSql} not translated: the column's values are converted (${c.conversion}) and the default would not be` });
+          decisions.push({
+            table: st.name,
+            column: sc.name,
+            severity: "warning",
+            text: `DEFAULT ${sc.defaultSql} not translated: the column's values are converted (${c.conversion}) and the default would not be`,
+          });
         } else {
           const tr = translateDefault(sc.defaultSql, c.kind);
           if (tr.ok) {
@@ -87,19 +135,19 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         }
       }
     }
-    const bigIntegers = [...census.columns.values()].some(
-      (c) => c.minInt !== null && (c.minInt < -9007199254740991n || c.maxInt! > 9007199254740991n),
-    );
+    const bigIntegers = [...census.columns.values()].some((c) => c.minInt !== null && (c.minInt < -9007199254740991n || c.maxInt! > 9007199254740991n));
     const readOrder: ReadOrder = st.withoutRowid ? { kind: "key", columns: st.primaryKey } : { kind: "rowid" };
     tables.push({ source: st, name, columns, readOrder, census, bigIntegers, constraints: { primaryKey: null, statements: [], identity: null } });
   }
   for (const t of tables) t.constraints = planConstraints(db, t, tables, relations, opts, decisions);
   const views = schema.views.map((v) => ({
-    name: v.name, sql: v.sql,
+    name: v.name,
+    sql: v.sql,
     reason: "views are not translated: SQLite's view SQL would need a full SQL translation; recreate it in Postgres after the move",
   }));
   for (const v of views) decisions.push({ table: v.name, severity: "warning", text: `view ${v.name}: ${v.reason}` });
-  for (const s of schema.skipped) decisions.push({ table: s.name, severity: s.type === "shadow table" ? "info" : "warning", text: `${s.type} ${s.name} skipped: ${s.reason}` });
+  for (const s of schema.skipped)
+    decisions.push({ table: s.name, severity: s.type === "shadow table" ? "info" : "warning", text: `${s.type} ${s.name} skipped: ${s.reason}` });
   return { schema: opts.schema, preserveCase: opts.preserveCase, tables, decisions, refusals, views, skipped: schema.skipped };
 }
 
@@ -117,7 +165,9 @@ function exampleKeys(db: BetterSqlite3.Database, t: SourceTable, c: SourceColumn
   for (const w of wheres) {
     const rows = db
       .prepare(`SELECT ${key.sql}, ${quoteIdent(c.name)} FROM main.${quoteIdent(t.name)} WHERE ${w.replaceAll("%c", quoteIdent(c.name))} LIMIT 2`)
-      .raw(true).safeIntegers(true).all() as unknown[][];
+      .raw(true)
+      .safeIntegers(true)
+      .all() as unknown[][];
     for (const r of rows) out.push(`${renderKey(key.names, r.slice(0, key.names.length))} (${renderValue(r[key.names.length])})`);
   }
   return out.join("; ");

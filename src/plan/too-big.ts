@@ -28,17 +28,25 @@ function tooBigError(db: BetterSqlite3.Database, t: TablePlan, e: unknown): Sqli
   let worst: { column: string; bytes: number; key: string } | null = null;
   for (const c of t.columns) {
     const q = quoteIdent(c.source.name);
-    const r = db.prepare(`SELECT ${key.sql}, octet_length(${q}) FROM ${from} WHERE octet_length(${q}) IS NOT NULL ORDER BY octet_length(${q}) DESC LIMIT 1`).raw(true).safeIntegers(true).get() as unknown[] | undefined;
+    const r = db
+      .prepare(`SELECT ${key.sql}, octet_length(${q}) FROM ${from} WHERE octet_length(${q}) IS NOT NULL ORDER BY octet_length(${q}) DESC LIMIT 1`)
+      .raw(true)
+      .safeIntegers(true)
+      .get() as unknown[] | undefined;
     if (!r) continue;
     const bytes = Number(r[key.names.length]);
     if (!worst || bytes > worst.bytes) worst = { column: c.source.name, bytes, key: renderKey(key.names, r.slice(0, key.names.length)) };
   }
   const where = worst ? `column ${worst.column}, ${worst.key}: a value of ${worst.bytes} bytes` : "a value";
-  return sourceError("VALUE_TOO_BIG", `table ${t.source.name}, ${where} is too big to read (${(e as Error).message}): this reader holds a value of at most about 512 MiB, and Postgres takes at most 1 GB in one COPY line`, {
-    context: { table: t.source.name, ...(worst ? { column: worst.column, key: worst.key, value: `${worst.bytes} bytes` } : {}) },
-    hint: "store such a value outside the database (a file, object storage) or split it; the change stays in the changelog and applies once the value is smaller",
-    cause: e,
-  });
+  return sourceError(
+    "VALUE_TOO_BIG",
+    `table ${t.source.name}, ${where} is too big to read (${(e as Error).message}): this reader holds a value of at most about 512 MiB, and Postgres takes at most 1 GB in one COPY line`,
+    {
+      context: { table: t.source.name, ...(worst ? { column: worst.column, key: worst.key, value: `${worst.bytes} bytes` } : {}) },
+      hint: "store such a value outside the database (a file, object storage) or split it; the change stays in the changelog and applies once the value is smaller",
+      cause: e,
+    },
+  );
 }
 
 /** Run a read of table `t`, turning a too-big value into {@link tooBigError}. */

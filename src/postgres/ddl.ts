@@ -36,7 +36,9 @@ export function planDdl(plan: MigrationPlan): string[] {
   }
   for (const t of plan.tables) {
     if (t.constraints.identity) {
-      out.push(`-- set the sequence of ${t.name}.${t.constraints.identity} past max(${t.constraints.identity})${t.source.sequence !== null ? ` and sqlite_sequence (${t.source.sequence})` : ""}`);
+      out.push(
+        `-- set the sequence of ${t.name}.${t.constraints.identity} past max(${t.constraints.identity})${t.source.sequence !== null ? ` and sqlite_sequence (${t.source.sequence})` : ""}`,
+      );
     }
   }
   return out;

@@ -51,11 +51,16 @@ export async function startEmbeddedPostgres(dir: string, opts: { port?: number; 
   const port = opts.port ?? (await freePort());
   const password = randomBytes(12).toString("hex");
   const server = new EmbeddedPostgres({
-    databaseDir: dir, user: "postgres", password, port, persistent: true,
+    databaseDir: dir,
+    user: "postgres",
+    password,
+    port,
+    persistent: true,
     // trust: for the demo's throwaway server on loopback, so its psql line carries no password.
     // (initdb takes --auth=trust; the package's type lists only the password methods)
     authMethod: (opts.trust ? "trust" : "password") as "password",
-    onLog: () => undefined, onError: () => undefined,
+    onLog: () => undefined,
+    onError: () => undefined,
     // Postgres refuses to run as root: as root, run it as the "postgres" user (created if missing).
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],

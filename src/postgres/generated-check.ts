@@ -48,9 +48,10 @@ export class GeneratedCheck {
     const keyText = (k: { name: string; col: ColumnPlan | null }) => (k.col ? canonicalSql(`t.${quoteIdent(k.name)}`, k.col) : `t.${quoteIdent(k.name)}::text`);
     const pgType = (k: { col: ColumnPlan | null }) => (k.col ? k.col.type.sql.replace(/\(.*\)$/, "") : "bigint");
     const cols = this.keyCols.map((k) => `t.${quoteIdent(k.name)}`).join(", ");
-    const where = this.keyCols.length === 1
-      ? `${cols} = ANY($1::${pgType(this.keyCols[0]!)}[])`
-      : `(${cols}) IN (SELECT * FROM unnest(${this.keyCols.map((k, i) => `$${i + 1}::${pgType(k)}[]`).join(", ")}))`;
+    const where =
+      this.keyCols.length === 1
+        ? `${cols} = ANY($1::${pgType(this.keyCols[0]!)}[])`
+        : `(${cols}) IN (SELECT * FROM unnest(${this.keyCols.map((k, i) => `$${i + 1}::${pgType(k)}[]`).join(", ")}))`;
     this.sql = `SELECT ROW(${this.keyCols.map(keyText).join(", ")})::text AS k, ${this.gen.map((g, i) => `${canonicalSql(`t.${quoteIdent(g.col.name)}`, g.col)} AS g${i}`).join(", ")}
       FROM ${qualified(schema, t.name)} AS t WHERE ${where}`;
   }
@@ -70,14 +71,18 @@ export class GeneratedCheck {
       for (let i = 0; i < this.gen.length; i++) {
         const g = this.gen[i]!;
         const want = g.text(row[g.at]);
-        const have = theirs ? theirs[`g${i}`] ?? null : undefined;
+        const have = theirs ? (theirs[`g${i}`] ?? null) : undefined;
         if (have === want) continue;
         const key = renderKey(this.keyNames, row.slice(0, this.keyWidth));
         const shown = (x: string | null | undefined) => (x === undefined ? "no row" : x === null ? "NULL" : renderValue(x));
-        throw sourceError("VALUE_REFUSED", `table ${this.t.source.name}, column ${g.col.source.name}, ${key}: Postgres computes the generated column as ${shown(have)} where SQLite holds ${shown(want)} (GENERATED ALWAYS AS (${g.col.generatedSql}) does not evaluate as SQLite's expression does for this row)`, {
-          context: { table: this.t.source.name, column: g.col.source.name, key, value: renderValue(row[g.at]) },
-          hint: "SQLite and Postgres evaluate some expressions differently (real to text, integer division, …); make the SQLite expression explicit (e.g. printf() or CAST) so both agree, or make the column a plain column in SQLite; the change stays in the changelog and is applied once the values agree",
-        });
+        throw sourceError(
+          "VALUE_REFUSED",
+          `table ${this.t.source.name}, column ${g.col.source.name}, ${key}: Postgres computes the generated column as ${shown(have)} where SQLite holds ${shown(want)} (GENERATED ALWAYS AS (${g.col.generatedSql}) does not evaluate as SQLite's expression does for this row)`,
+          {
+            context: { table: this.t.source.name, column: g.col.source.name, key, value: renderValue(row[g.at]) },
+            hint: "SQLite and Postgres evaluate some expressions differently (real to text, integer division, …); make the SQLite expression explicit (e.g. printf() or CAST) so both agree, or make the column a plain column in SQLite; the change stays in the changelog and is applied once the values agree",
+          },
+        );
       }
     }
   }

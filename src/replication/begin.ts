@@ -34,7 +34,9 @@ export async function beginSnapshot(h: BeginHost): Promise<void> {
   const plan = buildPlan(db, readSchema(db), { schema: h.state.targetSchema, preserveCase: h.state.preserveCase });
   if (plan.refusals.length) {
     const r = plan.refusals[0]!;
-    throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`, { context: { table: r.table, column: r.column, key: r.key } });
+    throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`, {
+      context: { table: r.table, column: r.column, key: r.key },
+    });
   }
   for (const t of plan.tables) t.bigIntegers = true;
   // Recorded before anything is read: every change from here on is applied by the stream.

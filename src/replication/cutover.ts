@@ -132,7 +132,8 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
   // The validation's connection is opened now, outside the freeze; its
   // snapshot is taken after the drain.
   let snapshotClient: pg.Client | null = null;
-  if (h.state().phase === Phase.cutoverCatchUp || h.state().phase === Phase.frozen) snapshotClient = held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
+  if (h.state().phase === Phase.cutoverCatchUp || h.state().phase === Phase.frozen)
+    snapshotClient = held.client = await connectPg(h.pgUrl, "sqlite2pg validate");
   let frozenLocal: number | null = null;
   let snapshotTaken = false;
 
@@ -145,7 +146,13 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       const deadline = Date.now() + 60_000;
       // A batch ended by its byte budget is small though much may wait: go by what is left, too.
       const left = () => h.changelog().newestSeq() - h.state().appliedSeq;
-      for (let n = await h.streamOnce(); (n > CATCH_UP_RESIDUE || left() > CATCH_UP_RESIDUE) && Date.now() < deadline && !h.stopping(); n = await h.streamOnce()) { /* apply */ }
+      for (
+        let n = await h.streamOnce();
+        (n > CATCH_UP_RESIDUE || left() > CATCH_UP_RESIDUE) && Date.now() < deadline && !h.stopping();
+        n = await h.streamOnce()
+      ) {
+        /* apply */
+      }
       if (h.stopping()) {
         await snapshotClient?.end().catch(() => undefined);
         return 0;
@@ -192,11 +199,14 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       await c.query(`SET ${local ? "LOCAL " : ""}statement_timeout = ${left}`);
     };
     let expired = false;
-    const watchdog = setTimeout(() => {
-      expired = true;
-      const pid = (c as unknown as { processID?: number }).processID;
-      if (pid && snapshotClient) void snapshotClient.query("SELECT pg_cancel_backend($1)", [pid]).catch(() => undefined);
-    }, Math.max(0, deadline - performance.now()));
+    const watchdog = setTimeout(
+      () => {
+        expired = true;
+        const pid = (c as unknown as { processID?: number }).processID;
+        if (pid && snapshotClient) void snapshotClient.query("SELECT pg_cancel_backend($1)", [pid]).catch(() => undefined);
+      },
+      Math.max(0, deadline - performance.now()),
+    );
     watchdog.unref();
     let committed: boolean;
     try {
@@ -219,7 +229,12 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       crashPoint("before-commit");
       // 4. One transaction: sequences, foreign keys, the record, the notice.
       // The watchdog stops the moment the commit returns: a cancel landing after it must not undo a committed cutover.
-      committed = await commitCutover(h, frozenAt, () => bound(true), () => clearTimeout(watchdog));
+      committed = await commitCutover(
+        h,
+        frozenAt,
+        () => bound(true),
+        () => clearTimeout(watchdog),
+      );
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (!(e instanceof FreezeExpired) && !expired && code !== "55P03" && code !== "57014") throw e;
@@ -269,14 +284,19 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
   try {
     const msg = `cutover aborted: SQLite was frozen for ${maxFreeze} ms (--max-freeze) without the Postgres commit (${why}); SQLite takes writes again, the cutover is tried again`;
     try {
-      await transition(c, h.sourceId, [Phase.frozen, Phase.streaming], Phase.streaming, { set: { sentinel_seq: null, frozen_at: null, last_error: msg, last_error_at: NOW } });
+      await transition(c, h.sourceId, [Phase.frozen, Phase.streaming], Phase.streaming, {
+        set: { sentinel_seq: null, frozen_at: null, last_error: msg, last_error_at: NOW },
+      });
     } catch (e) {
       if (e instanceof PhaseRaceError) await h.reload(); // the phase moved while the freeze was being undone
       throw e;
     }
     const triggers = unfreeze(h.writer());
     const freezeMs = +(performance.now() - frozenAt).toFixed(3);
-    h.log.warn({ cutover: true, freeze_ms: freezeMs, max_freeze_ms: maxFreeze, reason: why, freeze_triggers_removed: triggers }, `cutover aborted after a ${freezeMs} ms freeze (--max-freeze ${maxFreeze} ms): ${why}; SQLite takes writes again`);
+    h.log.warn(
+      { cutover: true, freeze_ms: freezeMs, max_freeze_ms: maxFreeze, reason: why, freeze_triggers_removed: triggers },
+      `cutover aborted after a ${freezeMs} ms freeze (--max-freeze ${maxFreeze} ms): ${why}; SQLite takes writes again`,
+    );
   } finally {
     await c.query("RESET lock_timeout").catch(() => undefined);
   }
@@ -331,8 +351,9 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
     onCommit();
     // The freeze ends here: from the SQLite commit that froze it to this commit, on this host's monotonic clock.
     const freezeMs = +(performance.now() - frozenAtMs).toFixed(3);
-    await c.query("UPDATE sqlite2pg.state SET freeze_ms = $2 WHERE source_id = $1", [h.sourceId, freezeMs]).catch((e: Error) =>
-      h.log.warn({ freeze_ms: freezeMs, err: e.message }, "could not record the freeze duration"));
+    await c
+      .query("UPDATE sqlite2pg.state SET freeze_ms = $2 WHERE source_id = $1", [h.sourceId, freezeMs])
+      .catch((e: Error) => h.log.warn({ freeze_ms: freezeMs, err: e.message }, "could not record the freeze duration"));
   } catch (e) {
     await c.query("ROLLBACK").catch(() => undefined);
     throw e;
@@ -345,7 +366,8 @@ function readSqliteSequence(db: BetterSqlite3.Database): Map<string, bigint | nu
   const out = new Map<string, bigint | null>();
   const has = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'sqlite_sequence'").get() as { n: number };
   if (!has.n) return out;
-  for (const r of db.prepare("SELECT name, seq FROM sqlite_sequence").safeIntegers(true).all() as { name: string; seq: bigint }[]) out.set(r.name, BigInt(r.seq));
+  for (const r of db.prepare("SELECT name, seq FROM sqlite_sequence").safeIntegers(true).all() as { name: string; seq: bigint }[])
+    out.set(r.name, BigInt(r.seq));
   return out;
 }
 
@@ -380,7 +402,9 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
     for (const t of plan.tables) {
       for (const s of t.constraints.statements) {
         if (s.kind === "foreign key" && s.validateSql) {
-          await c.query(s.validateSql).catch((e: Error) => log.warn({ table: t.name, constraint: s.name }, `foreign key ${s.name} kept NOT VALID: ${e.message}`));
+          await c
+            .query(s.validateSql)
+            .catch((e: Error) => log.warn({ table: t.name, constraint: s.name }, `foreign key ${s.name} kept NOT VALID: ${e.message}`));
         }
       }
       if (usesRowidColumn(t)) await c.query(`ALTER TABLE ${qualified(plan.schema, t.name)} DROP COLUMN IF EXISTS ${quoteIdent(ROWID_COLUMN)}`);
@@ -388,8 +412,14 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
   }
   const state = h.state();
   const marker = {
-    cutover_at: state.cutoverAt, frozen_at: state.frozenAt, freeze_ms: state.freezeMs, source_id: h.sourceId,
-    sqlite: h.sqlitePath, pg: h.pgUrl ? redactUrl(h.pgUrl) : "PG* environment", schema: plan.schema, validation: result,
+    cutover_at: state.cutoverAt,
+    frozen_at: state.frozenAt,
+    freeze_ms: state.freezeMs,
+    source_id: h.sourceId,
+    sqlite: h.sqlitePath,
+    pg: h.pgUrl ? redactUrl(h.pgUrl) : "PG* environment",
+    schema: plan.schema,
+    validation: result,
   };
   writeFileSync(path + ".tmp", JSON.stringify(marker, null, 2) + "\n");
   renameSync(path + ".tmp", path);
@@ -401,11 +431,23 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
   // recorded).
   const hook = opts.onCutover ?? state.hookCommand ?? undefined;
   if (hook) {
-    await h.client().query("UPDATE sqlite2pg.state SET hook_command = $2, hook_status = 'running', hook_exit = NULL, hook_at = now() WHERE source_id = $1", [h.sourceId, hook]);
-    if (state.hookStatus === "running" || state.hookStatus === "failed") log.warn({ previous: state.hookStatus, exit: state.hookExit }, "running the --on-cutover command again: its last run did not succeed");
+    await h
+      .client()
+      .query("UPDATE sqlite2pg.state SET hook_command = $2, hook_status = 'running', hook_exit = NULL, hook_at = now() WHERE source_id = $1", [
+        h.sourceId,
+        hook,
+      ]);
+    if (state.hookStatus === "running" || state.hookStatus === "failed")
+      log.warn({ previous: state.hookStatus, exit: state.hookExit }, "running the --on-cutover command again: its last run did not succeed");
     crashPoint("hook-running");
     const status = await runHook(hook, { ...marker, marker: path }, log);
-    await h.client().query("UPDATE sqlite2pg.state SET hook_status = $2, hook_exit = $3, hook_at = now(), updated_at = now() WHERE source_id = $1", [h.sourceId, status === 0 ? "ok" : "failed", status]);
+    await h
+      .client()
+      .query("UPDATE sqlite2pg.state SET hook_status = $2, hook_exit = $3, hook_at = now(), updated_at = now() WHERE source_id = $1", [
+        h.sourceId,
+        status === 0 ? "ok" : "failed",
+        status,
+      ]);
     if (status !== 0) {
       await h.reload();
       throw new Sqlite2pgError("hook", "HOOK_FAILED", `the --on-cutover command exited with status ${status}`, {

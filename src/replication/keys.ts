@@ -15,7 +15,9 @@ import { usesRowidColumn } from "./snapshot.js";
 /** The schema as SQL text, the project's own triggers and tables included (so the freeze is a change, VACUUM is not). */
 export function schemaFingerprint(db: BetterSqlite3.Database): string {
   const rows = db.prepare("SELECT type, name, sql FROM main.sqlite_schema ORDER BY type, name").all() as { type: string; name: string; sql: string | null }[];
-  return createHash("md5").update(rows.map((r) => `${r.type}\u0000${r.name}\u0000${r.sql ?? ""}`).join("\u0001")).digest("hex");
+  return createHash("md5")
+    .update(rows.map((r) => `${r.type}\u0000${r.name}\u0000${r.sql ?? ""}`).join("\u0001"))
+    .digest("hex");
 }
 
 /** A unique key other than the change key itself: two rows may share its value for a while during the snapshot. */

@@ -45,7 +45,17 @@ export class LagMeter {
     this.lastRate = Math.round(rate);
     const newest = changelog.newestSeq();
     const lag = Math.max(0, newest - state.appliedSeq);
-    log.info({ phase: state.phase, applied_seq: state.appliedSeq, newest_seq: newest, lag_changes: lag, lag_seconds: +changelog.lagSeconds(state.appliedSeq).toFixed(3), apply_rate: Math.round(rate) }, "lag");
+    log.info(
+      {
+        phase: state.phase,
+        applied_seq: state.appliedSeq,
+        newest_seq: newest,
+        lag_changes: lag,
+        lag_seconds: +changelog.lagSeconds(state.appliedSeq).toFixed(3),
+        apply_rate: Math.round(rate),
+      },
+      "lag",
+    );
     return rate;
   }
 }

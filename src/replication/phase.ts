@@ -97,11 +97,16 @@ export class PhaseRaceError extends Sqlite2pgError {
   readonly found: string | null;
 
   constructor(sourceId: string, from: readonly Phase[], to: Phase, found: string | null) {
-    super("target", "PHASE_MOVED", `the phase of source ${sourceId} moved (expected ${from.join(" or ")}, found ${found ?? "no state"}); not changing it to ${to}`, {
-      context: { source_id: sourceId, expected: from.join(","), found, to },
-      hint: "another daemon or `sqlite2pg unfreeze` changed the state meanwhile; the daemon re-reads it and goes on",
-      retryable: true,
-    });
+    super(
+      "target",
+      "PHASE_MOVED",
+      `the phase of source ${sourceId} moved (expected ${from.join(" or ")}, found ${found ?? "no state"}); not changing it to ${to}`,
+      {
+        context: { source_id: sourceId, expected: from.join(","), found, to },
+        hint: "another daemon or `sqlite2pg unfreeze` changed the state meanwhile; the daemon re-reads it and goes on",
+        retryable: true,
+      },
+    );
     this.from = from;
     this.to = to;
     this.found = found;
@@ -131,11 +136,19 @@ export interface TransitionOptions {
  * bug), and {@link PhaseRaceError} when the phase was not one of `from`
  * (unless `optional`). Returns whether the phase changed.
  */
-export async function transition(c: pg.ClientBase, sourceId: string, from: Phase | readonly Phase[], to: Phase, opts: TransitionOptions = {}): Promise<boolean> {
+export async function transition(
+  c: pg.ClientBase,
+  sourceId: string,
+  from: Phase | readonly Phase[],
+  to: Phase,
+  opts: TransitionOptions = {},
+): Promise<boolean> {
   const froms = typeof from === "string" ? [from] : from;
   const illegal = froms.filter((f) => !isAllowed(f, to));
   if (illegal.length || !froms.length) {
-    throw new Sqlite2pgError("internal", "ILLEGAL_PHASE_CHANGE", `illegal phase change ${illegal.join(", ") || "(none)"} → ${to}`, { context: { source_id: sourceId, to } });
+    throw new Sqlite2pgError("internal", "ILLEGAL_PHASE_CHANGE", `illegal phase change ${illegal.join(", ") || "(none)"} → ${to}`, {
+      context: { source_id: sourceId, to },
+    });
   }
   const params: unknown[] = [sourceId, to, froms];
   const sets = ["phase = $2", "updated_at = now()"];
@@ -163,13 +176,10 @@ export interface NewState {
 
 /** Create the state row of a source in phase `new`; `ifAbsent` keeps a row that exists (the demo). */
 export async function createState(c: pg.ClientBase, s: NewState, opts: { ifAbsent?: boolean } = {}): Promise<void> {
-  await c.query(`INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, preserve_case, phase) VALUES ($1, $2, $3, $4, $5)${opts.ifAbsent ? " ON CONFLICT DO NOTHING" : ""}`, [
-    s.sourceId,
-    s.sqlitePath,
-    s.targetSchema,
-    s.preserveCase,
-    Phase.new,
-  ]);
+  await c.query(
+    `INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, preserve_case, phase) VALUES ($1, $2, $3, $4, $5)${opts.ifAbsent ? " ON CONFLICT DO NOTHING" : ""}`,
+    [s.sourceId, s.sqlitePath, s.targetSchema, s.preserveCase, Phase.new],
+  );
 }
 
 /**
@@ -180,7 +190,8 @@ export async function createState(c: pg.ClientBase, s: NewState, opts: { ifAbsen
  */
 export async function dropState(c: pg.ClientBase, sourceId: string, from: readonly Phase[] = RESTARTABLE): Promise<boolean> {
   const bad = from.filter((f) => !RESTARTABLE.includes(f));
-  if (bad.length) throw new Sqlite2pgError("internal", "ILLEGAL_PHASE_CHANGE", `a state in phase ${bad.join(", ")} is never dropped`, { context: { source_id: sourceId } });
+  if (bad.length)
+    throw new Sqlite2pgError("internal", "ILLEGAL_PHASE_CHANGE", `a state in phase ${bad.join(", ")} is never dropped`, { context: { source_id: sourceId } });
   const r = await c.query("DELETE FROM sqlite2pg.state WHERE source_id = $1 AND phase = ANY($2::text[])", [sourceId, from]);
   if (r.rowCount === 1) return true;
   const now = await c.query<{ phase: string }>("SELECT phase FROM sqlite2pg.state WHERE source_id = $1", [sourceId]);

@@ -44,7 +44,7 @@ import { ensureStateSchema, loadProgress, loadState, recordError, requestCutover
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
 import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
-import { snapshotTable, } from "./snapshot.js";
+import { snapshotTable } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { CUTOVER_RETRY, runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
 import { keyStatements, schemaFingerprint } from "./keys.js";
@@ -162,10 +162,14 @@ export class Replicator {
       } finally {
         db.close();
       }
-      if (!id) throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
+      if (!id)
+        throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
     }
     const phase = await withPg(this.opts.pg, (c) => requestCutoverInState(c, id));
-    if (phase === null) throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, { hint: "run `sqlite2pg init` with the same --pg first" });
+    if (phase === null)
+      throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, {
+        hint: "run `sqlite2pg init` with the same --pg first",
+      });
     this.stateDirty = true;
     this.nudge();
   }
@@ -189,16 +193,33 @@ export class Replicator {
     await ensureStateSchema(this.client);
     this.state = await loadState(this.client, this.sourceId);
     if (!this.state) {
-      throw usageError("NO_STATE", `no replication state for source ${this.sourceId} in this Postgres database`, { hint: "run `sqlite2pg init` with the same --pg first" });
+      throw usageError("NO_STATE", `no replication state for source ${this.sourceId} in this Postgres database`, {
+        hint: "run `sqlite2pg init` with the same --pg first",
+      });
     }
     await this.becomeActive();
     // Compared against what the plan last saw, stored with the state, so a
     // schema change (or VACUUM) made while no daemon ran is caught as well.
-    this.schema = new SchemaChanges({
-      log: this.log, sourceId: this.sourceId, db: () => this.db!, writer: () => this.writer!, client: () => this.client!,
-      state: () => this.current, reload: () => this.reload(), planChanged: () => { this.applier = null; },
-      chunkRows: this.opts.chunkRows ?? 20000, fixText: this.opts.fixText ?? false, transformed: this.transformed, stopping: () => this.stopRequested,
-    }, this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true })), this.state.schemaFingerprint ?? schemaFingerprint(this.db!));
+    this.schema = new SchemaChanges(
+      {
+        log: this.log,
+        sourceId: this.sourceId,
+        db: () => this.db!,
+        writer: () => this.writer!,
+        client: () => this.client!,
+        state: () => this.current,
+        reload: () => this.reload(),
+        planChanged: () => {
+          this.applier = null;
+        },
+        chunkRows: this.opts.chunkRows ?? 20000,
+        fixText: this.opts.fixText ?? false,
+        transformed: this.transformed,
+        stopping: () => this.stopRequested,
+      },
+      this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true })),
+      this.state.schemaFingerprint ?? schemaFingerprint(this.db!),
+    );
     if (this.opts.watch !== false) {
       this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
       // chokidar passes on at most one change event per file every 50 ms; a
@@ -254,7 +275,12 @@ export class Replicator {
    */
   private async becomeActive(): Promise<void> {
     const me = selfIdentity();
-    await this.client!.query("UPDATE sqlite2pg.state SET daemon_pid = $2, daemon_host = $3, daemon_start = $4, daemon_since = now() WHERE source_id = $1", [this.sourceId, me.pid, me.host, me.start]);
+    await this.client!.query("UPDATE sqlite2pg.state SET daemon_pid = $2, daemon_host = $3, daemon_start = $4, daemon_since = now() WHERE source_id = $1", [
+      this.sourceId,
+      me.pid,
+      me.host,
+      me.start,
+    ]);
     if (!this.active) {
       this.active = true;
       this.opts.onActive?.();
@@ -307,7 +333,12 @@ export class Replicator {
   /** Phase new → snapshot (see ./begin.ts). */
   private async begin(): Promise<void> {
     await beginSnapshot({
-      db: this.db!, writer: this.writer!, client: this.client!, sourceId: this.sourceId, state: this.current, schema: this.schema!,
+      db: this.db!,
+      writer: this.writer!,
+      client: this.client!,
+      sourceId: this.sourceId,
+      state: this.current,
+      schema: this.schema!,
       setPhase: (to, extra) => this.setPhase(to, extra),
     });
     await this.reload();
@@ -325,8 +356,12 @@ export class Replicator {
       const t = plan.tables.find((x) => x.source.name === p.table)!;
       this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
       const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
-        sourceId: this.sourceId, chunkRows: this.opts.chunkRows ?? 20000, chunkBytes: this.opts.chunkBytes, fixText: this.opts.fixText ?? false,
-        transformed: this.transformed, stopping: () => this.stopRequested,
+        sourceId: this.sourceId,
+        chunkRows: this.opts.chunkRows ?? 20000,
+        chunkBytes: this.opts.chunkBytes,
+        fixText: this.opts.fixText ?? false,
+        transformed: this.transformed,
+        stopping: () => this.stopRequested,
       });
       if (!done) return false;
     }
@@ -352,7 +387,11 @@ export class Replicator {
     for (let attempt = 0; ; attempt++) {
       // Schema changes are mirrored first, and a table copy they started is finished.
       if (!(await this.schema!.reconcile())) return 0;
-      this.applier ??= new Applier(this.db!, this.plan(), { fixText: this.opts.fixText ?? false, transformed: this.transformed, schemaGuard: () => this.schema!.guard() });
+      this.applier ??= new Applier(this.db!, this.plan(), {
+        fixText: this.opts.fixText ?? false,
+        transformed: this.transformed,
+        schemaGuard: () => this.schema!.guard(),
+      });
       try {
         r = await this.applyGrowing(this.opts.batchSize ?? 10000);
         break;
@@ -360,7 +399,8 @@ export class Replicator {
         if (!(e instanceof SchemaMoved) || attempt >= 5) throw e; // the batch was read under another schema: nothing applied
       }
     }
-    if (r.changes > 0) this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
+    if (r.changes > 0)
+      this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
     if (r.changes > 0 && this.current.phase === Phase.catchUp) crashPoint("catch-up-batch-committed");
     const caughtUp = r.changes < (this.opts.batchSize ?? 10000) && !this.applier!.cutByBytes;
     if (this.current.phase === Phase.catchUp && caughtUp) await this.caughtUp();
@@ -468,7 +508,10 @@ export class Replicator {
             // again later, waiting longer each time (1 s, 2 s, 4 s … 60 s).
             const wait = Math.min(1000 * 2 ** (this.cutoverAttempts - 1), 60_000);
             this.cutoverRetryAt = Date.now() + wait;
-            this.log.warn({ attempt: this.cutoverAttempts, retry_in_ms: wait }, `cutover attempt ${this.cutoverAttempts} aborted at --max-freeze; SQLite takes writes again; next attempt in ${wait} ms`);
+            this.log.warn(
+              { attempt: this.cutoverAttempts, retry_in_ms: wait },
+              `cutover attempt ${this.cutoverAttempts} aborted at --max-freeze; SQLite takes writes again; next attempt in ${wait} ms`,
+            );
           }
           await this.reload(); // aborted: by unfreeze (the request is withdrawn) or by --max-freeze (it stands)
           continue;
@@ -518,7 +561,10 @@ export class Replicator {
       const r = await c.query("SELECT phase, cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [this.sourceId]);
       if (r.rows[0]?.phase === Phase.streaming && r.rows[0].cutover_requested_at === null) {
         const n = unfreeze(this.writer!);
-        this.log.warn({ freeze_triggers_removed: n }, "SQLite was frozen with no cutover asked for (withdrawn by unfreeze): unfrozen, the application can write to it again");
+        this.log.warn(
+          { freeze_triggers_removed: n },
+          "SQLite was frozen with no cutover asked for (withdrawn by unfreeze): unfrozen, the application can write to it again",
+        );
       }
     });
     await this.reload();
@@ -552,7 +598,9 @@ export class Replicator {
       reload: () => this.reload(),
       setPhase: (to, extra) => this.setPhase(to, extra ?? null),
       streamOnce: () => this.streamOnce(),
-      checkSchema: async () => { await this.schema!.reconcile(); },
+      checkSchema: async () => {
+        await this.schema!.reconcile();
+      },
       schemaMoved: () => this.schema!.moved(),
       stopping: () => this.stopRequested,
     };
@@ -635,7 +683,11 @@ export class Replicator {
     this.watcher = null;
     if (this.active && this.client) {
       // No daemon is recorded once this one is gone (a kill -9 leaves the record; `cutover` checks it is alive).
-      await this.client.query("UPDATE sqlite2pg.state SET daemon_pid = NULL, daemon_host = NULL, daemon_start = NULL WHERE source_id = $1 AND daemon_pid = $2 AND daemon_host = $3", [this.sourceId, process.pid, selfIdentity().host])
+      await this.client
+        .query(
+          "UPDATE sqlite2pg.state SET daemon_pid = NULL, daemon_host = NULL, daemon_start = NULL WHERE source_id = $1 AND daemon_pid = $2 AND daemon_host = $3",
+          [this.sourceId, process.pid, selfIdentity().host],
+        )
         .catch((e: Error) => this.log.debug({ err: e.message }, "could not clear the daemon's record in the state"));
     }
     this.active = false;

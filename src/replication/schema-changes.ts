@@ -68,7 +68,8 @@ const PHASES_WITHOUT_KEYS = new Set<Phase>([Phase.new, Phase.snapshot]);
 /** The root page of every table now. */
 export function rootPages(db: BetterSqlite3.Database): RootPages {
   const out: RootPages = {};
-  for (const r of db.prepare("SELECT name, rootpage FROM main.sqlite_schema WHERE type = 'table'").all() as { name: string; rootpage: number }[]) out[r.name] = Number(r.rootpage);
+  for (const r of db.prepare("SELECT name, rootpage FROM main.sqlite_schema WHERE type = 'table'").all() as { name: string; rootpage: number }[])
+    out[r.name] = Number(r.rootpage);
   return out;
 }
 
@@ -88,7 +89,11 @@ export class SchemaChanges {
    */
   private startupCheck = true;
 
-  constructor(private readonly h: SchemaHost, version: number, fingerprint: string) {
+  constructor(
+    private readonly h: SchemaHost,
+    version: number,
+    fingerprint: string,
+  ) {
     this.version = version;
     this.fingerprint = fingerprint;
   }
@@ -118,7 +123,10 @@ export class SchemaChanges {
     if (phase === Phase.new || phase === Phase.cutOver || phase === Phase.done) return true;
     if (phase === Phase.frozen) this.startupCheck = false; // during the freeze only a moved cookie counts
     for (let attempt = 0; this.cookie() !== this.version || this.startupCheck; attempt++) {
-      if (attempt >= 5) throw sourceError("SCHEMA_UNSETTLED", "the SQLite schema kept changing while it was being mirrored", { hint: "replication retries by itself once the application's migration is over" });
+      if (attempt >= 5)
+        throw sourceError("SCHEMA_UNSETTLED", "the SQLite schema kept changing while it was being mirrored", {
+          hint: "replication retries by itself once the application's migration is over",
+        });
       try {
         await this.reconcileOnce();
         this.startupCheck = false;
@@ -145,9 +153,13 @@ export class SchemaChanges {
       // rowid: changes from now on would name rows by their new rowids).
       const byRowid = plan.tables.filter((t) => usesRowidColumn(t)).map((t) => t.source.name);
       if (byRowid.length && live.version !== live.own) {
-        throw sourceError("SCHEMA_CHANGED", `the SQLite file was rewritten (VACUUM?): the rowids of ${byRowid.join(", ")} — tables without an INTEGER PRIMARY KEY, replicated by rowid — may have been renumbered`, {
-          hint: "replication is paused to apply nothing to the wrong rows; run `sqlite2pg validate --full`, and if it differs, replicate again into a fresh schema (give such tables an INTEGER PRIMARY KEY to be immune to VACUUM)",
-        });
+        throw sourceError(
+          "SCHEMA_CHANGED",
+          `the SQLite file was rewritten (VACUUM?): the rowids of ${byRowid.join(", ")} — tables without an INTEGER PRIMARY KEY, replicated by rowid — may have been renumbered`,
+          {
+            hint: "replication is paused to apply nothing to the wrong rows; run `sqlite2pg validate --full`, and if it differs, replicate again into a fresh schema (give such tables an INTEGER PRIMARY KEY to be immune to VACUUM)",
+          },
+        );
       }
     }
     const diff = fpChanged || usePages || this.startupCheck ? diffSchema(plan, live, usePages) : null;
@@ -176,10 +188,14 @@ export class SchemaChanges {
       diff.fresh.some((f) => f.live.name === table) || diff.kept.some((k) => k.live.name === table && k.ops.adds.includes(column));
     const refusal = fresh.refusals.find((r) => chosen(r.table, r.column));
     if (refusal) {
-      throw sourceError("SCHEMA_CHANGE_REFUSED", `the new shape of table ${refusal.table} cannot go to Postgres: column ${refusal.column}: ${refusal.reason} (${refusal.key})`, {
-        context: { table: refusal.table, column: refusal.column, key: refusal.key },
-        hint: "replication is paused and nothing is skipped: fix these values (or the column) in SQLite; the daemon retries by itself and mirrors the change once Postgres can hold it",
-      });
+      throw sourceError(
+        "SCHEMA_CHANGE_REFUSED",
+        `the new shape of table ${refusal.table} cannot go to Postgres: column ${refusal.column}: ${refusal.reason} (${refusal.key})`,
+        {
+          context: { table: refusal.table, column: refusal.column, key: refusal.key },
+          hint: "replication is paused and nothing is skipped: fix these values (or the column) in SQLite; the daemon retries by itself and mirrors the change once Postgres can hold it",
+        },
+      );
     }
     for (const f of diff.fresh) {
       const cap = live.capture.get(f.live.name);
@@ -193,7 +209,11 @@ export class SchemaChanges {
       const fks = nt.constraints.statements.filter((s) => s.kind === "foreign key");
       if (!hasOps && !k.changed) {
         // Foreign keys are built at the cutover: take them from the new plan (a parent may have been renamed).
-        return { ...o, source: nt.source, constraints: { ...o.constraints, statements: [...o.constraints.statements.filter((s) => s.kind !== "foreign key"), ...fks] } };
+        return {
+          ...o,
+          source: nt.source,
+          constraints: { ...o.constraints, statements: [...o.constraints.statements.filter((s) => s.kind !== "foreign key"), ...fks] },
+        };
       }
       const renamedTo = new Map(k.ops.renames);
       const columns: ColumnPlan[] = nt.columns.map((nc) => {
@@ -235,7 +255,11 @@ export class SchemaChanges {
       const pairs = Object.entries(renames);
       if (pairs.length) {
         const cases = pairs.map(() => "WHEN ? THEN ?").join(" ");
-        w.prepare(`UPDATE ${CHANGES} SET tbl = CASE tbl ${cases} END WHERE seq > ? AND tbl IN (${pairs.map(() => "?").join(", ")})`).run(...pairs.flat(), applied, ...pairs.map(([from]) => from));
+        w.prepare(`UPDATE ${CHANGES} SET tbl = CASE tbl ${cases} END WHERE seq > ? AND tbl IN (${pairs.map(() => "?").join(", ")})`).run(
+          ...pairs.flat(),
+          applied,
+          ...pairs.map(([from]) => from),
+        );
       }
       // Every drop before any create: names may be swapped between tables.
       for (const name of install) {
@@ -252,7 +276,11 @@ export class SchemaChanges {
       }
       // Changes of tables that exist no more (dropped before the daemon saw them) have nothing to apply.
       const names = live.schema.tables.map((t) => t.name);
-      w.prepare(`DELETE FROM ${CHANGES} WHERE seq > ? AND tbl <> ? AND tbl NOT IN (SELECT value FROM json_each(?))`).run(applied, SENTINEL_TABLE, JSON.stringify(names));
+      w.prepare(`DELETE FROM ${CHANGES} WHERE seq > ? AND tbl <> ? AND tbl NOT IN (SELECT value FROM json_each(?))`).run(
+        applied,
+        SENTINEL_TABLE,
+        JSON.stringify(names),
+      );
       const v = Number(w.pragma("schema_version", { simple: true }));
       if (v !== live.version) noteOwnSchemaChange(w); // only a change made here
       // Read inside the transaction: a change the application makes right after is not taken for this one.
@@ -284,30 +312,45 @@ export class SchemaChanges {
       // The rowid index is named after its table (keys.ts): it follows, so a new table may take the old name.
       const rowidIndex = (name: string) => `${name}_${ROWID_COLUMN}`.slice(0, 63);
       for (const [i, k] of renamed.entries()) {
-        if (usesRowidColumn(k.old)) await c.query(`ALTER INDEX IF EXISTS ${qualified(schema, rowidIndex(k.old.name))} RENAME TO ${quoteIdent(`_sqlite2pg_tmpix_${i}`)}`);
+        if (usesRowidColumn(k.old))
+          await c.query(`ALTER INDEX IF EXISTS ${qualified(schema, rowidIndex(k.old.name))} RENAME TO ${quoteIdent(`_sqlite2pg_tmpix_${i}`)}`);
         await c.query(`ALTER TABLE ${qualified(schema, k.old.name)} RENAME TO ${quoteIdent(`_sqlite2pg_tmp_${i}`)}`);
-        await c.query("UPDATE sqlite2pg.snapshot_progress SET table_name = $3 WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, k.renamedFrom, `_sqlite2pg_tmp_${i}`]);
+        await c.query("UPDATE sqlite2pg.snapshot_progress SET table_name = $3 WHERE source_id = $1 AND table_name = $2", [
+          this.h.sourceId,
+          k.renamedFrom,
+          `_sqlite2pg_tmp_${i}`,
+        ]);
       }
       for (const [i, k] of renamed.entries()) {
         await c.query(`ALTER TABLE ${qualified(schema, `_sqlite2pg_tmp_${i}`)} RENAME TO ${quoteIdent(tableOf(k.live.name).name)}`);
-        if (usesRowidColumn(k.old)) await c.query(`ALTER INDEX IF EXISTS ${qualified(schema, `_sqlite2pg_tmpix_${i}`)} RENAME TO ${quoteIdent(rowidIndex(tableOf(k.live.name).name))}`);
-        await c.query("UPDATE sqlite2pg.snapshot_progress SET table_name = $3 WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, `_sqlite2pg_tmp_${i}`, k.live.name]);
+        if (usesRowidColumn(k.old))
+          await c.query(`ALTER INDEX IF EXISTS ${qualified(schema, `_sqlite2pg_tmpix_${i}`)} RENAME TO ${quoteIdent(rowidIndex(tableOf(k.live.name).name))}`);
+        await c.query("UPDATE sqlite2pg.snapshot_progress SET table_name = $3 WHERE source_id = $1 AND table_name = $2", [
+          this.h.sourceId,
+          `_sqlite2pg_tmp_${i}`,
+          k.live.name,
+        ]);
       }
       for (const f of diff.fresh) {
         const t = tableOf(f.live.name);
         if (f.old) await c.query(`DROP TABLE IF EXISTS ${qualified(schema, f.old.name)}`);
         await c.query(`DROP TABLE IF EXISTS ${qualified(schema, t.name)}`);
         await c.query(snapshotTableSql(next, t));
-        if (f.old && f.old.source.name !== t.source.name) await c.query("DELETE FROM sqlite2pg.snapshot_progress WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, f.old.source.name]);
+        if (f.old && f.old.source.name !== t.source.name)
+          await c.query("DELETE FROM sqlite2pg.snapshot_progress WHERE source_id = $1 AND table_name = $2", [this.h.sourceId, f.old.source.name]);
         await resetProgress(c, this.h.sourceId, t.source.name, t.census.rows);
       }
       for (const k of diff.kept) await alterColumns(c, schema, k.old, tableOf(k.live.name), k.ops);
       if (withKeys) {
         // Every drop first: a name freed on one table may be taken on another (tables swapping names).
-        for (const stage of ["drop", "create"] as const) for (const k of diff.kept) if (k.changed && (await alterConstraints(c, next, k.old, tableOf(k.live.name), stage))) this.uniquesPending = true;
+        for (const stage of ["drop", "create"] as const)
+          for (const k of diff.kept) if (k.changed && (await alterConstraints(c, next, k.old, tableOf(k.live.name), stage))) this.uniquesPending = true;
       }
       await c.query("UPDATE sqlite2pg.state SET plan = $2::jsonb, schema_version = $3, schema_fingerprint = $4, updated_at = now() WHERE source_id = $1", [
-        this.h.sourceId, toJson(next), live.version, live.fingerprint,
+        this.h.sourceId,
+        toJson(next),
+        live.version,
+        live.fingerprint,
       ]);
     });
     this.version = live.version;
@@ -326,10 +369,12 @@ export class SchemaChanges {
     if (this.h.db().prepare(`SELECT 1 ${orphan} LIMIT 1`).get(this.h.state().appliedSeq, SENTINEL_TABLE, names)) {
       this.h.writer().prepare(`DELETE ${orphan}`).run(this.h.state().appliedSeq, SENTINEL_TABLE, names);
     }
-    await this.h.client().query(
-      "UPDATE sqlite2pg.state SET schema_version = $2, schema_fingerprint = $3, plan = jsonb_set(plan, '{rootpages}', $4::jsonb), updated_at = now() WHERE source_id = $1",
-      [this.h.sourceId, live.version, live.fingerprint, JSON.stringify(live.pages)],
-    );
+    await this.h
+      .client()
+      .query(
+        "UPDATE sqlite2pg.state SET schema_version = $2, schema_fingerprint = $3, plan = jsonb_set(plan, '{rootpages}', $4::jsonb), updated_at = now() WHERE source_id = $1",
+        [this.h.sourceId, live.version, live.fingerprint, JSON.stringify(live.pages)],
+      );
     this.version = live.version;
     this.fingerprint = live.fingerprint;
     await this.h.reload();
@@ -345,14 +390,21 @@ export class SchemaChanges {
   private async abortCutover(diff: SchemaDiff): Promise<never> {
     const c = this.h.client();
     await inTransaction(c, async () => {
-      await transition(c, this.h.sourceId, [Phase.cutoverCatchUp, Phase.frozen], Phase.streaming, { set: { sentinel_seq: null, frozen_at: null }, optional: true });
+      await transition(c, this.h.sourceId, [Phase.cutoverCatchUp, Phase.frozen], Phase.streaming, {
+        set: { sentinel_seq: null, frozen_at: null },
+        optional: true,
+      });
       unfreeze(this.h.writer());
     });
     await this.h.reload();
     this.h.log.error({ changes: diff.summary }, "the schema changed while SQLite was frozen for the cutover: cutover aborted, SQLite takes writes again");
-    throw sourceError("CUTOVER_SCHEMA_CHANGED", `the SQLite schema changed during the cutover's freeze (${diff.summary.join("; ")}): the cutover is aborted and SQLite takes writes again`, {
-      hint: "the freeze blocks writes, not schema changes; the daemon mirrors the change and runs the cutover again if it is still requested — deploy schema migrations before or after the cutover, not during it",
-    });
+    throw sourceError(
+      "CUTOVER_SCHEMA_CHANGED",
+      `the SQLite schema changed during the cutover's freeze (${diff.summary.join("; ")}): the cutover is aborted and SQLite takes writes again`,
+      {
+        hint: "the freeze blocks writes, not schema changes; the daemon mirrors the change and runs the cutover again if it is still requested — deploy schema migrations before or after the cutover, not during it",
+      },
+    );
   }
 
   /** Step 3: copy what a reconciliation (or a restart) left to copy, keys with the last chunk. */
@@ -364,9 +416,16 @@ export class SchemaChanges {
       const plan = h.state().plan!;
       const t = plan.tables.find((x) => x.source.name === p.table);
       if (!t) continue;
-      h.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "copy after a schema change: resuming table" : "copy after a schema change: copying table");
+      h.log.info(
+        { table: t.source.name, rows: p.rows, total: p.total },
+        p.rows ? "copy after a schema change: resuming table" : "copy after a schema change: copying table",
+      );
       const done = await snapshotTable(h.db(), h.client(), plan, t, p, {
-        sourceId: h.sourceId, chunkRows: h.chunkRows, fixText: h.fixText, transformed: h.transformed, stopping: () => h.stopping(),
+        sourceId: h.sourceId,
+        chunkRows: h.chunkRows,
+        fixText: h.fixText,
+        transformed: h.transformed,
+        stopping: () => h.stopping(),
         finish: async (c) => {
           for (const sql of keyStatements({ ...plan, tables: [t] })) await c.query(sql);
         },

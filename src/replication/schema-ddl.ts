@@ -15,7 +15,13 @@ import { isRetryable } from "./retry.js";
 import { inTransaction } from "../postgres/transaction.js";
 
 /** ALTER TABLE for renamed, dropped and added columns. */
-export async function alterColumns(c: pg.Client, schema: string, o: TablePlan, t: TablePlan, ops: { renames: [string, string][]; drops: string[]; adds: string[] }): Promise<void> {
+export async function alterColumns(
+  c: pg.Client,
+  schema: string,
+  o: TablePlan,
+  t: TablePlan,
+  ops: { renames: [string, string][]; drops: string[]; adds: string[] },
+): Promise<void> {
   const table = qualified(schema, t.name);
   const pgOf = (plan: TablePlan, source: string) => plan.columns.find((x) => x.source.name === source)!.name;
   // Through temporary names, so names swapped between columns do not collide.
@@ -38,9 +44,14 @@ export async function alterColumns(c: pg.Client, schema: string, o: TablePlan, t
       try {
         param = paramValue(value, col, t.columns.indexOf(col));
       } catch (e) {
-        throw sourceError("SCHEMA_CHANGE_REFUSED", `column ${a} added to table ${t.source.name}: its default ${col.source.defaultSql} cannot be stored as ${col.type.sql}: ${(e as Error).message}`, {
-          context: { table: t.source.name, column: a }, hint: "replication is paused and nothing is skipped; change the column's default in SQLite, and the daemon retries by itself",
-        });
+        throw sourceError(
+          "SCHEMA_CHANGE_REFUSED",
+          `column ${a} added to table ${t.source.name}: its default ${col.source.defaultSql} cannot be stored as ${col.type.sql}: ${(e as Error).message}`,
+          {
+            context: { table: t.source.name, column: a },
+            hint: "replication is paused and nothing is skipped; change the column's default in SQLite, and the daemon retries by itself",
+          },
+        );
       }
       await c.query(`UPDATE ${table} SET ${q} = $1::${col.type.sql}`, [param]);
     }
@@ -98,7 +109,10 @@ function storedDefault(col: ColumnPlan): unknown {
  */
 export async function buildMissingUniques(c: pg.Client, p: MigrationPlan, log: Logger): Promise<void> {
   for (const { table, name, sql } of uniqueStatements(p)) {
-    const exists = await c.query("SELECT 1 FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE n.nspname = $1 AND k.relname = $2", [p.schema, name]);
+    const exists = await c.query("SELECT 1 FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace WHERE n.nspname = $1 AND k.relname = $2", [
+      p.schema,
+      name,
+    ]);
     if (exists.rowCount) continue;
     try {
       await inTransaction(c, async () => {

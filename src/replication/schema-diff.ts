@@ -38,33 +38,43 @@ export interface LiveSchema {
 
 /** Read the schema, root pages, capture triggers and schema cookie as one picture. */
 export function readLive(db: BetterSqlite3.Database): LiveSchema {
-  return db.transaction((): LiveSchema => {
-    const version = Number(db.pragma("schema_version", { simple: true }));
-    const schema = readSchema(db);
-    const rows = db.prepare("SELECT type, name, tbl_name AS tbl, rootpage FROM main.sqlite_schema").all() as { type: string; name: string; tbl: string; rootpage: number }[];
-    const pages: RootPages = {};
-    const triggers = new Map<string, string>();
-    for (const r of rows) {
-      if (r.type === "table") pages[r.name] = Number(r.rootpage);
-      if (r.type === "trigger" && r.name.startsWith("_sqlite2pg_")) triggers.set(r.name, r.tbl);
-    }
-    const hashes = new Map(
-      (db.prepare(`SELECT key, value FROM ${META} WHERE key LIKE 'triggers:%'`).all() as { key: string; value: string }[]).map((r) => [r.key.slice(9), String(r.value)]),
-    );
-    const capture: LiveSchema["capture"] = new Map();
-    for (const t of schema.tables) {
-      try {
-        const sql = captureTriggersSql(t);
-        const n = triggerNames(t.name);
-        const names = replaceConflicts(t).sql ? [n.ins, n.upd, n.del, n.binsert, n.bupdate] : [n.ins, n.upd, n.del];
-        capture.set(t.name, { sql, hash: createHash("md5").update(sql).digest("hex"), names });
-      } catch (e) {
-        if (!(e instanceof Sqlite2pgError)) throw e;
-        capture.set(t.name, { error: e });
+  return db
+    .transaction((): LiveSchema => {
+      const version = Number(db.pragma("schema_version", { simple: true }));
+      const schema = readSchema(db);
+      const rows = db.prepare("SELECT type, name, tbl_name AS tbl, rootpage FROM main.sqlite_schema").all() as {
+        type: string;
+        name: string;
+        tbl: string;
+        rootpage: number;
+      }[];
+      const pages: RootPages = {};
+      const triggers = new Map<string, string>();
+      for (const r of rows) {
+        if (r.type === "table") pages[r.name] = Number(r.rootpage);
+        if (r.type === "trigger" && r.name.startsWith("_sqlite2pg_")) triggers.set(r.name, r.tbl);
       }
-    }
-    return { version, fingerprint: schemaFingerprint(db), own: ownSchemaVersion(db), schema, pages, triggers, hashes, capture };
-  }).deferred();
+      const hashes = new Map(
+        (db.prepare(`SELECT key, value FROM ${META} WHERE key LIKE 'triggers:%'`).all() as { key: string; value: string }[]).map((r) => [
+          r.key.slice(9),
+          String(r.value),
+        ]),
+      );
+      const capture: LiveSchema["capture"] = new Map();
+      for (const t of schema.tables) {
+        try {
+          const sql = captureTriggersSql(t);
+          const n = triggerNames(t.name);
+          const names = replaceConflicts(t).sql ? [n.ins, n.upd, n.del, n.binsert, n.bupdate] : [n.ins, n.upd, n.del];
+          capture.set(t.name, { sql, hash: createHash("md5").update(sql).digest("hex"), names });
+        } catch (e) {
+          if (!(e instanceof Sqlite2pgError)) throw e;
+          capture.set(t.name, { error: e });
+        }
+      }
+      return { version, fingerprint: schemaFingerprint(db), own: ownSchemaVersion(db), schema, pages, triggers, hashes, capture };
+    })
+    .deferred();
 }
 
 /** One table's column change that ALTER TABLE can mirror in place. */
@@ -126,8 +136,16 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
     // their old names). Both are required: with auto_vacuum, dropping a table
     // may move another table's root onto the dropped one's page.
     const old = triggerNames(p.source.name);
-    const moved = page === undefined ? undefined : live.schema.tables.find((l) => !claimed.has(l.name) && live.pages[l.name] === page && l.name !== p.source.name
-      && [old.ins, old.upd, old.del].every((n) => live.triggers.get(n) === l.name));
+    const moved =
+      page === undefined
+        ? undefined
+        : live.schema.tables.find(
+            (l) =>
+              !claimed.has(l.name) &&
+              live.pages[l.name] === page &&
+              l.name !== p.source.name &&
+              [old.ins, old.upd, old.del].every((n) => live.triggers.get(n) === l.name),
+          );
     if (moved) {
       pairs.push({ p, l: moved, renamedFrom: p.source.name });
       claimed.add(moved.name);
@@ -153,7 +171,13 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
     // were installed are those the plan's table needed.
     const old = triggerNames(renamedFrom ?? l.name);
     const capturing = hashOk || on(replaceConflicts(p.source).sql ? [old.ins, old.upd, old.del, old.binsert, old.bupdate] : [old.ins, old.upd, old.del]);
-    const why = !capturing ? "its capture triggers are missing" : keyChanged(p.source, l) ? "its key changed" : newUnique(p.source, l) ? "a new unique index (REPLACE through it was not captured)" : null;
+    const why = !capturing
+      ? "its capture triggers are missing"
+      : keyChanged(p.source, l)
+        ? "its key changed"
+        : newUnique(p.source, l)
+          ? "a new unique index (REPLACE through it was not captured)"
+          : null;
     const ops = why ? null : columnOps(p.source.columns, l.columns);
     if (why || !ops) {
       diff.fresh.push({ live: l, old: p, why: why ?? "its columns changed in a way ALTER TABLE cannot mirror" });
@@ -164,7 +188,8 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
     for (const [a, b] of ops.renames) diff.summary.push(`column ${l.name}.${a} renamed to ${b}`);
     for (const c of ops.drops) diff.summary.push(`column ${l.name}.${c} dropped`);
     for (const c of ops.adds) diff.summary.push(`column ${l.name}.${c} added`);
-    if (changed && !ops.renames.length && !ops.drops.length && !ops.adds.length && !renamedFrom) diff.summary.push(`indexes or constraints of ${l.name} changed`);
+    if (changed && !ops.renames.length && !ops.drops.length && !ops.adds.length && !renamedFrom)
+      diff.summary.push(`indexes or constraints of ${l.name} changed`);
     if (!hashOk && !renamedFrom) diff.summary.push(`capture of ${l.name} re-installed`);
   }
   for (const f of diff.fresh) diff.summary.push(`table ${f.live.name} ${f.why}: re-planned and copied again`);
@@ -187,7 +212,10 @@ function termSig(ix: SourceIndex, rename: (c: string) => string = (c) => c): str
 }
 
 function indexSig(ixs: SourceIndex[]): string {
-  return ixs.map((ix) => `${ix.name}:${termSig(ix)}`).sort().join(";");
+  return ixs
+    .map((ix) => `${ix.name}:${termSig(ix)}`)
+    .sort()
+    .join(";");
 }
 
 /** A unique index the plan's table did not have (compared by definition, through column renames). */
@@ -199,8 +227,14 @@ function newUnique(a: SourceTable, b: SourceTable): boolean {
 }
 
 function sameButName(a: SourceColumn, b: SourceColumn): boolean {
-  return a.declaredType === b.declaredType && a.notNull === b.notNull && a.defaultSql === b.defaultSql && a.pkOrdinal === b.pkOrdinal
-    && (a.collation ?? "").toUpperCase() === (b.collation ?? "").toUpperCase() && (a.generated === null) === (b.generated === null);
+  return (
+    a.declaredType === b.declaredType &&
+    a.notNull === b.notNull &&
+    a.defaultSql === b.defaultSql &&
+    a.pkOrdinal === b.pkOrdinal &&
+    (a.collation ?? "").toUpperCase() === (b.collation ?? "").toUpperCase() &&
+    (a.generated === null) === (b.generated === null)
+  );
 }
 
 /** Renames only, drops only or adds only (what ALTER TABLE can do); null for anything else. */

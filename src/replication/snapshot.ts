@@ -59,11 +59,20 @@ export async function snapshotTable(
   progress: TableProgress,
   opts: SnapshotOptions,
 ): Promise<boolean> {
-  const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), opts.chunkRows, { after: null, upTo: null }, true);
+  const reader = new ChunkReader(
+    db,
+    t,
+    t.columns.map((c) => c.source.name),
+    opts.chunkRows,
+    { after: null, upTo: null },
+    true,
+  );
   if (progress.lastKey) reader.resumeAfter(progress.lastKey);
   if (opts.chunkBytes) reader.maxBytes = opts.chunkBytes;
   const encoder = new RowEncoder(db, t, reader.keyNames, reader.keyWidth, {
-    fixText: opts.fixText, transformed: opts.transformed, rowidColumn: usesRowidColumn(t),
+    fixText: opts.fixText,
+    transformed: opts.transformed,
+    rowidColumn: usesRowidColumn(t),
   });
   const generated = GeneratedCheck.of(plan.schema, t, reader.keyNames, reader.keyWidth);
   const copySql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN`;
@@ -96,9 +105,16 @@ export async function snapshotTable(
         [opts.sourceId, t.source.name, toJson(lastKey), rows.length, copied],
       );
       if (moved.rowCount !== 1) {
-        throw new Sqlite2pgError("target", "SNAPSHOT_PROGRESS_MOVED", `the snapshot progress of ${t.source.name} moved under this daemon (another daemon?); nothing of this chunk was committed`, {
-          context: { table: t.source.name }, retryable: true, hint: "the daemon re-reads the progress and goes on from there",
-        });
+        throw new Sqlite2pgError(
+          "target",
+          "SNAPSHOT_PROGRESS_MOVED",
+          `the snapshot progress of ${t.source.name} moved under this daemon (another daemon?); nothing of this chunk was committed`,
+          {
+            context: { table: t.source.name },
+            retryable: true,
+            hint: "the daemon re-reads the progress and goes on from there",
+          },
+        );
       }
     });
     crashPoint("snapshot-chunk-committed");

@@ -158,7 +158,10 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
  * clearing the column. Returns the phase, or null when there is no state.
  */
 export async function requestCutoverInState(c: pg.ClientBase, sourceId: string): Promise<Phase | null> {
-  const r = await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()), updated_at = now() WHERE source_id = $1 RETURNING phase", [sourceId]);
+  const r = await c.query(
+    "UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()), updated_at = now() WHERE source_id = $1 RETURNING phase",
+    [sourceId],
+  );
   if (r.rowCount !== 1) return null;
   await notifyState(c, sourceId);
   return r.rows[0].phase as Phase;
@@ -184,7 +187,10 @@ export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = t
 }
 
 async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean): Promise<ReplicationState | null> {
-  const r = await c.query(`SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command"} FROM sqlite2pg.state WHERE source_id = $1`, [sourceId]);
+  const r = await c.query(
+    `SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command"} FROM sqlite2pg.state WHERE source_id = $1`,
+    [sourceId],
+  );
   if (r.rowCount === 0) return null;
   const s = r.rows[0];
   return {
@@ -220,13 +226,25 @@ async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean):
 
 /** Snapshot progress of every table of a source. */
 export async function loadProgress(c: pg.ClientBase, sourceId: string): Promise<TableProgress[]> {
-  const r = await c.query("SELECT table_name, last_key::text AS k, rows, total, done FROM sqlite2pg.snapshot_progress WHERE source_id = $1 ORDER BY table_name", [sourceId]);
-  return r.rows.map((x) => ({ table: x.table_name, lastKey: x.k ? fromJson<unknown[]>(x.k) : null, rows: Number(x.rows), total: Number(x.total), done: x.done }));
+  const r = await c.query(
+    "SELECT table_name, last_key::text AS k, rows, total, done FROM sqlite2pg.snapshot_progress WHERE source_id = $1 ORDER BY table_name",
+    [sourceId],
+  );
+  return r.rows.map((x) => ({
+    table: x.table_name,
+    lastKey: x.k ? fromJson<unknown[]>(x.k) : null,
+    rows: Number(x.rows),
+    total: Number(x.total),
+    done: x.done,
+  }));
 }
 
 /** Record an error (or clear it with null) without touching positions. */
 export async function recordError(c: pg.ClientBase, sourceId: string, message: string | null): Promise<void> {
-  await c.query("UPDATE sqlite2pg.state SET last_error = $2, last_error_at = CASE WHEN $2::text IS NULL THEN last_error_at ELSE now() END, updated_at = now() WHERE source_id = $1", [sourceId, message]);
+  await c.query(
+    "UPDATE sqlite2pg.state SET last_error = $2, last_error_at = CASE WHEN $2::text IS NULL THEN last_error_at ELSE now() END, updated_at = now() WHERE source_id = $1",
+    [sourceId, message],
+  );
 }
 
 /** Start (or restart) a table's snapshot progress: nothing copied yet, `total` rows counted. */

@@ -61,7 +61,8 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
     lagSecondsAt = (a) => cache.get(a) ?? cl.lagSeconds(a);
     const s = await withPg(pgUrl, async (c) => {
       const state = await loadState(c, sourceId, false);
-      if (!state) throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database`, { hint: "run `sqlite2pg init` with the same --pg" });
+      if (!state)
+        throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database`, { hint: "run `sqlite2pg init` with the same --pg" });
       return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId) };
     });
     const applied = s.state.appliedSeq;
@@ -94,7 +95,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
         frozen_at: s.state.frozenAt?.toISOString() ?? null,
         sentinel_seq: s.state.sentinelSeq,
         // "Cut over" only once the commit is visible: the phase says so, nothing else.
-        cutover_at: committed ? s.state.cutoverAt?.toISOString() ?? null : null,
+        cutover_at: committed ? (s.state.cutoverAt?.toISOString() ?? null) : null,
         freeze_ms: committed ? s.state.freezeMs : null,
         validation: s.state.validation,
         hook: s.state.hookStatus ? { status: s.state.hookStatus, exit: s.state.hookExit } : null,

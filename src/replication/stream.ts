@@ -69,7 +69,11 @@ export class Applier {
         hint: "schema changes are mirrored before a batch is applied, so this change was recorded by something other than this table's capture triggers; nothing was applied: run `sqlite2pg validate --full` and report it",
       });
     }
-    const keyed = new KeyedReader(this.db, t, t.columns.map((c) => c.source.name));
+    const keyed = new KeyedReader(
+      this.db,
+      t,
+      t.columns.map((c) => c.source.name),
+    );
     const encoder = new RowEncoder(this.db, t, keyed.keyNames, keyed.keyWidth, { ...this.opts, rowidColumn: usesRowidColumn(t) });
     const target = qualified(this.plan.schema, t.name);
     let keyCols: { name: string; col: ColumnPlan | null }[];
@@ -83,9 +87,10 @@ export class Applier {
       });
     }
     const pgType = (k: { col: ColumnPlan | null }) => (k.col ? k.col.type.sql.replace(/\(.*\)$/, "") : "bigint");
-    const deleteSql = keyCols.length === 1
-      ? `DELETE FROM ${target} WHERE ${quoteIdent(keyCols[0]!.name)} = ANY($1::${pgType(keyCols[0]!)}[])`
-      : `DELETE FROM ${target} WHERE (${keyCols.map((k) => quoteIdent(k.name)).join(", ")}) IN (SELECT * FROM unnest(${keyCols.map((k, i) => `$${i + 1}::${pgType(k)}[]`).join(", ")}))`;
+    const deleteSql =
+      keyCols.length === 1
+        ? `DELETE FROM ${target} WHERE ${quoteIdent(keyCols[0]!.name)} = ANY($1::${pgType(keyCols[0]!)}[])`
+        : `DELETE FROM ${target} WHERE (${keyCols.map((k) => quoteIdent(k.name)).join(", ")}) IN (SELECT * FROM unnest(${keyCols.map((k, i) => `$${i + 1}::${pgType(k)}[]`).join(", ")}))`;
     // Deleted by the exact stored values. A key of a kind its column refuses
     // (a number in a text key) was never written to Postgres: it names no row there.
     const keyParams = (keys: unknown[][]) => {
@@ -102,7 +107,15 @@ export class Applier {
       }
       return params;
     };
-    a = { t, generated: GeneratedCheck.of(this.plan.schema, t, keyed.keyNames, keyed.keyWidth), keyed, encoder, deleteSql, keyParams, copySql: `COPY ${target} (${encoder.columnList}) FROM STDIN` };
+    a = {
+      t,
+      generated: GeneratedCheck.of(this.plan.schema, t, keyed.keyNames, keyed.keyWidth),
+      keyed,
+      encoder,
+      deleteSql,
+      keyParams,
+      copySql: `COPY ${target} (${encoder.columnList}) FROM STDIN`,
+    };
     this.tables.set(name, a);
     return a;
   }
@@ -113,7 +126,15 @@ export class Applier {
    * Postgres transaction that also advances the state. Returns what was
    * applied; `changes` is 0 when the changelog had nothing new.
    */
-  async applyBatch(changelog: ChangelogReader, client: pg.ClientBase, sourceId: string, after: number, limit: number, token: number | null = null, maxBytes = DEFAULT_CHUNK_BYTES): Promise<BatchResult> {
+  async applyBatch(
+    changelog: ChangelogReader,
+    client: pg.ClientBase,
+    sourceId: string,
+    after: number,
+    limit: number,
+    token: number | null = null,
+    maxBytes = DEFAULT_CHUNK_BYTES,
+  ): Promise<BatchResult> {
     // One SQLite read transaction: the batch and the rows it names.
     const work = changelog.snapshot(() => {
       // In the same snapshot: this is still the file replicated up to `after`,
@@ -138,18 +159,27 @@ export class Applier {
           rows += current.length;
         }
       }
-      await client.query(
-        `UPDATE sqlite2pg.state SET applied_seq = $2, changes_applied = changes_applied + $3, applied_at = now(), updated_at = now(),
+      await client
+        .query(
+          `UPDATE sqlite2pg.state SET applied_seq = $2, changes_applied = changes_applied + $3, applied_at = now(), updated_at = now(),
            apply_rate = coalesce($4, apply_rate), last_error = NULL, applied_token = $6
          WHERE source_id = $1 AND applied_seq = $5`,
-        [sourceId, lastSeq, work.changes.length, this.rate, after, lastToken],
-      ).then((r) => {
-        if (r.rowCount !== 1) {
-          throw new Sqlite2pgError("target", "STATE_MOVED", "the state moved under this daemon (another daemon applied meanwhile); nothing of this batch was committed", {
-            context: { source_id: sourceId, applied_seq: after }, retryable: true, hint: "the daemon re-reads the state and goes on from there",
-          });
-        }
-      });
+          [sourceId, lastSeq, work.changes.length, this.rate, after, lastToken],
+        )
+        .then((r) => {
+          if (r.rowCount !== 1) {
+            throw new Sqlite2pgError(
+              "target",
+              "STATE_MOVED",
+              "the state moved under this daemon (another daemon applied meanwhile); nothing of this batch was committed",
+              {
+                context: { source_id: sourceId, applied_seq: after },
+                retryable: true,
+                hint: "the daemon re-reads the state and goes on from there",
+              },
+            );
+          }
+        });
       crashPoint("stream-before-commit");
     });
     crashPoint("stream-after-commit");

@@ -41,7 +41,10 @@ export function markPosition(db: BetterSqlite3.Database): { seq: number; token: 
   const before = db.pragma("busy_timeout", { simple: true });
   db.pragma("busy_timeout = 10000"); // once per snapshot: wait for the application's write lock
   try {
-    const r = db.prepare(`INSERT INTO ${CHANGES} (tbl, op, at) VALUES (?, 'P', julianday('now')) RETURNING seq, at`).get(SENTINEL_TABLE) as { seq: number; at: number };
+    const r = db.prepare(`INSERT INTO ${CHANGES} (tbl, op, at) VALUES (?, 'P', julianday('now')) RETURNING seq, at`).get(SENTINEL_TABLE) as {
+      seq: number;
+      at: number;
+    };
     return { seq: Number(r.seq), token: Number(r.at) };
   } finally {
     db.pragma(`busy_timeout = ${Number(before)}`);
@@ -85,8 +88,11 @@ export function render(sql: string, values: Record<string, string>): string {
 /** Trigger names of a table, unquoted. */
 export function triggerNames(table: string): { ins: string; upd: string; del: string; binsert: string; bupdate: string } {
   return {
-    ins: `_sqlite2pg_ins_${table}`, upd: `_sqlite2pg_upd_${table}`, del: `_sqlite2pg_del_${table}`,
-    binsert: `_sqlite2pg_rins_${table}`, bupdate: `_sqlite2pg_rupd_${table}`,
+    ins: `_sqlite2pg_ins_${table}`,
+    upd: `_sqlite2pg_upd_${table}`,
+    del: `_sqlite2pg_del_${table}`,
+    binsert: `_sqlite2pg_rins_${table}`,
+    bupdate: `_sqlite2pg_rupd_${table}`,
   };
 }
 
@@ -141,13 +147,17 @@ export function captureTriggersSql(t: SourceTable): string {
     // A key column's own collation (NOCASE, RTRIM) may call 'rust' and
     // 'Rust' equal; Postgres compares bytes, so any change of bytes or of
     // storage class is a key change to log.
-    key_changed: ref("OLD").map((o, i) => {
-      const n = ref("NEW")[i]!;
-      return key.kind === "rowid" ? `${o} IS NOT ${n}` : `${o} IS NOT ${n} COLLATE BINARY OR typeof(${o}) IS NOT typeof(${n})`;
-    }).join(" OR "),
+    key_changed: ref("OLD")
+      .map((o, i) => {
+        const n = ref("NEW")[i]!;
+        return key.kind === "rowid" ? `${o} IS NOT ${n}` : `${o} IS NOT ${n} COLLATE BINARY OR typeof(${o}) IS NOT typeof(${n})`;
+      })
+      .join(" OR "),
     conflicts: "",
     update_of: "",
-    not_self: cols.map((c) => (key.kind === "rowid" ? `${rowid} IS NOT OLD.${rowid}` : `${quoteIdent(c)} IS NOT OLD.${quoteIdent(c)} COLLATE BINARY`)).join(" OR "),
+    not_self: cols
+      .map((c) => (key.kind === "rowid" ? `${rowid} IS NOT OLD.${rowid}` : `${quoteIdent(c)} IS NOT OLD.${quoteIdent(c)} COLLATE BINARY`))
+      .join(" OR "),
   };
   const conflicts = replaceConflicts(t);
   let sql = render(template("capture.sql"), values);
@@ -156,7 +166,8 @@ export function captureTriggersSql(t: SourceTable): string {
     // One statement per unique index: SQLite looks each up by its own index
     // (an OR of them, once a COLLATE is in it, would scan the whole table).
     const each = template("capture-replace.sql").replace(/\{\{each_index\}\}([\s\S]*?)\{\{end\}\}/g, (_, part: string) =>
-      conflicts.matches.map((m) => part.replaceAll("{{conflicts}}", m)).join(""));
+      conflicts.matches.map((m) => part.replaceAll("{{conflicts}}", m)).join(""),
+    );
     sql += "\n" + render(each, { ...values, update_of: updateOf });
   }
   return sql;
@@ -182,13 +193,17 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
       const hash = createHash("md5").update(sql).digest("hex");
       const key = `triggers:${t.name}`;
       const n = triggerNames(t.name);
-      const present = (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'trigger' AND name IN (?, ?, ?)").get(n.ins, n.upd, n.del) as { n: number }).n === 3;
+      const present =
+        (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'trigger' AND name IN (?, ?, ?)").get(n.ins, n.upd, n.del) as { n: number }).n === 3;
       if (present && (stored.get(key) as { value: string } | undefined)?.value === hash) continue;
       for (const name of [n.ins, n.upd, n.del, n.binsert, n.bupdate]) {
-        const other = db.prepare("SELECT tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?").get(name) as { tbl: string; sql: string | null } | undefined;
+        const other = db.prepare("SELECT tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?").get(name) as
+          | { tbl: string; sql: string | null }
+          | undefined;
         if (other && !isOwnTrigger(name, t.name, other.sql)) {
           throw sourceError("TRIGGER_NAME_TAKEN", `table ${t.name}: a trigger named ${name}, not made by sqlite2pg, takes the name of a capture trigger`, {
-            context: { table: t.name, trigger: name }, hint: "rename that trigger, then run init again",
+            context: { table: t.name, trigger: name },
+            hint: "rename that trigger, then run init again",
           });
         }
         db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(name)}`);
@@ -209,8 +224,9 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
 export function uninstallCapture(db: BetterSqlite3.Database): { triggers: number; tables: number } {
   const tx = db.transaction(() => {
     // Only the triggers this project made: a user's trigger is never removed, whatever its name.
-    const triggers = (db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[])
-      .filter((t) => isOwnTrigger(t.name, t.tbl, t.sql));
+    const triggers = (
+      db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[]
+    ).filter((t) => isOwnTrigger(t.name, t.tbl, t.sql));
     for (const t of triggers) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(t.name)}`);
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN (?, ?)").all(CHANGES, META) as { name: string }[];
     for (const t of tables) db.exec(`DROP TABLE IF EXISTS main.${quoteIdent(t.name)}`);
@@ -225,7 +241,9 @@ export function captureInfo(db: BetterSqlite3.Database): { sourceId: string; tab
   if (has.n < 2) return null;
   const row = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`).get() as { value: string } | undefined;
   if (!row) return null;
-  const trig = db.prepare("SELECT tbl_name AS t FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_sqlite2pg\\_ins\\_%' ESCAPE '\\'").all() as { t: string }[];
+  const trig = db.prepare("SELECT tbl_name AS t FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_sqlite2pg\\_ins\\_%' ESCAPE '\\'").all() as {
+    t: string;
+  }[];
   return { sourceId: row.value, tables: trig.map((x) => x.t) };
 }
 
@@ -248,7 +266,11 @@ export class ChangelogReader {
   /** Up to `limit` changes after `after`, in seq order. */
   read(after: number, limit: number): Change[] {
     return (this.batch.all(after, limit) as unknown[][]).map((r) => ({
-      seq: Number(r[0]), tbl: r[1] as string, op: r[2] as string, key: r.slice(3, 7), at: Number(r[7]),
+      seq: Number(r[0]),
+      tbl: r[1] as string,
+      op: r[2] as string,
+      key: r.slice(3, 7),
+      at: Number(r[7]),
     }));
   }
 
@@ -271,16 +293,25 @@ export class ChangelogReader {
   verifyCheckpoint(sourceId: string, applied: number, token: number | null): void {
     const src = this.source.get() as { value: string } | undefined;
     const problem =
-      src?.value !== sourceId ? `its change capture has another source id (${src?.value ?? "none"}, not ${sourceId})`
-      : applied <= 0 ? null
-      : ((t) => t === null ? `its changelog has no change ${applied}, the last one applied (newest ${this.newestSeq()})`
-        : token !== null && t !== token ? `its change ${applied} is not the change applied under that number`
-        : null)(this.tokenAt(applied));
+      src?.value !== sourceId
+        ? `its change capture has another source id (${src?.value ?? "none"}, not ${sourceId})`
+        : applied <= 0
+          ? null
+          : ((t) =>
+              t === null
+                ? `its changelog has no change ${applied}, the last one applied (newest ${this.newestSeq()})`
+                : token !== null && t !== token
+                  ? `its change ${applied} is not the change applied under that number`
+                  : null)(this.tokenAt(applied));
     if (!problem) return;
-    throw sourceError("FILE_REPLACED", `the SQLite file is not the one being replicated: ${problem} — it was replaced (a backup restored over it, or the file recreated)`, {
-      context: { applied_seq: applied },
-      hint: "replication is stopped so nothing is skipped or applied twice; put the replicated file back and start the daemon again, or, to replicate this file as it is now, start over: `sqlite2pg init --drop-existing` (drops the target schema and copies everything again)",
-    });
+    throw sourceError(
+      "FILE_REPLACED",
+      `the SQLite file is not the one being replicated: ${problem} — it was replaced (a backup restored over it, or the file recreated)`,
+      {
+        context: { applied_seq: applied },
+        hint: "replication is stopped so nothing is skipped or applied twice; put the replicated file back and start the daemon again, or, to replicate this file as it is now, start over: `sqlite2pg init --drop-existing` (drops the target schema and copies everything again)",
+      },
+    );
   }
 
   /** The newest seq in the changelog (0 when empty). */

@@ -110,7 +110,11 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
     const q = quoteIdent(c.name);
     first.push(`count(${q})`, `min(${q})`, `max(${q})`, `typeof(min(${q}))`, `typeof(max(${q}))`);
   }
-  const r1 = db.prepare(`SELECT ${first.join(", ")} FROM ${from}`).raw(true).safeIntegers(true).get() as unknown[];
+  const r1 = db
+    .prepare(`SELECT ${first.join(", ")} FROM ${from}`)
+    .raw(true)
+    .safeIntegers(true)
+    .get() as unknown[];
   const rows = Number(r1[0]);
   const columns = new Map<string, ColumnCensus>();
   const second: { expr: string; cc: ColumnCensus; set: (cc: ColumnCensus, v: unknown) => void }[] = [];
@@ -119,8 +123,19 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
     const q = quoteIdent(c.name);
     const [count, min, max, tmin, tmax] = r1.slice(1 + i * 5, 6 + i * 5) as [bigint, unknown, unknown, Kind | "null", Kind | "null"];
     const cc: ColumnCensus = {
-      nulls: rows - Number(count), integers: 0, reals: 0, texts: 0, blobs: 0, minInt: null, maxInt: null,
-      dateClasses: 0, textBooleans: 0, textJson: 0, julianReals: 0, zeroOne: 0, numericFits: 0,
+      nulls: rows - Number(count),
+      integers: 0,
+      reals: 0,
+      texts: 0,
+      blobs: 0,
+      minInt: null,
+      maxInt: null,
+      dateClasses: 0,
+      textBooleans: 0,
+      textJson: 0,
+      julianReals: 0,
+      zeroOne: 0,
+      numericFits: 0,
     };
     columns.set(c.name, cc);
     if (Number(count) === 0 || tmin === "null" || tmax === "null") return;
@@ -151,7 +166,8 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
     }
     const dateLike = isDateDeclared(c.declaredType);
     if (dateLike && kinds.has("text")) add(`sum(DISTINCT ${dateClassSql(q)})`, (x, v) => (x.dateClasses = n(v)));
-    if (dateLike && kinds.has("number")) add(`sum(CASE WHEN typeof(${q})='real' THEN ${q} BETWEEN 1721425.5 AND 5373484.5 AND julianday(${q}) = ${q} END)`, (x, v) => (x.julianReals = n(v)));
+    if (dateLike && kinds.has("number"))
+      add(`sum(CASE WHEN typeof(${q})='real' THEN ${q} BETWEEN 1721425.5 AND 5373484.5 AND julianday(${q}) = ${q} END)`, (x, v) => (x.julianReals = n(v)));
     if (/bool/i.test(c.declaredType)) {
       if (kinds.has("text")) add(`sum(typeof(${q})='text' AND lower(${q}) IN ('true','false','t','f','yes','no'))`, (x, v) => (x.textBooleans = n(v)));
       if (kinds.has("number")) add(`sum(typeof(${q})='integer' AND ${q} IN (0,1))`, (x, v) => (x.zeroOne = n(v)));
@@ -168,7 +184,11 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
     }
   });
   if (second.length > 0) {
-    const r2 = db.prepare(`SELECT ${second.map((x) => x.expr).join(", ")} FROM ${from}`).raw(true).safeIntegers(true).get() as unknown[];
+    const r2 = db
+      .prepare(`SELECT ${second.map((x) => x.expr).join(", ")} FROM ${from}`)
+      .raw(true)
+      .safeIntegers(true)
+      .get() as unknown[];
     for (const [i, x] of second.entries()) x.set(x.cc, r2[i]);
   }
   return { rows, columns };

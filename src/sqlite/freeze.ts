@@ -58,8 +58,9 @@ export function freeze(db: BetterSqlite3.Database, tables: string[]): FreezeInfo
 /** Unfreeze: drop the freeze triggers and the record; the application can write to SQLite again. */
 export function unfreeze(db: BetterSqlite3.Database): number {
   const tx = db.transaction(() => {
-    const trig = (db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[])
-      .filter((t) => /^_sqlite2pg_f(ins|upd|del)_/.test(t.name) && isOwnTrigger(t.name, t.tbl, t.sql));
+    const trig = (
+      db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[]
+    ).filter((t) => /^_sqlite2pg_f(ins|upd|del)_/.test(t.name) && isOwnTrigger(t.name, t.tbl, t.sql));
     for (const t of trig) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(t.name)}`);
     db.prepare(`DELETE FROM ${META} WHERE key IN ('sentinel_seq', 'frozen_at')`).run();
     noteOwnSchemaChange(db);

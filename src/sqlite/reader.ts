@@ -135,8 +135,12 @@ export function rowBytes(row: unknown[]): number {
 
 /** Split a rowid table into `parts` ranges of roughly equal rowid span. */
 export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts: number, rowid = "rowid"): RowidRange[] {
-  const r = db.prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
-    lo: bigint | null; hi: bigint | null;
+  const r = db
+    .prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`)
+    .safeIntegers(true)
+    .get() as {
+    lo: bigint | null;
+    hi: bigint | null;
   };
   if (r.lo === null || r.hi === null || parts <= 1) return [{ after: null, upTo: null }];
   const span = r.hi - r.lo + 1n;
@@ -155,8 +159,12 @@ export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts
 
 /** Largest |rowid| of a table, to know whether rowids fit a JS number. */
 export function rowidNeedsBigInt(db: BetterSqlite3.Database, table: string, rowid = "rowid"): boolean {
-  const r = db.prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`).safeIntegers(true).get() as {
-    lo: bigint | null; hi: bigint | null;
+  const r = db
+    .prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`)
+    .safeIntegers(true)
+    .get() as {
+    lo: bigint | null;
+    hi: bigint | null;
   };
   return (r.lo !== null && r.lo < -9007199254740991n) || (r.hi !== null && r.hi > 9007199254740991n);
 }

@@ -128,10 +128,14 @@ export function rowidName(t: SourceTable): string {
   const free = ROWID_NAMES.find((n) => !taken.has(n));
   if (free) return free;
   if (t.rowidAlias) return quoteIdent(t.rowidAlias);
-  throw sourceError("ROWID_SHADOWED", `table ${t.name} has columns named rowid, _rowid_ and oid and no INTEGER PRIMARY KEY: its rowid cannot be read, so its rows cannot be named for change capture`, {
-    context: { table: t.name },
-    hint: "rename one of those columns, or give the table an INTEGER PRIMARY KEY",
-  });
+  throw sourceError(
+    "ROWID_SHADOWED",
+    `table ${t.name} has columns named rowid, _rowid_ and oid and no INTEGER PRIMARY KEY: its rowid cannot be read, so its rows cannot be named for change capture`,
+    {
+      context: { table: t.name },
+      hint: "rename one of those columns, or give the table an INTEGER PRIMARY KEY",
+    },
+  );
 }
 
 /**
@@ -141,9 +145,12 @@ export function rowidName(t: SourceTable): string {
 export function readSchema(db: BetterSqlite3.Database): SourceSchema {
   const read = db.transaction((): SourceSchema => {
     const list = db.prepare("PRAGMA main.table_list").all() as TableListRow[];
-    const master = db
-      .prepare("SELECT type, name, tbl_name AS tbl, sql FROM main.sqlite_schema")
-      .all() as { type: string; name: string; tbl: string; sql: string | null }[];
+    const master = db.prepare("SELECT type, name, tbl_name AS tbl, sql FROM main.sqlite_schema").all() as {
+      type: string;
+      name: string;
+      tbl: string;
+      sql: string | null;
+    }[];
     const sqlOf = new Map(master.filter((m) => m.type === "table").map((m) => [m.name, m.sql ?? ""]));
     const sequences = readSequences(db, list);
     const tables: SourceTable[] = [];
@@ -157,7 +164,11 @@ export function readSchema(db: BetterSqlite3.Database): SourceSchema {
       if (t.name.startsWith("sqlite_")) continue; // SQLite's own catalog tables
       if (INTERNAL_TABLES.has(t.name)) continue;
       if (t.type === "virtual") {
-        skipped.push({ name: t.name, type: "virtual table", reason: "virtual tables (FTS, R*Tree, …) hold no rows of their own; recreate them in Postgres by hand (e.g. a tsvector column)" });
+        skipped.push({
+          name: t.name,
+          type: "virtual table",
+          reason: "virtual tables (FTS, R*Tree, …) hold no rows of their own; recreate them in Postgres by hand (e.g. a tsvector column)",
+        });
         continue;
       }
       if (t.type === "shadow") {
@@ -170,7 +181,11 @@ export function readSchema(db: BetterSqlite3.Database): SourceSchema {
       .filter((m) => m.type === "trigger" && !isOwnTrigger(m.name, m.tbl, m.sql))
       .map((m) => ({ name: m.name, table: m.tbl, sql: m.sql ?? "" }));
     for (const tr of triggers) {
-      skipped.push({ name: tr.name, type: "trigger", reason: `trigger on ${tr.table} is not translated: its effects are copied as data; recreate it in Postgres if the application relies on it` });
+      skipped.push({
+        name: tr.name,
+        type: "trigger",
+        reason: `trigger on ${tr.table} is not translated: its effects are copied as data; recreate it in Postgres if the application relies on it`,
+      });
     }
     const sqliteVersion = (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v;
     const journalMode = String(db.pragma("journal_mode", { simple: true }));
@@ -225,15 +240,23 @@ function readTable(db: BetterSqlite3.Database, t: TableListRow, sql: string, seq
       checks: p?.checks ?? [],
     };
   });
-  const primaryKey = columns.filter((c) => c.pkOrdinal > 0).sort((a, b) => a.pkOrdinal - b.pkOrdinal).map((c) => c.name);
+  const primaryKey = columns
+    .filter((c) => c.pkOrdinal > 0)
+    .sort((a, b) => a.pkOrdinal - b.pkOrdinal)
+    .map((c) => c.name);
   const indexes = readIndexes(db, t.name, columns);
   const withoutRowid = t.wr === 1;
   // In a rowid table a primary key that is not the rowid gets an index of
   // origin "pk"; a single INTEGER PRIMARY KEY without one is the rowid itself.
-  const rowidAlias =
-    !withoutRowid && primaryKey.length === 1 && !indexes.some((i) => i.origin === "pk") ? primaryKey[0]! : null;
+  const rowidAlias = !withoutRowid && primaryKey.length === 1 && !indexes.some((i) => i.origin === "pk") ? primaryKey[0]! : null;
   const fkRows = db.prepare(`PRAGMA main.foreign_key_list(${q})`).all() as {
-    id: number; seq: number; table: string; from: string; to: string | null; on_update: string; on_delete: string;
+    id: number;
+    seq: number;
+    table: string;
+    from: string;
+    to: string | null;
+    on_update: string;
+    on_delete: string;
   }[];
   const foreignKeys: SourceForeignKey[] = [];
   for (const r of fkRows) {
@@ -263,20 +286,26 @@ function readTable(db: BetterSqlite3.Database, t: TableListRow, sql: string, seq
 
 function readIndexes(db: BetterSqlite3.Database, table: string, columns: SourceColumn[]): SourceIndex[] {
   const list = db.prepare(`PRAGMA main.index_list(${quoteIdent(table)})`).all() as {
-    name: string; unique: number; origin: "c" | "u" | "pk"; partial: number;
+    name: string;
+    unique: number;
+    origin: "c" | "u" | "pk";
+    partial: number;
   }[];
   const out: SourceIndex[] = [];
   for (const ix of list) {
     const info = db.prepare(`PRAGMA main.index_xinfo(${quoteIdent(ix.name)})`).all() as {
-      seqno: number; cid: number; name: string | null; desc: number; coll: string; key: number;
+      seqno: number;
+      cid: number;
+      name: string | null;
+      desc: number;
+      coll: string;
+      key: number;
     }[];
     const keyCols = info.filter((i) => i.key === 1);
     let terms: SourceIndex["terms"];
     let where: string | null = null;
     if (ix.origin === "c") {
-      const row = db.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'index' AND name = ?").get(ix.name) as
-        | { sql: string | null }
-        | undefined;
+      const row = db.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'index' AND name = ?").get(ix.name) as { sql: string | null } | undefined;
       const parsed = parseCreateIndex(row?.sql ?? "");
       where = parsed.where;
       terms = parsed.columns.map((c, i) => ({

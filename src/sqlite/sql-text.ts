@@ -13,7 +13,7 @@
  */
 import { tokenize, type Token } from "./sql-tokens.js";
 
-export { tokenize,  } from "./sql-tokens.js";
+export { tokenize } from "./sql-tokens.js";
 
 /** One column definition of a CREATE TABLE statement. */
 export interface ParsedColumnDef {
@@ -91,7 +91,10 @@ class Cursor {
   pos = 0;
   readonly toks: Token[];
 
-  constructor(readonly sql: string, readonly what: string) {
+  constructor(
+    readonly sql: string,
+    readonly what: string,
+  ) {
     this.toks = tokenize(sql);
     // A trailing `;` is not part of the statement.
     while (this.toks.length && this.toks[this.toks.length - 1]!.text === ";") this.toks.pop();
@@ -202,7 +205,14 @@ class Cursor {
     for (;;) {
       if (this.isKw("on") && (this.isKw("delete", 1) || this.isKw("update", 1))) {
         this.pos += 2;
-        if (this.acceptKw("set", "null") || this.acceptKw("set", "default") || this.acceptKw("cascade") || this.acceptKw("restrict") || this.acceptKw("no", "action")) continue;
+        if (
+          this.acceptKw("set", "null") ||
+          this.acceptKw("set", "default") ||
+          this.acceptKw("cascade") ||
+          this.acceptKw("restrict") ||
+          this.acceptKw("no", "action")
+        )
+          continue;
         this.fail("expected a foreign key action");
       }
       if (this.acceptKw("match")) {

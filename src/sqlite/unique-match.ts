@@ -10,9 +10,40 @@ import { tokenize } from "./sql-tokens.js";
 
 /** Bare words that are SQL, not column names, in an index expression. */
 const KEYWORDS = new Set([
-  "and", "or", "not", "null", "is", "in", "like", "glob", "regexp", "match", "between", "escape", "case", "when", "then",
-  "else", "end", "cast", "as", "collate", "true", "false", "distinct", "isnull", "notnull", "current_date", "current_time",
-  "current_timestamp", "exists", "select", "from", "where", "asc", "desc",
+  "and",
+  "or",
+  "not",
+  "null",
+  "is",
+  "in",
+  "like",
+  "glob",
+  "regexp",
+  "match",
+  "between",
+  "escape",
+  "case",
+  "when",
+  "then",
+  "else",
+  "end",
+  "cast",
+  "as",
+  "collate",
+  "true",
+  "false",
+  "distinct",
+  "isnull",
+  "notnull",
+  "current_date",
+  "current_time",
+  "current_timestamp",
+  "exists",
+  "select",
+  "from",
+  "where",
+  "asc",
+  "desc",
 ]);
 
 function findColumn(t: SourceTable, name: string): SourceColumn | undefined {
@@ -66,7 +97,10 @@ function baseColumns(t: SourceTable, cols: SourceColumn[], seen = new Set<string
   for (const c of cols) {
     if (seen.has(c.name)) continue;
     seen.add(c.name);
-    if (!c.generated) { out.push(c.name); continue; }
+    if (!c.generated) {
+      out.push(c.name);
+      continue;
+    }
     if (!c.generated.expr) return null;
     let refs: SourceColumn[];
     try {
@@ -106,7 +140,9 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; matches:
     // such a value cannot be matched before the row exists.
     const alias = t.rowidAlias?.toLowerCase();
     if (computed && alias && (base === null || base.some((b) => b.toLowerCase() === alias) || cols.some((c) => c.name.toLowerCase() === alias))) {
-      throw new Error(`it is computed from the INTEGER PRIMARY KEY ${t.rowidAlias}, whose value a new row does not have yet when the capture looks for conflicts; compute it from other columns`);
+      throw new Error(
+        `it is computed from the INTEGER PRIMARY KEY ${t.rowidAlias}, whose value a new row does not have yet when the capture looks for conflicts; compute it from other columns`,
+      );
     }
     if (base === null) columns = null;
     else if (columns) for (const c of base) columns.add(c);
@@ -142,7 +178,10 @@ export function replaceConflicts(t: SourceTable): { sql: string | null; matches:
       }
       parts.push(`(${terms.join(" AND ")})`);
     } catch (e) {
-      const label = ix.origin === "c" ? `unique index ${ix.name}` : `${ix.origin === "pk" ? "PRIMARY KEY" : "UNIQUE"} (${ix.terms.map((x) => x.column ?? x.expr).join(", ")})`;
+      const label =
+        ix.origin === "c"
+          ? `unique index ${ix.name}`
+          : `${ix.origin === "pk" ? "PRIMARY KEY" : "UNIQUE"} (${ix.terms.map((x) => x.column ?? x.expr).join(", ")})`;
       problems.push(`${label} of table ${t.name} cannot be matched by the REPLACE capture: ${(e as Error).message}`);
     }
   }

@@ -98,7 +98,12 @@ export function digestRowSql(t: TablePlan): string {
 }
 
 /** Digest of a table as Postgres holds it, computed by the server. */
-export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: TablePlan, range?: { column: string; after: bigint | null; upTo: bigint | null }): Promise<Digest> {
+export async function pgDigest(
+  client: pg.ClientBase,
+  plan: MigrationPlan,
+  t: TablePlan,
+  range?: { column: string; after: bigint | null; upTo: bigint | null },
+): Promise<Digest> {
   const where = range ? ` WHERE ${rangeSql(`t.${quoteIdent(range.column)}`, range)}` : "";
   const r = await client.query<{ n: string; s: string }>(
     `SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(${digestRowSql(t)}), 15))::bit(60)::bigint), 0)::text AS s FROM ${qualified(plan.schema, t.name)} AS t${where}`,
@@ -110,8 +115,19 @@ export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: Ta
  * Digest of a table as SQLite holds it, read in short key-ordered chunks,
  * yielding to the event loop between chunks.
  */
-export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chunkRows = 5000, range?: { after: bigint | null; upTo: bigint | null }): Promise<Digest> {
-  const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows, range ?? { after: null, upTo: null });
+export async function sqliteDigest(
+  db: BetterSqlite3.Database,
+  t: TablePlan,
+  chunkRows = 5000,
+  range?: { after: bigint | null; upTo: bigint | null },
+): Promise<Digest> {
+  const reader = new ChunkReader(
+    db,
+    t,
+    t.columns.map((c) => c.source.name),
+    chunkRows,
+    range ?? { after: null, upTo: null },
+  );
   const d = new DigestBuilder();
   const record = rowRecorder(t.columns);
   const read = () => readNamed(db, t, () => reader.read());

@@ -25,7 +25,11 @@ function expectParagraph(stderr: string, code?: string) {
   if (code) expect(stderr).toContain(`[${code}]`);
 }
 
-function appFile(dir: string, journal: "wal" | "delete" = "delete", sql = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b');") {
+function appFile(
+  dir: string,
+  journal: "wal" | "delete" = "delete",
+  sql = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+) {
   const path = join(dir, "app.db");
   const db = new Database(path);
   db.pragma(`journal_mode = ${journal}`);
@@ -131,7 +135,10 @@ describe("source errors (exit 3) and timeouts (exit 6)", () => {
     expect(r.stderr).toMatch(/hint:/);
     expectParagraph(r.stderr);
     expect(readFileSync(path).equals(before)).toBe(true);
-    expect((await client.query("SELECT to_regclass('sqlite2pg.state') AS t")).rows[0].t === null || (await client.query("SELECT count(*)::int AS n FROM sqlite2pg.state")).rows[0].n === 0).toBe(true);
+    expect(
+      (await client.query("SELECT to_regclass('sqlite2pg.state') AS t")).rows[0].t === null ||
+        (await client.query("SELECT count(*)::int AS n FROM sqlite2pg.state")).rows[0].n === 0,
+    ).toBe(true);
     // `plan` writes nothing, so it reads a WAL-mode file in a directory it cannot write, and says so.
     chmodSync(dir, 0o555);
     try {

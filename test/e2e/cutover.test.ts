@@ -60,7 +60,11 @@ function writer(path: string, rate: number) {
     async stop() {
       p.kill("SIGTERM");
       await exited;
-      return out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { op: number; ok: boolean; error?: string });
+      return out
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { op: number; ok: boolean; error?: string });
     },
   };
 }
@@ -245,11 +249,13 @@ describe("validate", () => {
     expect(diff.code, diff.out + diff.err).toBe(1);
     const report = JSON.parse(diff.out);
     const t = report.tables.find((x: { table: string }) => x.table === "t");
-    expect(t.differences).toEqual(expect.arrayContaining([
-      { key: "id=1234", kind: "values differ" },
-      { key: "id=4000", kind: "missing in postgres" },
-      { key: "id=9000", kind: "extra in postgres" },
-    ]));
+    expect(t.differences).toEqual(
+      expect.arrayContaining([
+        { key: "id=1234", kind: "values differ" },
+        { key: "id=4000", kind: "missing in postgres" },
+        { key: "id=9000", kind: "extra in postgres" },
+      ]),
+    );
     expect(t.differences).toHaveLength(3);
     const k = report.tables.find((x: { table: string }) => x.table === "k");
     expect(k).toMatchObject({ digest: "differs", sqlite_rows: 50, pg_rows: 50 });

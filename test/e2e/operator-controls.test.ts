@@ -54,10 +54,15 @@ async function setup(rows = 500) {
     return d;
   };
   const phaseIs = (d: Daemon, phase: string, ms = 60_000) =>
-    waitFor(`phase ${phase}`, ms, async () => {
-      if (!d.alive) throw new Fatal(`the daemon exited: ${d.describe(60)}`);
-      return (await state()).phase === phase;
-    }, 50);
+    waitFor(
+      `phase ${phase}`,
+      ms,
+      async () => {
+        if (!d.alive) throw new Fatal(`the daemon exited: ${d.describe(60)}`);
+        return (await state()).phase === phase;
+      },
+      50,
+    );
   return { dir, path, url, client, state, daemon, phaseIs };
 }
 
@@ -74,14 +79,16 @@ describe("a cutover request lives in the state", () => {
   it("asked for (SIGUSR2 and `cutover`) before the daemon is caught up, then withdrawn with unfreeze, is not carried out", async () => {
     const s = await setup(2000);
     // Hold the daemon before its snapshot: begin() writes snapshot_progress, locked here.
-    const blocker = (await freshDatabaseClient(s.url));
+    const blocker = await freshDatabaseClient(s.url);
     blocker.on("error", () => undefined); // ended by the test's cleanup if it fails first
     await blocker.query("BEGIN");
     await blocker.query("LOCK TABLE sqlite2pg.snapshot_progress IN EXCLUSIVE MODE");
     const d = s.daemon("d1");
     await waitFor("the daemon blocked by the lock", 30_000, async () => {
       if (!d.alive) throw new Fatal(d.describe());
-      const r = await s.client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'sqlite2pg' AND wait_event_type = 'Lock' AND datname = current_database()");
+      const r = await s.client.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'sqlite2pg' AND wait_event_type = 'Lock' AND datname = current_database()",
+      );
       return r.rows[0].n > 0;
     });
     // SIGUSR2 to the daemon: its handler writes the request to the state at once.
@@ -163,8 +170,11 @@ describe("the active daemon and its pid file", () => {
     expect(readFileSync(pidPath, "utf8").trim()).toBe(String(a.pid)); // the standby did not write it
     a.kill("SIGKILL");
     await a.waitExit(10_000);
-    await waitFor("B took over and wrote its pid file", 30_000, async () =>
-      existsSync(pidPath) && readFileSync(pidPath, "utf8").trim() === String(b.pid) && Number((await s.state()).daemon_pid) === b.pid);
+    await waitFor(
+      "B took over and wrote its pid file",
+      30_000,
+      async () => existsSync(pidPath) && readFileSync(pidPath, "utf8").trim() === String(b.pid) && Number((await s.state()).daemon_pid) === b.pid,
+    );
     // A stale pid file naming a live, unrelated process: it must not be signalled.
     const decoy = spawn("sleep", ["600"]);
     live.others.push(decoy);
@@ -194,7 +204,9 @@ describe("the active daemon and its pid file", () => {
 });
 
 describe("--max-freeze", () => {
-  it("a Postgres lock blocking the commit cannot keep SQLite frozen: the attempt is undone within the bound, and retried once the lock is gone", { timeout: 120_000 }, async () => {
+  it("a Postgres lock blocking the commit cannot keep SQLite frozen: the attempt is undone within the bound, and retried once the lock is gone", {
+    timeout: 120_000,
+  }, async () => {
     const s = await setup(300);
     const d = s.daemon("d", { args: ["--max-freeze", "2"] });
     await s.phaseIs(d, "streaming");
@@ -222,11 +234,16 @@ describe("--max-freeze", () => {
     const asked = await runCli(["cutover", "--sqlite", s.path, "--pg", s.url]);
     expect(asked.code, asked.stderr).toBe(0);
     // The first attempt freezes, cannot commit, and is undone: refused writes, then accepted ones again.
-    await waitFor("the first attempt aborted and SQLite writable again", 60_000, () => {
-      if (!d.alive) throw new Fatal(d.describe());
-      const firstRefused = outcomes.findIndex((o) => !o.ok);
-      return firstRefused >= 0 && outcomes.slice(firstRefused).some((o) => o.ok);
-    }, 20);
+    await waitFor(
+      "the first attempt aborted and SQLite writable again",
+      60_000,
+      () => {
+        if (!d.alive) throw new Fatal(d.describe());
+        const firstRefused = outcomes.findIndex((o) => !o.ok);
+        return firstRefused >= 0 && outcomes.slice(firstRefused).some((o) => o.ok);
+      },
+      20,
+    );
     const firstRefused = outcomes.findIndex((o) => !o.ok);
     const reopened = outcomes.findIndex((o, i) => i > firstRefused && o.ok);
     const refused = outcomes.slice(firstRefused, reopened);
@@ -241,7 +258,9 @@ describe("--max-freeze", () => {
     expect(freezeMs).toBeGreaterThanOrEqual(1900);
     expect(freezeMs).toBeLessThan(2000 + 3000);
     expect(aborted[0]).toMatch(/max-freeze/);
-    console.log(`--max-freeze 2: first attempt undone; writes refused for ${windowMs} ms (${refused.length} refused), freeze measured by the daemon ${freezeMs} ms`);
+    console.log(
+      `--max-freeze 2: first attempt undone; writes refused for ${windowMs} ms (${refused.length} refused), freeze measured by the daemon ${freezeMs} ms`,
+    );
     // Not cut over (a later attempt may be under way by now, never committed while the lock is held).
     const st = await s.state();
     expect(["streaming", "cutover-catch-up", "frozen"]).toContain(st.phase);
@@ -281,7 +300,9 @@ describe("--max-freeze", () => {
 });
 
 describe("--on-cutover", () => {
-  it("a failed or interrupted hook is reported (cutover --wait exits 5) and run again by a restart until it succeeds; only then done", { timeout: 120_000 }, async () => {
+  it("a failed or interrupted hook is reported (cutover --wait exits 5) and run again by a restart until it succeeds; only then done", {
+    timeout: 120_000,
+  }, async () => {
     const s = await setup(100);
     const log = join(s.dir, "hook.log");
     const failing = `echo "fail $SQLITE2PG_VALIDATION" >> '${log}'; exit 7`;

@@ -50,11 +50,14 @@ describe("PostgreSQL restarted under the daemon", () => {
     const pgdir = join(dir, "pg");
     server = await startEmbeddedPostgres(pgdir, { port, trust: true });
     const url = server.url;
-    const path = sqliteFrom(dir, `
+    const path = sqliteFrom(
+      dir,
+      `
       CREATE TABLE ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, amount REAL, note TEXT);
       CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, total INTEGER NOT NULL);
       INSERT INTO counters VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0);
-    `);
+    `,
+    );
     expect((await cli(["init", "--sqlite", path, "--pg", url])).code).toBe(0);
     const daemon = spawn(process.execPath, [BIN, "run", "--sqlite", path, "--pg", url, "--poll-ms", "100"]);
     children.push(daemon);

@@ -43,7 +43,10 @@ class Journal {
   writer: Writer | null = null;
   writerStats: WriterStats | null = null;
 
-  constructor(readonly name: string, readonly seed: number) {
+  constructor(
+    readonly name: string,
+    readonly seed: number,
+  ) {
     onTestFailed(() => {
       process.stderr.write(this.report());
     });
@@ -99,7 +102,13 @@ async function setup(j: Journal, counts: { items: number; stock: number; events:
   const state = async () => {
     const r = await client.query("SELECT phase, applied_seq::int8 AS applied, last_error FROM sqlite2pg.state");
     const p = await client.query("SELECT coalesce(sum(rows), 0)::int8 AS rows, count(*) FILTER (WHERE NOT done)::int AS open FROM sqlite2pg.snapshot_progress");
-    return { phase: r.rows[0].phase as string, applied: Number(r.rows[0].applied), lastError: r.rows[0].last_error as string | null, snapRows: Number(p.rows[0].rows), snapOpen: Number(p.rows[0].open) };
+    return {
+      phase: r.rows[0].phase as string,
+      applied: Number(r.rows[0].applied),
+      lastError: r.rows[0].last_error as string | null,
+      snapRows: Number(p.rows[0].rows),
+      snapOpen: Number(p.rows[0].open),
+    };
   };
   /**
    * The state, failing fast when the daemon is stuck: changes to apply and
@@ -111,7 +120,9 @@ async function setup(j: Journal, counts: { items: number; stock: number; events:
     const sig = `${st.phase}/${st.applied}/${st.snapRows}`;
     if (sig !== mark.sig) mark = { sig, at: Date.now() };
     else if (changes.newest() > st.applied && Date.now() - mark.at > 15_000) {
-      throw new Fatal(`the daemon is stuck: no progress for ${Date.now() - mark.at} ms with ${changes.newest() - st.applied} change(s) to apply (phase ${st.phase}, applied ${st.applied}, snapshot rows ${st.snapRows}); last_error in the state: ${JSON.stringify(st.lastError)}`);
+      throw new Fatal(
+        `the daemon is stuck: no progress for ${Date.now() - mark.at} ms with ${changes.newest() - st.applied} change(s) to apply (phase ${st.phase}, applied ${st.applied}, snapshot rows ${st.snapRows}); last_error in the state: ${JSON.stringify(st.lastError)}`,
+      );
     }
     return st;
   };
@@ -148,12 +159,17 @@ async function converge(j: Journal, s: Setup, d: Daemon, timeoutMs: number): Pro
   const newest = s.changes.newest();
   j.note(`converging: newest seq ${newest}`);
   let last: Status | null = null;
-  await waitFor("status: phase streaming and lag_changes 0", timeoutMs, async () => {
-    if (!d.alive) throw new Fatal(`the daemon exited: ${d.describe(60)}`);
-    await s.progress();
-    last = await cliStatus(s.path, s.url);
-    return last.phase === "streaming" && last.lag_changes === 0 && last.applied_seq === newest;
-  }, 300).catch((e) => {
+  await waitFor(
+    "status: phase streaming and lag_changes 0",
+    timeoutMs,
+    async () => {
+      if (!d.alive) throw new Fatal(`the daemon exited: ${d.describe(60)}`);
+      await s.progress();
+      last = await cliStatus(s.path, s.url);
+      return last.phase === "streaming" && last.lag_changes === 0 && last.applied_seq === newest;
+    },
+    300,
+  ).catch((e) => {
     throw new Error(`${(e as Error).message}; last status ${JSON.stringify(last)}\n${d.describe(60)}`);
   });
   j.note(`converged: ${JSON.stringify(last)}`);
@@ -178,7 +194,9 @@ async function converge(j: Journal, s: Setup, d: Daemon, timeoutMs: number): Pro
 }
 
 describe("replication survives faults (real processes)", () => {
-  it("kill -9 at every named point (snapshot chunk, key build, catch-up batch, streaming before/after commit, prune, capture install), then at random moments, under a random writer converges exactly", { timeout: 240_000 }, async () => {
+  it("kill -9 at every named point (snapshot chunk, key build, catch-up batch, streaming before/after commit, prune, capture install), then at random moments, under a random writer converges exactly", {
+    timeout: 240_000,
+  }, async () => {
     const j = new Journal("kill -9", SEED);
     console.log(`replication-faults kill -9: SQLITE2PG_FAULT_SEED=${SEED}`);
     const rng = prng(SEED ^ 0x6b696c6c);
@@ -203,7 +221,14 @@ describe("replication survives faults (real processes)", () => {
      * within the deadline. Then it is restarted by the next step.
      */
     const crashAt = async (point: string, pass = 1) => {
-      const d = Daemon.start(`#${kills.length + 1} ${point}`, { sqlite: s.path, pg: s.url, pollMs: 50, batchSize: 200, chunkRows: 500, env: { SQLITE2PG_CRASH_AT: point, SQLITE2PG_CRASH_AFTER: String(pass) } });
+      const d = Daemon.start(`#${kills.length + 1} ${point}`, {
+        sqlite: s.path,
+        pg: s.url,
+        pollMs: 50,
+        batchSize: 200,
+        chunkRows: 500,
+        env: { SQLITE2PG_CRASH_AT: point, SQLITE2PG_CRASH_AFTER: String(pass) },
+      });
       live.daemons.push(d);
       j.daemons.push(d);
       j.note(`start daemon ${d.label} (pid ${d.pid}): crash at ${point}, pass ${pass}`);
@@ -215,7 +240,9 @@ describe("replication survives faults (real processes)", () => {
       const ex = await d.waitExit(1_000);
       expect(ex, `daemon ${d.label} did not reach crash point ${point} (pass ${pass}) within 90 s:\n${d.describe(60)}`).not.toBeNull();
       expect(ex!.signal, `daemon ${d.label} ended otherwise than at its crash point:\n${d.describe(60)}`).toBe("SIGKILL");
-      expect(d.logged(`sqlite2pg crash point ${point} (pass ${pass})`), `daemon ${d.label} was killed, but not at ${point}:\n${d.describe(60)}`).toHaveLength(1);
+      expect(d.logged(`sqlite2pg crash point ${point} (pass ${pass})`), `daemon ${d.label} was killed, but not at ${point}:\n${d.describe(60)}`).toHaveLength(
+        1,
+      );
       const where = await describeState();
       kills.push({ n: kills.length + 1, point, pass, state: where });
       j.note(`kill ${kills.length} at ${point} (pass ${pass}): ${where}`);
@@ -226,10 +253,15 @@ describe("replication survives faults (real processes)", () => {
       const d = Daemon.start("until " + phase, { sqlite: s.path, pg: s.url, pollMs: 50, batchSize: 200, chunkRows: 500 });
       live.daemons.push(d); // not a journal daemon: its exit 0 on SIGTERM is expected
       j.note(`start daemon ${d.label} (pid ${d.pid}) until ${phase}`);
-      await waitFor(`phase ${phase}`, 90_000, async () => {
-        if (!d.alive) throw new Fatal(`daemon ${d.label} exited: ${d.describe(60)}`);
-        return (await s.progress()).phase === phase;
-      }, 50);
+      await waitFor(
+        `phase ${phase}`,
+        90_000,
+        async () => {
+          if (!d.alive) throw new Fatal(`daemon ${d.label} exited: ${d.describe(60)}`);
+          return (await s.progress()).phase === phase;
+        },
+        50,
+      );
       d.kill("SIGTERM");
       expect(await d.waitExit(20_000), d.describe(60)).toEqual({ code: 0, signal: null });
     };
@@ -274,16 +306,27 @@ describe("replication survives faults (real processes)", () => {
     }
 
     j.writerStats = await writer.stop();
-    j.note(`writer stopped: ${j.writerStats.committed} transactions committed, ${j.writerStats.rolledBack} rolled back, ${j.writerStats.statements} statements`);
+    j.note(
+      `writer stopped: ${j.writerStats.committed} transactions committed, ${j.writerStats.rolledBack} rolled back, ${j.writerStats.statements} statements`,
+    );
     expect(j.writerStats.committed).toBeGreaterThan(300);
 
     const final = await converge(j, s, s.daemon("final"), 90_000);
     const left = s.changes.count();
     j.note(`changelog rows left: ${left} of ${final.newest_seq} changes made`);
-    console.log(`replication-faults kill -9 (seed ${SEED}): ${kills.map((k) => `${k.point}#${k.pass}`).join(", ")} + 3 random; ${final.newest_seq} changes; ${left} changelog rows left`);
+    console.log(
+      `replication-faults kill -9 (seed ${SEED}): ${kills.map((k) => `${k.point}#${k.pass}`).join(", ")} + 3 random; ${final.newest_seq} changes; ${left} changelog rows left`,
+    );
     expect(kills.map((k) => k.point)).toEqual([
-      "snapshot-chunk-committed", "snapshot-chunk-committed", "key-build", "catch-up-batch-committed", "catch-up-batch-committed",
-      "stream-before-commit", "stream-after-commit", "prune-chunk", "capture-install",
+      "snapshot-chunk-committed",
+      "snapshot-chunk-committed",
+      "key-build",
+      "catch-up-batch-committed",
+      "catch-up-batch-committed",
+      "stream-before-commit",
+      "stream-after-commit",
+      "prune-chunk",
+      "capture-install",
     ]);
     expect(left).toBeLessThan(Math.max(10, final.newest_seq / 100));
   });
@@ -310,7 +353,11 @@ describe("replication survives faults (real processes)", () => {
       return r.rows.filter((x) => x.ok).map((x) => x.app as string);
     };
     const lockHeld = async () =>
-      (await s.client.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).rows[0].n > 0;
+      (
+        await s.client.query(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+      ).rows[0].n > 0;
     const killed: string[] = [];
     const rounds = ["one", "burst", "refused", "burst", "one"] as const;
     for (const [i, kind] of rounds.entries()) {
@@ -341,23 +388,34 @@ describe("replication survives faults (real processes)", () => {
       killed.push(...names);
       await sleep(300);
       const st = await s.state();
-      j.note(`round ${i + 1} (${kind}): ended ${names.length} backend(s) [${names.join(", ")}]; daemon ${d.alive ? "alive" : "EXITED"}; advisory lock ${(await lockHeld()) ? "held" : "not held"}; applied ${st.applied}, newest ${s.changes.newest()}`);
+      j.note(
+        `round ${i + 1} (${kind}): ended ${names.length} backend(s) [${names.join(", ")}]; daemon ${d.alive ? "alive" : "EXITED"}; advisory lock ${(await lockHeld()) ? "held" : "not held"}; applied ${st.applied}, newest ${s.changes.newest()}`,
+      );
       expect(d.alive, `the daemon exited after its connections were terminated:\n${d.describe(60)}`).toBe(true);
     }
     expect(killed).toContain("sqlite2pg");
     expect(killed).toContain("sqlite2pg lock");
     // Still replicating under the writer: what is committed now gets applied.
     const target = s.changes.newest();
-    await waitFor(`applied_seq ≥ ${target} while the writer runs`, 30_000, async () => {
-      if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
-      return (await s.progress()).applied >= target;
-    }, 100).catch((e) => {
+    await waitFor(
+      `applied_seq ≥ ${target} while the writer runs`,
+      30_000,
+      async () => {
+        if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
+        return (await s.progress()).applied >= target;
+      },
+      100,
+    ).catch((e) => {
       throw new Error(`${(e as Error).message}\n${d.describe(60)}`);
     });
     const mid = await cliStatus(s.path, s.url);
     const held = await lockHeld();
-    j.note(`after the terminations, the same daemon running: status daemon_running=${mid.daemon_running}, advisory lock held: ${held}, phase ${mid.phase}, lag ${mid.lag_changes}`);
-    console.log(`replication-faults pg_terminate_backend (seed ${SEED}): terminated [${killed.join(", ")}]; afterwards the daemon runs with its advisory lock ${held ? "held" : "NOT held"} (status daemon_running=${mid.daemon_running})`);
+    j.note(
+      `after the terminations, the same daemon running: status daemon_running=${mid.daemon_running}, advisory lock held: ${held}, phase ${mid.phase}, lag ${mid.lag_changes}`,
+    );
+    console.log(
+      `replication-faults pg_terminate_backend (seed ${SEED}): terminated [${killed.join(", ")}]; afterwards the daemon runs with its advisory lock ${held ? "held" : "NOT held"} (status daemon_running=${mid.daemon_running})`,
+    );
     j.writerStats = await writer.stop();
     await converge(j, s, d, 60_000);
     expect(s.changes.count()).toBeLessThan(10);
@@ -412,15 +470,25 @@ describe("replication survives faults (real processes)", () => {
     app.exec("COMMIT");
     const releasedAt = Date.now();
     j.note(`lock released after ${releasedAt - lockedAt} ms; newest ${s.changes.newest()}`);
-    console.log(`replication-faults write lock (seed ${SEED}): ${before - st0.applied} change(s) committed before the lock; applied ${caughtUpAt === null ? `only ${stLock.applied - st0.applied} during the 3 s hold` : `${caughtUpAt} ms into the hold`}`);
+    console.log(
+      `replication-faults write lock (seed ${SEED}): ${before - st0.applied} change(s) committed before the lock; applied ${caughtUpAt === null ? `only ${stLock.applied - st0.applied} during the 3 s hold` : `${caughtUpAt} ms into the hold`}`,
+    );
     expect(uncommitted.rows[0].n, "a row of the open transaction reached Postgres").toBe(0);
-    expect(caughtUpAt, `the daemon did not apply, during the 3 s hold, the ${before - st0.applied} changes committed before it: ${stLock.applied - st0.applied} applied (changes applied since the lock, sampled: ${samples.join(" ")})\n${d.describe(60)}`).not.toBeNull();
+    expect(
+      caughtUpAt,
+      `the daemon did not apply, during the 3 s hold, the ${before - st0.applied} changes committed before it: ${stLock.applied - st0.applied} applied (changes applied since the lock, sampled: ${samples.join(" ")})\n${d.describe(60)}`,
+    ).not.toBeNull();
     // After the release: the held transaction and the writer's queued ones arrive.
     const after = s.changes.newest();
-    await waitFor(`applied_seq ≥ ${after} after the release`, 60_000, async () => {
-      if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
-      return (await s.progress()).applied >= after;
-    }, 100);
+    await waitFor(
+      `applied_seq ≥ ${after} after the release`,
+      60_000,
+      async () => {
+        if (!d.alive) throw new Fatal(`the daemon exited:\n${d.describe(60)}`);
+        return (await s.progress()).applied >= after;
+      },
+      100,
+    );
     j.note(`caught up with the release ${Date.now() - releasedAt} ms after it`);
     expect((await s.client.query("SELECT count(*)::int AS n FROM items WHERE id = -424242")).rows[0].n).toBe(1);
     app.close();

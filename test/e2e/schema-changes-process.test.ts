@@ -27,7 +27,9 @@ describe("schema changes with a running daemon", () => {
     const app = new Database(path);
     app.pragma("busy_timeout = 10000");
     const ins = app.prepare("INSERT INTO users (email, age) VALUES (?, ?)");
-    app.transaction(() => { for (let i = 0; i < 4000; i++) ins.run(`u${i}@example.com`, i % 90); })();
+    app.transaction(() => {
+      for (let i = 0; i < 4000; i++) ins.run(`u${i}@example.com`, i % 90);
+    })();
     const { url, client } = await freshDatabase();
     const init = await runCli(["init", "--sqlite", path, "--pg", url]);
     expect(init.code, init.stderr).toBe(0);
@@ -43,7 +45,7 @@ describe("schema changes with a running daemon", () => {
     const write = () => {
       n++;
       app.prepare("INSERT INTO log (msg) VALUES (?)").run(`m${n}`);
-      app.prepare("UPDATE users SET age = age + 1 WHERE id = ?").run((n * 37) % 4000 + 1);
+      app.prepare("UPDATE users SET age = age + 1 WHERE id = ?").run(((n * 37) % 4000) + 1);
     };
     for (let i = 0; i < 50; i++) write();
     // What an ORM runs for "change a column's type" on SQLite, then writes at once.
@@ -55,18 +57,33 @@ describe("schema changes with a running daemon", () => {
       COMMIT;`);
     for (let i = 0; i < 50; i++) write();
     // Killed while the rebuilt table is being copied again (or just after, on a fast machine).
-    await waitFor("the re-copy to start", 60_000, async () => (await cliStatus(path, url)).snapshot.some((t) => t.table === "users" && t.rows > 0) || d.stderrLines().some((l) => l.includes("schema change mirrored")) || undefined, 20);
+    await waitFor(
+      "the re-copy to start",
+      60_000,
+      async () =>
+        (await cliStatus(path, url)).snapshot.some((t) => t.table === "users" && t.rows > 0) ||
+        d.stderrLines().some((l) => l.includes("schema change mirrored")) ||
+        undefined,
+      20,
+    );
     d.kill("SIGKILL");
     await d.waitExit(10_000);
-    app.exec("ALTER TABLE log ADD COLUMN level INTEGER NOT NULL DEFAULT 3; CREATE TABLE tags (name TEXT PRIMARY KEY, n INT) WITHOUT ROWID; INSERT INTO tags VALUES ('a', 1)");
+    app.exec(
+      "ALTER TABLE log ADD COLUMN level INTEGER NOT NULL DEFAULT 3; CREATE TABLE tags (name TEXT PRIMARY KEY, n INT) WITHOUT ROWID; INSERT INTO tags VALUES ('a', 1)",
+    );
     for (let i = 0; i < 50; i++) write();
     app.exec("UPDATE log SET level = 1 WHERE id % 7 = 0; UPDATE users SET nick = 'x' WHERE id % 11 = 0; INSERT INTO tags VALUES ('b', 2)");
     d = start();
-    await waitFor("caught up", 120_000, async () => {
-      const st = await cliStatus(path, url);
-      if (st.last_error) throw new Error(st.last_error);
-      return (st.phase === "streaming" && st.lag_changes === 0 && st.snapshot.every((t) => t.done)) || undefined;
-    }, 200);
+    await waitFor(
+      "caught up",
+      120_000,
+      async () => {
+        const st = await cliStatus(path, url);
+        if (st.last_error) throw new Error(st.last_error);
+        return (st.phase === "streaming" && st.lag_changes === 0 && st.snapshot.every((t) => t.done)) || undefined;
+      },
+      200,
+    );
     expect((await compareDatabases(path, client)).differences).toEqual([]);
     const v = await runCli(["validate", "--sqlite", path, "--pg", url, "--full"]);
     expect(v.code, v.stdout + v.stderr).toBe(0);
@@ -88,7 +105,9 @@ describe("schema changes with a running daemon", () => {
     const d = Daemon.start("d", { sqlite: path, pg: url, pollMs: 50 });
     daemons.push(d);
     await waitFor("streaming", 60_000, async () => (await cliStatus(path, url)).phase === "streaming" || undefined);
-    app.exec("BEGIN; ALTER TABLE t ADD COLUMN payload; UPDATE t SET payload = x'00' WHERE id = 1; UPDATE t SET payload = 'text' WHERE id = 2; INSERT INTO t (v) VALUES ('c'); COMMIT;");
+    app.exec(
+      "BEGIN; ALTER TABLE t ADD COLUMN payload; UPDATE t SET payload = x'00' WHERE id = 1; UPDATE t SET payload = 'text' WHERE id = 2; INSERT INTO t (v) VALUES ('c'); COMMIT;",
+    );
     const st = await waitFor("the pause", 60_000, async () => (await cliStatus(path, url)).last_error ?? undefined);
     expect(st).toMatch(/table t cannot go to Postgres: column payload: blobs mixed with text or numbers.*id=1/);
     expect(d.alive).toBe(true);

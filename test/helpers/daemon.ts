@@ -16,7 +16,8 @@ const WRITER = join(ROOT, "test/helpers/workload-writer.mjs");
 /** Environment for child processes: no ambient connection settings, no colours. */
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
-  for (const k of ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "SQLITE2PG_SQLITE", "SQLITE2PG_SCHEMA", "SQLITE2PG_LOG_LEVEL"]) delete env[k];
+  for (const k of ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "SQLITE2PG_SQLITE", "SQLITE2PG_SCHEMA", "SQLITE2PG_LOG_LEVEL"])
+    delete env[k];
   return env;
 }
 
@@ -31,10 +32,15 @@ export interface CliResult {
 /** Run `sqlite2pg <args>` to completion (killed after `timeoutMs`); `opts.uid`/`gid` run it as another user (when root). */
 export function runCli(args: string[], timeoutMs = 30_000, opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
   return new Promise((res) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...childEnv(), ...opts.env }, uid: opts.uid, gid: opts.gid, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
-      res({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: ROOT, env: { ...childEnv(), ...opts.env }, uid: opts.uid, gid: opts.gid, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
+        res({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -70,7 +76,8 @@ function shortLog(line: string): string {
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     const { level, time, msg, pid: _pid, hostname: _h, ...rest } = o;
-    const lv = typeof level === "number" ? ({ 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" } as Record<number, string>)[level] ?? level : level;
+    const lv =
+      typeof level === "number" ? (({ 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" } as Record<number, string>)[level] ?? level) : level;
     const t = typeof time === "number" ? new Date(time).toISOString().slice(11, 23) : "";
     return `${t} ${lv} ${msg} ${JSON.stringify(rest)}`;
   } catch {
@@ -87,7 +94,11 @@ export class Daemon {
   private readonly err = new Tail();
   private readonly out = new Tail(50);
 
-  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  constructor(
+    readonly label: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+  ) {
     this.proc = spawn(process.execPath, [BIN, "run", ...args], { cwd: ROOT, env: { ...childEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
     this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => this.err.push(d));
     this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => this.out.push(d));
@@ -105,8 +116,22 @@ export class Daemon {
    * `pruneS` seconds (default 0.2, not the daemon's minute), so pruning is
    * exercised — and crash points in it reached — within a test's time.
    */
-  static start(label: string, o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number; chunkRows?: number; pruneS?: number; env?: NodeJS.ProcessEnv; args?: string[] }): Daemon {
-    const args = ["--sqlite", o.sqlite, "--pg", o.pg, "--poll-ms", String(o.pollMs ?? 50), "--batch-size", String(o.batchSize ?? 200), "--prune-interval", String(o.pruneS ?? 0.2)];
+  static start(
+    label: string,
+    o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number; chunkRows?: number; pruneS?: number; env?: NodeJS.ProcessEnv; args?: string[] },
+  ): Daemon {
+    const args = [
+      "--sqlite",
+      o.sqlite,
+      "--pg",
+      o.pg,
+      "--poll-ms",
+      String(o.pollMs ?? 50),
+      "--batch-size",
+      String(o.batchSize ?? 200),
+      "--prune-interval",
+      String(o.pruneS ?? 0.2),
+    ];
     if (o.chunkRows) args.push("--chunk-rows", String(o.chunkRows));
     if (o.args) args.push(...o.args);
     return new Daemon(label, args, o.env);
@@ -147,8 +172,11 @@ export class Daemon {
 
   describe(n = 40): string {
     const ex = this.exitInfo ? `exited code=${this.exitInfo.code} signal=${this.exitInfo.signal}` : "running";
-    return `--- daemon ${this.label} (pid ${this.proc.pid}, ${ex}); stderr tail:\n${this.stderrTail(n).map((l) => "  " + l).join("\n")}` +
-      (this.out.all().length ? `\n  stdout: ${this.out.all().join(" | ")}` : "");
+    return (
+      `--- daemon ${this.label} (pid ${this.proc.pid}, ${ex}); stderr tail:\n${this.stderrTail(n)
+        .map((l) => "  " + l)
+        .join("\n")}` + (this.out.all().length ? `\n  stdout: ${this.out.all().join(" | ")}` : "")
+    );
   }
 }
 
@@ -180,17 +208,25 @@ export class Writer {
       const i = this.waiters.findIndex((w) => w.ev === m.ev);
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
     });
-    this.exited = new Promise((res) => this.proc.on("exit", (code, signal) => {
-      this.exitInfo = { code, signal };
-      for (const w of this.waiters.splice(0)) w.resolve({ ev: "exit" });
-      res();
-    }));
+    this.exited = new Promise((res) =>
+      this.proc.on("exit", (code, signal) => {
+        this.exitInfo = { code, signal };
+        for (const w of this.waiters.splice(0)) w.resolve({ ev: "exit" });
+        res();
+      }),
+    );
   }
 
   private next(ev: string, ms: number): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`writer: no "${ev}" within ${ms} ms${this.failure ? `; it failed: ${this.failure}` : ""}`)), ms);
-      this.waiters.push({ ev, resolve: (m) => { clearTimeout(t); resolve(m); } });
+      this.waiters.push({
+        ev,
+        resolve: (m) => {
+          clearTimeout(t);
+          resolve(m);
+        },
+      });
     });
   }
 

@@ -9,11 +9,31 @@ import { describeError, exitCodeFor, sourceError } from "../../src/errors.js";
 import { redactUrl } from "../../src/postgres/pg.js";
 
 const col = (declaredType: string): SourceColumn => ({
-  name: "c", cid: 0, declaredType, notNull: false, defaultSql: null, pkOrdinal: 0, generated: null, collation: null, checks: [],
+  name: "c",
+  cid: 0,
+  declaredType,
+  notNull: false,
+  defaultSql: null,
+  pkOrdinal: 0,
+  generated: null,
+  collation: null,
+  checks: [],
 });
 const census = (c: Partial<ColumnCensus>): ColumnCensus => ({
-  nulls: 0, integers: 0, reals: 0, texts: 0, blobs: 0, minInt: null, maxInt: null, dateClasses: 0,
-  textBooleans: 0, textJson: 0, julianReals: 0, zeroOne: 0, numericFits: 0, ...c,
+  nulls: 0,
+  integers: 0,
+  reals: 0,
+  texts: 0,
+  blobs: 0,
+  minInt: null,
+  maxInt: null,
+  dateClasses: 0,
+  textBooleans: 0,
+  textJson: 0,
+  julianReals: 0,
+  zeroOne: 0,
+  numericFits: 0,
+  ...c,
 });
 
 describe("identifiers", () => {
