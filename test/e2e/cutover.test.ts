@@ -7,20 +7,17 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
+import { Daemon, LedgerWriter, runCli, waitFor } from "../helpers/daemon.js";
 import { FROZEN_MESSAGE } from "../../src/db/frozen.js";
 import { markerPath } from "../../src/replication/cutover.js";
 
-const BIN = resolve(__dirname, "../../bin/sqlite2pg.js");
-const WRITER = resolve(__dirname, "../fixtures/writer.mjs");
-const children: ChildProcess[] = [];
+const children: { kill(): void }[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  for (const c of children.splice(0)) c.kill();
   await cleanup();
 });
 
@@ -30,43 +27,22 @@ const SCHEMA = `
   CREATE TABLE events (at INTEGER, what TEXT);
 `;
 
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("exit", (code) => res({ code, out, err }));
-  });
+/** The CLI, through the shared helper, with its output as this file's tests read it. */
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await runCli(args, 120_000, { env });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 function daemon(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const p = spawn(process.execPath, [BIN, "run", ...args], { env: { ...process.env, ...env } });
-  children.push(p);
-  let log = "";
-  p.stderr.on("data", (d) => (log += d));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((res) => p.on("exit", (code, signal) => res({ code, signal })));
-  return { p, exited, log: () => log };
+  const d = new Daemon("run", args, env);
+  children.push({ kill: () => d.kill("SIGKILL") });
+  return { p: d.proc, exited: d.exited, log: () => d.log() };
 }
 
-function writer(path: string, rate: number) {
-  const p = spawn(process.execPath, [WRITER, path, String(rate)]);
-  children.push(p);
-  let out = "";
-  p.stdout.on("data", (d) => (out += d));
-  const exited = new Promise<void>((res) => p.on("exit", () => res()));
-  return {
-    async stop() {
-      p.kill("SIGTERM");
-      await exited;
-      return out
-        .trim()
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { op: number; ok: boolean; error?: string });
-    },
-  };
+function writer(path: string, rate: number): LedgerWriter {
+  const w = new LedgerWriter(path, rate);
+  children.push(w);
+  return w;
 }
 
 async function setup(rows = 2000) {
@@ -85,15 +61,6 @@ async function setup(rows = 2000) {
   return { path, url, client };
 }
 
-async function waitFor(what: string, fn: () => Promise<boolean>, ms = 30000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 async function phase(client: import("pg").Client): Promise<string> {
   return (await client.query("SELECT phase FROM sqlite2pg.state")).rows[0]?.phase;
 }
@@ -102,7 +69,7 @@ describe("cutover", () => {
   it("under a writer at 500+ writes/s: acknowledged writes all arrive, writes during the freeze fail with the freeze message", async () => {
     const s = await setup();
     const d = daemon(["--sqlite", s.path, "--pg", s.url, "--poll-ms", "50", "--validate", "full"]);
-    await waitFor("streaming", async () => (await phase(s.client)) === "streaming");
+    await waitFor("streaming", 30_000, async () => (await phase(s.client)) === "streaming", 50);
     const w = writer(s.path, 600);
     await sleep(1500);
     const cut = await cli(["cutover", "--sqlite", s.path, "--pg", s.url, "--wait", "--timeout", "60"]);
@@ -206,7 +173,7 @@ describe("operation", () => {
     const { freePort } = await import("../../src/postgres/embedded.js");
     const port = await freePort();
     const d = daemon(["--sqlite", s.path, "--pg", pgUrl, "--poll-ms", "50", "--listen", `127.0.0.1:${port}`, "--max-lag", "5", "--verbose"]);
-    await waitFor("streaming", async () => (await phase(s.client)) === "streaming");
+    await waitFor("streaming", 30_000, async () => (await phase(s.client)) === "streaming", 50);
     await sleep(300);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/^sqlite2pg_lag_changes \d+$/m);

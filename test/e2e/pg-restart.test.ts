@@ -7,34 +7,26 @@
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cleanup, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
+import { Daemon, LedgerWriter, runCli } from "../helpers/daemon.js";
 import { freePort, startEmbeddedPostgres, type EmbeddedServer } from "../../src/postgres/embedded.js";
 
-const BIN = resolve(__dirname, "../../bin/sqlite2pg.js");
-const WRITER = resolve(__dirname, "../fixtures/writer.mjs");
-const children: ChildProcess[] = [];
+const children: { kill(): void }[] = [];
 let server: EmbeddedServer | null = null;
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  for (const c of children.splice(0)) c.kill();
   await server?.stop().catch(() => undefined);
   server = null;
   await cleanup();
 });
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [BIN, ...args]);
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("exit", (code) => res({ code, out, err }));
-  });
+async function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await runCli(args);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 async function lag(path: string, url: string): Promise<{ phase: string; lag_changes: number } | null> {
@@ -59,23 +51,19 @@ describe("PostgreSQL restarted under the daemon", () => {
     `,
     );
     expect((await cli(["init", "--sqlite", path, "--pg", url])).code).toBe(0);
-    const daemon = spawn(process.execPath, [BIN, "run", "--sqlite", path, "--pg", url, "--poll-ms", "100"]);
-    children.push(daemon);
-    let log = "";
-    daemon.stderr.on("data", (d) => (log += d));
-    const exited = new Promise<{ code: number | null }>((r) => daemon.on("exit", (code) => r({ code })));
+    const daemon = new Daemon("run", ["--sqlite", path, "--pg", url, "--poll-ms", "100"]);
+    children.push({ kill: () => daemon.kill("SIGKILL") });
     for (let i = 0; i < 100 && (await lag(path, url))?.phase !== "streaming"; i++) await sleep(100);
-    const writer = spawn(process.execPath, [WRITER, path, "300"]);
+    const writer = new LedgerWriter(path, 300);
     children.push(writer);
     await sleep(1000);
 
     await server.stop(); // the server goes away under the daemon…
     await sleep(2000);
-    expect(daemon.exitCode, log.slice(-2000)).toBeNull(); // …which keeps running
+    expect(daemon.alive, daemon.log().slice(-2000)).toBe(true); // …which keeps running
     server = await startEmbeddedPostgres(pgdir, { port, trust: true }); // same data, same port
     await sleep(1000);
-    writer.kill("SIGTERM");
-    await new Promise((r) => writer.on("exit", r));
+    await writer.stop();
 
     let caughtUp = false;
     for (let i = 0; i < 150 && !caughtUp; i++) {
@@ -83,11 +71,11 @@ describe("PostgreSQL restarted under the daemon", () => {
       caughtUp = s?.phase === "streaming" && s.lag_changes === 0;
       if (!caughtUp) await sleep(100);
     }
-    expect(caughtUp, log.slice(-2000)).toBe(true);
-    expect(log).toMatch(/apply failed; will retry/);
-    expect(log).toMatch(/recovered/);
+    expect(caughtUp, daemon.log().slice(-2000)).toBe(true);
+    expect(daemon.log()).toMatch(/apply failed; will retry/);
+    expect(daemon.log()).toMatch(/recovered/);
     daemon.kill("SIGTERM");
-    expect(await exited).toEqual({ code: 0 });
+    expect(await daemon.exited).toEqual({ code: 0, signal: null });
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 const ROOT = resolve(__dirname, "../..");
 const BIN = join(ROOT, "bin/sqlite2pg.js");
 const WRITER = join(ROOT, "test/helpers/workload-writer.mjs");
+const LEDGER_WRITER = join(ROOT, "test/fixtures/writer.mjs");
 
 /** Environment for child processes: no ambient connection settings, no colours. */
 function childEnv(): NodeJS.ProcessEnv {
@@ -93,6 +94,7 @@ export class Daemon {
   exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private readonly err = new Tail();
   private readonly out = new Tail(50);
+  private errAll = "";
 
   constructor(
     readonly label: string,
@@ -100,7 +102,10 @@ export class Daemon {
     env: NodeJS.ProcessEnv = {},
   ) {
     this.proc = spawn(process.execPath, [BIN, "run", ...args], { cwd: ROOT, env: { ...childEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => this.err.push(d));
+    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
+      this.err.push(d);
+      this.errAll += d;
+    });
     this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => this.out.push(d));
     this.exited = new Promise((res) => {
       this.proc.on("exit", (code, signal) => {
@@ -163,6 +168,11 @@ export class Daemon {
   /** Stderr lines (pino JSON, shortened), newest last. */
   stderrTail(n = 40): string[] {
     return this.err.all().slice(-n).map(shortLog);
+  }
+
+  /** The whole stderr so far, raw (for tests that check every line, e.g. that a secret never appears). */
+  log(): string {
+    return this.errAll;
   }
 
   /** Every stderr line kept, raw. */
@@ -269,6 +279,53 @@ export class Writer {
   describe(): string {
     const ex = this.exitInfo ? `exited code=${this.exitInfo.code} signal=${this.exitInfo.signal}` : "running";
     return `--- writer (pid ${this.proc.pid}, ${ex})${this.failure ? `\n  failure: ${this.failure}` : ""}\n  stderr: ${this.err.all().slice(-20).join("\n  ")}`;
+  }
+}
+
+/** One write of the ledger writer, as it reported it. */
+export interface WriteOutcome {
+  op: number;
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * The ledger writer (test/fixtures/writer.mjs): an application writing one
+ * transaction per write at `rate` writes a second until stopped, reporting
+ * every outcome (acknowledged, or refused with its message).
+ */
+export class LedgerWriter {
+  readonly proc: ChildProcess;
+  private out = "";
+  private readonly err = new Tail(50);
+  private readonly exited: Promise<void>;
+
+  constructor(sqlite: string, rate: number) {
+    this.proc = spawn(process.execPath, [LEDGER_WRITER, sqlite, String(rate)], { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      this.out += d;
+    });
+    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => this.err.push(d));
+    this.exited = new Promise((res) => this.proc.on("exit", () => res()));
+  }
+
+  private get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Stop it (SIGTERM: it finishes the write under way) and return every outcome. */
+  async stop(): Promise<WriteOutcome[]> {
+    if (this.alive) this.proc.kill("SIGTERM");
+    await this.exited;
+    return this.out
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as WriteOutcome);
+  }
+
+  kill(): void {
+    if (this.alive) this.proc.kill("SIGKILL");
   }
 }
 

@@ -4,6 +4,7 @@ import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { Sqlite2pgError } from "../../src/errors.js";
+import { LedgerWriter } from "../helpers/daemon.js";
 
 afterEach(cleanup);
 
@@ -132,13 +133,11 @@ describe("migrate: values arrive value for value", () => {
       WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000) INSERT INTO ledger (token, amount) SELECT 's' || i, i FROM c;
     `,
     );
-    const { spawn } = await import("node:child_process");
-    const writer = spawn(process.execPath, [new URL("../fixtures/writer.mjs", import.meta.url).pathname, path, "400"]);
+    const writer = new LedgerWriter(path, 400);
     await new Promise((r) => setTimeout(r, 300));
     const { url } = await freshDatabase();
     const err = await run(path, url).catch((e) => e);
-    writer.kill("SIGTERM");
-    await new Promise((r) => writer.on("exit", r));
+    await writer.stop();
     expect(err).toBeInstanceOf(Sqlite2pgError);
     expect(err.category).toBe("validation");
     expect(err.message + err.hint).toMatch(/sqlite2pg run/);
