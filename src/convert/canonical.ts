@@ -17,7 +17,7 @@
  */
 import { hash } from "node:crypto";
 import type { EncodeColumn } from "../plan/types.js";
-import { decimalText, julianToMillis, pgTimestampText } from "./copy-encode.js";
+import { decimalText, julianToMillis, pgTimestampText } from "./conversions.js";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const F64 = new DataView(new ArrayBuffer(8));

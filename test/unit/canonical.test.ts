@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decimalText, encodeValue, ValueRefused } from "../../src/convert/copy-encode.js";
+import { encodeValue, ValueRefused } from "../../src/convert/copy-encode.js";
+import { decimalText } from "../../src/convert/conversions.js";
 import type { EncodeColumn } from "../../src/plan/types.js";
 import { canonicalWriter, doubleBits } from "../../src/convert/canonical.js";
 

@@ -1,18 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import {
-  encodeValue,
-  escapeCopyText,
-  formatDouble,
-  julianToMillis,
-  float8SendText,
-  pgText,
-  pgTimestampText,
-  paramValue,
-  plainDecimal,
-  recordText,
-  ValueRefused,
-} from "../../src/convert/copy-encode.js";
+import { encodeValue, escapeCopyText, formatDouble, float8SendText, pgText, paramValue, recordText, ValueRefused } from "../../src/convert/copy-encode.js";
+import { julianToMillis, pgTimestampText, plainDecimal } from "../../src/convert/conversions.js";
 import type { EncodeColumn } from "../../src/plan/types.js";
 import { isSuspectText } from "../../src/sqlite/text.js";
 
