@@ -20,6 +20,11 @@
  *      was installed before the copy began.
  * What cannot be mirrored pauses replication with an error naming table,
  * column and key; the daemon retries by itself once the source is fixed.
+ *
+ * Why one file over 400 lines: the three steps above are one
+ * reconciliation, and a reader checks that a crash between any two of them
+ * converges by reading them in order; the comparison (schema-diff.ts) and
+ * the DDL (schema-ddl.ts) are the parts that stand alone.
  */
 import type BetterSqlite3 from "better-sqlite3";
 import type pg from "pg";
