@@ -26,11 +26,16 @@
  * all of that around. What stands alone lives beside it: the phase table
  * (phase.ts), the source's lock (lock.ts), the file's identity
  * (source-file.ts), the prune schedule (prune.ts), the begin step
- * (begin.ts), lag reporting (lag.ts), and each phase's work (snapshot.ts,
- * stream.ts, cutover.ts, schema-changes.ts).
+ * (begin.ts), lag reporting (lag.ts), the WAL watch (wal-watch.ts), the
+ * options (options.ts), and each phase's work (snapshot.ts, stream.ts,
+ * cutover.ts, schema-changes.ts).
  */
 import type BetterSqlite3 from "better-sqlite3";
-import chokidar, { type FSWatcher } from "chokidar";
+import type { FSWatcher } from "chokidar";
+import { watchWal } from "./wal-watch.js";
+import type { ReplicatorOptions } from "./options.js";
+
+export type { ReplicatorOptions } from "./options.js";
 import type pg from "pg";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, usageError, internalError, isRetryableError } from "../errors.js";
@@ -46,7 +51,7 @@ import { isRetryable } from "./retry.js";
 import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
 import { snapshotTable } from "./snapshot.js";
 import { Applier } from "./stream.js";
-import { CUTOVER_RETRY, runCutover, type CutoverHost, type CutoverOptions } from "./cutover.js";
+import { CUTOVER_RETRY, runCutover, type CutoverHost } from "./cutover.js";
 import { keyStatements, schemaFingerprint } from "./keys.js";
 import { SchemaChanges, SchemaMoved } from "./schema-changes.js";
 import { buildMissingUniques } from "./schema-ddl.js";
@@ -64,40 +69,6 @@ export { Phase } from "./phase.js";
 
 /** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
 const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED"];
-
-/** Options of the daemon. */
-export interface ReplicatorOptions {
-  sqlite: string;
-  pg: string | undefined;
-  log: Logger;
-  /** Fallback poll interval when no WAL change is seen; 0 disables the timer (tests call `streamOnce`). */
-  pollIntervalMs?: number;
-  /** Changes per batch. */
-  batchSize?: number;
-  /** Rows per snapshot chunk. */
-  chunkRows?: number;
-  /**
-   * How often applied changes are pruned from the changelog, in ms (default
-   * 60 000). Each prune is a write to the application's file: a deferred
-   * transaction of the application that read before it and writes after it
-   * fails with SQLITE_BUSY, so pruning is rare and done in one short
-   * transaction. It also runs when `pruneBacklog` applied changes wait.
-   */
-  pruneIntervalMs?: number;
-  /** Applied changes that trigger a prune before the interval is up (default 500 000). */
-  pruneBacklog?: number;
-  /** Bytes of rows per batch (default 32 MiB; always at least one change): a batch ends early once its rows pass it. */
-  batchBytes?: number;
-  /** Bytes of rows per snapshot chunk (default 32 MiB; always at least one row). */
-  chunkBytes?: number;
-  fixText?: boolean;
-  /** Watch the -wal file to wake up at once. */
-  watch?: boolean;
-  /** How the cutover validates, and the command it runs after. */
-  cutover?: CutoverOptions;
-  /** Called once this process is the active daemon (holds the source's lock): the CLI writes its pid file then. */
-  onActive?: () => void;
-}
 
 /** The replication daemon: snapshot, catch-up, streaming. */
 export class Replicator {
@@ -220,23 +191,7 @@ export class Replicator {
       this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true })),
       this.state.schemaFingerprint ?? schemaFingerprint(this.db!),
     );
-    if (this.opts.watch !== false) {
-      this.watcher = chokidar.watch(`${this.opts.sqlite}-wal`, { ignoreInitial: true, awaitWriteFinish: false });
-      // chokidar passes on at most one change event per file every 50 ms; a
-      // write landing inside that window would wait for the poll timer, so
-      // each event also schedules one look shortly after the window closes.
-      let followUp: NodeJS.Timeout | null = null;
-      this.watcher.on("all", () => {
-        this.nudge();
-        if (!followUp) {
-          followUp = setTimeout(() => {
-            followUp = null;
-            this.nudge();
-          }, 60);
-          followUp.unref();
-        }
-      });
-    }
+    if (this.opts.watch !== false) this.watcher = watchWal(this.opts.sqlite, () => this.nudge());
   }
 
   /** Open the reading and the writing connection to the file, and remember which file they are. Returns its source id. */
