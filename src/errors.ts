@@ -45,6 +45,8 @@ export interface ErrorOptions {
   context?: ErrorContext;
   hint?: string;
   cause?: unknown;
+  /** A race or a transient condition: nothing was changed, and trying again (after re-reading) is the remedy. */
+  retryable?: boolean;
 }
 
 /** The base of every error this project raises on purpose. */
@@ -53,6 +55,8 @@ export class Sqlite2pgError extends Error {
   readonly category: ErrorCategory;
   readonly context: ErrorContext;
   readonly hint: string | undefined;
+  /** Whether trying again (after re-reading the state) is the remedy: a lost race, not a refusal. */
+  readonly retryable: boolean;
 
   constructor(category: ErrorCategory, code: string, message: string, opts: ErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -61,7 +65,13 @@ export class Sqlite2pgError extends Error {
     this.code = code;
     this.context = opts.context ?? {};
     this.hint = opts.hint;
+    this.retryable = opts.retryable ?? false;
   }
+}
+
+/** Whether an error is one of this project's errors marked retryable (a lost race): the daemon re-reads and tries again. */
+export function isRetryableError(e: unknown): boolean {
+  return e instanceof Sqlite2pgError && e.retryable;
 }
 
 /** Usage errors: the command line or configuration is wrong. */
@@ -84,6 +94,11 @@ export function validationError(code: string, message: string, opts?: ErrorOptio
 /** Timeouts: waited longer than allowed (`cutover --wait --timeout`, a lock). */
 export function timeoutError(code: string, message: string, opts?: ErrorOptions): Sqlite2pgError {
   return new Sqlite2pgError("timeout", code, message, opts);
+}
+
+/** Internal errors: an invariant of this program did not hold (a bug); exit 70. */
+export function internalError(code: string, message: string, opts?: ErrorOptions): Sqlite2pgError {
+  return new Sqlite2pgError("internal", code, message, opts);
 }
 
 /** The exit status for any thrown value. */

@@ -3,12 +3,16 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { Sqlite2pgError, timeoutError, usageError, validationError } from "../errors.js";
-import { captureInfo } from "../source/capture.js";
-import { freezeInfo, unfreeze } from "../source/freeze.js";
-import { openSource } from "../source/open.js";
-import { withPg } from "../target/pg.js";
-import { daemonRunning, loadState, notifyState, requestCutoverInState } from "../target/state.js";
-import { markerPath } from "../pipeline/cutover.js";
+import { captureInfo } from "../sqlite/capture.js";
+import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
+import { openSource } from "../sqlite/open.js";
+import { withPg } from "../postgres/pg.js";
+import type pg from "pg";
+import { loadState, notifyState, requestCutoverInState } from "../replication/state.js";
+import { daemonRunning } from "../replication/lock.js";
+import { Phase, transition } from "../replication/phase.js";
+import { markerPath } from "../replication/cutover.js";
+import { inTransaction } from "../postgres/transaction.js";
 
 function sourceIdOf(sqlite: string): string {
   const db = openSource(sqlite);
@@ -43,35 +47,43 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
     // and could undo an \`unfreeze\` that withdrew it meanwhile.
     const running = await daemonRunning(c, sourceId);
     process.stdout.write(
-      `Cutover requested (phase ${phase}${phase === "snapshot" || phase === "catch-up" || phase === "new" ? ": queued until caught up" : ""}). ` +
+      `Cutover requested (phase ${phase}${phase === Phase.snapshot || phase === Phase.catchUp || phase === Phase.new ? ": queued until caught up" : ""}). ` +
         (running ? "The daemon is notified through PostgreSQL.\n" : "No daemon is running: it starts when `sqlite2pg run` does.\n"),
     );
     if (!flags.wait) return;
     const deadline = Date.now() + timeout * 1000;
     for (;;) {
       const s = await loadState(c, sourceId, false);
-      if (s?.hookStatus === "failed" && s.phase === "cut-over") {
+      if (s?.hookStatus === "failed" && s.phase === Phase.cutOver) {
         const v = s.validation as { ok: boolean; mode: string } | null;
-        process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}; the --on-cutover command FAILED (exit status ${s.hookExit}).\n`);
+        process.stdout.write(
+          `Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}; the --on-cutover command FAILED (exit status ${s.hookExit}).\n`,
+        );
         throw new Sqlite2pgError("hook", "HOOK_FAILED", `the cutover is committed, but the --on-cutover command exited with status ${s.hookExit}`, {
           context: { command: s.hookCommand ?? undefined },
           hint: "fix the command and start `sqlite2pg run` again: it runs the command again, and the job is done once it succeeds",
         });
       }
-      if (s?.phase === "done") {
+      if (s?.phase === Phase.done) {
         const v = s.validation as { ok: boolean; mode: string } | null;
         const hook = s.hookStatus === "ok" ? "; --on-cutover command succeeded" : "";
         process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}${hook}.\n`);
         if (v && !v.ok) throw validationError("CUTOVER_VALIDATION", "the cutover's validation found differences", { hint: "run `sqlite2pg validate --full`" });
         return;
       }
-      if (s && s.phase === "streaming" && !s.cutoverRequestedAt) {
-        throw usageError("CUTOVER_WITHDRAWN", "the cutover request was withdrawn (sqlite2pg unfreeze) before it was carried out", { hint: "run `sqlite2pg cutover` again when ready" });
+      if (s && s.phase === Phase.streaming && !s.cutoverRequestedAt) {
+        throw usageError("CUTOVER_WITHDRAWN", "the cutover request was withdrawn (sqlite2pg unfreeze) before it was carried out", {
+          hint: "run `sqlite2pg cutover` again when ready",
+        });
       }
       if (Date.now() > deadline) {
-        throw timeoutError("CUTOVER_TIMEOUT", `the cutover did not finish within ${timeout} s (phase ${s?.phase}${s?.lastError ? `, last error: ${s.lastError}` : ""})`, {
-          hint: "the request stands: the daemon goes on with it; `sqlite2pg status` shows where it is, `sqlite2pg unfreeze` withdraws it",
-        });
+        throw timeoutError(
+          "CUTOVER_TIMEOUT",
+          `the cutover did not finish within ${timeout} s (phase ${s?.phase}${s?.lastError ? `, last error: ${s.lastError}` : ""})`,
+          {
+            hint: "the request stands: the daemon goes on with it; `sqlite2pg status` shows where it is, `sqlite2pg unfreeze` withdraws it",
+          },
+        );
       }
       await sleep(200);
     }
@@ -93,47 +105,58 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
   const sqlite = requireSqlite(cfg);
   const sourceId = sourceIdOf(sqlite);
   if (existsSync(markerPath(sqlite))) {
-    throw usageError("ALREADY_CUT_OVER", `the cutover marker ${markerPath(sqlite)} exists: the application writes to Postgres now, so SQLite stays frozen for good`);
+    throw usageError(
+      "ALREADY_CUT_OVER",
+      `the cutover marker ${markerPath(sqlite)} exists: the application writes to Postgres now, so SQLite stays frozen for good`,
+    );
   }
   // The state row stays locked until SQLite is unfrozen: a daemon cannot
   // commit the cutover in between (its commit waits for this row).
-  await withPg(cfg.pg, async (c) => {
-    await c.query("BEGIN");
-    try {
+  const said = await withPg(cfg.pg, (c) =>
+    inTransaction(c, async () => {
       await c.query(`SET LOCAL lock_timeout = ${UNFREEZE_LOCK_TIMEOUT_MS}`);
-      let r;
+      let r: pg.QueryResult;
       try {
         r = await c.query("SELECT phase FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [sourceId]);
       } catch (e) {
         if ((e as { code?: string }).code !== "55P03") throw e;
-        throw timeoutError("STATE_LOCKED", `could not lock the replication state within ${UNFREEZE_LOCK_TIMEOUT_MS / 1000} s: the daemon is committing the cutover right now (or another session holds the row); nothing was changed`, {
-          context: { source_id: sourceId },
-          hint: "run `sqlite2pg status`: if the phase is cut-over or done the cutover committed and SQLite stays frozen; otherwise run `sqlite2pg unfreeze` again",
-        });
+        throw timeoutError(
+          "STATE_LOCKED",
+          `could not lock the replication state within ${UNFREEZE_LOCK_TIMEOUT_MS / 1000} s: the daemon is committing the cutover right now (or another session holds the row); nothing was changed`,
+          {
+            context: { source_id: sourceId },
+            hint: "run `sqlite2pg status`: if the phase is cut-over or done the cutover committed and SQLite stays frozen; otherwise run `sqlite2pg unfreeze` again",
+          },
+        );
       }
       if (r.rowCount !== 1) {
         throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database, so it cannot tell whether the cutover is committed`, {
           hint: "point --pg (or DATABASE_URL) at the database the daemon replicates into",
         });
       }
-      const phase = r.rows[0].phase as string;
-      if (phase === "cut-over" || phase === "done") {
-        throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", { context: { phase } });
+      const phase = r.rows[0].phase as Phase;
+      if (phase === Phase.cutOver || phase === Phase.done) {
+        throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", {
+          context: { phase },
+        });
       }
-      await c.query("UPDATE sqlite2pg.state SET phase = CASE WHEN phase IN ('cutover-catch-up', 'frozen') THEN 'streaming' ELSE phase END, cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [sourceId]);
+      // The row is held FOR UPDATE: a cutover under way goes back to streaming; any other phase stays.
+      if (phase === Phase.cutoverCatchUp || phase === Phase.frozen) await transition(c, sourceId, phase, Phase.streaming);
+      await c.query("UPDATE sqlite2pg.state SET cutover_requested_at = NULL, sentinel_seq = NULL, frozen_at = NULL, updated_at = now() WHERE source_id = $1", [
+        sourceId,
+      ]);
       await notifyState(c, sourceId);
       const db = openSource(sqlite, { readonly: false });
       try {
         const was = freezeInfo(db);
         const n = unfreeze(db);
-        await c.query("COMMIT");
-        process.stdout.write(was || n ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n` : "SQLite was not frozen; any pending cutover request is withdrawn.\n");
+        return was || n
+          ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n`
+          : "SQLite was not frozen; any pending cutover request is withdrawn.\n";
       } finally {
         db.close();
       }
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
-  });
+    }),
+  );
+  process.stdout.write(said); // once the state's change is committed
 }

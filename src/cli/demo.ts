@@ -3,13 +3,15 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "../observe/logger.js";
-import { Replicator } from "../pipeline/replicator.js";
-import { createSampleDatabase } from "../sample.js";
-import { installCapture } from "../source/capture.js";
-import { isFrozenError } from "../source/freeze.js";
-import { readSchema } from "../source/schema.js";
-import { connectPg } from "../target/pg.js";
-import { ensureStateSchema } from "../target/state.js";
+import { Replicator } from "../replication/replicator.js";
+import { createSampleDatabase } from "./sample-data.js";
+import { installCapture } from "../sqlite/capture.js";
+import { isFrozenError } from "../db/frozen.js";
+import { readSchema } from "../sqlite/schema.js";
+import { connectPg } from "../postgres/pg.js";
+import { ensureStateSchema } from "../replication/state.js";
+import { createState, Phase } from "../replication/phase.js";
+import { validationError } from "../errors.js";
 
 /**
  * `sqlite2pg demo`: the whole story on a machine with no Postgres. A sample
@@ -27,7 +29,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
   say(`1. A sample application database: ${sqlite} (${flags.rows} orders)`);
   createSampleDatabase(sqlite, flags.rows);
   say("2. An embedded PostgreSQL (nothing to install)…");
-  const { startEmbeddedPostgres } = await import("../target/embedded.js");
+  const { startEmbeddedPostgres } = await import("../postgres/embedded.js");
   rmSync(join(dir, "pgdata"), { recursive: true, force: true });
   const server = await startEmbeddedPostgres(join(dir, "pgdata"), { trust: true });
   const log = createLogger({ level: "warn" });
@@ -40,7 +42,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
     const c = await connectPg(server.url);
     await ensureStateSchema(c);
     await c.query("CREATE SCHEMA IF NOT EXISTS shop");
-    await c.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'shop', 'new') ON CONFLICT DO NOTHING", [id, sqlite]);
+    await createState(c, { sourceId: id, sqlitePath: sqlite, targetSchema: "shop", preserveCase: false }, { ifAbsent: true });
 
     // The application: a few hundred writes a second, to SQLite until the
     // freeze refuses them, then to Postgres.
@@ -79,14 +81,14 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
       const st = rep.live(); // the daemon runs in this process: its own numbers, no connection per refresh
       const line = `   phase ${st.phase.padEnd(16)} applied ${String(st.applied_seq).padStart(7)}  lag ${String(st.lag_changes).padStart(5)} change(s), ${st.lag_seconds.toFixed(3)} s   writes: ${counts.sqlite} to SQLite`;
       process.stdout.write(tty ? `\r${line}` : line + "\n");
-      if (!cutoverAsked && st.phase === "streaming" && Date.now() - started > flags.seconds * 1000) {
+      if (!cutoverAsked && st.phase === Phase.streaming && Date.now() - started > flags.seconds * 1000) {
         process.stdout.write(tty ? "\n" : "");
         say("5. cutover (what `systemctl kill -s SIGUSR2 sqlite2pg` does): freeze SQLite, drain, cut over, validate");
         await rep.requestCutover();
         cutoverAsked = true;
       }
-      if (st.phase === "cut-over" || st.phase === "done") onPostgres = true;
-      if (st.phase === "done") break;
+      if (st.phase === Phase.cutOver || st.phase === Phase.done) onPostgres = true;
+      if (st.phase === Phase.done) break;
       await sleep(tty ? 250 : 1000);
     }
     await running;
@@ -95,12 +97,24 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
     await writer;
     process.stdout.write(tty ? "\n" : "");
     const s = (await c.query("SELECT freeze_ms, validation FROM sqlite2pg.state WHERE source_id = $1", [id])).rows[0];
-    const v = s.validation as { ok: boolean; tables: { table: string; pg_rows: number }[] };
-    say(`6. done: SQLite froze for ${Number(s.freeze_ms).toFixed(1)} ms; ${counts.refused} write(s) refused meanwhile with the freeze message, then the application wrote ${counts.postgres} to Postgres.`);
+    const v = s.validation as { ok: boolean; tables: { table: string; pg_rows: number; sqlite_rows: number; digest: string }[] };
+    say(
+      `6. done: SQLite froze for ${Number(s.freeze_ms).toFixed(1)} ms; ${counts.refused} write(s) refused meanwhile with the freeze message, then the application wrote ${counts.postgres} to Postgres.`,
+    );
     say(`   validation (row checksums): ${v.ok ? "Postgres held exactly what SQLite held" : "DIFFERENCES FOUND"}`);
     for (const t of v.tables) say(`     shop.${t.table}: ${t.pg_rows} rows at the cutover`);
     await c.end();
-    if (!v.ok) throw new Error("the demo's validation found differences");
+    if (!v.ok) {
+      const differing = v.tables.filter((t) => t.sqlite_rows !== t.pg_rows || t.digest === "differs").map((t) => t.table);
+      throw validationError(
+        "DEMO_VALIDATION",
+        `the demo's validation found differences between SQLite and Postgres${differing.length ? ` (table ${differing.join(", ")})` : ""}`,
+        {
+          context: { schema: "shop" },
+          hint: "the stored report is in sqlite2pg.state.validation; please report this with the demo's output",
+        },
+      );
+    }
     if (process.stdin.isTTY && flags.keep !== false) {
       say(`\nLook at the result while this runs:  psql ${server.url} -c 'SELECT count(*) FROM shop.orders'`);
       say("Press Enter to stop the embedded PostgreSQL.");
@@ -110,8 +124,11 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
       say(`\nThe server's data stays in ${join(dir, "pgdata")}; \`sqlite2pg demo\` on a terminal keeps it running for psql.`);
     }
   } finally {
-    await rep?.stop();
-    app.close();
-    await server.stop();
+    try {
+      await rep?.stop();
+    } finally {
+      app.close();
+      await server.stop();
+    }
   }
 }

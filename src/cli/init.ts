@@ -2,25 +2,39 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { Sqlite2pgError, sourceError, usageError } from "../errors.js";
+import { type Sqlite2pgError, sourceError, usageError, internalError } from "../errors.js";
 import { buildPlan } from "../plan/plan.js";
-import { captureInfo, captureTriggersSql, installCapture } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { readSchema } from "../source/schema.js";
-import { quoteIdent } from "../sql/ident.js";
-import { daemonRunning, ensureStateSchema, loadState } from "../target/state.js";
-import { redactUrl, withPg } from "../target/pg.js";
+import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { readSchema } from "../sqlite/schema.js";
+import { quoteIdent } from "../ident.js";
+import { ensureStateSchema, loadState } from "../replication/state.js";
+import { daemonRunning } from "../replication/lock.js";
+import { createState, dropState, Phase } from "../replication/phase.js";
+import { countRelations, redactUrl, withPg } from "../postgres/pg.js";
 
 interface InitFlags {
-  sqlite?: string; pg?: string; schema?: string; config?: string; wal?: boolean; dropExisting?: boolean; json?: boolean; preserveCase?: boolean;
+  sqlite?: string;
+  pg?: string;
+  schema?: string;
+  config?: string;
+  wal?: boolean;
+  dropExisting?: boolean;
+  json?: boolean;
+  preserveCase?: boolean;
 }
 
 /** A file (and its directory, where SQLite creates -wal and -shm) this process cannot write: a source error with a hint. */
 function notWritable(path: string, what: string, cause?: unknown): Sqlite2pgError {
-  return sourceError("SQLITE_NOT_WRITABLE", `${what}: init installs triggers and a changelog in ${path}, and replication needs its -wal and -shm files beside it`, {
-    context: { sqlite: path }, cause,
-    hint: "run init as the user the application runs as (the owner of the file), or give this user write access to the file and its directory; nothing was changed",
-  });
+  return sourceError(
+    "SQLITE_NOT_WRITABLE",
+    `${what}: init installs triggers and a changelog in ${path}, and replication needs its -wal and -shm files beside it`,
+    {
+      context: { sqlite: path },
+      cause,
+      hint: "run init as the user the application runs as (the owner of the file), or give this user write access to the file and its directory; nothing was changed",
+    },
+  );
 }
 
 /** Check that the file and its directory can be written, before anything is changed. */
@@ -65,10 +79,14 @@ export async function initCommand(flags: InitFlags): Promise<void> {
     const plan = buildPlan(ro, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase });
     if (plan.refusals.length) {
       const r = plan.refusals[0]!;
-      throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})${plan.refusals.length > 1 ? `; and ${plan.refusals.length - 1} more` : ""}`, {
-        context: { table: r.table, column: r.column, key: r.key },
-        hint: "`sqlite2pg plan` lists every refused value; fix them in SQLite, then run init again (nothing was changed)",
-      });
+      throw sourceError(
+        "VALUES_REFUSED",
+        `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})${plan.refusals.length > 1 ? `; and ${plan.refusals.length - 1} more` : ""}`,
+        {
+          context: { table: r.table, column: r.column, key: r.key },
+          hint: "`sqlite2pg plan` lists every refused value; fix them in SQLite, then run init again (nothing was changed)",
+        },
+      );
     }
     tables = schema.tables.map((t) => t.name);
     skipped = schema.skipped.filter((s) => s.type !== "shadow table").map((s) => `${s.type} ${s.name}: ${s.reason}`);
@@ -89,37 +107,45 @@ export async function initCommand(flags: InitFlags): Promise<void> {
     if (state && cfg.dropExisting) {
       // Start over: the way back from a file replaced under the daemon (a
       // backup restored over it), or from a replica one no longer trusts.
-      if (state.phase === "cut-over" || state.phase === "done") {
-        throw usageError("ALREADY_CUT_OVER", `this source was cut over to schema ${state.targetSchema}: the application writes there now, so --drop-existing will not drop it`, { context: { schema: state.targetSchema, phase: state.phase } });
+      if (state.phase === Phase.cutOver || state.phase === Phase.done) {
+        throw usageError(
+          "ALREADY_CUT_OVER",
+          `this source was cut over to schema ${state.targetSchema}: the application writes there now, so --drop-existing will not drop it`,
+          { context: { schema: state.targetSchema, phase: state.phase } },
+        );
       }
-      if (state.phase === "frozen" || state.phase === "cutover-catch-up") {
-        throw usageError("CUTOVER_UNDER_WAY", `a cutover is under way (phase ${state.phase}); run \`sqlite2pg unfreeze\` first`, { context: { phase: state.phase } });
+      if (state.phase === Phase.frozen || state.phase === Phase.cutoverCatchUp) {
+        throw usageError("CUTOVER_UNDER_WAY", `a cutover is under way (phase ${state.phase}); run \`sqlite2pg unfreeze\` first`, {
+          context: { phase: state.phase },
+        });
       }
       if (await daemonRunning(c, sourceId)) {
-        throw usageError("DAEMON_RUNNING", "a daemon is replicating this source; stop it before starting over with --drop-existing", { context: { source_id: sourceId } });
+        throw usageError("DAEMON_RUNNING", "a daemon is replicating this source; stop it before starting over with --drop-existing", {
+          context: { source_id: sourceId },
+        });
       }
-      await c.query("DELETE FROM sqlite2pg.state WHERE source_id = $1", [sourceId]); // its snapshot progress goes with it
+      await dropState(c, sourceId); // its snapshot progress goes with it; only from a phase that may start over
       state = null;
     }
     if (!state) {
-      const n = await c.query<{ n: string }>(
-        "SELECT count(*) AS n FROM pg_class k JOIN pg_namespace s ON s.oid = k.relnamespace WHERE s.nspname = $1 AND k.relkind IN ('r','p','v','m','f')",
-        [cfg.schema],
-      );
-      if (Number(n.rows[0]!.n) > 0) {
+      const n = await countRelations(c, cfg.schema); // a sequence counts too, as for migrate
+      if (n > 0) {
         if (!cfg.dropExisting) {
-          throw usageError("TARGET_NOT_EMPTY", `the target schema ${cfg.schema} already holds ${n.rows[0]!.n} relation(s)`, {
-            context: { schema: cfg.schema }, hint: "choose another --schema, or pass --drop-existing to drop the schema and everything in it (the SQLite file was not changed)",
+          throw usageError("TARGET_NOT_EMPTY", `the target schema ${cfg.schema} already holds ${n} relation(s)`, {
+            context: { schema: cfg.schema },
+            hint: "choose another --schema, or pass --drop-existing to drop the schema and everything in it (the SQLite file was not changed)",
           });
         }
         await c.query(`DROP SCHEMA ${quoteIdent(cfg.schema)} CASCADE`);
       }
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(cfg.schema)}`);
-      await c.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, preserve_case, phase) VALUES ($1, $2, $3, $4, 'new')", [sourceId, path, cfg.schema, cfg.preserveCase]);
-      return { phase: "new", created: true };
+      await createState(c, { sourceId, sqlitePath: path, targetSchema: cfg.schema, preserveCase: cfg.preserveCase });
+      return { phase: Phase.new, created: true };
     }
     if (state.targetSchema !== cfg.schema) {
-      throw usageError("SCHEMA_MISMATCH", `this source already replicates into schema ${state.targetSchema}, not ${cfg.schema}`, { context: { schema: cfg.schema, recorded_schema: state.targetSchema } });
+      throw usageError("SCHEMA_MISMATCH", `this source already replicates into schema ${state.targetSchema}, not ${cfg.schema}`, {
+        context: { schema: cfg.schema, recorded_schema: state.targetSchema },
+      });
     }
     return { phase: state.phase, created: false };
   });
@@ -129,21 +155,33 @@ export async function initCommand(flags: InitFlags): Promise<void> {
     try {
       if (mode !== "wal") {
         const now = String(db.pragma("journal_mode = WAL", { simple: true })).toLowerCase();
-        if (now !== "wal") throw sourceError("WAL_SWITCH_FAILED", `could not switch ${path} to WAL mode (still ${now}); another connection may hold it`, { context: { sqlite: path } });
+        if (now !== "wal")
+          throw sourceError("WAL_SWITCH_FAILED", `could not switch ${path} to WAL mode (still ${now}); another connection may hold it`, {
+            context: { sqlite: path },
+          });
       }
       const id = installCapture(db, readSchema(db).tables, sourceId);
-      if (id !== sourceId) throw new Error("source id changed during init");
+      if (id !== sourceId) throw internalError("SOURCE_ID_CHANGED", `the source id changed during init (${sourceId} → ${id})`, { context: { sqlite: path } });
     } finally {
       db.close();
     }
   } catch (e) {
     // Undo the state row this run created, so a second init starts clean.
-    if (target.created) await withPg(cfg.pg, (c) => c.query("DELETE FROM sqlite2pg.state WHERE source_id = $1 AND phase = 'new'", [sourceId])).catch(() => undefined);
+    if (target.created) await withPg(cfg.pg, (c) => dropState(c, sourceId, [Phase.new])).catch(() => undefined);
     const code = (e as { code?: string }).code ?? "";
-    if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM") throw notWritable(path, `${path} cannot be written (${code})`, e);
+    if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM")
+      throw notWritable(path, `${path} cannot be written (${code})`, e);
     throw e;
   }
-  const summary = { source_id: sourceId, sqlite: path, pg: cfg.pg ? redactUrl(cfg.pg) : "PG* environment", schema: cfg.schema, tables, skipped, phase: target.phase };
+  const summary = {
+    source_id: sourceId,
+    sqlite: path,
+    pg: cfg.pg ? redactUrl(cfg.pg) : "PG* environment",
+    schema: cfg.schema,
+    tables,
+    skipped,
+    phase: target.phase,
+  };
   if (!tables.length) process.stderr.write(`warning: ${path} has no tables: there is nothing to replicate (the application has not created its schema yet?)\n`);
   if (flags.json) {
     process.stdout.write(JSON.stringify(summary, null, 2) + "\n");

@@ -20,7 +20,8 @@ import { demoCommand } from "./demo.js";
 function integer(min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (v.trim() === "" || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
+    if (v.trim() === "" || !Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
     return n;
   };
 }
@@ -29,7 +30,8 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => num
 function seconds(max = 86400 * 365, zero = false): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (v.trim() === "" || !Number.isFinite(n) || n < 0 || (n === 0 && !zero) || n > max) throw new InvalidArgumentError(`expected a number of seconds ${zero ? "from 0" : "above 0"} (at most ${max}).`);
+    if (v.trim() === "" || !Number.isFinite(n) || n < 0 || (n === 0 && !zero) || n > max)
+      throw new InvalidArgumentError(`expected a number of seconds ${zero ? "from 0" : "above 0"} (at most ${max}).`);
     return n;
   };
 }
@@ -53,7 +55,7 @@ function common(cmd: Command): Command {
 }
 
 /** Build the program; exported so tests can drive it without a child process. */
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command("sqlite2pg")
     .description("Move a live SQLite database into PostgreSQL exactly.")
     .version("0.1.0")
@@ -79,7 +81,10 @@ export function buildProgram(): Command {
   common(program.command("init"))
     .description("install change capture in the SQLite file (changelog + triggers) and the state table in PostgreSQL; idempotent")
     .option("--wal", "switch the SQLite file to WAL mode if it is not (replication needs it)")
-    .option("--drop-existing", "drop a non-empty target schema first; for a source that already replicates: start over (its state and the target schema are dropped)")
+    .option(
+      "--drop-existing",
+      "drop a non-empty target schema first; for a source that already replicates: start over (its state and the target schema are dropped)",
+    )
     .option("--json", "machine-readable output")
     .action(async (o) => initCommand(o));
 
@@ -89,12 +94,32 @@ export function buildProgram(): Command {
     .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser(integer(1, 10_000_000)))
     .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser(integer(1, 10_000_000)))
     .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)").argParser(megabytes))
-    .addOption(new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)").argParser(megabytes))
+    .addOption(
+      new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)").argParser(megabytes),
+    )
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
-    .addOption(new Option("--prune-interval <s>", "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)").argParser(seconds(86400, true)))
-    .option("--on-cutover <cmd>", "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER")
-    .addOption(new Option("--validate <mode>", "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts").choices(["counts", "full"]))
-    .addOption(new Option("--max-freeze <s>", "longest SQLite stays frozen in a cutover attempt before it is undone and tried again later (default 5; env SQLITE2PG_MAX_FREEZE)").argParser(seconds(3600)))
+    .addOption(
+      new Option(
+        "--prune-interval <s>",
+        "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)",
+      ).argParser(seconds(86400, true)),
+    )
+    .option(
+      "--on-cutover <cmd>",
+      "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER",
+    )
+    .addOption(
+      new Option(
+        "--validate <mode>",
+        "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts",
+      ).choices(["counts", "full"]),
+    )
+    .addOption(
+      new Option(
+        "--max-freeze <s>",
+        "longest SQLite stays frozen in a cutover attempt before it is undone and tried again later (default 5; env SQLITE2PG_MAX_FREEZE)",
+      ).argParser(seconds(3600)),
+    )
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
     .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
     .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser(seconds()))
@@ -107,13 +132,17 @@ export function buildProgram(): Command {
     .action(async (o) => cutoverCommand(o));
 
   common(program.command("validate"))
-    .description("compare SQLite and PostgreSQL at any time: row counts; with --full, checksums of every row and the keys of rows that differ; exit 1 on a difference")
+    .description(
+      "compare SQLite and PostgreSQL at any time: row counts; with --full, checksums of every row and the keys of rows that differ; exit 1 on a difference",
+    )
     .option("--full", "order-independent checksums of every row, and the keys of the rows that differ")
     .option("--json", "machine-readable output")
     .action(async (o) => validateCommand(o));
 
   common(program.command("unfreeze"))
-    .description("abort a cutover Postgres has not committed and withdraw any pending request: SQLite takes writes again, replication goes on (waits at most 10 s for the state row; exit 6 if it cannot get it)")
+    .description(
+      "abort a cutover Postgres has not committed and withdraw any pending request: SQLite takes writes again, replication goes on (waits at most 10 s for the state row; exit 6 if it cannot get it)",
+    )
     .action(async (o) => unfreezeCommand(o));
 
   common(program.command("status"))
@@ -131,7 +160,9 @@ export function buildProgram(): Command {
 
   program
     .command("demo")
-    .description("the whole story on a machine with no PostgreSQL: a live sample application, an embedded PostgreSQL, init → snapshot → streaming → cutover → validate")
+    .description(
+      "the whole story on a machine with no PostgreSQL: a live sample application, an embedded PostgreSQL, init → snapshot → streaming → cutover → validate",
+    )
     .option("--dir <path>", "where to keep the sample database and the embedded server's data", ".sqlite2pg-demo")
     .option("--rows <n>", "orders in the sample database", integer(1, 100_000_000), 20000)
     .option("--seconds <n>", "seconds of streaming before the cutover", seconds(3600), 3)

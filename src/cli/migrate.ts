@@ -1,11 +1,20 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { createLogger } from "../observe/logger.js";
 import { logProgress, terminalProgress } from "../observe/progress.js";
-import { migrate } from "../pipeline/migrate.js";
+import { migrate } from "../migrate/migrate.js";
 
 interface MigrateFlags {
-  sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; verbose?: boolean;
-  jobs?: number; dropExisting?: boolean; fixText?: boolean; json?: boolean; progress?: boolean;
+  sqlite?: string;
+  pg?: string;
+  schema?: string;
+  config?: string;
+  preserveCase?: boolean;
+  verbose?: boolean;
+  jobs?: number;
+  dropExisting?: boolean;
+  fixText?: boolean;
+  json?: boolean;
+  progress?: boolean;
 }
 
 /** `sqlite2pg migrate`: the exact one-shot copy. */
@@ -16,8 +25,15 @@ export async function migrateCommand(flags: MigrateFlags): Promise<void> {
   const log = createLogger({ level: cfg.verbose ? "debug" : tty ? "warn" : "info" });
   const progress = tty ? terminalProgress() : logProgress(log);
   const result = await migrate({
-    sqlite, pg: cfg.pg, schema: cfg.schema, jobs: cfg.jobs, preserveCase: cfg.preserveCase,
-    dropExisting: cfg.dropExisting, fixText: cfg.fixText, log, progress,
+    sqlite,
+    pg: cfg.pg,
+    schema: cfg.schema,
+    jobs: cfg.jobs,
+    preserveCase: cfg.preserveCase,
+    dropExisting: cfg.dropExisting,
+    fixText: cfg.fixText,
+    log,
+    progress,
   });
   const summary = {
     status: "exact",
@@ -31,7 +47,8 @@ export async function migrateCommand(flags: MigrateFlags): Promise<void> {
   };
   // Exact (nothing to copy, nothing differs), so exit 0, but never silently:
   // an empty file is usually the wrong path or a schema not created yet.
-  if (result.tables.length === 0) process.stderr.write(`warning: ${sqlite} has no tables: nothing was migrated (wrong --sqlite path, or the application has not created its schema yet?)\n`);
+  if (result.tables.length === 0)
+    process.stderr.write(`warning: ${sqlite} has no tables: nothing was migrated (wrong --sqlite path, or the application has not created its schema yet?)\n`);
   if (flags.json) {
     process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
     return;

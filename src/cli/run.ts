@@ -3,21 +3,39 @@ import { resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { usageError } from "../errors.js";
 import { createLogger } from "../observe/logger.js";
-import { Replicator } from "../pipeline/replicator.js";
-import { installSignals } from "../pipeline/signals.js";
+import { Replicator } from "../replication/replicator.js";
+import { installSignals } from "../replication/signals.js";
 import { parseListen, startHttp } from "../observe/http.js";
-import { captureInfo } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { withPg } from "../target/pg.js";
-import { loadState } from "../target/state.js";
+import { captureInfo } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { withPg } from "../postgres/pg.js";
+import { loadState } from "../replication/state.js";
+import { Phase } from "../replication/phase.js";
 
 interface RunFlags {
-  sqlite?: string; pg?: string; schema?: string; config?: string; verbose?: boolean; pollMs?: number; batchSize?: number; chunkRows?: number; batchMb?: number; chunkMb?: number; fixText?: boolean;
-  onCutover?: string; validate?: string; cutover?: boolean; listen?: string; maxLag?: number; maxFreeze?: number; preserveCase?: boolean; pruneInterval?: number;
+  sqlite?: string;
+  pg?: string;
+  schema?: string;
+  config?: string;
+  verbose?: boolean;
+  pollMs?: number;
+  batchSize?: number;
+  chunkRows?: number;
+  batchMb?: number;
+  chunkMb?: number;
+  fixText?: boolean;
+  onCutover?: string;
+  validate?: string;
+  cutover?: boolean;
+  listen?: string;
+  maxLag?: number;
+  maxFreeze?: number;
+  preserveCase?: boolean;
+  pruneInterval?: number;
 }
 
 /** The pid file of the active daemon of a SQLite file (written once it holds the source's lock, removed on exit). */
-export function pidFile(sqlite: string): string {
+function pidFile(sqlite: string): string {
   return `${sqlite}-sqlite2pg.pid`;
 }
 
@@ -49,16 +67,26 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const cfg = resolveConfig(flags);
   const sqlite = resolve(requireSqlite(cfg));
   const validate = flags.validate ?? "full";
-  if (validate !== "counts" && validate !== "full") throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`, { hint: "pass --validate full (checksums of every row, the default) or --validate counts (row counts only)" });
+  if (validate !== "counts" && validate !== "full")
+    throw usageError("BAD_VALIDATE", `--validate must be counts or full, not ${validate}`, {
+      hint: "pass --validate full (checksums of every row, the default) or --validate counts (row counts only)",
+    });
   const listen = flags.listen ? parseListen(flags.listen) : null;
   const log = createLogger({ level: cfg.verbose ? "debug" : "info" });
   await checkRecordedSchema(sqlite, cfg.pg, cfg.schemaGiven ? cfg.schema : undefined);
   let wrotePid = false;
   const rep = new Replicator({
-    sqlite, pg: cfg.pg, log, pollIntervalMs: flags.pollMs ?? 1000, batchSize: flags.batchSize ?? 10000, chunkRows: flags.chunkRows ?? 20000,
+    sqlite,
+    pg: cfg.pg,
+    log,
+    pollIntervalMs: flags.pollMs ?? 1000,
+    batchSize: flags.batchSize ?? 10000,
+    chunkRows: flags.chunkRows ?? 20000,
     pruneIntervalMs: flags.pruneInterval === undefined ? undefined : flags.pruneInterval * 1000,
-    batchBytes: flags.batchMb ? flags.batchMb * 1024 * 1024 : undefined, chunkBytes: flags.chunkMb ? flags.chunkMb * 1024 * 1024 : undefined,
-    fixText: cfg.fixText, cutover: { validate, onCutover: flags.onCutover, maxFreezeMs: cfg.maxFreeze * 1000 },
+    batchBytes: flags.batchMb ? flags.batchMb * 1024 * 1024 : undefined,
+    chunkBytes: flags.chunkMb ? flags.chunkMb * 1024 * 1024 : undefined,
+    fixText: cfg.fixText,
+    cutover: { validate, onCutover: flags.onCutover, maxFreezeMs: cfg.maxFreeze * 1000 },
     // Only the active daemon has a pid file: a standby writes it when it takes over.
     onActive: () => {
       writeFileSync(pidFile(sqlite), `${process.pid}\n`);
@@ -69,6 +97,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   const http = listen ? await startHttp(listen, async () => rep.live(), { maxLagSeconds: flags.maxLag ?? 10, log }) : null;
   const signals = installSignals(log, {
     stop: () => rep.requestStop(),
+    force: () => process.exit(130),
     cutover: () =>
       void rep.requestCutover().then(
         () => log.info("cutover request recorded in the state"),
@@ -77,10 +106,17 @@ export async function runCommand(flags: RunFlags): Promise<void> {
   });
   const report = setInterval(() => void rep.report().catch(() => undefined), flags.listen ? 2_000 : 10_000);
   report.unref();
+  let failed = false;
   try {
     if (flags.cutover) await rep.requestCutover();
     await rep.run();
-    log.info({ phase: rep.current.phase, applied_seq: rep.current.appliedSeq }, rep.current.phase === "done" ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed");
+    log.info(
+      { phase: rep.current.phase, applied_seq: rep.current.appliedSeq },
+      rep.current.phase === Phase.done ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed",
+    );
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     clearInterval(report);
     http?.close();
@@ -92,6 +128,10 @@ export async function runCommand(flags: RunFlags): Promise<void> {
         /* already gone */
       }
     }
-    await rep.stop();
+    // A failure to release is the command's error, unless the run already failed (that error says more).
+    await rep.stop().catch((e: unknown) => {
+      if (!failed) throw e;
+      log.warn({ err: (e as Error).message }, "releasing the daemon's connections failed too");
+    });
   }
 }

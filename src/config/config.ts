@@ -22,7 +22,16 @@ export interface Config {
 }
 
 const DEFAULTS: Omit<Config, "schemaGiven"> = {
-  sqlite: undefined, pg: undefined, schema: "public", jobs: 2, preserveCase: false, dropExisting: false, fixText: false, verbose: false, json: false, maxFreeze: 5,
+  sqlite: undefined,
+  pg: undefined,
+  schema: "public",
+  jobs: 2,
+  preserveCase: false,
+  dropExisting: false,
+  fixText: false,
+  verbose: false,
+  json: false,
+  maxFreeze: 5,
 };
 
 const KEYS = Object.keys(DEFAULTS) as (keyof Config)[];
@@ -53,9 +62,12 @@ export function resolveConfig(flags: Partial<Config> & { config?: string }, env:
   if (!Number.isInteger(merged.jobs) || merged.jobs < 1 || merged.jobs > 64) {
     throw usageError("BAD_JOBS", `--jobs must be an integer from 1 to 64, not ${merged.jobs}`);
   }
-  if (typeof merged.schema !== "string" || !merged.schema || Buffer.byteLength(merged.schema) > 63) throw usageError("BAD_SCHEMA", "--schema must be a name of 1 to 63 bytes");
+  if (typeof merged.schema !== "string" || !merged.schema || Buffer.byteLength(merged.schema) > 63)
+    throw usageError("BAD_SCHEMA", "--schema must be a name of 1 to 63 bytes");
   if (typeof merged.maxFreeze !== "number" || !Number.isFinite(merged.maxFreeze) || merged.maxFreeze <= 0 || merged.maxFreeze > 3600) {
-    throw usageError("BAD_MAX_FREEZE", `--max-freeze must be a number of seconds above 0 (at most 3600), not ${String(merged.maxFreeze)}`, { hint: "e.g. --max-freeze 5 (the default), or SQLITE2PG_MAX_FREEZE=5, or \"maxFreeze\": 5 in the config file" });
+    throw usageError("BAD_MAX_FREEZE", `--max-freeze must be a number of seconds above 0 (at most 3600), not ${String(merged.maxFreeze)}`, {
+      hint: 'e.g. --max-freeze 5 (the default), or SQLITE2PG_MAX_FREEZE=5, or "maxFreeze": 5 in the config file',
+    });
   }
   if (merged.pg !== undefined) checkPgUrl(merged.pg);
   if (merged.sqlite !== undefined && typeof merged.sqlite !== "string") throw usageError("BAD_SQLITE", "--sqlite must be a path");
@@ -68,7 +80,8 @@ export function resolveConfig(flags: Partial<Config> & { config?: string }, env:
  * a database name on a socket called "base").
  */
 function checkPgUrl(url: string): void {
-  const hint = "pass --pg postgres://user[:password]@host[:port]/database (or set DATABASE_URL; without either, libpq's PGHOST, PGPORT, PGUSER, PGDATABASE apply)";
+  const hint =
+    "pass --pg postgres://user[:password]@host[:port]/database (or set DATABASE_URL; without either, libpq's PGHOST, PGPORT, PGUSER, PGDATABASE apply)";
   if (typeof url !== "string" || !/^postgres(ql)?:\/\//i.test(url)) {
     throw usageError("BAD_PG_URL", "--pg (or DATABASE_URL) must be a postgres:// or postgresql:// URL", { hint });
   }
@@ -104,19 +117,27 @@ function readConfigFile(path: string): Partial<Config> {
     throw usageError("CONFIG_INVALID", `config file ${path} must hold a JSON object`, { context: { config: path } });
   }
   const unknown = Object.keys(data).filter((k) => !KEYS.includes(k as keyof Config));
-  if (unknown.length) throw usageError("CONFIG_INVALID", `config file ${path} has unknown key(s): ${unknown.join(", ")}`, { context: { config: path }, hint: `known keys: ${KEYS.join(", ")}` });
+  if (unknown.length)
+    throw usageError("CONFIG_INVALID", `config file ${path} has unknown key(s): ${unknown.join(", ")}`, {
+      context: { config: path },
+      hint: `known keys: ${KEYS.join(", ")}`,
+    });
   return data as Partial<Config>;
 }
 
 /** The SQLite path, or a usage error saying how to give it. */
 export function requireSqlite(c: Config): string {
-  if (!c.sqlite) throw usageError("NO_SQLITE", "no SQLite file given", { hint: "pass --sqlite PATH (or SQLITE2PG_SQLITE, or \"sqlite\" in the config file)" });
+  if (!c.sqlite) throw usageError("NO_SQLITE", "no SQLite file given", { hint: 'pass --sqlite PATH (or SQLITE2PG_SQLITE, or "sqlite" in the config file)' });
   let isDir = false;
   try {
     isDir = statSync(c.sqlite).isDirectory();
   } catch {
     /* missing: the command that opens it says so (a source error naming the path) */
   }
-  if (isDir) throw usageError("SQLITE_IS_DIRECTORY", `--sqlite ${c.sqlite} is a directory, not a SQLite database file`, { context: { sqlite: c.sqlite }, hint: "give the path of the database file itself, e.g. --sqlite /var/lib/app/app.db" });
+  if (isDir)
+    throw usageError("SQLITE_IS_DIRECTORY", `--sqlite ${c.sqlite} is a directory, not a SQLite database file`, {
+      context: { sqlite: c.sqlite },
+      hint: "give the path of the database file itself, e.g. --sqlite /var/lib/app/app.db",
+    });
   return c.sqlite;
 }

@@ -11,7 +11,7 @@ export interface ListenAddress {
 
 /** Parse `--listen [host:]port` (host defaults to 127.0.0.1; `[::1]:9100` for IPv6). */
 export function parseListen(text: string): ListenAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:\s\[\]]*):)?(\d{1,5})$/.exec(text.trim());
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:\s[\]]*):)?(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[3]) : NaN;
   if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw usageError("BAD_LISTEN", `--listen must be [host:]port with a port from 1 to 65535, not ${JSON.stringify(text)}`, {
@@ -67,7 +67,9 @@ export async function startHttp(listen: ListenAddress, read: () => Promise<LiveS
         } else if (req.url === "/healthz") {
           const ok = !s.last_error && s.lag_seconds <= opts.maxLagSeconds;
           res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-          res.end(JSON.stringify({ ok, phase: s.phase, lag_seconds: s.lag_seconds, max_lag_seconds: opts.maxLagSeconds, failing: Boolean(s.last_error) }) + "\n");
+          res.end(
+            JSON.stringify({ ok, phase: s.phase, lag_seconds: s.lag_seconds, max_lag_seconds: opts.maxLagSeconds, failing: Boolean(s.last_error) }) + "\n",
+          );
         } else if (req.url === "/status") {
           res.writeHead(200, { "content-type": "application/json" });
           res.end(JSON.stringify(s) + "\n");
@@ -82,11 +84,20 @@ export async function startHttp(listen: ListenAddress, read: () => Promise<LiveS
   // A busy port or an address this host does not have is the operator's to fix: a usage error, before the daemon starts.
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
-      const what = e.code === "EADDRINUSE" ? "is already in use" : e.code === "EACCES" ? "needs privileges this process does not have" : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "is not an address of this host" : `cannot be listened on (${e.code ?? e.message})`;
-      reject(usageError("LISTEN_FAILED", `--listen ${host}:${port} ${what}`, {
-        context: { listen: `${host}:${port}`, errno: e.code },
-        hint: "choose another port with --listen (or stop what listens there); --listen is optional",
-      }));
+      const what =
+        e.code === "EADDRINUSE"
+          ? "is already in use"
+          : e.code === "EACCES"
+            ? "needs privileges this process does not have"
+            : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND"
+              ? "is not an address of this host"
+              : `cannot be listened on (${e.code ?? e.message})`;
+      reject(
+        usageError("LISTEN_FAILED", `--listen ${host}:${port} ${what}`, {
+          context: { listen: `${host}:${port}`, errno: e.code },
+          hint: "choose another port with --listen (or stop what listens there); --listen is optional",
+        }),
+      );
     });
     server.listen(port, host, () => resolve());
   });

@@ -1,9 +1,18 @@
 import pino from "pino";
 
 /** Paths pino removes from every log line: secrets never reach a log. */
-export const REDACT_PATHS = [
-  "password", "*.password", "pg", "*.pg", "url", "*.url", "connectionString", "*.connectionString",
-  "config.pg", "env.PGPASSWORD", "*.PGPASSWORD",
+const REDACT_PATHS = [
+  "password",
+  "*.password",
+  "pg",
+  "*.pg",
+  "url",
+  "*.url",
+  "connectionString",
+  "*.connectionString",
+  "config.pg",
+  "env.PGPASSWORD",
+  "*.PGPASSWORD",
 ];
 
 /** The project's logger type. */

@@ -51,7 +51,17 @@ export function logProgress(log: Logger, everyMs = 2000): Progress {
   const line = (table: string, s: { total: number; rows: number; bytes: number; t0: number }, msg: string) => {
     const secs = Math.max((Date.now() - s.t0) / 1000, 0.001);
     const rate = s.rows / secs;
-    log.info({ table, rows: s.rows, total: s.total, rows_per_s: Math.round(rate), mb: +(s.bytes / 1e6).toFixed(1), eta_s: rate > 0 ? Math.round((s.total - s.rows) / rate) : null }, msg);
+    log.info(
+      {
+        table,
+        rows: s.rows,
+        total: s.total,
+        rows_per_s: Math.round(rate),
+        mb: +(s.bytes / 1e6).toFixed(1),
+        eta_s: rate > 0 ? Math.round((s.total - s.rows) / rate) : null,
+      },
+      msg,
+    );
   };
   return {
     start(table, total) {

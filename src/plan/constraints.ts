@@ -1,25 +1,8 @@
 import type BetterSqlite3 from "better-sqlite3";
-import { qualified, quoteIdent } from "../sql/ident.js";
+import { qualified, quoteIdent } from "../ident.js";
 import { translateExpr } from "./expr.js";
 import type { Namespace } from "./names.js";
-import { exprContext, type Decision, type PlanOptions, type TablePlan } from "./plan.js";
-
-/** A statement run after the data is loaded. */
-export interface PostLoadStatement {
-  kind: "primary key" | "unique" | "index" | "check" | "foreign key";
-  name: string;
-  sql: string;
-  /** For CHECK and FOREIGN KEY: created NOT VALID, then validated by this statement if set. */
-  validateSql: string | null;
-}
-
-/** Keys, indexes and constraints of one table, created after the COPY. */
-export interface ConstraintPlan {
-  primaryKey: string[] | null;
-  statements: PostLoadStatement[];
-  /** The identity column whose sequence is set past max(key) and sqlite_sequence. */
-  identity: string | null;
-}
+import { exprContext, type ConstraintPlan, type Decision, type PlanOptions, type PostLoadStatement, type TablePlan } from "./model.js";
 
 const SAFE_COLLATIONS = new Set(["BINARY"]);
 
@@ -51,11 +34,21 @@ export function planConstraints(
     const nullable = st.primaryKey.filter((c) => (t.census.columns.get(c)?.nulls ?? 0) > 0 && st.rowidAlias !== c);
     const name = relations.claimGenerated(`${t.name}_pkey`);
     if (nullable.length > 0) {
-      statements.push({ kind: "unique", name, sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} UNIQUE (${cols.map(quoteIdent).join(", ")})`, validateSql: null });
+      statements.push({
+        kind: "unique",
+        name,
+        sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} UNIQUE (${cols.map(quoteIdent).join(", ")})`,
+        validateSql: null,
+      });
       warn(name, `primary key column(s) ${nullable.join(", ")} hold NULLs (SQLite allows that in rowid tables): created as UNIQUE, not PRIMARY KEY`);
     } else {
       primaryKey = cols;
-      statements.push({ kind: "primary key", name, sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} PRIMARY KEY (${cols.map(quoteIdent).join(", ")})`, validateSql: null });
+      statements.push({
+        kind: "primary key",
+        name,
+        sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} PRIMARY KEY (${cols.map(quoteIdent).join(", ")})`,
+        validateSql: null,
+      });
     }
   }
 
@@ -68,15 +61,24 @@ export function planConstraints(
       let sql: string;
       if (term.column !== null) {
         const n = colName(term.column);
-        if (!n) { refused = `column ${term.column} not found`; break; }
+        if (!n) {
+          refused = `column ${term.column} not found`;
+          break;
+        }
         sql = quoteIdent(n);
       } else {
         const tr = translateExpr(term.expr, ctx);
-        if (!tr.ok) { refused = tr.reason; break; }
+        if (!tr.ok) {
+          refused = tr.reason;
+          break;
+        }
         sql = `(${tr.sql})`;
       }
       if (term.collation && !SAFE_COLLATIONS.has(term.collation.toUpperCase())) {
-        warn(label, `COLLATE ${term.collation} has no Postgres equivalent: ${ix.unique ? "uniqueness is compared exactly (case-sensitively) in Postgres" : "index built on the plain value"}`);
+        warn(
+          label,
+          `COLLATE ${term.collation} has no Postgres equivalent: ${ix.unique ? "uniqueness is compared exactly (case-sensitively) in Postgres" : "index built on the plain value"}`,
+        );
       }
       terms.push(sql + (term.desc ? " DESC" : ""));
     }
@@ -98,48 +100,72 @@ export function planConstraints(
       const base = ix.origin === "c" ? pgIndexName(ix.name, opts.preserveCase) : `${t.name}_${ix.terms.length}_key`;
       const name = relations.claimGenerated(base);
       if (ix.origin === "c" && name !== ix.name) info(ix.name, `index ${ix.name} is named ${name} in Postgres`);
-      statements.push({ kind: "index", name, sql: `CREATE ${ix.unique ? "UNIQUE " : ""}INDEX ${quoteIdent(name)} ON ${table} (${terms.join(", ")})${where}`, validateSql: null });
+      statements.push({
+        kind: "index",
+        name,
+        sql: `CREATE ${ix.unique ? "UNIQUE " : ""}INDEX ${quoteIdent(name)} ON ${table} (${terms.join(", ")})${where}`,
+        validateSql: null,
+      });
     }
   }
 
-  const checks = [
-    ...t.columns.flatMap((c) => c.source.checks.map((expr) => ({ name: null as string | null, expr }))),
-    ...st.checks,
-  ];
+  const checks = [...t.columns.flatMap((c) => c.source.checks.map((expr) => ({ name: null as string | null, expr }))), ...st.checks];
   checks.forEach((ck, i) => {
     const label = ck.name ?? `CHECK (${ck.expr})`;
     const tr = translateExpr(ck.expr, ctx);
-    if (!tr.ok) { warn(label, `CHECK not created: ${tr.reason}`); return; }
+    if (!tr.ok) {
+      warn(label, `CHECK not created: ${tr.reason}`);
+      return;
+    }
     const name = relations.claimGenerated(ck.name ? pgIndexName(ck.name, opts.preserveCase) : `${t.name}_check${i + 1}`);
     statements.push({
-      kind: "check", name,
+      kind: "check",
+      name,
       sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} CHECK (${tr.sql}) NOT VALID`,
       validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}`,
     });
   });
 
-  const violations = st.foreignKeys.length && opts.checkForeignKeys
-    ? (db.prepare(`PRAGMA main.foreign_key_check(${quoteIdent(st.name)})`).all() as { rowid: number | null; parent: string; fkid: number }[])
-    : [];
+  const violations =
+    st.foreignKeys.length && opts.checkForeignKeys
+      ? (db.prepare(`PRAGMA main.foreign_key_check(${quoteIdent(st.name)})`).all() as { rowid: number | null; parent: string; fkid: number }[])
+      : [];
   for (const fk of st.foreignKeys) {
     const label = `FOREIGN KEY (${fk.from.join(", ")}) REFERENCES ${fk.parent}`;
     const parent = all.find((p) => p.source.name === fk.parent) ?? all.find((p) => p.source.name.toLowerCase() === fk.parent.toLowerCase());
-    if (!parent) { warn(label, `foreign key not created: table ${fk.parent} is not copied`); continue; }
+    if (!parent) {
+      warn(label, `foreign key not created: table ${fk.parent} is not copied`);
+      continue;
+    }
     const toSource = fk.to.every((x) => x === null) ? parent.source.primaryKey : (fk.to as string[]);
     if (toSource.length !== fk.from.length || toSource.some((x) => x === null)) {
-      warn(label, `foreign key not created: the parent's key does not match (${fk.from.length} columns)`); continue;
+      warn(label, `foreign key not created: the parent's key does not match (${fk.from.length} columns)`);
+      continue;
     }
-    const parentCol = (n: string) => parent.columns.find((c) => c.source.name === n) ?? parent.columns.find((c) => c.source.name.toLowerCase() === n.toLowerCase());
+    const parentCol = (n: string) =>
+      parent.columns.find((c) => c.source.name === n) ?? parent.columns.find((c) => c.source.name.toLowerCase() === n.toLowerCase());
     const toCols = toSource.map(parentCol);
     const fromCols = fk.from.map((n) => t.columns.find((c) => c.source.name === n) ?? t.columns.find((c) => c.source.name.toLowerCase() === n.toLowerCase()));
-    if (toCols.some((c) => !c) || fromCols.some((c) => !c)) { warn(label, "foreign key not created: a column it names does not exist"); continue; }
+    if (toCols.some((c) => !c) || fromCols.some((c) => !c)) {
+      warn(label, "foreign key not created: a column it names does not exist");
+      continue;
+    }
     const mismatch = fromCols.findIndex((c, i) => c!.type.sql !== toCols[i]!.type.sql);
     if (mismatch >= 0) {
-      warn(label, `foreign key not created: ${fromCols[mismatch]!.name} is ${fromCols[mismatch]!.type.sql} but ${parent.name}.${toCols[mismatch]!.name} is ${toCols[mismatch]!.type.sql}`);
+      warn(
+        label,
+        `foreign key not created: ${fromCols[mismatch]!.name} is ${fromCols[mismatch]!.type.sql} but ${parent.name}.${toCols[mismatch]!.name} is ${toCols[mismatch]!.type.sql}`,
+      );
       continue;
     }
     const unique = parentHasUnique(parent, toSource);
-    if (!unique) { warn(label, `foreign key not created: ${parent.name}(${toCols.map((c) => c!.name).join(", ")}) has no primary key or unique constraint, which Postgres requires`); continue; }
+    if (!unique) {
+      warn(
+        label,
+        `foreign key not created: ${parent.name}(${toCols.map((c) => c!.name).join(", ")}) has no primary key or unique constraint, which Postgres requires`,
+      );
+      continue;
+    }
     const mine = violations.filter((v) => v.fkid === fk.id);
     const name = relations.claimGenerated(`${t.name}_${fromCols.map((c) => c!.name).join("_")}_fkey`);
     const actions = `${fk.onDelete && fk.onDelete !== "NO ACTION" ? ` ON DELETE ${fk.onDelete}` : ""}${fk.onUpdate && fk.onUpdate !== "NO ACTION" ? ` ON UPDATE ${fk.onUpdate}` : ""}`;
@@ -150,7 +176,10 @@ export function planConstraints(
       // Created NOT VALID, then validated; rows that break it keep it NOT VALID, with a warning.
       statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}` });
     } else if (mine.length > 0) {
-      warn(label, `${mine.length} row(s) break this foreign key in SQLite already (first: rowid ${mine[0]!.rowid}): created NOT VALID, so new rows are checked and existing ones are kept as they are`);
+      warn(
+        label,
+        `${mine.length} row(s) break this foreign key in SQLite already (first: rowid ${mine[0]!.rowid}): created NOT VALID, so new rows are checked and existing ones are kept as they are`,
+      );
       statements.push({ kind: "foreign key", name, sql, validateSql: null });
     } else {
       statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}` });

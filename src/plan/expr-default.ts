@@ -4,7 +4,7 @@
  * range-checked, and "now" in its SQLite spellings as the same UTC text or
  * instant. Anything else is refused with a reason.
  */
-import { tokenize, type Token } from "../source/sql-tokens.js";
+import { tokenize, type Token } from "../sqlite/sql-tokens.js";
 import { aCol, INT64_MAX, INT64_MIN, numberValue, pgString, Refusal, refuse, type PgTypeName, type Translated } from "./expr.js";
 
 /** A DEFAULT's value as SQLite sees it before applying the column's affinity. */
@@ -192,7 +192,15 @@ const ZONE = /(?:Z|[+-]\d{2}(?::?\d{2})?)$/;
 function validDate(m: RegExpExecArray): boolean {
   const [y, mo, d, h = "0", mi = "0", s = "0"] = m.slice(1).map((x) => x ?? undefined) as string[];
   const dt = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
-  return dt.getUTCFullYear() === Number(y) && dt.getUTCMonth() === Number(mo) - 1 && dt.getUTCDate() === Number(d) && Number(h) < 24 && Number(mi) < 60 && Number(s) < 60 && Number(y) > 0;
+  return (
+    dt.getUTCFullYear() === Number(y) &&
+    dt.getUTCMonth() === Number(mo) - 1 &&
+    dt.getUTCDate() === Number(d) &&
+    Number(h) < 24 &&
+    Number(mi) < 60 &&
+    Number(s) < 60 &&
+    Number(y) > 0
+  );
 }
 
 /** The value of a literal default in a column of type `type`, after SQLite's affinity. */

@@ -6,16 +6,31 @@
  * Conservative by design: a construct is translated only where the Postgres
  * text provably means the same as the SQLite one; anything else is refused
  * with a one-line reason naming the construct, so the caller can report it.
+ *
+ * Why one file over 400 lines: it is one recursive-descent translator — the
+ * parser, the node walker and the function/operator tables call each other
+ * at every level, and a reader follows one expression through all three.
+ * Defaults (expr-default.ts) are the part that stands alone.
  */
-import { tokenize, type Token } from "../source/sql-tokens.js";
+import { tokenize, type Token } from "../sqlite/sql-tokens.js";
 
 /** The outcome of a translation: Postgres SQL, or the reason it was refused. */
 export type Translated = { ok: true; sql: string } | { ok: false; reason: string };
 
 /** The Postgres types a column DEFAULT can be translated for. */
 export type PgTypeName =
-  | "smallint" | "integer" | "bigint" | "double precision" | "numeric" | "text"
-  | "bytea" | "boolean" | "date" | "timestamp" | "timestamptz" | "json";
+  | "smallint"
+  | "integer"
+  | "bigint"
+  | "double precision"
+  | "numeric"
+  | "text"
+  | "bytea"
+  | "boolean"
+  | "date"
+  | "timestamp"
+  | "timestamptz"
+  | "json";
 
 /** What {@link translateExpr} needs to know about the table an expression belongs to. */
 export interface ExprContext {
@@ -64,16 +79,36 @@ type Node =
 /** Binding powers, following the precedence table of SQLite's parse.y. */
 const BP = { or: 1, and: 2, not: 3, eq: 4, cmp: 5, bit: 7, add: 8, mul: 9, concat: 10, collate: 11 } as const;
 const INFIX: Record<string, number> = {
-  "=": BP.eq, "==": BP.eq, "!=": BP.eq, "<>": BP.eq, "<": BP.cmp, "<=": BP.cmp, ">": BP.cmp, ">=": BP.cmp,
-  "&": BP.bit, "|": BP.bit, "<<": BP.bit, ">>": BP.bit, "+": BP.add, "-": BP.add, "*": BP.mul, "/": BP.mul, "%": BP.mul,
-  "||": BP.concat, "->": BP.concat, "->>": BP.concat,
+  "=": BP.eq,
+  "==": BP.eq,
+  "!=": BP.eq,
+  "<>": BP.eq,
+  "<": BP.cmp,
+  "<=": BP.cmp,
+  ">": BP.cmp,
+  ">=": BP.cmp,
+  "&": BP.bit,
+  "|": BP.bit,
+  "<<": BP.bit,
+  ">>": BP.bit,
+  "+": BP.add,
+  "-": BP.add,
+  "*": BP.mul,
+  "/": BP.mul,
+  "%": BP.mul,
+  "||": BP.concat,
+  "->": BP.concat,
+  "->>": BP.concat,
 };
 const LIKE_OPS = new Set(["like", "glob", "match", "regexp"]);
 
 /** A Pratt parser for SQLite expressions; it builds a tree and refuses what it cannot represent. */
 class Parser {
   pos = 0;
-  constructor(readonly toks: Token[], readonly src: string) {}
+  constructor(
+    readonly toks: Token[],
+    readonly src: string,
+  ) {}
 
   peek(k = 0): Token | undefined {
     return this.toks[this.pos + k];
@@ -322,7 +357,7 @@ export function pgString(s: string): string {
 
 /** A double as a Postgres float8 literal, its shortest round-trip form. */
 /** Shared with the DEFAULT translation (expr-default.ts). */
-export function pgFloat(r: number): string {
+function pgFloat(r: number): string {
   return `${String(r)}::double precision`;
 }
 
@@ -337,12 +372,16 @@ const TEXT_FUNCS = new Set(["lower", "upper", "trim", "ltrim", "rtrim", "substr"
 const REFUSED_FUNCS: Record<string, string> = {
   typeof: "Postgres values have one type per column",
   round: "SQLite rounds halves away from zero on doubles, Postgres to even",
-  random: "it is not deterministic", randomblob: "it is not deterministic",
+  random: "it is not deterministic",
+  randomblob: "it is not deterministic",
   min: "SQLite's scalar min() is NULL when any argument is; least() ignores NULLs",
   max: "SQLite's scalar max() is NULL when any argument is; greatest() ignores NULLs",
-  printf: "its formats differ from Postgres's", format: "its formats differ from Postgres's",
-  hex: "it hexes the UTF-8 bytes of text", quote: "it quotes in SQLite's syntax",
-  unicode: "unicode('') is NULL, Postgres's ascii('') is 0", char: "it has no exact equivalent",
+  printf: "its formats differ from Postgres's",
+  format: "its formats differ from Postgres's",
+  hex: "it hexes the UTF-8 bytes of text",
+  quote: "it quotes in SQLite's syntax",
+  unicode: "unicode('') is NULL, Postgres's ascii('') is 0",
+  char: "it has no exact equivalent",
   sign: "it returns NULL for text that is not a number",
 };
 const DATE_FUNCS = new Set(["date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff"]);
@@ -352,11 +391,20 @@ class Translator {
 
   kind(n: Node): Kind {
     switch (n.t) {
-      case "num": return "int" in numberValue(n.text) ? "int" : "real";
-      case "str": return "text";
-      case "blob": return "blob";
-      case "null": return "null";
-      case "is": case "isnull": case "like": case "in": case "between": return "bool";
+      case "num":
+        return "int" in numberValue(n.text) ? "int" : "real";
+      case "str":
+        return "text";
+      case "blob":
+        return "blob";
+      case "null":
+        return "null";
+      case "is":
+      case "isnull":
+      case "like":
+      case "in":
+      case "between":
+        return "bool";
       case "col": {
         if (this.ctx.column(n.name) === null) return n.quote === '"' ? "text" : this.trueFalse(n) !== null ? "bool" : "unknown";
         const ty = this.ctx.columnType?.(n.name);
@@ -365,17 +413,22 @@ class Translator {
         if (ty === "double precision" || ty === "numeric") return "real";
         return ty === "text" ? "text" : ty === "bytea" ? "blob" : ty === "boolean" ? "bool" : "other";
       }
-      case "unary": return n.op === "NOT" ? "bool" : n.op === "~" ? "int" : this.kind(n.e);
+      case "unary":
+        return n.op === "NOT" ? "bool" : n.op === "~" ? "int" : this.kind(n.e);
       case "bin": {
         if (n.op === "||") return "text";
         if (!"+-*/%&|".includes(n.op) || n.op.length > 1) return "bool";
-        const a = this.kind(n.l), b = this.kind(n.r);
+        const a = this.kind(n.l),
+          b = this.kind(n.r);
         if (a === "int" && b === "int") return "int";
         return a === "real" || b === "real" ? "real" : "unknown";
       }
-      case "fn": return TEXT_FUNCS.has(n.name) ? "text" : n.name === "length" || n.name === "instr" ? "int" : "unknown";
-      case "collate": return this.kind(n.e);
-      default: return "unknown";
+      case "fn":
+        return TEXT_FUNCS.has(n.name) ? "text" : n.name === "length" || n.name === "instr" ? "int" : "unknown";
+      case "collate":
+        return this.kind(n.e);
+      default:
+        return "unknown";
     }
   }
 
@@ -402,9 +455,12 @@ class Translator {
         const v = numberValue(n.text);
         return "int" in v ? v.int.toString() : pgFloat(v.real);
       }
-      case "str": return pgString(n.value);
-      case "blob": return `'\\x${n.hex}'::bytea`;
-      case "null": return "NULL";
+      case "str":
+        return pgString(n.value);
+      case "blob":
+        return `'\\x${n.hex}'::bytea`;
+      case "null":
+        return "NULL";
       case "unary": {
         if (n.op === "+") return this.emit(n.e, top); // a no-op in SQLite
         if (n.op === "-" && n.e.t === "num") {
@@ -415,20 +471,23 @@ class Translator {
         const e = this.emit(n.e);
         return wrap(n.op === "NOT" ? `NOT ${e}` : `${n.op}${e.startsWith("-") ? " " : ""}${e}`);
       }
-      case "bin": return this.binary(n, wrap);
+      case "bin":
+        return this.binary(n, wrap);
       case "is": {
         const tf = n.r.t === "col" && this.ctx.column(n.r.name) === null ? this.trueFalse(n.r) : null;
         const r = n.r.t === "null" ? "NULL" : tf !== null ? (tf ? "TRUE" : "FALSE") : null;
         if (r) return wrap(`${this.emit(n.l)} IS ${n.not ? "NOT " : ""}${r}`);
         return wrap(`${this.emit(n.l)} IS ${n.not ? "" : "NOT "}DISTINCT FROM ${this.emit(n.r)}`);
       }
-      case "isnull": return wrap(`${this.emit(n.e)} IS ${n.not ? "NOT " : ""}NULL`);
+      case "isnull":
+        return wrap(`${this.emit(n.e)} IS ${n.not ? "NOT " : ""}NULL`);
       case "in":
         if (n.list.length === 0) return n.not ? "TRUE" : "FALSE"; // even for NULL, in SQLite
         return wrap(`${this.emit(n.e)} ${n.not ? "NOT " : ""}IN (${n.list.map((x) => this.emit(x, true)).join(", ")})`);
       case "between":
         return wrap(`${this.emit(n.e)} ${n.not ? "NOT " : ""}BETWEEN ${this.emit(n.lo)} AND ${this.emit(n.hi)}`);
-      case "like": return wrap(this.like(n));
+      case "like":
+        return wrap(this.like(n));
       case "case": {
         const parts = ["CASE"];
         if (n.base) parts.push(this.emit(n.base));
@@ -437,11 +496,13 @@ class Translator {
         parts.push("END");
         return wrap(parts.join(" "));
       }
-      case "cast": return this.cast(n.e, n.type);
+      case "cast":
+        return this.cast(n.e, n.type);
       case "collate":
         if (n.name.toLowerCase() !== "binary") refuse(`COLLATE ${n.name} has no exact Postgres equivalent`);
         return wrap(`${this.emit(n.e)} COLLATE "C"`);
-      case "fn": return this.call(n.name, n.args);
+      case "fn":
+        return this.call(n.name, n.args);
     }
   }
 
@@ -496,7 +557,10 @@ class Translator {
       if (n.esc) refuse("GLOB has no ESCAPE clause");
       if (n.r.t !== "str") refuse("GLOB with a pattern that is not a string literal is not translated");
       if (n.r.value.includes("[")) refuse("GLOB character classes [...] are not translated");
-      const pat = n.r.value.replace(/[\\%_]/g, (c) => "\\" + c).replace(/\*/g, "%").replace(/\?/g, "_");
+      const pat = n.r.value
+        .replace(/[\\%_]/g, (c) => "\\" + c)
+        .replace(/\*/g, "%")
+        .replace(/\?/g, "_");
       return `${this.emit(n.l)} ${not}LIKE ${pgString(pat)} ESCAPE '\\'`;
     }
     return refuse(`${n.op.toUpperCase()} has no Postgres equivalent`);
@@ -536,25 +600,46 @@ class Translator {
         arity(1);
         const [from, to] = name === "lower" ? [UPPER, LOWER] : [LOWER, UPPER];
         const x = args[0]!;
-        if (x.t === "str") return pgString(name === "lower" ? x.value.replace(/[A-Z]/g, (c) => c.toLowerCase()) : x.value.replace(/[a-z]/g, (c) => c.toUpperCase()));
+        if (x.t === "str")
+          return pgString(name === "lower" ? x.value.replace(/[A-Z]/g, (c) => c.toLowerCase()) : x.value.replace(/[a-z]/g, (c) => c.toUpperCase()));
         return `translate(${a(0)}, '${from}', '${to}')`; // SQLite folds ASCII letters only
       }
-      case "length": arity(1); return `length(${a(0)})`;
-      case "abs": arity(1); return `abs(${a(0)})`;
-      case "coalesce": if (n < 2) arity(2); return `coalesce(${all()})`;
-      case "ifnull": arity(2); return `coalesce(${all()})`;
-      case "nullif": arity(2); return `nullif(${all()})`;
-      case "trim": arity(1, 2); return `btrim(${all()})`;
-      case "ltrim": case "rtrim": arity(1, 2); return `${name}(${all()})`;
-      case "instr": arity(2); return `strpos(${all()})`;
-      case "replace": arity(3); return `replace(${all()})`;
+      case "length":
+        arity(1);
+        return `length(${a(0)})`;
+      case "abs":
+        arity(1);
+        return `abs(${a(0)})`;
+      case "coalesce":
+        if (n < 2) arity(2);
+        return `coalesce(${all()})`;
+      case "ifnull":
+        arity(2);
+        return `coalesce(${all()})`;
+      case "nullif":
+        arity(2);
+        return `nullif(${all()})`;
+      case "trim":
+        arity(1, 2);
+        return `btrim(${all()})`;
+      case "ltrim":
+      case "rtrim":
+        arity(1, 2);
+        return `${name}(${all()})`;
+      case "instr":
+        arity(2);
+        return `strpos(${all()})`;
+      case "replace":
+        arity(3);
+        return `replace(${all()})`;
       case "substr":
       case "substring": {
         arity(2, 3);
         const lit = (i: number, min: bigint): void => {
           const x = args[i]!;
           const v = x.t === "num" ? numberValue(x.text) : null;
-          if (!v || !("int" in v) || v.int < min) refuse(`${name}() is translated only with literal positions ≥ 1 and lengths ≥ 0 (SQLite counts negative ones from the end)`);
+          if (!v || !("int" in v) || v.int < min)
+            refuse(`${name}() is translated only with literal positions ≥ 1 and lengths ≥ 0 (SQLite counts negative ones from the end)`);
         };
         lit(1, 1n);
         if (n === 3) lit(2, 0n);
@@ -564,8 +649,13 @@ class Translator {
       case "if":
         arity(2, 3);
         return `(CASE WHEN ${a(0)} THEN ${a(1)}${n === 3 ? ` ELSE ${a(2)}` : ""} END)`;
-      case "likely": case "unlikely": arity(1); return this.emit(args[0]!);
-      case "likelihood": arity(2); return this.emit(args[0]!);
+      case "likely":
+      case "unlikely":
+        arity(1);
+        return this.emit(args[0]!);
+      case "likelihood":
+        arity(2);
+        return this.emit(args[0]!);
     }
     if (REFUSED_FUNCS[name]) refuse(`function ${name}() is not translated: ${REFUSED_FUNCS[name]}`);
     if (DATE_FUNCS.has(name)) refuse(`date/time function ${name}() is not translated: its text formats and modifiers are SQLite's own`);

@@ -1,7 +1,7 @@
 import { sourceError } from "../errors.js";
 
 /** Postgres truncates identifiers to NAMEDATALEN-1 bytes. */
-export const PG_MAX_IDENT_BYTES = 63;
+const PG_MAX_IDENT_BYTES = 63;
 
 /**
  * The Postgres name for a SQLite name: ASCII letters folded to lower case
@@ -43,15 +43,20 @@ export class Namespace {
   claim(sourceName: string, name: string, context: Record<string, string> = {}): string {
     const prev = this.taken.get(name);
     if (prev !== undefined) {
-      const why = Buffer.byteLength(sourceName) > PG_MAX_IDENT_BYTES || Buffer.byteLength(prev) > PG_MAX_IDENT_BYTES
-        ? "Postgres keeps only the first 63 bytes of a name"
-        : "names fold to lower case";
-      throw sourceError("NAME_COLLISION", `${this.what} ${JSON.stringify(prev)} and ${JSON.stringify(sourceName)} both become ${JSON.stringify(name)} in Postgres (${why})`, {
-        context: { ...context, first: prev, second: sourceName, postgres_name: name },
-        hint: why.startsWith("names fold")
-          ? "use --preserve-case to keep names exactly as in SQLite, or rename one of them in SQLite"
-          : "rename one of them in SQLite to differ within its first 63 bytes",
-      });
+      const why =
+        Buffer.byteLength(sourceName) > PG_MAX_IDENT_BYTES || Buffer.byteLength(prev) > PG_MAX_IDENT_BYTES
+          ? "Postgres keeps only the first 63 bytes of a name"
+          : "names fold to lower case";
+      throw sourceError(
+        "NAME_COLLISION",
+        `${this.what} ${JSON.stringify(prev)} and ${JSON.stringify(sourceName)} both become ${JSON.stringify(name)} in Postgres (${why})`,
+        {
+          context: { ...context, first: prev, second: sourceName, postgres_name: name },
+          hint: why.startsWith("names fold")
+            ? "use --preserve-case to keep names exactly as in SQLite, or rename one of them in SQLite"
+            : "rename one of them in SQLite to differ within its first 63 bytes",
+        },
+      );
     }
     this.taken.set(name, sourceName);
     return name;
@@ -62,7 +67,7 @@ export class Namespace {
     let name = truncateIdent(base);
     for (let i = 2; this.taken.has(name); i++) {
       const suffix = `_${i}`;
-      name = truncateIdent(base.slice(0, Math.max(1, base.length))) ;
+      name = truncateIdent(base.slice(0, Math.max(1, base.length)));
       while (Buffer.byteLength(name + suffix) > PG_MAX_IDENT_BYTES) name = name.slice(0, -1);
       name += suffix;
     }

@@ -1,8 +1,8 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { isUtf8 } from "node:buffer";
-import { quoteIdent } from "../sql/ident.js";
-import { ChunkReader } from "../source/reader.js";
-import { isSuspectText } from "../target/copy-encode.js";
+import { quoteIdent } from "../ident.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { isSuspectText } from "../sqlite/text.js";
 import { renderKey, type MigrationPlan, type Refusal } from "./plan.js";
 
 /**
@@ -16,7 +16,14 @@ export function scanTextValues(db: BetterSqlite3.Database, plan: MigrationPlan, 
   for (const t of plan.tables) {
     const cols = t.columns.filter((c) => (t.census.columns.get(c.source.name)?.texts ?? 0) > 0);
     if (cols.length === 0) continue;
-    const reader = new ChunkReader(db, t, cols.map((c) => c.source.name), 5000, { after: null, upTo: null }, true);
+    const reader = new ChunkReader(
+      db,
+      t,
+      cols.map((c) => c.source.name),
+      5000,
+      { after: null, upTo: null },
+      true,
+    );
     const found = new Map<string, number>();
     for (let rows = reader.read(); rows !== null; rows = reader.read()) {
       for (const row of rows) {
@@ -33,7 +40,9 @@ export function scanTextValues(db: BetterSqlite3.Database, plan: MigrationPlan, 
           if (reasons.length === 0 || n >= perColumn) return;
           found.set(c.source.name, n + 1);
           out.push({
-            table: t.source.name, column: c.source.name, key: renderKey(reader.keyNames, keyVals),
+            table: t.source.name,
+            column: c.source.name,
+            key: renderKey(reader.keyNames, keyVals),
             value: `x'${raw.subarray(0, 48).toString("hex")}${raw.length > 48 ? "…" : ""}'`,
             reason: `text with ${reasons.join(" and ")}, which Postgres cannot store`,
           });
@@ -48,8 +57,8 @@ export function scanTextValues(db: BetterSqlite3.Database, plan: MigrationPlan, 
 export function readRawText(db: BetterSqlite3.Database, table: string, column: string, keyNames: string[], keyVals: unknown[]): Buffer | null {
   // The names the rowid goes by stay bare (readers name it so when no column takes the name).
   const where = keyNames.map((k) => `${/^(rowid|_rowid_|oid)$/.test(k) ? k : quoteIdent(k)} = ?`).join(" AND ");
-  const row = db
-    .prepare(`SELECT CAST(${quoteIdent(column)} AS BLOB) AS b FROM main.${quoteIdent(table)} WHERE ${where}`)
-    .get(...keyVals) as { b: Buffer | null } | undefined;
+  const row = db.prepare(`SELECT CAST(${quoteIdent(column)} AS BLOB) AS b FROM main.${quoteIdent(table)} WHERE ${where}`).get(...keyVals) as
+    | { b: Buffer | null }
+    | undefined;
   return row?.b ?? null;
 }

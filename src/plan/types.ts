@@ -1,26 +1,33 @@
-import type { ColumnCensus } from "../source/census.js";
-import { DATE_CLASS, isDateDeclared, numericTypmod } from "../source/census.js";
-import type { SourceColumn } from "../source/schema.js";
+import type { ColumnCensus } from "../sqlite/census.js";
+import { DATE_CLASS, isDateDeclared, numericTypmod } from "../sqlite/census.js";
+import type { SourceColumn } from "../sqlite/schema.js";
 
 /** The Postgres types this project creates. */
-export type PgKind =
-  | "bigint"
-  | "double precision"
-  | "numeric"
-  | "text"
-  | "bytea"
-  | "boolean"
-  | "date"
-  | "timestamp"
-  | "timestamptz"
-  | "json";
+type PgKind = "bigint" | "double precision" | "numeric" | "text" | "bytea" | "boolean" | "date" | "timestamp" | "timestamptz" | "json";
 
 /**
  * How a SQLite value becomes the Postgres value: as it is, or converted
  * (epoch seconds/milliseconds and julian days to an instant, 0/1 and
  * true/false words to a boolean).
  */
-export type Conversion = "none" | "epoch_s" | "epoch_ms" | "julian" | "boolean";
+type Conversion = "none" | "epoch_s" | "epoch_ms" | "julian" | "boolean";
+
+/** What the encoder needs to know about one column. */
+export interface EncodeColumn {
+  name: string;
+  kind: PgKind;
+  conversion: Conversion;
+  /** Scale of `numeric(p,s)`; null for unconstrained numeric and other kinds. */
+  scale: number | null;
+  /**
+   * A text column that is (part of) a key: numbers are refused, since
+   * Postgres text would conflate integer 1 with a text '1' that SQLite
+   * keeps as another key.
+   */
+  keyText?: boolean;
+  /** Precision of `numeric(p,s)`; null or absent otherwise (plans saved before it was recorded). */
+  precision?: number | null;
+}
 
 /** The type chosen for one column, and why. */
 export interface TypeDecision {
@@ -69,7 +76,11 @@ export function chooseType(col: SourceColumn, c: ColumnCensus, isRowidAlias: boo
   const onlyNull = c.integers + c.reals + c.texts + c.blobs === 0;
   const intsSafe = c.minInt === null || (c.minInt >= -MAX_SAFE && c.maxInt! <= MAX_SAFE);
   const d = (kind: PgKind, reason: string, conversion: Conversion = "none", sqlType: string = kind, scale: number | null = null): TypeDecision => ({
-    kind, sql: sqlType, conversion, reason, scale,
+    kind,
+    sql: sqlType,
+    conversion,
+    reason,
+    scale,
   });
 
   if (isRowidAlias) return d("bigint", "INTEGER PRIMARY KEY is SQLite's 64-bit rowid: bigint identity");
@@ -94,7 +105,8 @@ export function chooseType(col: SourceColumn, c: ColumnCensus, isRowidAlias: boo
     if (c.integers === 0 && c.reals === 0 && (k & DATE_CLASS.other) === 0) {
       if (k === DATE_CLASS.timestamptz) return d("timestamptz", `declared ${declared}; every value is an ISO timestamp with a zone`);
       if (k === DATE_CLASS.date) return d("date", `declared ${declared}; every value is an ISO date`);
-      if ((k & DATE_CLASS.timestamptz) === 0) return d("timestamp", `declared ${declared}; every value is an ISO date/timestamp without zone (at most microseconds)`);
+      if ((k & DATE_CLASS.timestamptz) === 0)
+        return d("timestamp", `declared ${declared}; every value is an ISO date/timestamp without zone (at most microseconds)`);
       return d("text", `declared ${declared}; mixes timestamps with and without a zone, which no single Postgres type holds as written`);
     }
     if (c.texts === 0 && c.reals === 0 && c.minInt !== null) {
@@ -102,7 +114,11 @@ export function chooseType(col: SourceColumn, c: ColumnCensus, isRowidAlias: boo
         return d("timestamptz", `declared ${declared}; every value is an integer in the range of unix seconds: the same instant as timestamptz`, "epoch_s");
       }
       if (c.minInt >= 100000000000n && c.maxInt! <= EPOCH_S_MAX * 1000n) {
-        return d("timestamptz", `declared ${declared}; every value is an integer in the range of unix milliseconds: the same instant as timestamptz`, "epoch_ms");
+        return d(
+          "timestamptz",
+          `declared ${declared}; every value is an integer in the range of unix milliseconds: the same instant as timestamptz`,
+          "epoch_ms",
+        );
       }
     }
     if (c.texts === 0 && c.integers === 0 && c.reals > 0 && c.julianReals === c.reals) {
@@ -117,21 +133,45 @@ export function chooseType(col: SourceColumn, c: ColumnCensus, isRowidAlias: boo
 
   // Numbers and text, by what the column holds.
   if (c.texts > 0) {
-    if (c.integers + c.reals === 0) return d("text", aff === "text" || declared === "" ? `declared ${declared || "without a type"}; holds text` : `declared ${declared} but holds only text: typed text so no row is lost`);
-    return d("text", `declared ${declared || "without a type"} but holds ${held}: typed text so no row is lost (numbers are written in their exact shortest form)`);
+    if (c.integers + c.reals === 0)
+      return d(
+        "text",
+        aff === "text" || declared === ""
+          ? `declared ${declared || "without a type"}; holds text`
+          : `declared ${declared} but holds only text: typed text so no row is lost`,
+      );
+    return d(
+      "text",
+      `declared ${declared || "without a type"} but holds ${held}: typed text so no row is lost (numbers are written in their exact shortest form)`,
+    );
   }
   const nm = numericTypmod(declared);
   if (nm) {
     const numbers = c.integers + c.reals;
     if (c.numericFits === numbers && (c.reals === 0 || nm.precision <= 15)) {
-      return d("numeric", `declared ${declared}; every value fits numeric(${nm.precision},${nm.scale}) exactly`, "none", `numeric(${nm.precision},${nm.scale})`, nm.scale);
+      return d(
+        "numeric",
+        `declared ${declared}; every value fits numeric(${nm.precision},${nm.scale}) exactly`,
+        "none",
+        `numeric(${nm.precision},${nm.scale})`,
+        nm.scale,
+      );
     }
-    if (c.reals > 0 && intsSafe) return d("double precision", `declared ${declared} but holds reals that numeric(${nm.precision},${nm.scale}) would round: kept as double precision, bit for bit`);
+    if (c.reals > 0 && intsSafe)
+      return d(
+        "double precision",
+        `declared ${declared} but holds reals that numeric(${nm.precision},${nm.scale}) would round: kept as double precision, bit for bit`,
+      );
     return d("numeric", `declared ${declared} but some values exceed it: unconstrained numeric holds them all exactly`);
   }
   if (c.reals > 0) {
     if (c.integers === 0 || intsSafe) {
-      return d("double precision", c.integers === 0 ? `declared ${declared || "without a type"}; holds reals` : `declared ${declared || "without a type"}; holds ${held}, every integer within ±2^53: double precision holds all exactly`);
+      return d(
+        "double precision",
+        c.integers === 0
+          ? `declared ${declared || "without a type"}; holds reals`
+          : `declared ${declared || "without a type"}; holds ${held}, every integer within ±2^53: double precision holds all exactly`,
+      );
     }
     return d("numeric", `holds ${held} with integers beyond ±2^53: numeric holds both exactly`);
   }
@@ -141,12 +181,22 @@ export function chooseType(col: SourceColumn, c: ColumnCensus, isRowidAlias: boo
   }
   // Only NULLs: follow the declared type.
   switch (aff) {
-    case "integer": return d("bigint", `declared ${declared}; no values yet`);
-    case "real": return d("double precision", `declared ${declared}; no values yet`);
-    case "text": return d("text", `declared ${declared}; no values yet`);
-    case "blob": return declared === "" ? d("text", "no declared type and no values yet") : d("bytea", `declared ${declared}; no values yet`);
+    case "integer":
+      return d("bigint", `declared ${declared}; no values yet`);
+    case "real":
+      return d("double precision", `declared ${declared}; no values yet`);
+    case "text":
+      return d("text", `declared ${declared}; no values yet`);
+    case "blob":
+      return declared === "" ? d("text", "no declared type and no values yet") : d("bytea", `declared ${declared}; no values yet`);
     default:
-      if (nm) return d("numeric", `declared ${declared}; no values yet`, "none", `numeric(${(nm as { precision: number }).precision},${(nm as { scale: number }).scale})`);
+      if (nm)
+        return d(
+          "numeric",
+          `declared ${declared}; no values yet`,
+          "none",
+          `numeric(${(nm as { precision: number }).precision},${(nm as { scale: number }).scale})`,
+        );
       if (isDateDeclared(declared)) return d("timestamp", `declared ${declared}; no values yet`);
       return d("numeric", `declared ${declared}; no values yet`);
   }

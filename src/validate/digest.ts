@@ -3,11 +3,11 @@ import { hash } from "node:crypto";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type pg from "pg";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { ChunkReader } from "../source/reader.js";
-import { readNamed } from "../source/too-big.js";
-import { recordField } from "../target/copy-encode.js";
-import { canonicalIsBare, canonicalSql, canonicalWriter } from "./canonical.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { readNamed } from "../plan/too-big.js";
+import { recordField } from "../convert/copy-encode.js";
+import { canonicalIsBare, canonicalSql, canonicalWriter } from "../convert/canonical.js";
 
 /**
  * An order-independent digest of a table: the row count and the sum of the
@@ -98,7 +98,12 @@ export function digestRowSql(t: TablePlan): string {
 }
 
 /** Digest of a table as Postgres holds it, computed by the server. */
-export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: TablePlan, range?: { column: string; after: bigint | null; upTo: bigint | null }): Promise<Digest> {
+export async function pgDigest(
+  client: pg.ClientBase,
+  plan: MigrationPlan,
+  t: TablePlan,
+  range?: { column: string; after: bigint | null; upTo: bigint | null },
+): Promise<Digest> {
   const where = range ? ` WHERE ${rangeSql(`t.${quoteIdent(range.column)}`, range)}` : "";
   const r = await client.query<{ n: string; s: string }>(
     `SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(${digestRowSql(t)}), 15))::bit(60)::bigint), 0)::text AS s FROM ${qualified(plan.schema, t.name)} AS t${where}`,
@@ -110,8 +115,19 @@ export async function pgDigest(client: pg.ClientBase, plan: MigrationPlan, t: Ta
  * Digest of a table as SQLite holds it, read in short key-ordered chunks,
  * yielding to the event loop between chunks.
  */
-export async function sqliteDigest(db: BetterSqlite3.Database, t: TablePlan, chunkRows = 5000, range?: { after: bigint | null; upTo: bigint | null }): Promise<Digest> {
-  const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), chunkRows, range ?? { after: null, upTo: null });
+export async function sqliteDigest(
+  db: BetterSqlite3.Database,
+  t: TablePlan,
+  chunkRows = 5000,
+  range?: { after: bigint | null; upTo: bigint | null },
+): Promise<Digest> {
+  const reader = new ChunkReader(
+    db,
+    t,
+    t.columns.map((c) => c.source.name),
+    chunkRows,
+    range ?? { after: null, upTo: null },
+  );
   const d = new DigestBuilder();
   const record = rowRecorder(t.columns);
   const read = () => readNamed(db, t, () => reader.read());

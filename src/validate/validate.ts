@@ -8,10 +8,10 @@
 import type BetterSqlite3 from "better-sqlite3";
 import type pg from "pg";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
-import { qualified, quoteIdent } from "../sql/ident.js";
-import { ChunkReader } from "../source/reader.js";
-import { INTERNAL_TABLES, readSchema, rowidName } from "../source/schema.js";
-import { ROWID_COLUMN } from "../target/row-encoder.js";
+import { qualified, quoteIdent } from "../ident.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { INTERNAL_TABLES, readSchema, rowidName } from "../sqlite/schema.js";
+import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
 /** One table's result. */
@@ -43,7 +43,11 @@ const MAX_KEYS = 100;
 async function rowidColumn(c: pg.ClientBase, plan: MigrationPlan, t: TablePlan): Promise<string | null> {
   if (t.readOrder.kind !== "rowid") return null;
   if (t.source.rowidAlias) return t.columns.find((x) => x.source.name === t.source.rowidAlias)!.name;
-  const r = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = $3", [plan.schema, t.name, ROWID_COLUMN]);
+  const r = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = $3", [
+    plan.schema,
+    t.name,
+    ROWID_COLUMN,
+  ]);
   return r.rowCount ? ROWID_COLUMN : null;
 }
 
@@ -77,37 +81,58 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
  * or the reverse, is a difference — row checksums over the plan's columns
  * alone would call such tables equal.
  */
-async function schemaDifferences(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan): Promise<{ table: string; missing: boolean; text: string }[]> {
+async function schemaDifferences(
+  db: BetterSqlite3.Database,
+  c: pg.ClientBase,
+  plan: MigrationPlan,
+): Promise<{ table: string; missing: boolean; text: string }[]> {
   const out: { table: string; missing: boolean; text: string }[] = [];
   const live = readSchema(db).tables;
   for (const l of live) {
     if (INTERNAL_TABLES.has(l.name)) continue;
-    if (!plan.tables.some((t) => t.source.name === l.name)) out.push({ table: l.name, missing: false, text: `table ${l.name} is in SQLite but not in Postgres (not replicated)` });
+    if (!plan.tables.some((t) => t.source.name === l.name))
+      out.push({ table: l.name, missing: false, text: `table ${l.name} is in SQLite but not in Postgres (not replicated)` });
   }
-  const pgCols = await c.query<{ table_name: string; column_name: string }>("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1", [plan.schema]);
+  const pgCols = await c.query<{ table_name: string; column_name: string }>(
+    "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1",
+    [plan.schema],
+  );
   for (const t of plan.tables) {
     const l = live.find((x) => x.name === t.source.name);
     const inPg = new Set(pgCols.rows.filter((r) => r.table_name === t.name).map((r) => r.column_name));
     if (!l) out.push({ table: t.source.name, missing: true, text: `table ${t.source.name} is in Postgres but not in SQLite (dropped or renamed)` });
-    if (!inPg.size) out.push({ table: t.source.name, missing: true, text: `table ${t.source.name} is in SQLite but its Postgres table ${t.name} does not exist` });
+    if (!inPg.size)
+      out.push({ table: t.source.name, missing: true, text: `table ${t.source.name} is in SQLite but its Postgres table ${t.name} does not exist` });
     if (!l || !inPg.size) continue;
     for (const col of l.columns) {
       const planned = t.columns.find((x) => x.source.name === col.name);
       if (!planned) out.push({ table: t.source.name, missing: false, text: `column ${t.source.name}.${col.name} is in SQLite but not in Postgres` });
     }
     for (const col of t.columns) {
-      if (!l.columns.some((x) => x.name === col.source.name)) out.push({ table: t.source.name, missing: false, text: `column ${t.source.name}.${col.source.name} is in Postgres but not in SQLite` });
-      else if (!inPg.has(col.name)) out.push({ table: t.source.name, missing: false, text: `column ${t.source.name}.${col.source.name} is in SQLite but not in Postgres (${t.name}.${col.name} is missing there)` });
+      if (!l.columns.some((x) => x.name === col.source.name))
+        out.push({ table: t.source.name, missing: false, text: `column ${t.source.name}.${col.source.name} is in Postgres but not in SQLite` });
+      else if (!inPg.has(col.name))
+        out.push({
+          table: t.source.name,
+          missing: false,
+          text: `column ${t.source.name}.${col.source.name} is in SQLite but not in Postgres (${t.name}.${col.name} is missing there)`,
+        });
     }
     for (const name of inPg) {
-      if (name !== ROWID_COLUMN && !t.columns.some((x) => x.name === name)) out.push({ table: t.source.name, missing: false, text: `column ${t.name}.${name} is in Postgres but not in SQLite` });
+      if (name !== ROWID_COLUMN && !t.columns.some((x) => x.name === name))
+        out.push({ table: t.source.name, missing: false, text: `column ${t.name}.${name} is in Postgres but not in SQLite` });
     }
   }
   return out;
 }
 
 /** The keys of the rows of a table that differ, found by halving rowid ranges (or a note why they cannot be named). */
-export async function differences(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan): Promise<Pick<TableResult, "differences" | "note">> {
+export async function differences(
+  db: BetterSqlite3.Database,
+  c: pg.ClientBase,
+  plan: MigrationPlan,
+  t: TablePlan,
+): Promise<Pick<TableResult, "differences" | "note">> {
   const col = await rowidColumn(c, plan, t);
   if (col) return { differences: await localise(db, c, plan, t, col) };
   return { note: "no rowid column in Postgres to localise by: the table differs as a whole" };
@@ -117,7 +142,10 @@ export async function differences(db: BetterSqlite3.Database, c: pg.ClientBase, 
 async function localise(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan, col: string): Promise<TableResult["differences"]> {
   const out: NonNullable<TableResult["differences"]> = [];
   const rowid = rowidName(t.source);
-  const lo = db.prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(t.source.name)}`).safeIntegers(true).get() as { lo: bigint | null; hi: bigint | null };
+  const lo = db
+    .prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(t.source.name)}`)
+    .safeIntegers(true)
+    .get() as { lo: bigint | null; hi: bigint | null };
   const pr = (await c.query(`SELECT min(${quoteIdent(col)})::text AS lo, max(${quoteIdent(col)})::text AS hi FROM ${qualified(plan.schema, t.name)}`)).rows[0];
   const bounds = [lo.lo, lo.hi, pr.lo === null ? null : BigInt(pr.lo), pr.hi === null ? null : BigInt(pr.hi)].filter((x): x is bigint => x !== null);
   if (bounds.length === 0) return out;
@@ -139,12 +167,21 @@ async function localise(db: BetterSqlite3.Database, c: pg.ClientBase, plan: Migr
 }
 
 async function compareRows(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan, col: string, r: { after: bigint; upTo: bigint }) {
-  const reader = new ChunkReader(db, t, t.columns.map((x) => x.source.name), LEAF_ROWS * 4, r, true);
+  const reader = new ChunkReader(
+    db,
+    t,
+    t.columns.map((x) => x.source.name),
+    LEAF_ROWS * 4,
+    r,
+    true,
+  );
   const record = rowRecorder(t.columns);
   const mine = new Map<string, string>();
   for (let rows = reader.read(); rows; rows = reader.read()) for (const row of rows) mine.set(String(row[0]), record(row, 1));
   const theirs = new Map<string, string>();
-  const q = await c.query(`SELECT ${quoteIdent(col)}::text AS k, ${digestRowSql(t)} AS rec FROM ${qualified(plan.schema, t.name)} AS t WHERE ${rangeSql(`t.${quoteIdent(col)}`, r)}`);
+  const q = await c.query(
+    `SELECT ${quoteIdent(col)}::text AS k, ${digestRowSql(t)} AS rec FROM ${qualified(plan.schema, t.name)} AS t WHERE ${rangeSql(`t.${quoteIdent(col)}`, r)}`,
+  );
   for (const row of q.rows) theirs.set(row.k, row.rec);
   const keyName = t.source.rowidAlias ?? rowidName(t.source);
   const out: NonNullable<TableResult["differences"]> = [];

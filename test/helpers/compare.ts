@@ -93,31 +93,57 @@ export async function compareDatabases(
   const db = new Database(sqlitePath, { readonly: true });
   const diffs: Difference[] = [];
   let rows = 0;
-  const tables = (db.prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_sqlite2pg_changes', '_sqlite2pg_meta')").all() as { name: string }[]).map((r) => r.name);
+  const tables = (
+    db
+      .prepare(
+        "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_sqlite2pg_changes', '_sqlite2pg_meta')",
+      )
+      .all() as { name: string }[]
+  ).map((r) => r.name);
   try {
     for (const name of tables) {
       const rel = await client.query({
         text: "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND lower(c.relname) = lower($2) AND c.relkind = 'r'",
         values: [schema, name],
       });
-      if (rel.rowCount !== 1) { diffs.push({ table: name, detail: "missing in Postgres" }); continue; }
+      if (rel.rowCount !== 1) {
+        diffs.push({ table: name, detail: "missing in Postgres" });
+        continue;
+      }
       const pgName = rel.rows[0].relname as string;
-      const cols = (await client.query({
-        text: "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        values: [schema, pgName],
-      })).rows.filter((c: { attname: string }) => !(opts.ignoreColumns ?? []).includes(c.attname)) as { attname: string; typname: string }[];
+      const cols = (
+        await client.query({
+          text: "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+          values: [schema, pgName],
+        })
+      ).rows.filter((c: { attname: string }) => !(opts.ignoreColumns ?? []).includes(c.attname)) as { attname: string; typname: string }[];
       const srcCols = (db.prepare(`SELECT name FROM pragma_table_xinfo(?)`).all(name) as { name: string }[]).map((r) => r.name);
-      if (srcCols.length !== cols.length) { diffs.push({ table: name, detail: `${srcCols.length} columns in SQLite, ${cols.length} in Postgres` }); continue; }
+      if (srcCols.length !== cols.length) {
+        diffs.push({ table: name, detail: `${srcCols.length} columns in SQLite, ${cols.length} in Postgres` });
+        continue;
+      }
       const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
-      const sqliteRows = db.prepare(`SELECT ${srcCols.map(q).join(", ")} FROM ${q(name)}`).raw(true).safeIntegers(true).all() as unknown[][];
+      const sqliteRows = db
+        .prepare(`SELECT ${srcCols.map(q).join(", ")} FROM ${q(name)}`)
+        .raw(true)
+        .safeIntegers(true)
+        .all() as unknown[][];
       await client.query("SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET bytea_output = 'hex'");
-      const pgRows = (await client.query({ text: `SELECT ${cols.map((c) => q(c.attname)).join(", ")} FROM ${q(schema)}.${q(pgName)}`, rowMode: "array", types: raw })).rows as (string | null)[][];
+      const pgRows = (
+        await client.query({ text: `SELECT ${cols.map((c) => q(c.attname)).join(", ")} FROM ${q(schema)}.${q(pgName)}`, rowMode: "array", types: raw })
+      ).rows as (string | null)[][];
       const a = sqliteRows.map((r) => r.map((v, i) => sqliteNorm(cols[i]!.typname, v)).join("\u0001")).sort();
       const b = pgRows.map((r) => r.map((v, i) => pgNorm(cols[i]!.typname, v)).join("\u0001")).sort();
       rows += a.length;
-      if (a.length !== b.length) { diffs.push({ table: name, detail: `${a.length} rows in SQLite, ${b.length} in Postgres` }); continue; }
+      if (a.length !== b.length) {
+        diffs.push({ table: name, detail: `${a.length} rows in SQLite, ${b.length} in Postgres` });
+        continue;
+      }
       for (let i = 0; i < a.length; i++) {
-        if (a[i] !== b[i]) { diffs.push({ table: name, detail: `row differs: SQLite ${JSON.stringify(a[i])} vs Postgres ${JSON.stringify(b[i])}` }); break; }
+        if (a[i] !== b[i]) {
+          diffs.push({ table: name, detail: `row differs: SQLite ${JSON.stringify(a[i])} vs Postgres ${JSON.stringify(b[i])}` });
+          break;
+        }
       }
     }
   } finally {

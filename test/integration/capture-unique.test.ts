@@ -10,11 +10,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, captureProblems, captureTriggersSql, installCapture, replaceConflicts } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema } from "../../src/target/state.js";
+import { CHANGES, captureProblems, captureTriggersSql, installCapture, replaceConflicts } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema } from "../../src/replication/state.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {
@@ -47,18 +47,21 @@ async function setup(sql: string, rows?: string) {
 
 describe("REPLACE capture: every form of unique index", () => {
   it("expression indexes: lower(email), json_extract(data, '$.sku'), and one whose literal names a column", async () => {
-    const s = await setup(`
+    const s = await setup(
+      `
       CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, name TEXT);
       CREATE UNIQUE INDEX users_email ON users (lower(email));
       CREATE TABLE items (id INTEGER PRIMARY KEY, data TEXT, note TEXT);
       CREATE UNIQUE INDEX items_sku ON items (json_extract(data, '$.sku'));
       CREATE TABLE tags (id INTEGER PRIMARY KEY, a TEXT, b TEXT);
       CREATE UNIQUE INDEX tags_ab ON tags (a || 'b' || b);
-    `, `
+    `,
+      `
       INSERT INTO users (email, name) VALUES ('Ann@X.org', 'ann'), ('bob@x.org', 'bob'), ('cy@x.org', 'cy');
       INSERT INTO items (data, note) VALUES ('{"sku":"A1"}', 'one'), ('{"sku":"B2"}', 'two'), ('{"sku":"C3"}', 'three');
       INSERT INTO tags (a, b) VALUES ('x', 'y'), ('p', 'q');
-    `);
+    `,
+    );
     await s.exact();
     s.db.exec(`
       INSERT OR REPLACE INTO users (email, name) VALUES ('ANN@x.org', 'ann again');   -- evicts id 1 through lower(email)
@@ -74,10 +77,13 @@ describe("REPLACE capture: every form of unique index", () => {
   });
 
   it("partial unique indexes, made to conflict by an UPDATE of the WHERE column", async () => {
-    const s = await setup(`
+    const s = await setup(
+      `
       CREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT, deleted INTEGER NOT NULL DEFAULT 0);
       CREATE UNIQUE INDEX accounts_live ON accounts (email) WHERE deleted = 0;
-    `, `INSERT INTO accounts (id, email, deleted) VALUES (1, 'a@x', 0), (5, 'a@x', 1), (6, 'b@x', 0), (7, 'b@x', 1);`);
+    `,
+      `INSERT INTO accounts (id, email, deleted) VALUES (1, 'a@x', 0), (5, 'a@x', 1), (6, 'b@x', 0), (7, 'b@x', 1);`,
+    );
     await s.exact();
     s.db.exec("UPDATE OR REPLACE accounts SET deleted = 0 WHERE id = 5"); // evicts id 1
     s.db.exec("INSERT OR REPLACE INTO accounts (id, email, deleted) VALUES (8, 'b@x', 0)"); // evicts id 6, not 7
@@ -88,12 +94,15 @@ describe("REPLACE capture: every form of unique index", () => {
   });
 
   it("unique indexes on virtual and stored generated columns, through their base columns", async () => {
-    const s = await setup(`
+    const s = await setup(
+      `
       CREATE TABLE people (id INTEGER PRIMARY KEY, first TEXT, last TEXT,
         full TEXT GENERATED ALWAYS AS (lower(first || ' ' || last)) VIRTUAL UNIQUE,
         code TEXT GENERATED ALWAYS AS (upper(substr(last, 1, 3))) STORED);
       CREATE UNIQUE INDEX people_code ON people (code);
-    `, `INSERT INTO people (first, last) VALUES ('Ann', 'Lee'), ('Bob', 'Marsh'), ('Cy', 'Young');`);
+    `,
+      `INSERT INTO people (first, last) VALUES ('Ann', 'Lee'), ('Bob', 'Marsh'), ('Cy', 'Young');`,
+    );
     await s.exact();
     s.db.exec(`
       INSERT OR REPLACE INTO people (first, last) VALUES ('ANN', 'lee');   -- evicts Ann Lee through full (and code)
@@ -104,11 +113,14 @@ describe("REPLACE capture: every form of unique index", () => {
   });
 
   it("COLLATE NOCASE and RTRIM on an index term or on the column, on a table with several unique indexes", async () => {
-    const s = await setup(`
+    const s = await setup(
+      `
       CREATE TABLE m (id INTEGER PRIMARY KEY, handle TEXT COLLATE NOCASE UNIQUE, code TEXT, pad TEXT COLLATE RTRIM, n INTEGER UNIQUE);
       CREATE UNIQUE INDEX m_code ON m (code COLLATE NOCASE);
       CREATE UNIQUE INDEX m_pad ON m (pad);
-    `, `INSERT INTO m VALUES (1, 'ann', 'c1', 'p1', 1), (2, 'bob', 'c2', 'p2', 2), (3, 'cy', 'c3', 'p3', 3), (4, 'dee', 'c4', 'p4', 4);`);
+    `,
+      `INSERT INTO m VALUES (1, 'ann', 'c1', 'p1', 1), (2, 'bob', 'c2', 'p2', 2), (3, 'cy', 'c3', 'p3', 3), (4, 'dee', 'c4', 'p4', 4);`,
+    );
     await s.exact();
     s.db.exec(`
       INSERT OR REPLACE INTO m VALUES (10, 'ANN', 'C2', 'p3  ', 4);   -- evicts 1, 2, 3 and 4, one through each index
@@ -118,10 +130,13 @@ describe("REPLACE capture: every form of unique index", () => {
   });
 
   it("upserts (ON CONFLICT DO UPDATE) and INSERT OR REPLACE with an upsert clause", async () => {
-    const s = await setup(`
+    const s = await setup(
+      `
       CREATE TABLE inv (id INTEGER PRIMARY KEY, sku TEXT UNIQUE, slug TEXT, qty INTEGER);
       CREATE UNIQUE INDEX inv_slug ON inv (lower(slug));
-    `, `INSERT INTO inv VALUES (1, 'a', 'A', 1), (2, 'b', 'B', 1), (3, 'c', 'C', 1);`);
+    `,
+      `INSERT INTO inv VALUES (1, 'a', 'A', 1), (2, 'b', 'B', 1), (3, 'c', 'C', 1);`,
+    );
     await s.exact();
     s.db.exec(`
       INSERT INTO inv (sku, slug, qty) VALUES ('a', 'z', 5) ON CONFLICT (sku) DO UPDATE SET qty = qty + excluded.qty;
@@ -132,11 +147,14 @@ describe("REPLACE capture: every form of unique index", () => {
   });
 
   it("a WITHOUT ROWID key under NOCASE or RTRIM: a case-only key change, REPLACE across cases, and a coalesced batch", async () => {
-    const s = await setup(`
+    const s = await setup(
+      `
       CREATE TABLE langs (k TEXT COLLATE NOCASE PRIMARY KEY, v INTEGER) WITHOUT ROWID;
       CREATE TABLE padded (k TEXT COLLATE RTRIM PRIMARY KEY, v INTEGER) WITHOUT ROWID;
       CREATE TABLE pairs (a TEXT COLLATE NOCASE, b INTEGER, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;
-    `, `INSERT INTO langs VALUES ('rust', 1), ('go', 2), ('zig', 3); INSERT INTO pairs VALUES ('x', 1, 'one'), ('y', 1, 'two'); INSERT INTO padded VALUES ('a', 1), ('b', 2);`);
+    `,
+      `INSERT INTO langs VALUES ('rust', 1), ('go', 2), ('zig', 3); INSERT INTO pairs VALUES ('x', 1, 'one'), ('y', 1, 'two'); INSERT INTO padded VALUES ('a', 1), ('b', 2);`,
+    );
     await s.exact();
     s.db.exec("UPDATE padded SET k = 'a  ' WHERE k = 'a'; INSERT OR REPLACE INTO padded VALUES ('b ', 3);");
     expect(s.db.prepare("SELECT k FROM padded ORDER BY k").all()).toEqual([{ k: "a  " }, { k: "b " }]);
@@ -169,12 +187,17 @@ describe("REPLACE capture: every form of unique index", () => {
 
   it("has nothing left to refuse among these forms, and looks each one up by its index", async () => {
     const dir = tempDir();
-    const db = new Database(sqliteFrom(dir, `
+    const db = new Database(
+      sqliteFrom(
+        dir,
+        `
       CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT, g TEXT AS (a || b), d INTEGER, "weird ""col" TEXT);
       CREATE UNIQUE INDEX t1 ON t (lower(a), b COLLATE NOCASE) WHERE d IS NULL;
       CREATE UNIQUE INDEX t2 ON t (g);
       CREATE UNIQUE INDEX t3 ON t (CAST("weird ""col" AS text), abs(d));
-    `));
+    `,
+      ),
+    );
     const t = readSchema(db).tables[0]!;
     expect(captureProblems(t)).toEqual([]);
     const of = /BEFORE UPDATE OF (.*) ON/.exec(captureTriggersSql(t))![1]!.split(", ").sort();
@@ -193,12 +216,20 @@ describe("REPLACE capture: every form of unique index", () => {
   it("refuses at init, naming the index, a unique value computed from the INTEGER PRIMARY KEY; the daemon pauses on one created later", async () => {
     const dir = tempDir();
     const db = new Database(sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, g INTEGER AS (id % 10) UNIQUE);", "gen.db"));
-    const err = (() => { try { installCapture(db, readSchema(db).tables); } catch (e) { return e; } })() as { code: string; message: string };
+    const err = (() => {
+      try {
+        installCapture(db, readSchema(db).tables);
+      } catch (e) {
+        return e;
+      }
+    })() as { code: string; message: string };
     expect(err.code).toBe("CAPTURE_INCOMPLETE");
     expect(err.message).toMatch(/UNIQUE \(g\) of table t cannot be matched by the REPLACE capture: it is computed from the INTEGER PRIMARY KEY id/);
     db.close();
     // Not every use of the key is one: the key itself in a unique index, or in a partial index's WHERE.
-    const fine = new Database(sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); CREATE UNIQUE INDEX t_a ON t (a, id) WHERE id > 10;", "fine.db"));
+    const fine = new Database(
+      sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); CREATE UNIQUE INDEX t_a ON t (a, id) WHERE id > 10;", "fine.db"),
+    );
     expect(captureProblems(readSchema(fine).tables[0]!)).toEqual([]);
     fine.close();
 

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 
 afterEach(cleanup);
@@ -48,7 +48,18 @@ function fill(path: string): void {
     db.prepare(`INSERT INTO "user" VALUES (?, ?, ?, ?)`).run(1, "ref", 5, "sel");
     db.prepare(`INSERT INTO "user" VALUES (?, ?, ?, ?)`).run(2, null, 6, null);
     db.prepare(`INSERT INTO "Camel Case; ""quoted""" VALUES (?, ?, ?)`).run("x", 1, 1.5);
-    db.prepare(`INSERT INTO odd_types (a, b, c, d, e, f, g, h, i, j) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(18446744073709551n > 0n ? 9223372036854775807n : 0n, 65535, "abc", "long text", 1 / 3, 1234.5678, "nv", 1, "clob", 42);
+    db.prepare(`INSERT INTO odd_types (a, b, c, d, e, f, g, h, i, j) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      18446744073709551n > 0n ? 9223372036854775807n : 0n,
+      65535,
+      "abc",
+      "long text",
+      1 / 3,
+      1234.5678,
+      "nv",
+      1,
+      "clob",
+      42,
+    );
     db.prepare(`INSERT INTO odd_types (a, j) VALUES (?, ?)`).run(1, "text in untyped");
     db.prepare("INSERT INTO mismatch VALUES (?, ?)").run(1, 10);
     db.prepare("INSERT INTO mismatch VALUES (?, ?)").run(2, "abc");
@@ -80,7 +91,9 @@ describe("corpus traits, built here", () => {
     expect(cmp.differences).toEqual([]);
     expect(cmp.rows).toBe(res.rows);
 
-    const rels = (await client.query("SELECT relname, relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY relname")).rows.map((r) => `${r.relname}:${r.relkind}`);
+    const rels = (
+      await client.query("SELECT relname, relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY relname")
+    ).rows.map((r) => `${r.relname}:${r.relkind}`);
     expect(rels).toContain('camel case; "quoted":r'); // folded, quotes and semicolons kept
     expect(rels).toContain("user:r");
     expect(rels).not.toContain("docs:r"); // virtual table skipped
@@ -88,13 +101,19 @@ describe("corpus traits, built here", () => {
     expect(rels).not.toContain("v_users:v"); // views reported, not translated
     expect(rels).toContain("idx_partial:i");
     expect(rels).toContain("idx_expr:i");
-    const idx = (await client.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")).rows as { indexname: string; indexdef: string }[];
+    const idx = (await client.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")).rows as {
+      indexname: string;
+      indexdef: string;
+    }[];
     expect(idx.find((i) => i.indexname === "idx_partial")!.indexdef).toMatch(/WHERE \(b IS NOT NULL\)/);
     // SQLite's lower() folds ASCII only; the translation says exactly that.
-    expect(idx.find((i) => i.indexname === "idx_expr")!.indexdef).toMatch(/translate\(b, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'::text, 'abcdefghijklmnopqrstuvwxyz'::text\)/);
+    expect(idx.find((i) => i.indexname === "idx_expr")!.indexdef).toMatch(
+      /translate\(b, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'::text, 'abcdefghijklmnopqrstuvwxyz'::text\)/,
+    );
     expect(idx.find((i) => i.indexname === "idx_uniq_desc")!.indexdef).toMatch(/UNIQUE INDEX .* \("order" DESC\)/);
 
-    const cols = (await client.query("SELECT table_name, column_name, data_type, is_generated FROM information_schema.columns WHERE table_schema = 'public'")).rows as Record<string, string>[];
+    const cols = (await client.query("SELECT table_name, column_name, data_type, is_generated FROM information_schema.columns WHERE table_schema = 'public'"))
+      .rows as Record<string, string>[];
     const type = (t: string, c: string) => cols.find((x) => x.table_name === t && x.column_name === c)?.data_type;
     expect(type("mismatch", "qty")).toBe("text"); // 'abc' in INTEGER NOT NULL keeps its row
     expect(type("odd_types", "a")).toBe("bigint");
@@ -103,10 +122,17 @@ describe("corpus traits, built here", () => {
     expect(type("wr", "v")).toBe("bytea");
     expect(cols.find((x) => x.table_name === "gen" && x.column_name === "total")!.is_generated).toBe("ALWAYS");
 
-    const cons = (await client.query("SELECT conname, contype, convalidated FROM pg_constraint WHERE connamespace = 'public'::regnamespace")).rows as { conname: string; contype: string; convalidated: boolean }[];
-    expect(cons.filter((c) => c.contype === "p").map((c) => c.conname).sort()).toEqual(
-      ["a_cycle_pkey", "b_cycle_pkey", "checked_pkey", "gen_pkey", "mismatch_pkey", "storage_pkey", "strict_t_pkey", "user_pkey", "wr_pkey"],
-    );
+    const cons = (await client.query("SELECT conname, contype, convalidated FROM pg_constraint WHERE connamespace = 'public'::regnamespace")).rows as {
+      conname: string;
+      contype: string;
+      convalidated: boolean;
+    }[];
+    expect(
+      cons
+        .filter((c) => c.contype === "p")
+        .map((c) => c.conname)
+        .sort(),
+    ).toEqual(["a_cycle_pkey", "b_cycle_pkey", "checked_pkey", "gen_pkey", "mismatch_pkey", "storage_pkey", "strict_t_pkey", "user_pkey", "wr_pkey"]);
     expect(cons.filter((c) => c.contype === "f").length).toBe(2); // the cycle, both ways
     expect(cons.filter((c) => c.contype === "c").map((c) => c.conname)).toContain("s_len");
     expect(cons.every((c) => c.convalidated)).toBe(true);
@@ -144,7 +170,10 @@ describe("corpus traits, built here", () => {
 
   it("copies a foreign key that SQLite data already breaks as NOT VALID, loudly", async () => {
     const dir = tempDir();
-    const path = sqliteFrom(dir, `CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id)); INSERT INTO c VALUES (1, 99);`);
+    const path = sqliteFrom(
+      dir,
+      `CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id)); INSERT INTO c VALUES (1, 99);`,
+    );
     const { url, client } = await freshDatabase();
     const res = await run(path, url);
     expect(res.plan.decisions.some((d) => d.severity === "warning" && /c_p_id_fkey kept NOT VALID: existing rows break it/.test(d.text))).toBe(true);

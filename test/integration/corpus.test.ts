@@ -10,20 +10,25 @@ import { copyFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, CORPUS_DIR, corpusPresent, freshDatabase, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { Sqlite2pgError } from "../../src/errors.js";
-import { createSampleDatabase } from "../../src/sample.js";
+import { createSampleDatabase } from "../../src/cli/sample-data.js";
 
 afterEach(cleanup);
 
 /** Files that must be refused, and what the message must name. */
 const REFUSED: Record<string, RegExp> = {
   "pgloader-bad-utf8.db": /table files, column filename: blobs mixed with text/,
-  "pgloader-collision.db": /columns of table products: "col_very_long_name_that_exceeds_postgresql_identifier_limit_aaax" and "col_very_long_name_that_exceeds_postgresql_identifier_limit_aaay" both become/,
+  "pgloader-collision.db":
+    /columns of table products: "col_very_long_name_that_exceeds_postgresql_identifier_limit_aaax" and "col_very_long_name_that_exceeds_postgresql_identifier_limit_aaay" both become/,
 };
 
-const files = corpusPresent ? readdirSync(CORPUS_DIR).filter((f) => /\.(db|sqlite)$/.test(f)).sort() : [];
+const files = corpusPresent
+  ? readdirSync(CORPUS_DIR)
+      .filter((f) => /\.(db|sqlite)$/.test(f))
+      .sort()
+  : [];
 
 describe("the real-world corpus", () => {
   if (!corpusPresent) {
@@ -35,7 +40,16 @@ describe("the real-world corpus", () => {
       const path = join(dir, "shop.db");
       createSampleDatabase(path, 2000);
       const { url, client } = await freshDatabase();
-      const res = await migrate({ sqlite: path, pg: url, schema: "public", jobs: 2, preserveCase: false, dropExisting: false, fixText: false, log: silentLogger() });
+      const res = await migrate({
+        sqlite: path,
+        pg: url,
+        schema: "public",
+        jobs: 2,
+        preserveCase: false,
+        dropExisting: false,
+        fixText: false,
+        log: silentLogger(),
+      });
       const cmp = await compareDatabases(path, client);
       expect(cmp.differences).toEqual([]);
       expect(cmp.rows).toBe(res.rows);

@@ -9,12 +9,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { installCapture } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 
@@ -41,7 +41,10 @@ async function setup(sql: string) {
 
 /** The error a promise rejects with. */
 async function failure(p: Promise<unknown>): Promise<Sqlite2pgError> {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(Sqlite2pgError);
   return e as Sqlite2pgError;
 }
@@ -105,7 +108,9 @@ describe("a generated column Postgres computes is checked against SQLite's value
     const dir = tempDir();
     const path = sqliteFrom(dir, GENERATED + "INSERT INTO item (id, name, price) VALUES (7, 'pen', 2.0);");
     const { url } = await freshDatabase();
-    const e = await failure(migrate({ sqlite: path, pg: url, schema: "public", jobs: 1, preserveCase: false, dropExisting: false, fixText: false, log: silentLogger() }));
+    const e = await failure(
+      migrate({ sqlite: path, pg: url, schema: "public", jobs: 1, preserveCase: false, dropExisting: false, fixText: false, log: silentLogger() }),
+    );
     expect(e.code).toBe("VALIDATION_MISMATCH");
     expect(e.message).toContain("table item");
     expect(e.message).toContain("id=7 (values differ)");
@@ -121,7 +126,11 @@ describe("unix times written after the census", () => {
   it("convert exactly to microseconds, and finer ones are refused naming the key", async () => {
     const s = await setup(EPOCH);
     await s.rep.syncOnce();
-    const types = (await s.client.query("SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'ev'::regclass AND attname IN ('at', 'at_ms') ORDER BY attnum")).rows.map((r) => r.t);
+    const types = (
+      await s.client.query(
+        "SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'ev'::regclass AND attname IN ('at', 'at_ms') ORDER BY attnum",
+      )
+    ).rows.map((r) => r.t);
     expect(types).toEqual(["timestamp with time zone", "timestamp with time zone"]);
     s.db.prepare("INSERT INTO ev VALUES (2, 1700000200.123456, 1700000200123.456)").run();
     s.db.prepare("INSERT INTO ev VALUES (3, -1.5, 1700000200000)").run();
@@ -165,9 +174,19 @@ describe("validate --full hashes the source's raw value, not the converted one",
   it("a value changed on the way (the old millisecond cut, a rounding, a flipped boolean) is found, naming the key", async () => {
     const s = await setup(KINDS);
     await s.rep.syncOnce();
-    const types = (await s.client.query("SELECT attname, format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'k'::regclass AND attnum > 0 ORDER BY attnum")).rows;
+    const types = (
+      await s.client.query(
+        "SELECT attname, format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'k'::regclass AND attnum > 0 ORDER BY attnum",
+      )
+    ).rows;
     expect(Object.fromEntries(types.map((r) => [r.attname, r.t]))).toMatchObject({
-      at: "timestamp with time zone", jd: "timestamp with time zone", price: "numeric(10,2)", ok: "boolean", ts: "timestamp without time zone", day: "date", r: "double precision",
+      at: "timestamp with time zone",
+      jd: "timestamp with time zone",
+      price: "numeric(10,2)",
+      ok: "boolean",
+      ts: "timestamp without time zone",
+      day: "date",
+      r: "double precision",
     });
     expect((await s.full()).ok).toBe(true);
     for (const [sql, key] of LOSSES) {
@@ -189,7 +208,11 @@ describe("validate --full hashes the source's raw value, not the converted one",
       INSERT INTO j VALUES (1, 2460000.123456789, 2460000.25);
     `);
     await s.rep.syncOnce();
-    const types = (await s.client.query("SELECT attname, format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'j'::regclass AND attnum > 1 ORDER BY attnum")).rows.map((r) => r.t);
+    const types = (
+      await s.client.query(
+        "SELECT attname, format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'j'::regclass AND attnum > 1 ORDER BY attnum",
+      )
+    ).rows.map((r) => r.t);
     expect(types).toEqual(["double precision", "timestamp with time zone"]);
     s.db.prepare("INSERT INTO j VALUES (2, 1.5, 2460000.123456789)").run();
     const e = await failure(s.rep.syncOnce());

@@ -13,12 +13,12 @@ import { join } from "node:path";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { runCli } from "../helpers/daemon.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, installCapture } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
-import { readStatus } from "../../src/cli/status.js";
+import { CHANGES, installCapture } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
+import { readStatus } from "../../src/replication/status.js";
 import { main } from "../../src/cli/main.js";
 
 const reps: Replicator[] = [];
@@ -71,7 +71,10 @@ describe("a file replaced under the daemon", () => {
     for (let i = 0; i < 40; i++) db.prepare("INSERT INTO t (v) VALUES (?)").run(`after restore ${i}`);
     const newest = (db.prepare(`SELECT max(seq) AS m FROM ${CHANGES}`).get() as { m: number }).m;
     expect(newest).toBeGreaterThanOrEqual(applied); // the seqs were handed out again: a plain high-water mark cannot tell
-    const err = await s.replicator().syncOnce().catch((e) => e);
+    const err = await s
+      .replicator()
+      .syncOnce()
+      .catch((e) => e);
     expect(err.code).toBe("FILE_REPLACED");
     expect(err.message).toMatch(/not the one being replicated/);
     expect((await loadState(s.client, s.sourceId))!.appliedSeq).toBe(applied); // nothing applied from the wrong file
@@ -92,7 +95,10 @@ describe("a file replaced under the daemon", () => {
     rmSync(`${s.path}-wal`, { force: true });
     rmSync(`${s.path}-shm`, { force: true });
     copyFileSync(old, s.path);
-    const err = await s.replicator().syncOnce().catch((e) => e);
+    const err = await s
+      .replicator()
+      .syncOnce()
+      .catch((e) => e);
     expect(err.code).toBe("FILE_REPLACED");
     expect(err.message).toMatch(/no change \d+, the last one applied/);
   });
@@ -127,7 +133,10 @@ describe("a file replaced under the daemon", () => {
     db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('new file')");
     db.close();
     // The same source id is kept in the state only through the file's capture: a recreated file has none.
-    const fresh = await s.replicator().syncOnce().catch((e) => e);
+    const fresh = await s
+      .replicator()
+      .syncOnce()
+      .catch((e) => e);
     expect(fresh.code).toBe("NOT_INITIALISED");
     // Put the old capture's source id back in a new file by hand: the changelog still does not match.
     const db2 = new Database(s.path);

@@ -10,14 +10,14 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { installCapture } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { buildPlan } from "../../src/plan/plan.js";
-import { ChunkReader, rowBytes } from "../../src/source/reader.js";
+import { ChunkReader, rowBytes } from "../../src/sqlite/reader.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 
 const MiB = 1024 * 1024;
@@ -36,12 +36,22 @@ async function setup(sql: string, opts: { batchBytes?: number; chunkBytes?: numb
   const { url, client } = await freshDatabase();
   await ensureStateSchema(client);
   await client.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'public', 'new')", [sourceId, path]);
-  const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: opts.batchSize ?? 10000, chunkRows: 20000, ...opts });
+  const rep = new Replicator({
+    sqlite: path,
+    pg: url,
+    log: silentLogger(),
+    pollIntervalMs: 0,
+    watch: false,
+    batchSize: opts.batchSize ?? 10000,
+    chunkRows: 20000,
+    ...opts,
+  });
   reps.push(rep);
   /** Every blob's md5 on both sides, and validate --full with the replication's plan. */
   const sameBlobs = async (table: string) => {
     const mine = new Map<string, string>();
-    for (const r of db.prepare(`SELECT id, b FROM ${table}`).iterate() as Iterable<{ id: number; b: Buffer | null }>) mine.set(String(r.id), r.b === null ? "null" : createHash("md5").update(r.b).digest("hex"));
+    for (const r of db.prepare(`SELECT id, b FROM ${table}`).iterate() as Iterable<{ id: number; b: Buffer | null }>)
+      mine.set(String(r.id), r.b === null ? "null" : createHash("md5").update(r.b).digest("hex"));
     const theirs = new Map<string, string>();
     for (const r of (await client.query(`SELECT id::text, coalesce(md5(b), 'null') AS h FROM ${table}`)).rows) theirs.set(r.id, r.h);
     expect(theirs).toEqual(mine);
@@ -68,7 +78,12 @@ describe("batches and chunks bounded by bytes", () => {
     })();
     const plan = buildPlan(db, readSchema(db), { schema: "public", preserveCase: false });
     const t = plan.tables[0]!;
-    const reader = new ChunkReader(db, t, t.columns.map((c) => c.source.name), 20000);
+    const reader = new ChunkReader(
+      db,
+      t,
+      t.columns.map((c) => c.source.name),
+      20000,
+    );
     reader.maxBytes = 2 * MiB;
     const seen: number[] = [];
     for (let rows = reader.read(); rows; rows = reader.read()) {
@@ -128,7 +143,10 @@ describe("batches and chunks bounded by bytes", () => {
     })();
     await s.rep.syncOnce();
     expect((await s.client.query("SELECT id::int, code::int FROM u ORDER BY id")).rows).toEqual([
-      { id: 1, code: 2 }, { id: 2, code: 1 }, { id: 3, code: 3 }, { id: 4, code: 4 },
+      { id: 1, code: 2 },
+      { id: 2, code: 1 },
+      { id: 3, code: 3 },
+      { id: 4, code: 4 },
     ]);
     expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
   });
@@ -148,8 +166,15 @@ describe("batches and chunks bounded by bytes", () => {
     await s.rep.syncOnce();
     const before = (await loadState(s.client, s.sourceId))!.appliedSeq;
     // 540 MB: past the 512 MiB better-sqlite3 reads (V8's longest string). SQLite writes a zeroblob without the memory.
-    execFileSync("python3", ["-c", "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('INSERT INTO big VALUES (2, zeroblob(540000000), ?)', ('huge',))\nc.commit()", s.path]);
-    const e = await s.rep.syncOnce().then(() => null, (x: unknown) => x);
+    execFileSync("python3", [
+      "-c",
+      "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('INSERT INTO big VALUES (2, zeroblob(540000000), ?)', ('huge',))\nc.commit()",
+      s.path,
+    ]);
+    const e = await s.rep.syncOnce().then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(Sqlite2pgError);
     expect((e as Sqlite2pgError).code).toBe("VALUE_TOO_BIG");
     expect((e as Sqlite2pgError).message).toContain("table big, column b, id=2: a value of 540000000 bytes");

@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
-import { migrate } from "../../src/pipeline/migrate.js";
+import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { Sqlite2pgError } from "../../src/errors.js";
+import { LedgerWriter } from "../helpers/daemon.js";
 
 afterEach(cleanup);
 
@@ -31,7 +32,13 @@ describe("migrate: values arrive value for value", () => {
     expect(types.rows.map((r) => r.data_type)).toEqual(["bigint", "bigint", "double precision", "text", "bytea"]);
     const rows = (await client.query("SELECT id::text, i::text, float8send(r) AS r, t, b FROM v ORDER BY v.id")).rows;
     const src = new Database(path, { readonly: true });
-    const want = src.prepare("SELECT id, i, r, t, b FROM v ORDER BY id").safeIntegers(true).all() as { id: bigint; i: bigint; r: number | null; t: string | null; b: Buffer | null }[];
+    const want = src.prepare("SELECT id, i, r, t, b FROM v ORDER BY id").safeIntegers(true).all() as {
+      id: bigint;
+      i: bigint;
+      r: number | null;
+      t: string | null;
+      b: Buffer | null;
+    }[];
     src.close();
     expect(rows.length).toBe(want.length);
     rows.forEach((r, k) => {
@@ -52,18 +59,29 @@ describe("migrate: values arrive value for value", () => {
 
   it("types columns by what they hold: text in an INTEGER column keeps its row", async () => {
     const dir = tempDir();
-    const path = sqliteFrom(dir, `
+    const path = sqliteFrom(
+      dir,
+      `
       CREATE TABLE products (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, price NUMERIC(10,2), ok BOOLEAN, seen DATETIME, at_s DATETIME, at_ms TIMESTAMP, doc JSON);
       INSERT INTO products VALUES (1, 5, 0.99, 1, '2020-01-02 03:04:05', 1700000000, 1700000000123, '{"b":1,"a":[2]}');
       INSERT INTO products VALUES (2, 'abc', 12, 0, '2021-12-31T23:59:59.123456', 0, 1700000000999, '[ 1, 2 ]');
       INSERT INTO products VALUES (3, 7, NULL, NULL, '2022-02-28', NULL, NULL, NULL);
-    `);
+    `,
+    );
     const { url, client } = await freshDatabase();
     await run(path, url);
-    const types = await client.query("SELECT column_name, format_type(atttypid, atttypmod) AS t FROM information_schema.columns c JOIN pg_attribute a ON a.attname = c.column_name AND a.attrelid = 'products'::regclass WHERE table_name = 'products' ORDER BY ordinal_position");
+    const types = await client.query(
+      "SELECT column_name, format_type(atttypid, atttypmod) AS t FROM information_schema.columns c JOIN pg_attribute a ON a.attname = c.column_name AND a.attrelid = 'products'::regclass WHERE table_name = 'products' ORDER BY ordinal_position",
+    );
     expect(Object.fromEntries(types.rows.map((r) => [r.column_name, r.t]))).toEqual({
-      id: "bigint", qty: "text", price: "numeric(10,2)", ok: "boolean", seen: "timestamp without time zone",
-      at_s: "timestamp with time zone", at_ms: "timestamp with time zone", doc: "json",
+      id: "bigint",
+      qty: "text",
+      price: "numeric(10,2)",
+      ok: "boolean",
+      seen: "timestamp without time zone",
+      at_s: "timestamp with time zone",
+      at_ms: "timestamp with time zone",
+      doc: "json",
     });
     await client.query("SET TimeZone = 'UTC'");
     const r = (await client.query("SELECT qty, price::text, ok, seen::text, at_s::text, at_ms::text, doc::text FROM products ORDER BY id")).rows;
@@ -81,7 +99,10 @@ describe("migrate: values arrive value for value", () => {
 
   it("refuses a NUL byte naming table, column and key, and --fix-text lists the change", async () => {
     const dir = tempDir();
-    const path = sqliteFrom(dir, `CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'fine'), (42, 'nul' || char(0) || 'inside');`);
+    const path = sqliteFrom(
+      dir,
+      `CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'fine'), (42, 'nul' || char(0) || 'inside');`,
+    );
     const { url, client } = await freshDatabase();
     const err = await run(path, url).catch((e) => e);
     expect(err).toBeInstanceOf(Sqlite2pgError);
@@ -103,19 +124,20 @@ describe("migrate: values arrive value for value", () => {
 
   it("says so, and exits with the validation category, when the application writes during a one-shot copy", async () => {
     const dir = tempDir();
-    const path = sqliteFrom(dir, `
+    const path = sqliteFrom(
+      dir,
+      `
       CREATE TABLE ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, amount REAL, note TEXT);
       CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, total INTEGER NOT NULL);
       INSERT INTO counters VALUES (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0), (5, 0, 0);
       WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000) INSERT INTO ledger (token, amount) SELECT 's' || i, i FROM c;
-    `);
-    const { spawn } = await import("node:child_process");
-    const writer = spawn(process.execPath, [new URL("../fixtures/writer.mjs", import.meta.url).pathname, path, "400"]);
+    `,
+    );
+    const writer = new LedgerWriter(path, 400);
     await new Promise((r) => setTimeout(r, 300));
     const { url } = await freshDatabase();
     const err = await run(path, url).catch((e) => e);
-    writer.kill("SIGTERM");
-    await new Promise((r) => writer.on("exit", r));
+    await writer.stop();
     expect(err).toBeInstanceOf(Sqlite2pgError);
     expect(err.category).toBe("validation");
     expect(err.message + err.hint).toMatch(/sqlite2pg run/);
@@ -133,13 +155,16 @@ describe("migrate: values arrive value for value", () => {
 
   it("continues AUTOINCREMENT sequences past sqlite_sequence, other integer keys past their maximum", async () => {
     const dir = tempDir();
-    const path = sqliteFrom(dir, `
+    const path = sqliteFrom(
+      dir,
+      `
       CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
       INSERT INTO a (v) VALUES ('1'), ('2'), ('3'), ('4'), ('5');
       DELETE FROM a WHERE id >= 4;
       CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT);
       INSERT INTO b VALUES (10, 'x'), (20, 'y');
-    `);
+    `,
+    );
     const { url, client } = await freshDatabase();
     await run(path, url);
     expect((await client.query("INSERT INTO a (v) VALUES ('new') RETURNING id")).rows[0].id).toBe("6");

@@ -19,11 +19,11 @@ import { join } from "node:path";
 import type pg from "pg";
 import { cleanup, freshDatabase, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema } from "../../src/target/state.js";
+import { installCapture } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema } from "../../src/replication/state.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 
 const RUNS = Number(process.env.SQLITE2PG_PROPERTY_RUNS ?? 25);
@@ -53,22 +53,33 @@ const TYPES: ColType[] = ["INTEGER", "REAL", "TEXT", "BLOB", "NUMERIC(10,2)", "B
 /** A value of a column's declared type, edges included; rarely NULL. */
 function value(type: ColType): fc.Arbitrary<unknown> {
   const v: Record<ColType, fc.Arbitrary<unknown>> = {
-    INTEGER: fc.oneof(fc.integer({ min: -1000, max: 1000 }), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.constantFrom(0, -1, 2 ** 53, -(2 ** 53))),
+    INTEGER: fc.oneof(
+      fc.integer({ min: -1000, max: 1000 }),
+      fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+      fc.constantFrom(0, -1, 2 ** 53, -(2 ** 53)),
+    ),
     REAL: fc.oneof(fc.double({ noNaN: true }), fc.constantFrom(0.1, -0, 1e-310, 2.5, 1e300)),
-    TEXT: fc.oneof(fc.string({ unit: "grapheme", maxLength: 12 }), fc.constantFrom("", "a\tb\nc", "\\N", "NULL", "'quoted'", "Rust", "rust")).map((s) => s.replace(/\u0000/g, "")),
+    TEXT: fc
+      .oneof(fc.string({ unit: "grapheme", maxLength: 12 }), fc.constantFrom("", "a\tb\nc", "\\N", "NULL", "'quoted'", "Rust", "rust"))
+      .map((s) => s.replace(/\u0000/g, "")),
     BLOB: fc.uint8Array({ maxLength: 24 }).map((a) => Buffer.from(a)),
     "NUMERIC(10,2)": fc.integer({ min: -99_999_999, max: 99_999_999 }).map((c) => c / 100),
     BOOLEAN: fc.constantFrom(0, 1),
-    DATETIME: fc.date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true }).map((d) => d.toISOString().replace("T", " ").slice(0, 19)),
+    DATETIME: fc
+      .date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true })
+      .map((d) => d.toISOString().replace("T", " ").slice(0, 19)),
   };
   return fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 6, arbitrary: v[type] });
 }
 
 const keyValue = (kind: KeyKind): fc.Arbitrary<unknown> =>
-  kind === "ipk" ? fc.integer({ min: 1, max: 60 })
-  : kind === "text" || kind === "nocase" ? fc.constantFrom("rust", "Rust", "go", "Go", "zig", "c", "C", "ada", "é", "É")
-  : kind === "composite" ? fc.tuple(fc.constantFrom("a", "b", "c"), fc.integer({ min: 1, max: 8 }))
-  : fc.constant(null);
+  kind === "ipk"
+    ? fc.integer({ min: 1, max: 60 })
+    : kind === "text" || kind === "nocase"
+      ? fc.constantFrom("rust", "Rust", "go", "Go", "zig", "c", "C", "ada", "é", "É")
+      : kind === "composite"
+        ? fc.tuple(fc.constantFrom("a", "b", "c"), fc.integer({ min: 1, max: 8 }))
+        : fc.constant(null);
 
 const tableSpec: fc.Arbitrary<TableSpec> = fc.record({
   key: fc.constantFrom<KeyKind>("ipk", "rowid", "text", "nocase", "composite"),
@@ -84,14 +95,23 @@ function opsFor(tables: TableSpec[], schemaChanges: boolean): fc.Arbitrary<Op[]>
     { weight: 5, arbitrary: row.map((r) => ({ k: "insert" as const, ...r })) },
     { weight: 2, arbitrary: row.map((r) => ({ k: "replace" as const, ...r })) },
     { weight: 2, arbitrary: row.map((r) => ({ k: "upsert" as const, ...r })) },
-    { weight: 4, arbitrary: t.chain((i) => fc.record({ k: fc.constant("update" as const), t: fc.constant(i), at, col: fc.nat({ max: tables[i]!.cols.length - 1 }), val: fc.constant(null) }).chain((o) => value(tables[i]!.cols[o.col]!).map((val) => ({ ...o, val })))) },
+    {
+      weight: 4,
+      arbitrary: t.chain((i) =>
+        fc
+          .record({ k: fc.constant("update" as const), t: fc.constant(i), at, col: fc.nat({ max: tables[i]!.cols.length - 1 }), val: fc.constant(null) })
+          .chain((o) => value(tables[i]!.cols[o.col]!).map((val) => ({ ...o, val }))),
+      ),
+    },
     { weight: 1, arbitrary: t.chain((i) => fc.record({ k: fc.constant("moveKey" as const), t: fc.constant(i), at, key: keyValue(tables[i]!.key) })) },
     { weight: 2, arbitrary: fc.record({ k: fc.constant("delete" as const), t, at }) },
   );
   const tx: fc.Arbitrary<Op> = fc.array(write, { minLength: 2, maxLength: 6 }).map((ops) => ({ k: "tx" as const, ops }));
   const schema: fc.Arbitrary<Op> = fc.oneof(
     fc.record({ k: fc.constant("addColumn" as const), t, type: fc.constantFrom(...TYPES) }),
-    t.chain((i) => fc.record({ k: fc.constant("createIndex" as const), t: fc.constant(i), col: fc.nat({ max: tables[i]!.cols.length - 1 }), unique: fc.boolean() })),
+    t.chain((i) =>
+      fc.record({ k: fc.constant("createIndex" as const), t: fc.constant(i), col: fc.nat({ max: tables[i]!.cols.length - 1 }), unique: fc.boolean() }),
+    ),
     fc.record({ k: fc.constant("rebuild" as const), t }),
   );
   const any = fc.oneof(
@@ -109,19 +129,23 @@ const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
 function createSql(i: number, s: TableSpec, as = name(i)): string {
   const cols = s.cols.map((c, j) => `c${j} ${c}`);
   const key =
-    s.key === "ipk" ? ["id INTEGER PRIMARY KEY"]
-    : s.key === "text" ? ["k TEXT PRIMARY KEY"]
-    : s.key === "nocase" ? ["k TEXT COLLATE NOCASE PRIMARY KEY"]
-    : s.key === "composite" ? ["k TEXT NOT NULL", "n INTEGER NOT NULL"]
-    : [];
+    s.key === "ipk"
+      ? ["id INTEGER PRIMARY KEY"]
+      : s.key === "text"
+        ? ["k TEXT PRIMARY KEY"]
+        : s.key === "nocase"
+          ? ["k TEXT COLLATE NOCASE PRIMARY KEY"]
+          : s.key === "composite"
+            ? ["k TEXT NOT NULL", "n INTEGER NOT NULL"]
+            : [];
   const tail = s.key === "composite" ? ", PRIMARY KEY (k, n)" : "";
   const wr = s.key === "text" || s.key === "nocase" || s.key === "composite" ? " WITHOUT ROWID" : "";
   return `CREATE TABLE ${q(as)} (${[...key, ...cols].join(", ")}${tail})${wr}`;
 }
 
 function indexSql(i: number, s: TableSpec): string | null {
-  const text = s.cols.findIndex((c) => c === "TEXT");
-  const col = text >= 0 ? text : 0;
+  const text = s.cols.indexOf("TEXT");
+  const col = Math.max(text, 0);
   if (s.unique === "plain") return `CREATE UNIQUE INDEX ${name(i)}_u ON ${name(i)} (c${col})`;
   if (s.unique === "lower" && text >= 0) return `CREATE UNIQUE INDEX ${name(i)}_u ON ${name(i)} (lower(c${text}))`;
   if (s.unique === "partial") return `CREATE UNIQUE INDEX ${name(i)}_u ON ${name(i)} (c${col}) WHERE c${col} IS NOT NULL AND length(c${col}) > 1`;
@@ -163,18 +187,30 @@ function apply(db: Database.Database, tables: TableSpec[], op: Op): void {
           cond = "rowid = ?";
           arg = [r];
         } else {
-          const rows = db.prepare(`SELECT ${keyCols(s).join(", ")} FROM ${name(op.t)} ORDER BY 1`).raw(true).all() as unknown[][];
+          const rows = db
+            .prepare(`SELECT ${keyCols(s).join(", ")} FROM ${name(op.t)} ORDER BY 1`)
+            .raw(true)
+            .all() as unknown[][];
           if (!rows.length) return;
-          cond = keyCols(s).map((c) => `${c} = ?`).join(" AND ");
+          cond = keyCols(s)
+            .map((c) => `${c} = ?`)
+            .join(" AND ");
           arg = rows[op.at % rows.length]!;
         }
         if (op.k === "delete") db.prepare(`DELETE FROM ${name(op.t)} WHERE ${cond}`).run(...arg);
         else if (op.k === "update") db.prepare(`UPDATE OR REPLACE ${name(op.t)} SET c${op.col} = ? WHERE ${cond}`).run(bind(op.val), ...arg);
-        else if (keyCols(s).length) db.prepare(`UPDATE ${name(op.t)} SET ${keyCols(s).map((c) => `${c} = ?`).join(", ")} WHERE ${cond}`).run(...keyVals(s, op.key).map(bind), ...arg);
+        else if (keyCols(s).length)
+          db.prepare(
+            `UPDATE ${name(op.t)} SET ${keyCols(s)
+              .map((c) => `${c} = ?`)
+              .join(", ")} WHERE ${cond}`,
+          ).run(...keyVals(s, op.key).map(bind), ...arg);
         break;
       }
       case "tx":
-        db.transaction(() => { for (const o of op.ops) apply(db, tables, o); })();
+        db.transaction(() => {
+          for (const o of op.ops) apply(db, tables, o);
+        })();
         break;
       case "addColumn": {
         const s = tables[op.t]!;
@@ -191,7 +227,9 @@ function apply(db: Database.Database, tables: TableSpec[], op: Op): void {
         const cols = [...keyCols(s), ...s.cols.map((_, j) => `c${j}`)];
         db.transaction(() => {
           db.exec(createSql(op.t, s, `${name(op.t)}_new`));
-          db.exec(`INSERT INTO ${name(op.t)}_new (${s.key === "rowid" ? ["rowid", ...cols].join(", ") : cols.join(", ")}) SELECT ${s.key === "rowid" ? ["rowid", ...cols].join(", ") : cols.join(", ")} FROM ${name(op.t)}`);
+          db.exec(
+            `INSERT INTO ${name(op.t)}_new (${s.key === "rowid" ? ["rowid", ...cols].join(", ") : cols.join(", ")}) SELECT ${s.key === "rowid" ? ["rowid", ...cols].join(", ") : cols.join(", ")} FROM ${name(op.t)}`,
+          );
           db.exec(`DROP TABLE ${name(op.t)}`);
           db.exec(`ALTER TABLE ${name(op.t)}_new RENAME TO ${name(op.t)}`);
           const ix = indexSql(op.t, s);
@@ -275,7 +313,9 @@ describe("property: any schema, any live workload — exact or a clear refusal",
     await fresh();
     await fc.assert(
       fc.asyncProperty(
-        fc.array(tableSpec, { minLength: 1, maxLength: 3 }).chain((tables) => fc.tuple(fc.constant(tables), opsFor(tables, false), fc.integer({ min: 2, max: 40 }))),
+        fc
+          .array(tableSpec, { minLength: 1, maxLength: 3 })
+          .chain((tables) => fc.tuple(fc.constant(tables), opsFor(tables, false), fc.integer({ min: 2, max: 40 }))),
         async ([tables, ops, batch]) => oneCase(tables, ops, batch),
       ),
       { numRuns: RUNS, seed: SEED, verbose: 1 },
@@ -288,7 +328,9 @@ describe("property: any schema, any live workload — exact or a clear refusal",
     await fresh();
     await fc.assert(
       fc.asyncProperty(
-        fc.array(tableSpec, { minLength: 1, maxLength: 3 }).chain((tables) => fc.tuple(fc.constant(tables), opsFor(tables, true), fc.integer({ min: 2, max: 40 }))),
+        fc
+          .array(tableSpec, { minLength: 1, maxLength: 3 })
+          .chain((tables) => fc.tuple(fc.constant(tables), opsFor(tables, true), fc.integer({ min: 2, max: 40 }))),
         async ([tables, ops, batch]) => oneCase(tables, ops, batch),
       ),
       { numRuns: RUNS, seed: SEED, verbose: 1 },

@@ -7,12 +7,12 @@ import Database from "better-sqlite3";
 import { execFileSync } from "node:child_process";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture, uninstallCapture, CHANGES } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
-import { readStatus } from "../../src/cli/status.js";
+import { installCapture, uninstallCapture, CHANGES } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
+import { readStatus } from "../../src/replication/status.js";
 
 const reps: Replicator[] = [];
 afterEach(async () => {
@@ -143,7 +143,9 @@ describe("replication: every statement arrives", () => {
   });
 
   it("writes one changelog row per changed row, two when an update moves a row", async () => {
-    const s = await setup("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, qty INTEGER);", (db) => db.exec("INSERT INTO u VALUES (1, 'a@x', 0), (2, 'b@x', 0)"));
+    const s = await setup("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, qty INTEGER);", (db) =>
+      db.exec("INSERT INTO u VALUES (1, 'a@x', 0), (2, 'b@x', 0)"),
+    );
     await s.exact();
     const count = () => (s.db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE op <> 'S'`).get() as { n: number }).n;
     const before = count();
@@ -157,7 +159,9 @@ describe("replication: every statement arrives", () => {
   });
 
   it("stops, naming the tables, when VACUUM may have renumbered the rowids it replicates by", async () => {
-    const s = await setup("CREATE TABLE logs (msg TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);", (db) => db.exec("INSERT INTO logs VALUES ('a'), ('b'), ('c'); INSERT INTO t VALUES (1, 'x')"));
+    const s = await setup("CREATE TABLE logs (msg TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);", (db) =>
+      db.exec("INSERT INTO logs VALUES ('a'), ('b'), ('c'); INSERT INTO t VALUES (1, 'x')"),
+    );
     await s.exact();
     s.db.exec("DELETE FROM logs WHERE msg = 'a'; CREATE INDEX t_v ON t (v);"); // an index: a schema change, not a rewrite
     await s.exact();
@@ -187,7 +191,9 @@ describe("replication: every statement arrives", () => {
   });
 
   it("catches a schema change made while no daemon ran, and mirrors it", async () => {
-    const s = await setup("CREATE TABLE logs (msg TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);", (db) => db.exec("INSERT INTO logs VALUES ('a'), ('b'); INSERT INTO t VALUES (1, 'x')"));
+    const s = await setup("CREATE TABLE logs (msg TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);", (db) =>
+      db.exec("INSERT INTO logs VALUES ('a'), ('b'); INSERT INTO t VALUES (1, 'x')"),
+    );
     await s.exact();
     await s.rep.stop();
     installCapture(s.db, readSchema(s.db).tables); // init again changes nothing

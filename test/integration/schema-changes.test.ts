@@ -11,12 +11,12 @@ import pino from "pino";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { runCli } from "../helpers/daemon.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, installCapture, triggerNames } from "../../src/source/capture.js";
-import { freezeInfo } from "../../src/source/freeze.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadProgress, loadState } from "../../src/target/state.js";
+import { CHANGES, installCapture, triggerNames } from "../../src/sqlite/capture.js";
+import { freezeInfo } from "../../src/sqlite/freeze.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadProgress, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 
 const reps: Replicator[] = [];
@@ -34,7 +34,17 @@ async function setup(sql: string, opts: { chunkRows?: number; log?: pino.Logger 
   await ensureStateSchema(client);
   await client.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'public', 'new')", [sourceId, path]);
   const make = (log = opts.log ?? silentLogger()) => {
-    const r = new Replicator({ sqlite: path, pg: url, log, pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: opts.chunkRows ?? 7, pruneIntervalMs: 0, cutover: { validate: "full" } });
+    const r = new Replicator({
+      sqlite: path,
+      pg: url,
+      log,
+      pollIntervalMs: 0,
+      watch: false,
+      batchSize: 50,
+      chunkRows: opts.chunkRows ?? 7,
+      pruneIntervalMs: 0,
+      cutover: { validate: "full" },
+    });
     reps.push(r);
     return r;
   };
@@ -77,7 +87,11 @@ describe("schema changes while replicating", () => {
     await s.exact();
     expect(await rowsOf(s.client, "SELECT flag, at::text, n::text FROM t WHERE id = 1")).toEqual([{ flag: false, at: "2024-01-02 03:04:05.25", n: "12" }]);
     const r = await rowsOf(s.client, "SELECT score::text, label, big::text FROM t WHERE id IN (1, 3, 4) ORDER BY id");
-    expect(r).toEqual([{ score: "1.5", label: "it's", big: "9007199254740993" }, { score: "1e-300", label: null, big: "9007199254740993" }, { score: "1.5", label: "after", big: "1" }]);
+    expect(r).toEqual([
+      { score: "1.5", label: "it's", big: "9007199254740993" },
+      { score: "1e-300", label: null, big: "9007199254740993" },
+      { score: "1.5", label: "after", big: "1" },
+    ]);
     // The Postgres column carries the default and NOT NULL too.
     const col = await rowsOf(s.client, "SELECT is_nullable, column_default FROM information_schema.columns WHERE table_name = 't' AND column_name = 'score'");
     expect(col).toEqual([{ is_nullable: "NO", column_default: "1.5" }]);
@@ -100,23 +114,32 @@ describe("schema changes while replicating", () => {
     await s.exact();
     s.db.exec("BEGIN; UPDATE t SET a = 'x' WHERE id = 1; ALTER TABLE t DROP COLUMN c; INSERT INTO t (a, b) VALUES ('new', 99); COMMIT;");
     await s.exact();
-    s.db.exec("BEGIN; ALTER TABLE t RENAME COLUMN a TO title; UPDATE t SET title = 'renamed' WHERE id = 2; COMMIT; UPDATE t SET title = 'later', b = 5 WHERE id = 3");
+    s.db.exec(
+      "BEGIN; ALTER TABLE t RENAME COLUMN a TO title; UPDATE t SET title = 'renamed' WHERE id = 2; COMMIT; UPDATE t SET title = 'later', b = 5 WHERE id = 3",
+    );
     await s.exact();
     expect(await rowsOf(s.client, "SELECT title FROM t WHERE id = 2")).toEqual([{ title: "renamed" }]);
     expect(await rowsOf(s.client, "SELECT indexname FROM pg_indexes WHERE tablename = 't' AND indexname = 't_b'")).toEqual([{ indexname: "t_b" }]);
   });
 
   it("RENAME COLUMN of a WITHOUT ROWID key column and of a unique column: capture follows, REPLACE through the renamed unique column is captured", async () => {
-    const s = await setup("CREATE TABLE kv (k TEXT, n INT, v BLOB, PRIMARY KEY (k, n)) WITHOUT ROWID; CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, x INT);");
+    const s = await setup(
+      "CREATE TABLE kv (k TEXT, n INT, v BLOB, PRIMARY KEY (k, n)) WITHOUT ROWID; CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, x INT);",
+    );
     s.db.exec("INSERT INTO kv VALUES ('a', 1, x'01'), ('b', 2, NULL); INSERT INTO u (email, x) VALUES ('p', 1), ('q', 2)");
     await s.exact();
     s.db.exec("BEGIN; ALTER TABLE kv RENAME COLUMN k TO key; UPDATE kv SET key = 'c' WHERE key = 'a'; ALTER TABLE u RENAME COLUMN email TO mail; COMMIT;");
     s.db.exec("INSERT OR REPLACE INTO u (id, mail, x) VALUES (5, 'q', 9); INSERT INTO kv VALUES ('d', 4, x'04')");
     await s.exact();
-    expect(await rowsOf(s.client, "SELECT id::int, mail FROM u ORDER BY id")).toEqual([{ id: 1, mail: "p" }, { id: 5, mail: "q" }]);
+    expect(await rowsOf(s.client, "SELECT id::int, mail FROM u ORDER BY id")).toEqual([
+      { id: 1, mail: "p" },
+      { id: 5, mail: "q" },
+    ]);
     s.db.exec("INSERT OR REPLACE INTO u (id, mail, x) VALUES (6, 'p', 10)"); // evicts row 1 through the renamed unique column
     await s.exact();
-    expect(await rowsOf(s.client, "SELECT conname FROM pg_constraint WHERE conrelid = 'public.u'::regclass AND contype = 'u'")).toEqual([{ conname: "u_mail_key" }]);
+    expect(await rowsOf(s.client, "SELECT conname FROM pg_constraint WHERE conrelid = 'public.u'::regclass AND contype = 'u'")).toEqual([
+      { conname: "u_mail_key" },
+    ]);
   });
 
   it("CREATE TABLE (planned, captured, copied) and DROP TABLE with changes still pending", async () => {
@@ -133,7 +156,10 @@ describe("schema changes while replicating", () => {
     s.db.exec("INSERT INTO fresh VALUES ('c', 3, x'00'); UPDATE fresh SET n = 20 WHERE code = 'b'; DELETE FROM fresh WHERE code = 'a'");
     await s.exact();
     expect(await rowsOf(s.client, "SELECT to_regclass('public.gone') AS t")).toEqual([{ t: null }]);
-    expect(await rowsOf(s.client, "SELECT code, n::int FROM fresh ORDER BY code")).toEqual([{ code: "b", n: 20 }, { code: "c", n: 3 }]);
+    expect(await rowsOf(s.client, "SELECT code, n::int FROM fresh ORDER BY code")).toEqual([
+      { code: "b", n: 20 },
+      { code: "c", n: 3 },
+    ]);
     // The new table is captured: later writes arrive.
     s.db.exec("INSERT INTO fresh VALUES ('d', 4, NULL)");
     await s.exact();
@@ -171,7 +197,9 @@ describe("schema changes while replicating", () => {
     s.db.exec(`INSERT INTO "we""ird Name" ("a b") VALUES ('x'), ('y')`);
     await s.exact();
     s.db.exec(`UPDATE "we""ird Name" SET "a b" = 'pending' WHERE id = 1`);
-    s.db.exec(`BEGIN; ALTER TABLE "we""ird Name" RENAME TO "new ""one"; ALTER TABLE "new ""one" ADD COLUMN "c.d" INT DEFAULT 3; INSERT INTO "new ""one" ("a b") VALUES ('z'); COMMIT;`);
+    s.db.exec(
+      `BEGIN; ALTER TABLE "we""ird Name" RENAME TO "new ""one"; ALTER TABLE "new ""one" ADD COLUMN "c.d" INT DEFAULT 3; INSERT INTO "new ""one" ("a b") VALUES ('z'); COMMIT;`,
+    );
     await s.exact();
     s.db.exec(`UPDATE "new ""one" SET "c.d" = 4 WHERE id = 2`);
     await s.exact();
@@ -191,7 +219,10 @@ describe("schema changes while replicating", () => {
   });
 
   it("an ORM table rebuild (new table, copy, drop, rename in one transaction) is re-copied and captured again", async () => {
-    const s = await setup("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, age INTEGER); CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INT, body TEXT);", { chunkRows: 4 });
+    const s = await setup(
+      "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, age INTEGER); CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INT, body TEXT);",
+      { chunkRows: 4 },
+    );
     for (let i = 1; i <= 25; i++) s.db.prepare("INSERT INTO users (email, age) VALUES (?, ?)").run(`u${i}@x`, 20 + i);
     await s.exact();
     s.db.exec("UPDATE users SET age = 99 WHERE id = 1"); // pending when the table is rebuilt
@@ -204,13 +235,20 @@ describe("schema changes while replicating", () => {
       CREATE UNIQUE INDEX users_email ON users (email);
       COMMIT;`);
     // Writes right after it, before the daemon looks: the triggers are gone with the old table.
-    s.db.exec("INSERT INTO users (email, age, nick) VALUES ('late@x', 'young', 'l'); UPDATE users SET nick = 'n2' WHERE id = 2; DELETE FROM users WHERE id = 3; INSERT INTO posts (user_id, body) VALUES (1, 'p')");
+    s.db.exec(
+      "INSERT INTO users (email, age, nick) VALUES ('late@x', 'young', 'l'); UPDATE users SET nick = 'n2' WHERE id = 2; DELETE FROM users WHERE id = 3; INSERT INTO posts (user_id, body) VALUES (1, 'p')",
+    );
     await s.exact();
-    expect(await rowsOf(s.client, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'age'")).toEqual([{ data_type: "text" }]);
+    expect(await rowsOf(s.client, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'age'")).toEqual([
+      { data_type: "text" },
+    ]);
     // Captured again; the unique key waits for a caught-up point, then exists.
     s.db.exec("UPDATE users SET nick = 'after' WHERE id = 4; INSERT INTO users (email, age) VALUES ('z@x', '1')");
     await s.exact();
-    expect(await rowsOf(s.client, "SELECT indexname FROM pg_indexes WHERE tablename = 'users' ORDER BY indexname")).toEqual([{ indexname: "users_email" }, { indexname: "users_pkey" }]);
+    expect(await rowsOf(s.client, "SELECT indexname FROM pg_indexes WHERE tablename = 'users' ORDER BY indexname")).toEqual([
+      { indexname: "users_email" },
+      { indexname: "users_pkey" },
+    ]);
     expect((await loadProgress(s.client, s.sourceId)).every((p) => p.done)).toBe(true);
   });
 
@@ -218,10 +256,14 @@ describe("schema changes while replicating", () => {
     const s = await setup('CREATE TABLE "User" (id INTEGER PRIMARY KEY, email TEXT, n INT);');
     s.db.exec(`INSERT INTO "User" (email, n) VALUES ('a', 1), ('b', 2)`);
     await s.exact();
-    s.db.exec(`CREATE TABLE "new_User" (id INTEGER PRIMARY KEY, email TEXT NOT NULL, n INT, extra TEXT); INSERT INTO "new_User" (id, email, n) SELECT id, email, n FROM "User"`);
+    s.db.exec(
+      `CREATE TABLE "new_User" (id INTEGER PRIMARY KEY, email TEXT NOT NULL, n INT, extra TEXT); INSERT INTO "new_User" (id, email, n) SELECT id, email, n FROM "User"`,
+    );
     await s.exact();
     s.db.exec(`UPDATE "User" SET n = 5 WHERE id = 1`); // lost with the old table, as in SQLite
-    s.db.exec(`DROP TABLE "User"; ALTER TABLE "new_User" RENAME TO "User"; CREATE UNIQUE INDEX "User_email_key" ON "User" ("email"); INSERT INTO "User" (email, extra) VALUES ('c', 'x')`);
+    s.db.exec(
+      `DROP TABLE "User"; ALTER TABLE "new_User" RENAME TO "User"; CREATE UNIQUE INDEX "User_email_key" ON "User" ("email"); INSERT INTO "User" (email, extra) VALUES ('c', 'x')`,
+    );
     await s.exact();
     expect(await rowsOf(s.client, "SELECT to_regclass('public.new_user') AS t")).toEqual([{ t: null }]);
     s.db.exec(`UPDATE "User" SET extra = 'y' WHERE id = 2`);
@@ -305,7 +347,9 @@ describe("schema changes while replicating", () => {
     const s = await setup("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);", { chunkRows: 5 });
     for (let i = 1; i <= 40; i++) s.db.prepare("INSERT INTO big (v) VALUES (?)").run(`v${i}`);
     await s.exact();
-    s.db.exec("BEGIN; CREATE TABLE big2 (id INTEGER PRIMARY KEY, v TEXT, w INT DEFAULT 1); INSERT INTO big2 (id, v) SELECT id, v FROM big; DROP TABLE big; ALTER TABLE big2 RENAME TO big; COMMIT;");
+    s.db.exec(
+      "BEGIN; CREATE TABLE big2 (id INTEGER PRIMARY KEY, v TEXT, w INT DEFAULT 1); INSERT INTO big2 (id, v) SELECT id, v FROM big; DROP TABLE big; ALTER TABLE big2 RENAME TO big; COMMIT;",
+    );
     // Stop the daemon after its second chunk, as a crash between chunks would.
     const c = (s.rep as unknown as { client: { query: (...a: unknown[]) => Promise<unknown> } }).client;
     const query = c.query.bind(c);
@@ -390,12 +434,16 @@ describe("schema changes while replicating", () => {
     let db: Database.Database | null = null;
     const lines: string[] = [];
     // The application's migration runs the moment SQLite is frozen (the log line is written synchronously).
-    const log = pino({ level: "info" }, {
-      write(line: string) {
-        lines.push(line);
-        if (line.includes("SQLite frozen") && db) db.exec("CREATE TABLE during (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO during (v) VALUES ('written while frozen')");
+    const log = pino(
+      { level: "info" },
+      {
+        write(line: string) {
+          lines.push(line);
+          if (line.includes("SQLite frozen") && db)
+            db.exec("CREATE TABLE during (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO during (v) VALUES ('written while frozen')");
+        },
       },
-    });
+    );
     const s = await setup("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);", { log });
     db = s.db;
     s.db.exec("INSERT INTO t (v) VALUES ('a')");

@@ -11,12 +11,12 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/pipeline/replicator.js";
-import { markerPath } from "../../src/pipeline/cutover.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { markerPath } from "../../src/replication/cutover.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture, triggerNames, CHANGES } from "../../src/source/capture.js";
-import { readSchema } from "../../src/source/schema.js";
-import { ensureStateSchema, loadState } from "../../src/target/state.js";
+import { installCapture, triggerNames, CHANGES } from "../../src/sqlite/capture.js";
+import { readSchema } from "../../src/sqlite/schema.js";
+import { ensureStateSchema, loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 
@@ -62,12 +62,23 @@ async function setup() {
  */
 function writeBehindTriggers(db: Database.Database, path: string, table: string, column: string, rowid: number): "blob_write" | "triggers dropped" {
   try {
-    execFileSync("python3", ["-c", [
-      "import sqlite3, sys",
-      "c = sqlite3.connect(sys.argv[1])",
-      "b = c.blobopen(sys.argv[2], sys.argv[3], int(sys.argv[4]))",
-      "b.seek(3); b.write(b'\\xde\\xad'); b.close(); c.commit(); c.close()",
-    ].join("\n"), path, table, column, String(rowid)], { stdio: "pipe" });
+    execFileSync(
+      "python3",
+      [
+        "-c",
+        [
+          "import sqlite3, sys",
+          "c = sqlite3.connect(sys.argv[1])",
+          "b = c.blobopen(sys.argv[2], sys.argv[3], int(sys.argv[4]))",
+          "b.seek(3); b.write(b'\\xde\\xad'); b.close(); c.commit(); c.close()",
+        ].join("\n"),
+        path,
+        table,
+        column,
+        String(rowid),
+      ],
+      { stdio: "pipe" },
+    );
     return "blob_write";
   } catch {
     const names = Object.values(triggerNames(table));
@@ -76,7 +87,10 @@ function writeBehindTriggers(db: Database.Database, path: string, table: string,
     const cookie = db.pragma("schema_version", { simple: true }) as number;
     db.unsafeMode(true);
     db.transaction(() => {
-      const saved = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND name IN (${names.map(() => "?").join(", ")})`).all(...names) as { name: string; sql: string }[];
+      const saved = db.prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND name IN (${names.map(() => "?").join(", ")})`).all(...names) as {
+        name: string;
+        sql: string;
+      }[];
       for (const t of saved) db.exec(`DROP TRIGGER "${t.name}"`);
       db.prepare(`UPDATE "${table}" SET "${column}" = CAST(substr("${column}", 1, 3) || x'dead' || substr("${column}", 6) AS BLOB) WHERE rowid = ?`).run(rowid);
       for (const t of saved) db.exec(t.sql);
@@ -109,7 +123,10 @@ describe("changes no trigger sees", () => {
   it("the cutover validates with full checksums by default and refuses to call it exact", async () => {
     const s = await setup();
     writeBehindTriggers(s.db, s.path, "media", "data", 4);
-    const e = await s.rep.cutoverNow().then(() => null, (x: unknown) => x);
+    const e = await s.rep.cutoverNow().then(
+      () => null,
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(Sqlite2pgError);
     expect((e as Sqlite2pgError).code).toBe("CUTOVER_VALIDATION");
     expect((e as Sqlite2pgError).message).toContain("media");

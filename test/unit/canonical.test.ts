@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { decimalText, encodeValue, ValueRefused, type EncodeColumn } from "../../src/target/copy-encode.js";
-import { canonicalWriter, doubleBits } from "../../src/validate/canonical.js";
+import { encodeValue, ValueRefused } from "../../src/convert/copy-encode.js";
+import { decimalText } from "../../src/convert/conversions.js";
+import type { EncodeColumn } from "../../src/plan/types.js";
+import { canonicalWriter, doubleBits } from "../../src/convert/canonical.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
 const epochS = col("timestamptz", { conversion: "epoch_s" });

@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import {
-  encodeValue, escapeCopyText, formatDouble, isSuspectText, julianToMillis, float8SendText, pgText, pgTimestampText,
-  paramValue, plainDecimal, recordText, ValueRefused, type EncodeColumn,
-} from "../../src/target/copy-encode.js";
+import { encodeValue, escapeCopyText, formatDouble, float8SendText, pgText, paramValue, recordText, ValueRefused } from "../../src/convert/copy-encode.js";
+import { julianToMillis, pgTimestampText, plainDecimal } from "../../src/convert/conversions.js";
+import type { EncodeColumn } from "../../src/plan/types.js";
+import { isSuspectText } from "../../src/sqlite/text.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): EncodeColumn => ({ name: "c", kind, conversion: "none", scale: null, ...extra });
 
 /** Decode a COPY text field the way Postgres' COPY FROM does. */
 function unescapeCopy(s: string): string {
-  return s.replace(/\\(.)/g, (_, c: string) => ({ n: "\n", r: "\r", t: "\t", b: "\b", f: "\f", v: "\v", "\\": "\\" } as Record<string, string>)[c] ?? c);
+  return s.replace(/\\(.)/g, (_, c: string) => (({ n: "\n", r: "\r", t: "\t", b: "\b", f: "\f", v: "\v", "\\": "\\" }) as Record<string, string>)[c] ?? c);
 }
 
 describe("COPY text escaping", () => {
@@ -19,11 +19,16 @@ describe("COPY text escaping", () => {
     expect(escapeCopyText("\\N")).toBe("\\\\N"); // the text \N is not NULL
   });
   it("round-trips any string without NUL", () => {
-    fc.assert(fc.property(fc.string({ unit: "binary" }).filter((s) => !s.includes("\u0000")), (s) => {
-      const e = escapeCopyText(s);
-      expect(e).not.toMatch(/[\t\n\r]/);
-      expect(unescapeCopy(e)).toBe(s);
-    }));
+    fc.assert(
+      fc.property(
+        fc.string({ unit: "binary" }).filter((s) => !s.includes("\u0000")),
+        (s) => {
+          const e = escapeCopyText(s);
+          expect(e).not.toMatch(/[\t\n\r]/);
+          expect(unescapeCopy(e)).toBe(s);
+        },
+      ),
+    );
   });
   it("flags NUL and U+FFFD as suspect", () => {
     expect(isSuspectText("a\u0000b")).toBe(true);
@@ -41,9 +46,11 @@ describe("doubles", () => {
     expect(formatDouble(5e-324)).toBe("5e-324");
   });
   it("reads back bit for bit", () => {
-    fc.assert(fc.property(fc.double({ noNaN: true }), (x) => {
-      expect(Object.is(Number(formatDouble(x)), x)).toBe(true);
-    }));
+    fc.assert(
+      fc.property(fc.double({ noNaN: true }), (x) => {
+        expect(Object.is(Number(formatDouble(x)), x)).toBe(true);
+      }),
+    );
   });
   it("digest form is the bytes float8send prints", () => {
     expect(float8SendText(1)).toBe("\\x3ff0000000000000");

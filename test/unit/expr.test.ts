@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { translateExpr, type ExprContext, type PgTypeName } from "../../src/plan/expr.js";
 import { translateDefault } from "../../src/plan/expr-default.js";
-import { quoteIdent } from "../../src/sql/ident.js";
+import { quoteIdent } from "../../src/ident.js";
 
 /** SQLite folds only ASCII letters when it compares names. */
 const fold = (s: string): string => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
@@ -15,8 +15,20 @@ function table(cols: Record<string, PgTypeName | null>, withTypes = false): Expr
 }
 
 const COLS: Record<string, PgTypeName | null> = {
-  a: "bigint", b: "bigint", name: "text", price: "double precision", amount: "numeric", status: "text",
-  "x y": "text", 'q"t': "text", Größe: "double precision", 名前: "text", flag: "boolean", data: "bytea", at: "timestamp", "order": "bigint",
+  a: "bigint",
+  b: "bigint",
+  name: "text",
+  price: "double precision",
+  amount: "numeric",
+  status: "text",
+  "x y": "text",
+  'q"t': "text",
+  Größe: "double precision",
+  名前: "text",
+  flag: "boolean",
+  data: "bytea",
+  at: "timestamp",
+  order: "bigint",
 };
 const ctx = table(COLS);
 const typed = table(COLS, true);
@@ -113,7 +125,10 @@ describe("translateExpr: translated", () => {
     ["name || 'x'", `"name" || 'x'`],
     ["name || a", '"name" || "a"'],
     ["name LIKE 'Ab%'", `translate("name", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') LIKE 'ab%' ESCAPE ''`],
-    ["name NOT LIKE status", `translate("name", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') NOT LIKE translate("status", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') ESCAPE ''`],
+    [
+      "name NOT LIKE status",
+      `translate("name", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') NOT LIKE translate("status", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') ESCAPE ''`,
+    ],
     ["name LIKE 'É\\_%' ESCAPE '\\'", `translate("name", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') LIKE 'É\\_%' ESCAPE '\\'`],
     ["name GLOB 'ab*'", `"name" LIKE 'ab%' ESCAPE '\\'`],
     ["name NOT GLOB '*_?%\\'", `"name" NOT LIKE '%\\__\\%\\\\' ESCAPE '\\'`],

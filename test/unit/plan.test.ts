@@ -1,19 +1,39 @@
 import { describe, expect, it } from "vitest";
 import { Namespace, pgName, truncateIdent } from "../../src/plan/names.js";
 import { affinity, chooseType } from "../../src/plan/types.js";
-import { DATE_CLASS, numericTypmod, type ColumnCensus } from "../../src/source/census.js";
-import type { SourceColumn } from "../../src/source/schema.js";
-import { quoteIdent, quoteLiteral } from "../../src/sql/ident.js";
+import { DATE_CLASS, numericTypmod, type ColumnCensus } from "../../src/sqlite/census.js";
+import type { SourceColumn } from "../../src/sqlite/schema.js";
+import { quoteIdent, quoteLiteral } from "../../src/ident.js";
 import { resolveConfig } from "../../src/config/config.js";
 import { describeError, exitCodeFor, sourceError } from "../../src/errors.js";
-import { redactUrl } from "../../src/target/pg.js";
+import { redactUrl } from "../../src/postgres/pg.js";
 
 const col = (declaredType: string): SourceColumn => ({
-  name: "c", cid: 0, declaredType, notNull: false, defaultSql: null, pkOrdinal: 0, generated: null, collation: null, checks: [],
+  name: "c",
+  cid: 0,
+  declaredType,
+  notNull: false,
+  defaultSql: null,
+  pkOrdinal: 0,
+  generated: null,
+  collation: null,
+  checks: [],
 });
 const census = (c: Partial<ColumnCensus>): ColumnCensus => ({
-  nulls: 0, integers: 0, reals: 0, texts: 0, blobs: 0, minInt: null, maxInt: null, dateClasses: 0,
-  textBooleans: 0, textJson: 0, julianReals: 0, zeroOne: 0, numericFits: 0, ...c,
+  nulls: 0,
+  integers: 0,
+  reals: 0,
+  texts: 0,
+  blobs: 0,
+  minInt: null,
+  maxInt: null,
+  dateClasses: 0,
+  textBooleans: 0,
+  textJson: 0,
+  julianReals: 0,
+  zeroOne: 0,
+  numericFits: 0,
+  ...c,
 });
 
 describe("identifiers", () => {

@@ -1,8 +1,8 @@
 import Database from "better-sqlite3";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { quoteIdent } from "../../src/sql/ident.js";
-import { parseCreateIndex, parseCreateTable, tokenize, type ParsedColumnDef } from "../../src/source/sql-text.js";
+import { quoteIdent } from "../../src/ident.js";
+import { parseCreateIndex, parseCreateTable, tokenize, type ParsedColumnDef } from "../../src/sqlite/sql-text.js";
 
 const col = (t: ReturnType<typeof parseCreateTable>, name: string): ParsedColumnDef => {
   const c = t.columns.find((x) => x.name === name);
@@ -14,9 +14,7 @@ describe("tokenize", () => {
   const kinds = (sql: string): string[] => tokenize(sql).map((t) => `${t.kind}:${t.value}`);
 
   it("reads every quoting form of an identifier", () => {
-    expect(kinds(`"a""b" [x y] \`c\`\`d\` plain_1$ 'it''s'`)).toEqual([
-      'ident:a"b', "ident:x y", "ident:c`d", "ident:plain_1$", "string:it's",
-    ]);
+    expect(kinds(`"a""b" [x y] \`c\`\`d\` plain_1$ 'it''s'`)).toEqual(['ident:a"b', "ident:x y", "ident:c`d", "ident:plain_1$", "string:it's"]);
   });
 
   it("keeps the raw text and offsets of each token", () => {
@@ -32,15 +30,47 @@ describe("tokenize", () => {
 
   it("reads numbers, hex numbers, blobs and parameters", () => {
     expect(kinds("1 1.5 .5 1. 1e10 2.5E-3 0x1F 1_000 x'00fF' X'' ? ?3 :n @m $v")).toEqual([
-      "number:1", "number:1.5", "number:.5", "number:1.", "number:1e10", "number:2.5E-3", "number:0x1F", "number:1_000",
-      "blob:00fF", "blob:", "param:?", "param:?3", "param::n", "param:@m", "param:$v",
+      "number:1",
+      "number:1.5",
+      "number:.5",
+      "number:1.",
+      "number:1e10",
+      "number:2.5E-3",
+      "number:0x1F",
+      "number:1_000",
+      "blob:00fF",
+      "blob:",
+      "param:?",
+      "param:?3",
+      "param::n",
+      "param:@m",
+      "param:$v",
     ]);
   });
 
   it("reads operators longest first", () => {
     expect(kinds("a->>'x' || b <> c != d == e <= f >= g << h >> i -> j")).toEqual([
-      "ident:a", "op:->>", "string:x", "op:||", "ident:b", "op:<>", "ident:c", "op:!=", "ident:d", "op:==", "ident:e",
-      "op:<=", "ident:f", "op:>=", "ident:g", "op:<<", "ident:h", "op:>>", "ident:i", "op:->", "ident:j",
+      "ident:a",
+      "op:->>",
+      "string:x",
+      "op:||",
+      "ident:b",
+      "op:<>",
+      "ident:c",
+      "op:!=",
+      "ident:d",
+      "op:==",
+      "ident:e",
+      "op:<=",
+      "ident:f",
+      "op:>=",
+      "ident:g",
+      "op:<<",
+      "ident:h",
+      "op:>>",
+      "ident:i",
+      "op:->",
+      "ident:j",
     ]);
   });
 
@@ -108,7 +138,8 @@ describe("parseCreateTable on real-world DDL", () => {
     const a = parseCreateTable("CREATE TABLE autoinc(id integer auto_increment primary key, ticket text)");
     expect(col(a, "id")).toMatchObject({ declaredType: "integer auto_increment", primaryKey: true, autoincrement: false });
     expect(parseCreateTable("CREATE TABLE t548(foo numeric(20, 6), bar numeric(12,4))").columns.map((c) => c.declaredType)).toEqual([
-      "numeric(20, 6)", "numeric(12,4)",
+      "numeric(20, 6)",
+      "numeric(12,4)",
     ]);
     expect(parseCreateTable(`CREATE TABLE double(x "double precision", y real)`).columns[0]!.declaredType).toBe("double precision");
     expect(parseCreateTable("CREATE TABLE long(name char(70), amount double)").columns.map((c) => c.declaredType)).toEqual(["char(70)", "double"]);
@@ -119,7 +150,9 @@ describe("parseCreateTable on real-world DDL", () => {
     expect(col(parseCreateTable(`CREATE TABLE def(id integer primary key autoincrement, f1 text default "", f2 text)`), "f1").defaultExpr).toBe('""');
     expect(col(parseCreateTable("CREATE TABLE stamps(StartTime DATETIME DEFAULT 0, EndTime DATETIME DEFAULT 0)"), "EndTime").defaultExpr).toBe("0");
     expect(col(parseCreateTable("CREATE TABLE ints(id integer primary key, a tinyint default '0', b smallint)"), "a").defaultExpr).toBe("'0'");
-    expect(col(parseCreateTable("CREATE TABLE currentdate (id integer primary key, my_value datetime default current_date)"), "my_value").defaultExpr).toBe("current_date");
+    expect(col(parseCreateTable("CREATE TABLE currentdate (id integer primary key, my_value datetime default current_date)"), "my_value").defaultExpr).toBe(
+      "current_date",
+    );
     expect(parseCreateTable("CREATE TABLE appointments (time TIMESTAMP DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')))").columns[0]).toMatchObject({
       name: "time",
       declaredType: "TIMESTAMP",
@@ -134,7 +167,10 @@ describe("parseCreateTable on real-world DDL", () => {
     expect(parseCreateTable(`CREATE TABLE "references"(id integer)`).name).toBe("references");
     expect(parseCreateTable("CREATE TABLE user(id integer primary key autoincrement, name text)").name).toBe("user");
     expect(parseCreateTable("CREATE TABLE character(id integer primary key, f1 character(20))").columns[1]!.declaredType).toBe("character(20)");
-    expect(parseCreateTable("CREATE TABLE sqlite_sequence(name,seq)").columns.map((c) => [c.name, c.declaredType])).toEqual([["name", ""], ["seq", ""]]);
+    expect(parseCreateTable("CREATE TABLE sqlite_sequence(name,seq)").columns.map((c) => [c.name, c.declaredType])).toEqual([
+      ["name", ""],
+      ["seq", ""],
+    ]);
   });
 
   it("reads web2py's column REFERENCES with ON DELETE CASCADE", () => {
@@ -143,7 +179,11 @@ describe("parseCreateTable on real-world DDL", () => {
     user_id INTEGER REFERENCES auth_user (id) ON DELETE CASCADE,
     group_id INTEGER REFERENCES auth_group (id) ON DELETE CASCADE
 )`);
-    expect(t.columns.map((c) => [c.name, c.declaredType])).toEqual([["id", "INTEGER"], ["user_id", "INTEGER"], ["group_id", "INTEGER"]]);
+    expect(t.columns.map((c) => [c.name, c.declaredType])).toEqual([
+      ["id", "INTEGER"],
+      ["user_id", "INTEGER"],
+      ["group_id", "INTEGER"],
+    ]);
     expect(col(t, "id").autoincrement).toBe(true);
   });
 });
@@ -162,8 +202,17 @@ describe("parseCreateTable on hard cases", () => {
       "create table x(b integer constraint c1 not null on conflict replace constraint c2 check (b > 0) collate nocase primary key desc on conflict ignore autoincrement unique on conflict fail default 7)",
     );
     expect(t.columns[0]).toEqual({
-      name: "b", declaredType: "integer", collate: "nocase", checks: ["b > 0"], generated: null, autoincrement: true,
-      primaryKey: true, primaryKeyDesc: true, unique: true, notNull: true, defaultExpr: "7",
+      name: "b",
+      declaredType: "integer",
+      collate: "nocase",
+      checks: ["b > 0"],
+      generated: null,
+      autoincrement: true,
+      primaryKey: true,
+      primaryKeyDesc: true,
+      unique: true,
+      notNull: true,
+      defaultExpr: "7",
     });
   });
 
@@ -171,13 +220,27 @@ describe("parseCreateTable on hard cases", () => {
     const t = parseCreateTable(
       "create table d(a default abc, b default \"\", c default true, d default - 1, e default +0x10, f default (1 + (2)), g default current_timestamp, h default -1.5e3, i default x'00ff', j default 'a''b', k default null)",
     );
-    expect(t.columns.map((c) => c.defaultExpr)).toEqual(["abc", '""', "true", "- 1", "+0x10", "(1 + (2))", "current_timestamp", "-1.5e3", "x'00ff'", "'a''b'", "null"]);
+    expect(t.columns.map((c) => c.defaultExpr)).toEqual([
+      "abc",
+      '""',
+      "true",
+      "- 1",
+      "+0x10",
+      "(1 + (2))",
+      "current_timestamp",
+      "-1.5e3",
+      "x'00ff'",
+      "'a''b'",
+      "null",
+    ]);
     expect(parseCreateTable("create table e(a default -'1', b)").columns[0]!.defaultExpr).toBe("-'1'");
     expect(() => parseCreateTable("create table e(a default - , b)")).toThrow(/expected a value after the sign of a DEFAULT/);
   });
 
   it("reads generated columns, stored and virtual, with and without GENERATED ALWAYS", () => {
-    const t = parseCreateTable("create table g(x int, y int generated always as (x+1) virtual, z as (x*2) stored, w text GENERATED ALWAYS AS (lower('A' || (x))) NOT NULL, v as (x))");
+    const t = parseCreateTable(
+      "create table g(x int, y int generated always as (x+1) virtual, z as (x*2) stored, w text GENERATED ALWAYS AS (lower('A' || (x))) NOT NULL, v as (x))",
+    );
     expect(t.columns.map((c) => c.generated)).toEqual([
       null,
       { expr: "x+1", stored: false },
@@ -196,7 +259,9 @@ describe("parseCreateTable on hard cases", () => {
   });
 
   it("reads table-level CHECKs with and without names, and separated without commas", () => {
-    const t = parseCreateTable("create table a4(a int, b int, check(a>0) constraint k check (b > (a - 1)) unique(a) constraint [pk] primary key (a, b) on conflict abort, check ( a <> b ))");
+    const t = parseCreateTable(
+      "create table a4(a int, b int, check(a>0) constraint k check (b > (a - 1)) unique(a) constraint [pk] primary key (a, b) on conflict abort, check ( a <> b ))",
+    );
     expect(t.checks).toEqual([
       { name: null, expr: "a>0" },
       { name: "k", expr: "b > (a - 1)" },
@@ -206,7 +271,8 @@ describe("parseCreateTable on hard cases", () => {
   });
 
   it("reads foreign keys with every clause", () => {
-    const t = parseCreateTable(`create table "references"("references", "from" text references "references" ("references") on delete cascade on update set null match simple deferrable initially deferred not null,
+    const t =
+      parseCreateTable(`create table "references"("references", "from" text references "references" ("references") on delete cascade on update set null match simple deferrable initially deferred not null,
       x int references p not deferrable initially immediate unique, y references q(a) on delete set default on update restrict,
       foreign key (x, y) references p (a, b) on update no action not deferrable, foreign key(x) references "p q")`);
     expect(t.columns.map((c) => c.name)).toEqual(["references", "from", "x", "y"]);
@@ -224,15 +290,39 @@ describe("parseCreateTable on hard cases", () => {
       "create table t(a unsigned big int, b double precision, c varying character(255), d INT(11), e tinyint(1), f nvarchar(100), g int(+1, -2), h 'int', i numeric( 10 , 2 ), j long varchar not null, k)",
     );
     expect(t.columns.map((c) => c.declaredType)).toEqual([
-      "unsigned big int", "double precision", "varying character(255)", "INT(11)", "tinyint(1)", "nvarchar(100)", "int(+1, -2)", "int",
-      "numeric( 10 , 2 )", "long varchar", "",
+      "unsigned big int",
+      "double precision",
+      "varying character(255)",
+      "INT(11)",
+      "tinyint(1)",
+      "nvarchar(100)",
+      "int(+1, -2)",
+      "int",
+      "numeric( 10 , 2 )",
+      "long varchar",
+      "",
     ]);
   });
 
   it("reads keywords that SQLite accepts as bare names", () => {
-    const t = parseCreateTable(`create table "a""5" (\`order\` int, [group] text, "select" int, key int, action int, replace int, temp int, "from", "primary" text, "check", "constraint" int, user)`);
+    const t = parseCreateTable(
+      `create table "a""5" (\`order\` int, [group] text, "select" int, key int, action int, replace int, temp int, "from", "primary" text, "check", "constraint" int, user)`,
+    );
     expect(t.name).toBe('a"5');
-    expect(t.columns.map((c) => c.name)).toEqual(["order", "group", "select", "key", "action", "replace", "temp", "from", "primary", "check", "constraint", "user"]);
+    expect(t.columns.map((c) => c.name)).toEqual([
+      "order",
+      "group",
+      "select",
+      "key",
+      "action",
+      "replace",
+      "temp",
+      "from",
+      "primary",
+      "check",
+      "constraint",
+      "user",
+    ]);
     expect(t.columns.map((c) => c.declaredType)).toEqual(["int", "text", "int", "int", "int", "int", "int", "", "text", "", "int", ""]);
   });
 
@@ -242,7 +332,10 @@ describe("parseCreateTable on hard cases", () => {
       a /* e */ int /* f */ not /* g */ null, -- h , )
       b text default ( lower( /* i ) */ 'A') ) -- j
       , check ( a > 0 /* k */ ) ) -- end`);
-    expect(t.columns.map((c) => [c.name, c.declaredType, c.notNull])).toEqual([["a", "int", true], ["b", "text", false]]);
+    expect(t.columns.map((c) => [c.name, c.declaredType, c.notNull])).toEqual([
+      ["a", "int", true],
+      ["b", "text", false],
+    ]);
     expect(col(t, "b").defaultExpr).toBe("( lower( /* i ) */ 'A') )");
     // Comments between the last token and the ")" are not part of the expression.
     expect(t.checks).toEqual([{ name: null, expr: "a > 0" }]);
@@ -363,14 +456,22 @@ describe("parseCreateTable agrees with SQLite's PRAGMAs", () => {
     const db = new Database(":memory:");
     try {
       db.exec(ddl);
-      const rows = db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name <> 'sqlite_sequence'").all() as { name: string; sql: string }[];
+      const rows = db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name <> 'sqlite_sequence'").all() as {
+        name: string;
+        sql: string;
+      }[];
       expect(rows).toHaveLength(1);
       const { name, sql } = rows[0]!;
       for (const text of [ddl, sql]) {
         const parsed = parseCreateTable(text);
         expect(parsed.name).toBe(name);
         const xinfo = db.pragma(`table_xinfo(${JSON.stringify(name)})`) as {
-          name: string; type: string; notnull: number; dflt_value: string | null; pk: number; hidden: number;
+          name: string;
+          type: string;
+          notnull: number;
+          dflt_value: string | null;
+          pk: number;
+          hidden: number;
         }[];
         expect(parsed.columns.map((c) => c.name)).toEqual(xinfo.map((x) => x.name));
         parsed.columns.forEach((c, i) => {
@@ -403,7 +504,9 @@ describe("parseCreateTable agrees with SQLite's PRAGMAs", () => {
         const ix = parseCreateIndex(r.sql);
         expect(ix.name).toBe(r.name);
         expect(ix.table).toBe("t");
-        const info = (db.pragma(`index_xinfo(${JSON.stringify(r.name)})`) as { name: string | null; desc: number; coll: string; key: number }[]).filter((x) => x.key === 1);
+        const info = (db.pragma(`index_xinfo(${JSON.stringify(r.name)})`) as { name: string | null; desc: number; coll: string; key: number }[]).filter(
+          (x) => x.key === 1,
+        );
         expect(ix.columns.map((c) => c.column)).toEqual(info.map((x) => x.name));
         expect(ix.columns.map((c) => c.desc)).toEqual(info.map((x) => x.desc === 1));
         expect(ix.columns.map((c) => (c.collate ?? "BINARY").toUpperCase())).toEqual(info.map((x) => x.coll.toUpperCase()));
@@ -428,7 +531,9 @@ describe("names of any text survive quoting and parsing", () => {
         try {
           db.exec(ddl);
           const stored = (db.prepare("SELECT sql FROM sqlite_schema").get() as { sql: string }).sql;
-          expect(parseCreateTable(stored).columns.map((c) => c.name)).toEqual((db.pragma(`table_xinfo(${quoteIdent(t)})`) as { name: string }[]).map((x) => x.name));
+          expect(parseCreateTable(stored).columns.map((c) => c.name)).toEqual(
+            (db.pragma(`table_xinfo(${quoteIdent(t)})`) as { name: string }[]).map((x) => x.name),
+          );
         } finally {
           db.close();
         }

@@ -1,0 +1,164 @@
+/**
+ * The conversions of SQLite values that are not spelled the same in
+ * PostgreSQL: unix seconds/milliseconds and julian days to an instant,
+ * 0/1 and true/false words to a boolean, numbers to the exact decimal they
+ * denote, and ISO dates and timestamps as Postgres prints them. Pure
+ * functions, one direction each; the COPY encoder (copy-encode.ts) and the
+ * canonical forms (canonical.ts) use them.
+ */
+import { ValueRefused } from "./refused.js";
+
+/** Expand JavaScript number text (maybe `1e+21`, `1.5e-7`) into the plain decimal Postgres' numeric prints. */
+export function plainDecimal(s: string): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(s);
+  if (!m) return s;
+  const [, sign, int, frac = "", expS] = m;
+  const exp = Number(expS);
+  const digits = int! + frac;
+  const point = int!.length + exp;
+  let out: string;
+  if (point <= 0) out = "0." + "0".repeat(-point) + digits;
+  else if (point >= digits.length) out = digits + "0".repeat(point - digits.length);
+  else out = digits.slice(0, point) + "." + digits.slice(point);
+  out = out.replace(/^0+(?=\d)/, "");
+  if (out.includes(".")) out = out.replace(/0+$/, "").replace(/\.$/, "");
+  return sign + out;
+}
+
+function isoFromMillis(ms: number): string {
+  return new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ; range checked by the census
+}
+
+/** Milliseconds since the epoch for a julian day, rounded as SQLite's date functions round it. */
+export function julianToMillis(jd: number): number {
+  const ijd = Math.floor(jd * 86400000 + 0.5); // SQLite: (sqlite3_int64)(r*86400000.0 + 0.5)
+  return ijd - JULIAN_EPOCH_MS;
+}
+
+/** Julian day 2440587.5 (the unix epoch) in milliseconds. */
+const JULIAN_EPOCH_MS = 210866760000000;
+
+/**
+ * The exact decimal a SQLite number denotes: an integer's digits, a real's
+ * shortest round-trip decimal (never an exponent; -0 as 0). The validator
+ * hashes this form of epoch and numeric values, independently of how they
+ * were converted.
+ */
+export function decimalText(v: number | bigint): string {
+  if (typeof v === "bigint") return v.toString();
+  return Object.is(v, -0) ? "0" : plainDecimal(String(v));
+}
+
+/**
+ * Unix seconds or milliseconds as an exact instant: the value's decimal
+ * digits, scaled to microseconds (what timestamptz holds) with integer
+ * arithmetic. A value with finer digits than microseconds is refused, never
+ * cut: 1700000200.1234567 s has no timestamptz that equals it.
+ */
+export function epochIso(v: number | bigint, conversion: "epoch_s" | "epoch_ms", col: number): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(decimalText(v));
+  if (!m) throw new ValueRefused(col, "not a finite number of unix time", v);
+  const digits = conversion === "epoch_s" ? 6 : 3;
+  const frac = m[3] ?? "";
+  if (frac.length > digits)
+    throw new ValueRefused(
+      col,
+      `unix ${conversion === "epoch_s" ? "seconds" : "milliseconds"} with ${frac.length} decimals: finer than the microseconds timestamptz holds`,
+      v,
+    );
+  const micros = BigInt(m[1]! + m[2]! + frac.padEnd(digits, "0"));
+  let ms = micros / 1000n;
+  let rest = micros % 1000n;
+  if (rest < 0n) {
+    ms -= 1n;
+    rest += 1000n;
+  }
+  if (!(ms >= BigInt(MIN_MS) && ms <= BigInt(MAX_MS))) throw new ValueRefused(col, "outside the years 0001–9999", v);
+  const iso = isoFromMillis(Number(ms));
+  return rest === 0n ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, "0")}Z`;
+}
+
+/**
+ * A julian day as the instant SQLite's date functions read (whole
+ * milliseconds). Only a day number that is exactly such an instant is
+ * taken (what julianday() itself returns): any other would be rounded.
+ */
+export function julianIso(v: number | bigint, col: number): string {
+  const n = Number(v);
+  const ms = julianToMillis(n);
+  if (!(ms >= MIN_MS && ms <= MAX_MS)) throw new ValueRefused(col, "outside the years 0001–9999", v);
+  if ((ms + JULIAN_EPOCH_MS) / 86400000 !== n)
+    throw new ValueRefused(col, "a julian day that is not a whole millisecond: SQLite's date functions would round it, and so would timestamptz", v);
+  return isoFromMillis(ms);
+}
+
+const BOOL_WORDS: Record<string, boolean> = { true: true, t: true, yes: true, false: false, f: false, no: false };
+
+export function toBoolean(v: unknown, col: number): boolean {
+  if (v === 1 || v === 1n) return true;
+  if (v === 0 || v === 0n) return false;
+  if (typeof v === "string") {
+    const b = BOOL_WORDS[v.toLowerCase()];
+    if (b !== undefined) return b;
+  }
+  throw new ValueRefused(col, "not a boolean (0/1 or true/false)", v);
+}
+
+const MIN_MS = -62135596800000; // 0001-01-01
+const MAX_MS = 253402300799999; // 9999-12-31 23:59:59.999
+
+const ISO_PARTS = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?)?(?:Z|([+-])(\d\d):(\d\d))?$/;
+
+/**
+ * Whether an ISO date/timestamp (of a shape the regexes admit) names a real
+ * instant Postgres stores as written: a calendar day of the years
+ * 0001–9999, hours 0–23, seconds 0–59 (Postgres reads 24:00 and second 60
+ * as the next day or minute: silently another text), zones within ±15:59.
+ */
+export function isoInRange(s: string): boolean {
+  const m = ISO_PARTS.exec(s);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
+  const days = [31, y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1]!;
+  if (d > days) return false;
+  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 59)) return false;
+  if (m[8] !== undefined && (Number(m[8]) > 15 || Number(m[9]) > 59)) return false;
+  return true;
+}
+
+/** Two-digit zero padding. */
+function p2(n: number): string {
+  return n < 10 ? "0" + n : String(n);
+}
+
+/** `YYYY-MM-DD HH:MM:SS[.fff]` in UTC, as Postgres prints a timestamp (fraction without trailing zeros). */
+export function pgMillisText(ms: number): string {
+  const d = new Date(ms);
+  const base = `${String(d.getUTCFullYear()).padStart(4, "0")}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}`;
+  const f = d.getUTCMilliseconds();
+  return f === 0 ? base : `${base}.${String(f).padStart(3, "0").replace(/0+$/, "")}`;
+}
+
+/**
+ * An ISO date/timestamp text (a shape the census admitted) as Postgres
+ * prints it: `timestamp` as written, `timestamptz` moved to UTC with `+00`.
+ */
+export function pgTimestampText(s: string, withZone: boolean): string {
+  // The common shape, 'YYYY-MM-DD HH:MM:SS', is already what Postgres prints.
+  if (s.length === 19 && s.charCodeAt(10) === 32) return withZone ? s + "+00" : s;
+  const m = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?)?(Z|[+-]\d\d:\d\d)?$/.exec(s);
+  if (!m) return "?" + s; // cannot match: the census admitted only these shapes, so this shows as a difference
+  const [, y, mo, d, h = "00", mi = "00", se = "00", frac = "", zone] = m;
+  const f = frac.replace(/0+$/, "");
+  let text = `${y}-${mo}-${d} ${h}:${mi}:${se}`;
+  if (withZone && zone && zone !== "Z" && zone !== "+00:00" && zone !== "-00:00") {
+    const sign = zone[0] === "-" ? -1 : 1;
+    const offMin = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+    const t = new Date(0); // setUTCFullYear, unlike Date.UTC, keeps years 0001–0099 as written
+    t.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+    t.setUTCHours(Number(h), Number(mi), Number(se), 0);
+    text = pgMillisText(t.getTime() - offMin * 60000);
+  }
+  return (f ? `${text}.${f}` : text) + (withZone ? "+00" : "");
+}

@@ -1,0 +1,144 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors.js";
+import type { MigrationPlan } from "../plan/plan.js";
+import type { RowidRange } from "../sqlite/reader.js";
+import type { TransformedValue } from "../convert/row-encoder.js";
+import type { Digest } from "../validate/digest.js";
+import type { TableCensus } from "../sqlite/census.js";
+import type { SourceTable } from "../sqlite/schema.js";
+
+/** What every copy worker is started with. */
+export interface WorkerInit {
+  sqlite: string;
+  pg: string | undefined;
+  chunkRows: number;
+  /** Bytes of rows per chunk read (default: the reader's 32 MiB). */
+  chunkBytes?: number;
+  fixText: boolean;
+}
+
+/** Work for a worker: one range of one table to copy (after `setPlan`), or one table's census. */
+export type WorkerTask = { type: "task"; id: number; table: number; range: RowidRange } | { type: "census"; id: number; table: SourceTable };
+
+/** Messages from a worker. */
+export type WorkerReply =
+  | { type: "progress"; id: number; rows: number; bytes: number }
+  | { type: "done"; id: number; rows: number; digest: Digest; transformed: TransformedValue[] }
+  | { type: "census"; id: number; census: TableCensus }
+  | { type: "error"; id: number; error: { category: ErrorCategory; code: string; message: string; context?: ErrorContext; hint?: string; cause?: string } };
+
+/** The worker script: compiled beside this module, or in dist/ when this module runs from source (tests). */
+function workerUrl(): URL {
+  const here = new URL("./copy-worker.js", import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  return new URL("../../dist/migrate/copy-worker.js", import.meta.url);
+}
+
+/**
+ * A fixed set of copy workers. `run` hands tasks out as workers free up,
+ * reports progress, and fails fast: the first error stops handing out
+ * tasks, and `close` ends every worker whatever happened.
+ */
+export class CopyPool {
+  private readonly workers: Worker[] = [];
+  private closed = false;
+
+  constructor(init: WorkerInit, size: number) {
+    for (let i = 0; i < size; i++) {
+      // Small heaps keep the peak memory flat whatever the database size: a
+      // worker holds one chunk and one COPY buffer at a time.
+      const w = new Worker(workerUrl(), { workerData: init, resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 32 } });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  /** Hand every worker the plan the copy tasks refer to. */
+  setPlan(plan: MigrationPlan): void {
+    for (const w of this.workers) w.postMessage({ type: "plan", plan });
+  }
+
+  /** The census of every table, tables in parallel (one SQLite connection per worker). */
+  async census(tables: SourceTable[]): Promise<Map<string, TableCensus>> {
+    const out = new Map<string, TableCensus>();
+    const tasks: WorkerTask[] = tables.map((table, id) => ({ type: "census", id, table }));
+    await this.run(
+      tasks,
+      () => undefined,
+      (task, r) => {
+        if (r.type === "census" && task.type === "census") out.set(task.table.name, r.census);
+      },
+    );
+    return out;
+  }
+
+  /** Run every task, handing them out as workers free up. */
+  async run(
+    tasks: WorkerTask[],
+    onProgress: (task: WorkerTask, rows: number, bytes: number) => void,
+    onDone: (task: WorkerTask, r: Extract<WorkerReply, { type: "done" | "census" }>) => void,
+  ): Promise<void> {
+    let next = 0;
+    let failed: unknown = null;
+    await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const give = () => {
+              if (failed || next >= tasks.length) {
+                w.off("message", onMessage);
+                w.off("error", onError);
+                resolve();
+                return;
+              }
+              w.postMessage(tasks[next++]);
+            };
+            const onMessage = (m: WorkerReply) => {
+              const task = tasks.find((t) => t.id === m.id)!;
+              if (m.type === "progress") onProgress(task, m.rows, m.bytes);
+              else if (m.type === "done" || m.type === "census") {
+                onDone(task, m);
+                give();
+              } else {
+                failed ??= new Sqlite2pgError(m.error.category, m.error.code, m.error.message, {
+                  context: m.error.context,
+                  hint: m.error.hint,
+                  cause: m.error.cause ? new Error(m.error.cause) : undefined,
+                });
+                give();
+              }
+            };
+            const onError = (e: Error) => {
+              failed ??= e;
+              resolve();
+            };
+            w.on("message", onMessage);
+            w.on("error", onError);
+            give();
+          }),
+      ),
+    );
+    if (failed) throw failed;
+  }
+
+  /** End every worker; closes their connections first when they can. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => void w.terminate().then(() => resolve()), 5000);
+            w.once("exit", () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            w.postMessage({ type: "close" });
+          }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The daemon's lag and apply rate: the live numbers the metrics endpoint
+ * serves (no Postgres round trip), and the periodic "lag" log line.
+ */
+import type { Logger } from "../observe/logger.js";
+import type { ChangelogReader } from "../sqlite/capture.js";
+import type { ReplicationState } from "./state.js";
+
+/** What the metrics endpoint shows. */
+export interface LiveNumbers {
+  phase: string;
+  applied_seq: number;
+  newest_seq: number;
+  lag_changes: number;
+  lag_seconds: number;
+  apply_rate: number | null;
+  last_error: string | null;
+}
+
+/** Measures the apply rate between reports. */
+export class LagMeter {
+  private mark = { at: Date.now(), changes: 0 };
+  private lastRate: number | null = null;
+
+  /** The live numbers; `state` and `changelog` are null before the daemon started. */
+  live(state: ReplicationState | null, changelog: ChangelogReader | null, lastFailure: string | null): LiveNumbers {
+    const applied = state?.appliedSeq ?? 0;
+    const newest = changelog?.newestSeq() ?? 0;
+    return {
+      phase: state?.phase ?? "starting",
+      applied_seq: applied,
+      newest_seq: newest,
+      lag_changes: Math.max(0, newest - applied),
+      lag_seconds: changelog ? +changelog.lagSeconds(applied).toFixed(3) : 0,
+      apply_rate: this.lastRate,
+      last_error: lastFailure,
+    };
+  }
+
+  /** Log the lag; returns the apply rate since the last report (changes per second). */
+  report(state: ReplicationState, changelog: ChangelogReader, log: Logger): number {
+    const now = Date.now();
+    const rate = ((state.changesApplied - this.mark.changes) * 1000) / Math.max(now - this.mark.at, 1);
+    this.mark = { at: now, changes: state.changesApplied };
+    this.lastRate = Math.round(rate);
+    const newest = changelog.newestSeq();
+    const lag = Math.max(0, newest - state.appliedSeq);
+    log.info(
+      {
+        phase: state.phase,
+        applied_seq: state.appliedSeq,
+        newest_seq: newest,
+        lag_changes: lag,
+        lag_seconds: +changelog.lagSeconds(state.appliedSeq).toFixed(3),
+        apply_rate: Math.round(rate),
+      },
+      "lag",
+    );
+    return rate;
+  }
+}

@@ -1,0 +1,36 @@
+import type { Logger } from "../observe/logger.js";
+import type { CutoverOptions } from "./cutover.js";
+
+/** Options of the daemon. */
+export interface ReplicatorOptions {
+  sqlite: string;
+  pg: string | undefined;
+  log: Logger;
+  /** Fallback poll interval when no WAL change is seen; 0 disables the timer (tests call `streamOnce`). */
+  pollIntervalMs?: number;
+  /** Changes per batch. */
+  batchSize?: number;
+  /** Rows per snapshot chunk. */
+  chunkRows?: number;
+  /**
+   * How often applied changes are pruned from the changelog, in ms (default
+   * 60 000). Each prune is a write to the application's file: a deferred
+   * transaction of the application that read before it and writes after it
+   * fails with SQLITE_BUSY, so pruning is rare and done in one short
+   * transaction. It also runs when `pruneBacklog` applied changes wait.
+   */
+  pruneIntervalMs?: number;
+  /** Applied changes that trigger a prune before the interval is up (default 500 000). */
+  pruneBacklog?: number;
+  /** Bytes of rows per batch (default 32 MiB; always at least one change): a batch ends early once its rows pass it. */
+  batchBytes?: number;
+  /** Bytes of rows per snapshot chunk (default 32 MiB; always at least one row). */
+  chunkBytes?: number;
+  fixText?: boolean;
+  /** Watch the -wal file to wake up at once. */
+  watch?: boolean;
+  /** How the cutover validates, and the command it runs after. */
+  cutover?: CutoverOptions;
+  /** Called once this process is the active daemon (holds the source's lock): the CLI writes its pid file then. */
+  onActive?: () => void;
+}

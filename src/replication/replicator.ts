@@ -1,0 +1,663 @@
+/**
+ * The replication daemon's one state machine. Phases, in order:
+ *
+ *   new        `init` ran: capture is installed, nothing copied yet
+ *   snapshot   the plan is stored and the tables exist; rows are copied in
+ *              chunks, each committed with its table's progress
+ *   catch-up   every table copied, keys and indexes built; the changes made
+ *              since the snapshot began are being applied
+ *   streaming  caught up once; each change is applied as it comes
+ *   cutover-catch-up
+ *              the cutover is asked for: the last changes before the freeze
+ *   frozen     SQLite refuses writes; draining up to the sentinel
+ *   cut-over   committed in Postgres: the application writes there now
+ *   done       validated, marker written, hook run
+ *
+ * The phase and positions live in `sqlite2pg.state`, written in the same
+ * transaction as the data, so `kill -9` at any instant and a restart
+ * converge to the source's contents. The allowed transitions are one table
+ * in ./phase.ts, and its `transition` is the only writer of the phase: here
+ * through `setPhase` (conditional on the phase this daemon believes in),
+ * and in the cutover's commit, `init`, `unfreeze` and the cutover's aborts.
+ *
+ * Why one file over 400 lines: the class is the state machine — the run
+ * loop and the phase steps share the connections, the state and the stop
+ * and wake-up signals, and splitting the loop from them would only pass
+ * all of that around. What stands alone lives beside it: the phase table
+ * (phase.ts), the source's lock (lock.ts), the file's identity
+ * (source-file.ts), the prune schedule (prune.ts), the begin step
+ * (begin.ts), lag reporting (lag.ts), the WAL watch (wal-watch.ts), the
+ * options (options.ts), and each phase's work (snapshot.ts, stream.ts,
+ * cutover.ts, schema-changes.ts).
+ */
+import type BetterSqlite3 from "better-sqlite3";
+import type { FSWatcher } from "chokidar";
+import { watchWal } from "./wal-watch.js";
+import type { ReplicatorOptions } from "./options.js";
+
+export type { ReplicatorOptions } from "./options.js";
+import type pg from "pg";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Sqlite2pgError, usageError, internalError, isRetryableError } from "../errors.js";
+import type { Logger } from "../observe/logger.js";
+import type { MigrationPlan } from "../plan/plan.js";
+import { captureInfo, type ChangelogReader, pruneChanges } from "../sqlite/capture.js";
+import { openSource } from "../sqlite/open.js";
+import { connectPg, withPg } from "../postgres/pg.js";
+import type { TransformedValue } from "../convert/row-encoder.js";
+import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, type ReplicationState } from "./state.js";
+import { selfIdentity } from "./signals.js";
+import { isRetryable } from "./retry.js";
+import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
+import { snapshotTable } from "./snapshot.js";
+import { Applier } from "./stream.js";
+import { CUTOVER_RETRY, runCutover, type CutoverHost } from "./cutover.js";
+import { keyStatements, schemaFingerprint } from "./keys.js";
+import { SchemaChanges, SchemaMoved } from "./schema-changes.js";
+import { buildMissingUniques } from "./schema-ddl.js";
+import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
+import { crashPoint } from "../observe/crash-points.js";
+import { Phase, PhaseRaceError, transition } from "./phase.js";
+import { SourceLock } from "./lock.js";
+import { LagMeter, type LiveNumbers } from "./lag.js";
+import { beginSnapshot } from "./begin.js";
+import { inTransaction } from "../postgres/transaction.js";
+import { PruneSchedule } from "./prune.js";
+import { fileIdentity, openReplicatedSource } from "./source-file.js";
+
+export { Phase } from "./phase.js";
+
+/** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
+const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED"];
+
+/** The replication daemon: snapshot, catch-up, streaming. */
+export class Replicator {
+  private db: BetterSqlite3.Database | null = null;
+  private writer: BetterSqlite3.Database | null = null;
+  private client: pg.Client | null = null;
+  private lock: SourceLock | null = null;
+  private watcher: FSWatcher | null = null;
+  private changelog: ChangelogReader | null = null;
+  private applier: Applier | null = null;
+  private state: ReplicationState | null = null;
+  private sourceId = "";
+  private stopRequested = false;
+  private nudged = false;
+  /** A NOTIFY on the state channel arrived: re-read the cutover request now, not at the next poll. */
+  private stateDirty = false;
+  private lastRequestCheck = 0;
+  /** After a cutover aborted at --max-freeze: not before this time (back-off), and how many attempts so far. */
+  private cutoverRetryAt = 0;
+  private cutoverAttempts = 0;
+  private active = false;
+  /** Exit status the run ends with (0, or 1 when the cutover's validation differs). */
+  exitStatus = 0;
+  private wake: (() => void) | null = null;
+  private schema: SchemaChanges | null = null;
+  /** Device and inode of the file the connections have open. */
+  private fileId = "";
+  private readonly prune: PruneSchedule;
+  readonly transformed: TransformedValue[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ReplicatorOptions) {
+    this.log = opts.log;
+    this.prune = new PruneSchedule(opts.pruneIntervalMs ?? 60_000, opts.pruneBacklog ?? 500_000, opts.log);
+  }
+
+  /** The current state (after `start`). */
+  get current(): ReplicationState {
+    if (!this.state) throw internalError("NOT_STARTED", "the replicator was used before start()");
+    return this.state;
+  }
+
+  /** Ask the loop to stop after the current batch. Safe from a signal handler. */
+  requestStop(): void {
+    this.stopRequested = true;
+    this.wake?.();
+  }
+
+  /**
+   * Ask for the cutover (SIGUSR2, `--cutover`, the library): written to the
+   * state at once, on a connection of its own — the request lives there
+   * only, so `unfreeze` withdraws it for good, and the active daemon sees it
+   * (NOTIFY, or its next poll) even when this process is a standby. During
+   * the snapshot it waits until caught up.
+   */
+  async requestCutover(): Promise<void> {
+    let id = this.sourceId;
+    if (!id) {
+      const db = openSource(this.opts.sqlite);
+      try {
+        id = captureInfo(db)?.sourceId ?? "";
+      } finally {
+        db.close();
+      }
+      if (!id)
+        throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
+    }
+    const phase = await withPg(this.opts.pg, (c) => requestCutoverInState(c, id));
+    if (phase === null)
+      throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, {
+        hint: "run `sqlite2pg init` with the same --pg first",
+      });
+    this.stateDirty = true;
+    this.nudge();
+  }
+
+  /** Wake the loop now (a WAL change). */
+  nudge(): void {
+    // A nudge while a batch runs is remembered: the next idle returns at once.
+    if (this.wake) this.wake();
+    else this.nudged = true;
+  }
+
+  /**
+   * Open connections, take the source's advisory lock (a second daemon waits
+   * here as a standby), and load the state. Idempotent.
+   */
+  async start(): Promise<void> {
+    if (this.client) return;
+    this.sourceId = this.openFile();
+    await this.takeLock();
+    this.client = await connectPg(this.opts.pg, "sqlite2pg");
+    await ensureStateSchema(this.client);
+    this.state = await loadState(this.client, this.sourceId);
+    if (!this.state) {
+      throw usageError("NO_STATE", `no replication state for source ${this.sourceId} in this Postgres database`, {
+        hint: "run `sqlite2pg init` with the same --pg first",
+      });
+    }
+    await this.becomeActive();
+    // Compared against what the plan last saw, stored with the state, so a
+    // schema change (or VACUUM) made while no daemon ran is caught as well.
+    this.schema = new SchemaChanges(
+      {
+        log: this.log,
+        sourceId: this.sourceId,
+        db: () => this.db!,
+        writer: () => this.writer!,
+        client: () => this.client!,
+        state: () => this.current,
+        reload: () => this.reload(),
+        planChanged: () => {
+          this.applier = null;
+        },
+        chunkRows: this.opts.chunkRows ?? 20000,
+        fixText: this.opts.fixText ?? false,
+        transformed: this.transformed,
+        stopping: () => this.stopRequested,
+      },
+      this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true })),
+      this.state.schemaFingerprint ?? schemaFingerprint(this.db!),
+    );
+    if (this.opts.watch !== false) this.watcher = watchWal(this.opts.sqlite, () => this.nudge());
+  }
+
+  /** Open the reading and the writing connection to the file, and remember which file they are. Returns its source id. */
+  private openFile(): string {
+    this.db?.close();
+    this.writer?.close();
+    this.db = this.writer = null;
+    const f = openReplicatedSource(this.opts.sqlite);
+    ({ db: this.db, writer: this.writer, changelog: this.changelog, fileId: this.fileId } = f);
+    this.applier = null;
+    return f.sourceId;
+  }
+
+  /** The path names another file than the one open (see ./source-file.ts): reopen, and check it is the same database. */
+  private checkFile(): void {
+    if (fileIdentity(this.opts.sqlite) === this.fileId) return;
+    this.log.warn({ sqlite: this.opts.sqlite }, "the SQLite file was replaced on disk: reopening it and checking it is the database being replicated");
+    this.openFile();
+    this.changelog!.snapshot(() => this.changelog!.verifyCheckpoint(this.sourceId, this.current.appliedSeq, this.current.appliedToken));
+  }
+
+  /** Take the source's lock (again): a standby waits here. */
+  private async takeLock(): Promise<void> {
+    await this.lock?.release().catch(() => undefined);
+    this.lock = new SourceLock(this.opts.pg, this.sourceId, this.log, () => {
+      this.stateDirty = true;
+      this.nudge();
+    });
+    await this.lock.take();
+  }
+
+  /**
+   * Holding the lock: record who this daemon is (pid, host, process start
+   * time) in the state, so `sqlite2pg cutover` can tell it from a stale pid
+   * file's pid or a standby; the first time, let the CLI write its pid file.
+   */
+  private async becomeActive(): Promise<void> {
+    const me = selfIdentity();
+    await this.client!.query("UPDATE sqlite2pg.state SET daemon_pid = $2, daemon_host = $3, daemon_start = $4, daemon_since = now() WHERE source_id = $1", [
+      this.sourceId,
+      me.pid,
+      me.host,
+      me.start,
+    ]);
+    if (!this.active) {
+      this.active = true;
+      this.opts.onActive?.();
+    }
+  }
+
+  /**
+   * Re-read the cutover request from the state: at once after a NOTIFY,
+   * else at most once per poll interval. The state is the only place a
+   * request lives, so a withdrawal (`unfreeze`) is final.
+   */
+  private async refreshRequest(): Promise<void> {
+    const every = this.opts.pollIntervalMs ?? 1000;
+    if (!this.stateDirty && Date.now() - this.lastRequestCheck < every) return;
+    this.stateDirty = false;
+    this.lastRequestCheck = Date.now();
+    const r = await this.client!.query("SELECT cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1", [this.sourceId]);
+    const at: Date | null = r.rows[0]?.cutover_requested_at ?? null;
+    const before = this.current.cutoverRequestedAt;
+    this.state = { ...this.current, cutoverRequestedAt: at };
+    if (at && !before) {
+      this.log.info({ phase: this.current.phase }, this.current.phase === Phase.streaming ? "cutover requested" : "cutover requested: queued until caught up");
+    } else if (!at && before) {
+      this.log.info({ phase: this.current.phase }, "cutover request withdrawn");
+      this.cutoverRetryAt = 0;
+      this.cutoverAttempts = 0;
+    }
+  }
+
+  /** Change the phase, from the one this daemon believes in (see ./phase.ts). */
+  async setPhase(to: Phase, extra: { sql: string; params: unknown[] } | null = null): Promise<void> {
+    const from = this.current.phase;
+    // Conditional on the phase this daemon believes in: `unfreeze` (or another
+    // daemon) may have moved it meanwhile, and then this change must not land.
+    try {
+      await transition(this.client!, this.sourceId, from, to);
+    } catch (e) {
+      if (e instanceof PhaseRaceError) await this.reload();
+      throw e;
+    }
+    if (extra) await this.client!.query(extra.sql, extra.params);
+    this.state = (await loadState(this.client!, this.sourceId))!;
+    this.log.info({ phase: to, from }, `phase ${to}`);
+  }
+
+  private plan(): MigrationPlan {
+    return this.current.plan!;
+  }
+
+  /** Phase new → snapshot (see ./begin.ts). */
+  private async begin(): Promise<void> {
+    await beginSnapshot({
+      db: this.db!,
+      writer: this.writer!,
+      client: this.client!,
+      sourceId: this.sourceId,
+      state: this.current,
+      schema: this.schema!,
+      setPhase: (to, extra) => this.setPhase(to, extra),
+    });
+    await this.reload();
+  }
+
+  /** Phase snapshot: copy what is left, then build keys and indexes and move to catch-up. */
+  private async snapshot(): Promise<boolean> {
+    for (;;) {
+      this.checkFile();
+      await this.schema!.reconcile(); // a table or column added now is copied too
+      const plan = this.plan();
+      const progress = await loadProgress(this.client!, this.sourceId);
+      const p = progress.find((x) => !x.done && plan.tables.some((t) => t.source.name === x.table));
+      if (!p) break;
+      const t = plan.tables.find((x) => x.source.name === p.table)!;
+      this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
+      const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
+        sourceId: this.sourceId,
+        chunkRows: this.opts.chunkRows ?? 20000,
+        chunkBytes: this.opts.chunkBytes,
+        fixText: this.opts.fixText ?? false,
+        transformed: this.transformed,
+        stopping: () => this.stopRequested,
+      });
+      if (!done) return false;
+    }
+    const plan = this.plan();
+    const c = this.client!;
+    await inTransaction(c, async () => {
+      await c.query("SET LOCAL maintenance_work_mem = '256MB'");
+      for (const sql of keyStatements(plan)) await c.query(sql);
+      crashPoint("key-build");
+      await this.setPhase(Phase.catchUp);
+    });
+    this.state = (await loadState(c, this.sourceId))!;
+    return true;
+  }
+
+  /**
+   * Apply one batch (catch-up or streaming) and prune what is applied.
+   * Returns the number of changes applied (0: caught up).
+   */
+  async streamOnce(): Promise<number> {
+    this.checkFile();
+    let r: { changes: number; lastSeq: number; lastToken: number | null };
+    for (let attempt = 0; ; attempt++) {
+      // Schema changes are mirrored first, and a table copy they started is finished.
+      if (!(await this.schema!.reconcile())) return 0;
+      this.applier ??= new Applier(this.db!, this.plan(), {
+        fixText: this.opts.fixText ?? false,
+        transformed: this.transformed,
+        schemaGuard: () => this.schema!.guard(),
+      });
+      try {
+        r = await this.applyGrowing(this.opts.batchSize ?? 10000);
+        break;
+      } catch (e) {
+        if (!(e instanceof SchemaMoved) || attempt >= 5) throw e; // the batch was read under another schema: nothing applied
+      }
+    }
+    if (r.changes > 0)
+      this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
+    if (r.changes > 0 && this.current.phase === Phase.catchUp) crashPoint("catch-up-batch-committed");
+    const caughtUp = r.changes < (this.opts.batchSize ?? 10000) && !this.applier!.cutByBytes;
+    if (this.current.phase === Phase.catchUp && caughtUp) await this.caughtUp();
+    else if (this.schema!.uniquesPending && this.current.phase !== Phase.frozen && caughtUp) {
+      // A caught-up point: unique keys of tables copied again after a schema change.
+      this.schema!.uniquesPending = false;
+      await buildMissingUniques(this.client!, this.plan(), this.log);
+    }
+    this.prune.maybe(this.writer!, this.current.appliedSeq);
+    return r.changes;
+  }
+
+  /**
+   * Catch-up → streaming. Postgres now equals one state of SQLite (the one
+   * the last batch read), so unique keys can be built: during the snapshot a
+   * unique value moving from a copied row to a row not yet copied is, for a
+   * while, in both. One that still fails (collation semantics differ) is
+   * left out with a warning: the data stays exact.
+   */
+  private async caughtUp(): Promise<void> {
+    await buildMissingUniques(this.client!, this.plan(), this.log);
+    this.schema!.uniquesPending = false;
+    await this.setPhase(Phase.streaming);
+  }
+
+  /**
+   * Apply one batch; if Postgres finds a unique key or foreign key broken
+   * at commit, the batch probably ends inside a source transaction that
+   * swapped values (the other half is in the next changes): apply again
+   * with twice as many changes, until it covers the whole transaction. A
+   * real violation still fails once the batch has grown past every change.
+   */
+  private async applyGrowing(limit: number): Promise<{ changes: number; lastSeq: number; lastToken: number | null }> {
+    // The byte budget grows with the batch: a budget that stayed put would end every retry at the same change.
+    const bytes = this.opts.batchBytes ?? DEFAULT_CHUNK_BYTES;
+    for (let n = limit, b = bytes; ; n *= 2, b *= 2) {
+      try {
+        return await this.applier!.applyBatch(this.changelog!, this.client!, this.sourceId, this.current.appliedSeq, n, this.current.appliedToken, b);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        const pending = this.changelog!.newestSeq() - this.current.appliedSeq;
+        if ((code !== "23505" && code !== "23503") || (n >= pending && !this.applier!.cutByBytes)) throw e;
+        this.log.debug({ batch: n, sqlstate: code }, "constraint broken inside the batch; applying a larger batch");
+      }
+    }
+  }
+
+  /**
+   * Bring Postgres up to date once, by hand: the phases still to do, then
+   * batches until the changelog has nothing new. For tests and tools that
+   * drive the daemon step by step (`pollIntervalMs: 0`).
+   */
+  async syncOnce(): Promise<number> {
+    await this.start();
+    if (this.current.phase === Phase.new) await this.begin();
+    if (this.current.phase === Phase.snapshot) await this.snapshot();
+    let total = 0;
+    for (let n = await this.streamOnce(); n > 0; n = await this.streamOnce()) total += n;
+    return total;
+  }
+
+  /**
+   * Run the cutover now, by hand (tests, tools). Returns the exit status, or
+   * -1 (aborted by `unfreeze`) or {@link CUTOVER_RETRY} (undone at --max-freeze).
+   */
+  async cutoverNow(): Promise<number> {
+    await this.start();
+    await this.client!.query("UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()) WHERE source_id = $1", [this.sourceId]);
+    await this.reload();
+    return runCutover(this.host(), this.opts.cutover ?? { validate: "full" });
+  }
+
+  /** Run until stopped: every phase in order, then stream forever. */
+  async run(): Promise<void> {
+    await this.start();
+    let backoff = 100;
+    let failing: string | null = null;
+    let lastLogged = 0;
+    while (!this.stopRequested) {
+      try {
+        if (this.lock?.lost) {
+          this.log.warn({ source_id: this.sourceId }, "lost the connection holding the source's lock: taking it again before applying more");
+          await this.takeLock();
+          if (this.client) {
+            await this.reload(); // another daemon may have applied meanwhile
+            await this.becomeActive();
+          }
+          this.applier = null;
+        }
+        if (!this.client) await this.reconnectIfNeeded(new Error("no connection"));
+        await this.refreshRequest();
+        if (this.current.phase === Phase.new) await this.begin();
+        if (this.current.phase === Phase.snapshot && !(await this.snapshot())) break;
+        if (this.current.phase === Phase.streaming && !this.current.cutoverRequestedAt && freezeInfo(this.db!)) await this.undoStrayFreeze();
+        if (this.cutoverPending()) {
+          this.cutoverAttempts++;
+          if (this.current.phase === Phase.streaming) this.log.info({ attempt: this.cutoverAttempts }, `cutover attempt ${this.cutoverAttempts}`);
+          const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "full" });
+          if (status >= 0) {
+            this.exitStatus = status;
+            return;
+          }
+          if (status === CUTOVER_RETRY) {
+            // gh-ost style: the freeze hit --max-freeze and was undone; try
+            // again later, waiting longer each time (1 s, 2 s, 4 s … 60 s).
+            const wait = Math.min(1000 * 2 ** (this.cutoverAttempts - 1), 60_000);
+            this.cutoverRetryAt = Date.now() + wait;
+            this.log.warn(
+              { attempt: this.cutoverAttempts, retry_in_ms: wait },
+              `cutover attempt ${this.cutoverAttempts} aborted at --max-freeze; SQLite takes writes again; next attempt in ${wait} ms`,
+            );
+          }
+          await this.reload(); // aborted: by unfreeze (the request is withdrawn) or by --max-freeze (it stands)
+          continue;
+        }
+        const n = await this.streamOnce();
+        if (failing) {
+          this.log.info({ applied_seq: this.current.appliedSeq }, "recovered");
+          failing = null;
+          this.lastFailure = null;
+          await recordError(this.client!, this.sourceId, null).catch(() => undefined);
+        }
+        backoff = 100;
+        if (n === 0) await this.idle(this.opts.pollIntervalMs ?? 1000);
+      } catch (e) {
+        if (e instanceof Sqlite2pgError && FATAL_CODES.includes(e.code)) {
+          // Said once in the state too, so `status` shows why the daemon stopped.
+          if (this.client) await recordError(this.client, this.sourceId, e.message).catch(() => undefined);
+          throw e;
+        }
+        const msg = e instanceof Error ? e.message : String(e);
+        if (msg !== failing || Date.now() - lastLogged > 30000) {
+          this.log.error({ err: msg, retryable: isRetryable(e) || isRetryableError(e), backoff_ms: backoff }, "apply failed; will retry");
+          lastLogged = Date.now();
+        }
+        failing = msg;
+        this.lastFailure = msg;
+        await this.reconnectIfNeeded(e);
+        if (this.client) await this.reload().catch(() => undefined); // the state may have moved (unfreeze, another daemon)
+        if (this.client) await recordError(this.client, this.sourceId, msg).catch(() => undefined);
+        await this.idle(backoff);
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  /**
+   * SQLite is frozen, the state says streaming and no cutover is asked for:
+   * a freeze that lost a race with `unfreeze` (or whose undo failed half
+   * way). Nothing can commit it (the state is not frozen), and the
+   * application must not stay locked out: unfreeze SQLite, holding the
+   * state row so a new request cannot slip in between.
+   */
+  private async undoStrayFreeze(): Promise<void> {
+    const c = this.client!;
+    await inTransaction(c, async () => {
+      await c.query("SET LOCAL lock_timeout = 10000");
+      const r = await c.query("SELECT phase, cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [this.sourceId]);
+      if (r.rows[0]?.phase === Phase.streaming && r.rows[0].cutover_requested_at === null) {
+        const n = unfreeze(this.writer!);
+        this.log.warn(
+          { freeze_triggers_removed: n },
+          "SQLite was frozen with no cutover asked for (withdrawn by unfreeze): unfrozen, the application can write to it again",
+        );
+      }
+    });
+    await this.reload();
+  }
+
+  /** Whether the cutover should run now: asked for and streaming, or already under way. */
+  private cutoverPending(): boolean {
+    const p = this.current.phase;
+    if (p === Phase.cutoverCatchUp || p === Phase.frozen || p === Phase.cutOver || p === Phase.done) return true;
+    if (p === Phase.streaming && freezeInfo(this.db!)) return true; // frozen, but the state was not written before a crash
+    return p === Phase.streaming && this.current.cutoverRequestedAt !== null && Date.now() >= this.cutoverRetryAt;
+  }
+
+  /** Re-read the state. */
+  async reload(): Promise<void> {
+    this.state = (await loadState(this.client!, this.sourceId))!;
+  }
+
+  private host(): CutoverHost {
+    return {
+      log: this.log,
+      sqlitePath: this.opts.sqlite,
+      pgUrl: this.opts.pg,
+      sourceId: this.sourceId,
+      db: () => this.db!,
+      writer: () => this.writer!,
+      client: () => this.client!,
+      changelog: () => this.changelog!,
+      state: () => this.current,
+      plan: () => this.plan(),
+      reload: () => this.reload(),
+      setPhase: (to, extra) => this.setPhase(to, extra ?? null),
+      streamOnce: () => this.streamOnce(),
+      checkSchema: async () => {
+        await this.schema!.reconcile();
+      },
+      schemaMoved: () => this.schema!.moved(),
+      stopping: () => this.stopRequested,
+    };
+  }
+
+  private async idle(ms: number): Promise<void> {
+    if (this.stopRequested || ms <= 0) return;
+    if (this.nudged) {
+      this.nudged = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+    this.wake = null;
+  }
+
+  private async reconnectIfNeeded(e: unknown): Promise<void> {
+    if (!isRetryable(e) && this.client) return;
+    await this.client?.end().catch(() => undefined);
+    this.client = null;
+    try {
+      this.client = await connectPg(this.opts.pg, "sqlite2pg");
+      this.state = (await loadState(this.client, this.sourceId))!;
+      this.applier = null;
+    } catch {
+      this.client = null;
+      await sleep(0);
+    }
+  }
+
+  private readonly lag = new LagMeter();
+  private lastFailure: string | null = null;
+
+  /** The live numbers for the metrics endpoint (no Postgres round trip). */
+  live(): LiveNumbers {
+    return this.lag.live(this.state, this.changelog, this.lastFailure);
+  }
+
+  /** Log the lag and store the apply rate (every few seconds, from the daemon). */
+  async report(): Promise<void> {
+    if (!this.client || !this.state || !this.changelog) return;
+    const rate = this.lag.report(this.current, this.changelog, this.log);
+    if (this.applier) this.applier.rate = rate; // stored with the next batch: one connection, one query at a time
+  }
+
+  /**
+   * Release everything (watcher, connections, lock, files), going on when
+   * one fails, then throw the first failure. Idempotent. The last prune and
+   * clearing the daemon's record are best effort (the next run prunes, and
+   * `cutover` checks a recorded daemon is alive): their failures are logged.
+   */
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    const failures: unknown[] = [];
+    const release = async (f: () => unknown): Promise<void> => {
+      try {
+        await f();
+      } catch (e) {
+        failures.push(e);
+      }
+    };
+    // A last prune of what is applied, so a stopped daemon leaves a short changelog.
+    if (this.writer && this.state) {
+      try {
+        pruneChanges(this.writer, this.state.appliedSeq);
+      } catch (e) {
+        this.log.debug({ err: (e as Error).message }, "no last prune: the file is gone or locked; the next run prunes");
+      }
+    }
+    await release(() => this.watcher?.close());
+    this.watcher = null;
+    if (this.active && this.client) {
+      // No daemon is recorded once this one is gone (a kill -9 leaves the record; `cutover` checks it is alive).
+      await this.client
+        .query(
+          "UPDATE sqlite2pg.state SET daemon_pid = NULL, daemon_host = NULL, daemon_start = NULL WHERE source_id = $1 AND daemon_pid = $2 AND daemon_host = $3",
+          [this.sourceId, process.pid, selfIdentity().host],
+        )
+        .catch((e: Error) => this.log.debug({ err: e.message }, "could not clear the daemon's record in the state"));
+    }
+    this.active = false;
+    const client = this.client;
+    this.client = null;
+    await release(() => client?.end());
+    const lock = this.lock;
+    this.lock = null;
+    await release(() => lock?.release());
+    const db = this.db;
+    this.db = null;
+    await release(() => db?.close());
+    const writer = this.writer;
+    this.writer = null;
+    await release(() => writer?.close());
+    if (failures.length) throw failures[0];
+  }
+}

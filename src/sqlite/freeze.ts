@@ -1,0 +1,77 @@
+import type BetterSqlite3 from "better-sqlite3";
+import { readFileSync } from "node:fs";
+import { quoteIdent } from "../ident.js";
+import { isOwnTrigger } from "./schema.js";
+import { CHANGES, META, noteOwnSchemaChange, render, SENTINEL_TABLE } from "./capture.js";
+
+function names(table: string) {
+  return { fins: `_sqlite2pg_fins_${table}`, fupd: `_sqlite2pg_fupd_${table}`, fdel: `_sqlite2pg_fdel_${table}` };
+}
+
+/** The freeze as recorded in the SQLite file, or null. */
+export interface FreezeInfo {
+  sentinelSeq: number;
+  frozenAt: string;
+}
+
+/** Read the freeze record. */
+export function freezeInfo(db: BetterSqlite3.Database): FreezeInfo | null {
+  const rows = db.prepare(`SELECT key, value FROM ${META} WHERE key IN ('frozen_at', 'sentinel_seq')`).all() as { key: string; value: string | number }[];
+  const m = new Map(rows.map((r) => [r.key, r.value]));
+  if (!m.has("sentinel_seq")) return null;
+  return { sentinelSeq: Number(m.get("sentinel_seq")), frozenAt: String(m.get("frozen_at")) };
+}
+
+/**
+ * Freeze: one short write transaction (BEGIN IMMEDIATE, waiting at most the
+ * busy timeout for the application's write lock) that installs the freeze
+ * triggers on every table, writes the sentinel change and records the
+ * freeze. Idempotent: a second call returns the first freeze.
+ */
+export function freeze(db: BetterSqlite3.Database, tables: string[]): FreezeInfo {
+  const sql = readFileSync(new URL("../../triggers/freeze.sql", import.meta.url), "utf8");
+  const tx = db.transaction((): FreezeInfo => {
+    const already = freezeInfo(db);
+    if (already) return already;
+    for (const t of tables) {
+      const n = names(t);
+      db.exec(render(sql, { table: `main.${quoteIdent(t)}`, fins: quoteIdent(n.fins), fupd: quoteIdent(n.fupd), fdel: quoteIdent(n.fdel) }));
+    }
+    const seq = Number(db.prepare(`INSERT INTO ${CHANGES} (tbl, op, at) VALUES (?, 'S', julianday('now'))`).run(SENTINEL_TABLE).lastInsertRowid);
+    const at = new Date().toISOString();
+    const put = db.prepare(`INSERT OR REPLACE INTO ${META} (key, value) VALUES (?, ?)`);
+    put.run("sentinel_seq", seq);
+    put.run("frozen_at", at);
+    noteOwnSchemaChange(db);
+    return { sentinelSeq: seq, frozenAt: at };
+  });
+  // The freeze waits (up to 10 s) for the application's write lock, whatever the connection's own setting.
+  const before = db.pragma("busy_timeout", { simple: true });
+  db.pragma("busy_timeout = 10000");
+  try {
+    return tx.immediate();
+  } finally {
+    db.pragma(`busy_timeout = ${Number(before)}`);
+  }
+}
+
+/** Unfreeze: drop the freeze triggers and the record; the application can write to SQLite again. */
+export function unfreeze(db: BetterSqlite3.Database): number {
+  const tx = db.transaction(() => {
+    const trig = (
+      db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[]
+    ).filter((t) => /^_sqlite2pg_f(ins|upd|del)_/.test(t.name) && isOwnTrigger(t.name, t.tbl, t.sql));
+    for (const t of trig) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(t.name)}`);
+    db.prepare(`DELETE FROM ${META} WHERE key IN ('sentinel_seq', 'frozen_at')`).run();
+    noteOwnSchemaChange(db);
+    return trig.length;
+  });
+  // As the freeze: wait (up to 10 s) for the write lock, whatever the connection's own setting.
+  const before = db.pragma("busy_timeout", { simple: true });
+  db.pragma("busy_timeout = 10000");
+  try {
+    return tx.immediate();
+  } finally {
+    db.pragma(`busy_timeout = ${Number(before)}`);
+  }
+}
