@@ -116,7 +116,7 @@ async function prepare(kind, shape, dir, i, pg) {
   build(file, shape);
   let daemon = null;
   if (kind === 'triggers') {
-    const [{ installCapture }, { readSchema }] = await Promise.all([dist('source/capture.js'), dist('source/schema.js')]);
+    const [{ installCapture }, { readSchema }] = await Promise.all([dist('sqlite/capture.js'), dist('sqlite/schema.js')]);
     const db = new Database(file);
     installCapture(db, readSchema(db).tables);
     db.close();
