@@ -126,7 +126,7 @@ function buildProgram(): Command {
     .action(async (o) => runCommand(o));
 
   common(program.command("cutover"))
-    .description("ask the daemon to cut over: recorded in Postgres and NOTIFYed (SIGUSR2 only to a process verified to be the active daemon)")
+    .description("ask the daemon to cut over: recorded in Postgres and NOTIFYed to the active daemon, wherever it runs (no process is signalled)")
     .option("--wait", "wait until the cutover is done and print its result")
     .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600; exit 6)").argParser(seconds()))
     .action(async (o) => cutoverCommand(o));

@@ -36,7 +36,7 @@ import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { quoteIdent, qualified } from "../ident.js";
 import type { ChangelogReader } from "../sqlite/capture.js";
-import { freeze, freezeInfo, unfreeze } from "../sqlite/freeze.js";
+import { freeze, freezeInfo, unfreeze, unfrozenTables } from "../sqlite/freeze.js";
 import { connectPg, redactUrl } from "../postgres/pg.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { setSequences } from "../postgres/sequences.js";
@@ -94,6 +94,8 @@ export const CUTOVER_RETRY = -2;
 
 /** The freeze reached its deadline (thrown inside the freeze, caught by it). */
 class FreezeExpired extends Error {}
+/** A freeze trigger went missing during the freeze: this freeze cannot be committed. */
+class FreezeBroken extends Error {}
 
 /**
  * Run the cutover from wherever the state says it is. Returns 0 when done,
@@ -161,8 +163,12 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
     crashPoint("before-freeze");
     // 2. Freeze.
     const tables = h.plan().tables.map((t) => t.source.name);
+    const before = freezeInfo(h.db());
     const f = freeze(h.writer(), tables);
-    frozenLocal = performance.now();
+    // A freeze this process makes starts now; one found in place (a restart
+    // after a crash that followed it) started when it was recorded, and its
+    // --max-freeze deadline runs from then.
+    frozenLocal = before ? performance.now() - Math.max(0, Date.now() - Date.parse(before.frozenAt)) : performance.now();
     log.info({ sentinel_seq: f.sentinelSeq }, "cutover step 2/5: SQLite frozen");
     crashPoint("after-freeze");
     try {
@@ -217,7 +223,10 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
         await h.streamOnce();
         crashPoint("draining");
       }
-      // The freeze blocks writes, not DDL: a schema change since the plan aborts the cutover here.
+      // The freeze blocks writes, not DDL: a schema change since the plan
+      // aborts the cutover here. The deadline first: a restart that finds the
+      // drain done must not let a freeze outlive --max-freeze.
+      await bound();
       await h.checkSchema?.();
       log.info({ sentinel_seq: sentinel, applied_seq: h.state().appliedSeq }, "cutover step 3/5: drained up to the sentinel");
       // The validation's snapshot: everything drained, nothing the application
@@ -237,14 +246,14 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       );
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (!(e instanceof FreezeExpired) && !expired && code !== "55P03" && code !== "57014") throw e;
+      if (!(e instanceof FreezeExpired) && !(e instanceof FreezeBroken) && !expired && code !== "55P03" && code !== "57014") throw e;
       await c.query("ROLLBACK").catch(() => undefined);
       if (snapshotClient) {
         await snapshotClient.query("ROLLBACK").catch(() => undefined);
         await snapshotClient.end().catch(() => undefined);
         held.client = null;
       }
-      const why = e instanceof FreezeExpired ? e.message : (e as Error).message;
+      const why = e instanceof FreezeBroken ? e.message : `no Postgres commit within --max-freeze (${maxFreeze} ms): ${(e as Error).message}`;
       return abortFreeze(h, frozenAt, maxFreeze, why);
     } finally {
       clearTimeout(watchdog);
@@ -282,7 +291,7 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
   // The state row: only `unfreeze` could hold it, and briefly.
   await c.query("SET lock_timeout = 10000");
   try {
-    const msg = `cutover aborted: SQLite was frozen for ${maxFreeze} ms (--max-freeze) without the Postgres commit (${why}); SQLite takes writes again, the cutover is tried again`;
+    const msg = `cutover aborted: ${why}; SQLite takes writes again, the cutover is tried again`;
     try {
       await transition(c, h.sourceId, [Phase.frozen, Phase.streaming], Phase.streaming, {
         set: { sentinel_seq: null, frozen_at: null, last_error: msg, last_error_at: NOW },
@@ -295,7 +304,7 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
     const freezeMs = +(performance.now() - frozenAt).toFixed(3);
     h.log.warn(
       { cutover: true, freeze_ms: freezeMs, max_freeze_ms: maxFreeze, reason: why, freeze_triggers_removed: triggers },
-      `cutover aborted after a ${freezeMs} ms freeze (--max-freeze ${maxFreeze} ms): ${why}; SQLite takes writes again`,
+      `cutover aborted after a ${freezeMs} ms freeze: ${why}; SQLite takes writes again`,
     );
   } finally {
     await c.query("RESET lock_timeout").catch(() => undefined);
@@ -320,6 +329,17 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
     if (moved.rowCount !== 1 || !f || Number(moved.rows[0].sentinel_seq) !== f.sentinelSeq) {
       await c.query("ROLLBACK");
       return false;
+    }
+    // Every replicated table still refuses writes: a freeze trigger dropped
+    // meanwhile (DDL is not frozen) lets that table take writes the cutover
+    // would never carry over. Undo this freeze; the retry makes a whole one.
+    const open = unfrozenTables(
+      h.db(),
+      plan.tables.map((t) => t.source.name),
+    );
+    if (open.length) {
+      await c.query("ROLLBACK");
+      throw new FreezeBroken(`the freeze triggers of ${open.join(", ")} are gone: ${open.length === 1 ? "that table takes" : "those tables take"} writes`);
     }
     if (h.schemaMoved?.()) {
       // DDL since the drain's last look: not committed; the retry mirrors it or aborts the cutover.

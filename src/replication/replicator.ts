@@ -469,6 +469,19 @@ export class Replicator {
             );
           }
           await this.reload(); // aborted: by unfreeze (the request is withdrawn) or by --max-freeze (it stands)
+          if (this.current.phase === Phase.frozen && !freezeInfo(this.db!)) {
+            // The state says frozen but SQLite is not (an `unfreeze` whose
+            // Postgres commit was lost after it unfroze SQLite): nothing can
+            // commit this cutover; the state follows SQLite, and the request,
+            // which `unfreeze` meant to withdraw, is withdrawn.
+            await transition(this.client!, this.sourceId, [Phase.frozen], Phase.streaming, {
+              set: { sentinel_seq: null, frozen_at: null, cutover_requested_at: null },
+              optional: true,
+            });
+            await this.reload();
+            this.log.warn("the state said frozen but SQLite was not: back to streaming, cutover request withdrawn");
+          }
+          if (status === -1) await this.idle(this.opts.pollIntervalMs ?? 1000);
           continue;
         }
         const n = await this.streamOnce();
@@ -482,6 +495,10 @@ export class Replicator {
         if (n === 0) await this.idle(this.opts.pollIntervalMs ?? 1000);
       } catch (e) {
         if (e instanceof Sqlite2pgError && FATAL_CODES.includes(e.code)) {
+          // Never stop with SQLite frozen for a cutover Postgres has not
+          // committed: the application could not write anywhere, and a
+          // restart meeting the same error would stop the same way.
+          await this.releaseFreeze(e.message);
           // Said once in the state too, so `status` shows why the daemon stopped.
           if (this.client) await recordError(this.client, this.sourceId, e.message).catch(() => undefined);
           throw e;
@@ -509,6 +526,32 @@ export class Replicator {
    * application must not stay locked out: unfreeze SQLite, holding the
    * state row so a new request cannot slip in between.
    */
+  /**
+   * Before stopping on an error: a cutover not committed in Postgres is
+   * undone as `unfreeze` undoes it (the state back to streaming first, then
+   * SQLite takes writes). The request stays recorded.
+   */
+  private async releaseFreeze(why: string): Promise<void> {
+    const c = this.client;
+    if (!c || !this.writer) return;
+    try {
+      await this.reload();
+      if (this.current.phase !== Phase.cutoverCatchUp && this.current.phase !== Phase.frozen) return;
+      await inTransaction(c, async () => {
+        await c.query("SET LOCAL lock_timeout = 10000");
+        await transition(c, this.sourceId, [Phase.cutoverCatchUp, Phase.frozen], Phase.streaming, {
+          set: { sentinel_seq: null, frozen_at: null },
+          optional: true,
+        });
+        unfreeze(this.writer!);
+      });
+      await this.reload();
+      this.log.error({ err: why }, "stopping during a cutover Postgres has not committed: cutover undone, SQLite takes writes again");
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, "could not undo the cutover's freeze before stopping: run `sqlite2pg unfreeze`");
+    }
+  }
+
   private async undoStrayFreeze(): Promise<void> {
     const c = this.client!;
     await inTransaction(c, async () => {
@@ -627,8 +670,11 @@ export class Replicator {
       }
     };
     // A last prune of what is applied, so a stopped daemon leaves a short changelog.
-    if (this.writer && this.state) {
+    if (this.writer && this.state && this.changelog) {
       try {
+        // Only in the file this state describes: never in one put in its place (FILE_REPLACED).
+        const st = this.state;
+        this.changelog.snapshot(() => this.changelog!.verifyCheckpoint(this.sourceId, st.appliedSeq, st.appliedToken));
         pruneChanges(this.writer, this.state.appliedSeq);
       } catch (e) {
         this.log.debug({ err: (e as Error).message }, "no last prune: the file is gone or locked; the next run prunes");

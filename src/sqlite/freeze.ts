@@ -75,3 +75,15 @@ export function unfreeze(db: BetterSqlite3.Database): number {
     db.pragma(`busy_timeout = ${Number(before)}`);
   }
 }
+
+/**
+ * The tables among `tables` whose freeze triggers are not all in place:
+ * DDL is not frozen, so a freeze trigger can be dropped during the freeze.
+ */
+export function unfrozenTables(db: BetterSqlite3.Database, tables: string[]): string[] {
+  const present = new Set((db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name));
+  return tables.filter((t) => {
+    const n = names(t);
+    return !present.has(n.fins) || !present.has(n.fupd) || !present.has(n.fdel);
+  });
+}
