@@ -161,30 +161,36 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       }
     }
     crashPoint("before-freeze");
-    // 2. Freeze.
+    // 2. Freeze, holding the state row: `unfreeze` (which takes the same row
+    // first) either ran before — then the request is gone and nothing is
+    // frozen — or waits until the phase says frozen and undoes it properly.
     const tables = h.plan().tables.map((t) => t.source.name);
-    const before = freezeInfo(h.db());
-    const f = freeze(h.writer(), tables);
-    // A freeze this process makes starts now; one found in place (a restart
-    // after a crash that followed it) started when it was recorded, and its
-    // --max-freeze deadline runs from then.
-    frozenLocal = before ? performance.now() - Math.max(0, Date.now() - Date.parse(before.frozenAt)) : performance.now();
-    log.info({ sentinel_seq: f.sentinelSeq }, "cutover step 2/5: SQLite frozen");
-    crashPoint("after-freeze");
-    try {
+    const c = h.client();
+    let withdrawn = false;
+    await inTransaction(c, async () => {
+      const r = await c.query("SELECT phase, cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1 FOR UPDATE", [h.sourceId]);
+      if (r.rows[0]?.phase !== Phase.cutoverCatchUp || r.rows[0].cutover_requested_at === null) {
+        withdrawn = true;
+        return;
+      }
+      const before = freezeInfo(h.db());
+      const f = freeze(h.writer(), tables);
+      // A freeze this process makes starts now; one found in place (a restart
+      // after a crash that followed it) started when it was recorded, and its
+      // --max-freeze deadline runs from then.
+      frozenLocal = before ? performance.now() - Math.max(0, Date.now() - Date.parse(before.frozenAt)) : performance.now();
+      log.info({ sentinel_seq: f.sentinelSeq }, "cutover step 2/5: SQLite frozen");
+      crashPoint("after-freeze");
       await h.setPhase(Phase.frozen, {
         sql: "UPDATE sqlite2pg.state SET sentinel_seq = $2, frozen_at = $3 WHERE source_id = $1",
         params: [h.sourceId, f.sentinelSeq, f.frozenAt],
       });
-    } catch (e) {
-      // `unfreeze` moved the state meanwhile (it may have run just before
-      // this freeze): the cutover is withdrawn. The daemon undoes the freeze
-      // (the state is not frozen, so nothing can commit it).
+    });
+    if (withdrawn) {
       await h.reload();
-      if (h.state().phase === Phase.cutoverCatchUp) throw e;
       await snapshotClient?.end().catch(() => undefined);
       held.client = null;
-      log.warn({ phase: h.state().phase }, "cutover withdrawn while SQLite was being frozen");
+      log.warn({ phase: h.state().phase }, "cutover withdrawn (sqlite2pg unfreeze) before SQLite was frozen");
       return -1;
     }
   }
