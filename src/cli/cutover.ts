@@ -149,7 +149,19 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
       const db = openSource(sqlite, { readonly: false });
       try {
         const was = freezeInfo(db);
-        const n = unfreeze(db);
+        let n: number;
+        try {
+          n = unfreeze(db);
+        } catch (e) {
+          // The application held SQLite's write lock past the busy timeout: nothing changed (the state rolls back too).
+          if (String((e as { code?: string }).code).startsWith("SQLITE_BUSY")) {
+            throw timeoutError("UNFREEZE_BUSY", "SQLite's write lock stayed taken for 10 s: nothing was changed", {
+              cause: e,
+              hint: "run `sqlite2pg unfreeze` again; a long write transaction of the application holds the lock",
+            });
+          }
+          throw e;
+        }
         return was || n
           ? `Unfrozen: ${n} freeze trigger(s) removed; the application can write to SQLite again and replication goes on; any pending cutover request is withdrawn.\n`
           : "SQLite was not frozen; any pending cutover request is withdrawn.\n";

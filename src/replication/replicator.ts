@@ -38,7 +38,7 @@ import type { ReplicatorOptions } from "./options.js";
 export type { ReplicatorOptions } from "./options.js";
 import type pg from "pg";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Sqlite2pgError, usageError, internalError, isRetryableError } from "../errors.js";
+import { Sqlite2pgError, usageError, internalError, isRetryableError, targetError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { captureInfo, type ChangelogReader, pruneChanges } from "../sqlite/capture.js";
@@ -252,7 +252,8 @@ export class Replicator {
     if (!this.stateDirty && Date.now() - this.lastRequestCheck < every) return;
     this.stateDirty = false;
     this.lastRequestCheck = Date.now();
-    const r = await this.client!.query("SELECT cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1", [this.sourceId]);
+    if (!this.client) throw targetError("PG_RECONNECTING", "no connection to PostgreSQL: reconnecting", { retryable: true });
+    const r = await this.client.query("SELECT cutover_requested_at FROM sqlite2pg.state WHERE source_id = $1", [this.sourceId]);
     const at: Date | null = r.rows[0]?.cutover_requested_at ?? null;
     const before = this.current.cutoverRequestedAt;
     this.state = { ...this.current, cutoverRequestedAt: at };
