@@ -36,10 +36,11 @@ async function setup() {
     dir,
     `CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT);
      CREATE UNIQUE INDEX u_j ON u(json_extract(name, '$.k'));
-     CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT);`,
+     CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT);
+     CREATE TABLE n (k TEXT COLLATE NOCASE PRIMARY KEY, v TEXT) WITHOUT ROWID;`,
   );
   const db = new Database(path);
-  db.exec(`INSERT INTO u(email, name) VALUES ('a@x', '{"k":1}'), ('b@x', '{"k":2}'); INSERT INTO other (v) VALUES ('p'), ('q');`);
+  db.exec(`INSERT INTO u(email, name) VALUES ('a@x', '{"k":1}'), ('b@x', '{"k":2}'); INSERT INTO other (v) VALUES ('p'), ('q'); INSERT INTO n VALUES ('abc', 'x');`);
   const sourceId = installCapture(db, readSchema(db).tables);
   const { url, client } = await freshDatabase();
   await ensureStateSchema(client);
@@ -55,6 +56,17 @@ async function setup() {
 /** The transaction ids that wrote a table's rows in Postgres: a table copied again gets new ones. */
 async function writers(client: { query: (q: string) => Promise<{ rows: { x: string }[] }> }, table: string) {
   return (await client.query(`SELECT xmin::text AS x FROM ${table} ORDER BY id`)).rows.map((r) => r.x);
+}
+
+/**
+ * An older version's update trigger on n: it compared keys with the column's
+ * collation, so a change of case under NOCASE recorded no change of key.
+ */
+function oldNocaseTrigger(db: Database.Database) {
+  const sql = (db.prepare("SELECT sql FROM sqlite_schema WHERE name = '_sqlite2pg_upd_n'").get() as { sql: string }).sql;
+  const old = sql.replace(` COLLATE BINARY OR typeof(OLD."k") IS NOT typeof(NEW."k")`, "");
+  expect(old).not.toBe(sql);
+  db.exec(`DROP TRIGGER "_sqlite2pg_upd_n"; ${old};`);
 }
 
 describe("capture installed by another version", () => {
@@ -92,5 +104,22 @@ describe("capture installed by another version", () => {
     // The table with this version's triggers was not copied again.
     expect(await writers(s.client, "other")).toEqual(before.other);
     expect((await writers(s.client, "u"))[0]).not.toBe(before.u[1]); // b@x, copied again
+  });
+
+  it("copies again a table whose update trigger missed a change of case in a NOCASE key", async () => {
+    const s = await setup();
+    const first = s.daemon();
+    await first.syncOnce();
+    await first.stop();
+    oldNocaseTrigger(s.db);
+    s.db.exec("UPDATE _sqlite2pg_meta SET value = 'old-version-hash' WHERE key = 'triggers:n'");
+    s.db.exec("UPDATE n SET k = 'ABC' WHERE k = 'abc'"); // recorded only as a write of 'ABC'
+    const next = s.daemon();
+    await next.syncOnce();
+    expect((await s.client.query("SELECT k FROM n ORDER BY k")).rows.map((r) => r.k)).toEqual(["ABC"]);
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+    s.db.exec("UPDATE n SET k = 'Abc' WHERE k = 'ABC'");
+    await next.syncOnce();
+    expect((await s.client.query("SELECT k FROM n ORDER BY k")).rows.map((r) => r.k)).toEqual(["Abc"]);
   });
 });
