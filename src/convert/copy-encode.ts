@@ -10,7 +10,7 @@ import type { EncodeColumn } from "../plan/types.js";
 import { isSuspectText } from "../sqlite/text.js";
 import { decimalText, epochIso, isoInRange, julianIso, julianToMillis, pgMillisText, pgTimestampText, plainDecimal, toBoolean } from "./conversions.js";
 import { ValueRefused } from "./refused.js";
-import { keySpellingProblem } from "./key-spelling.js";
+import { keySpellingProblem } from "../plan/key-spelling.js";
 
 export { ValueRefused } from "./refused.js";
 

@@ -6,7 +6,7 @@ import { translateExpr } from "./expr.js";
 import { translateDefault } from "./expr-default.js";
 import { Namespace, pgName } from "./names.js";
 import { chooseType, type TypeDecision } from "./types.js";
-import { keySpellingMatters, keySpellingProblem } from "../convert/key-spelling.js";
+import { keySpellingMatters, keySpellingProblem } from "./key-spelling.js";
 import { planConstraints } from "./constraints.js";
 import {
   exprContext,

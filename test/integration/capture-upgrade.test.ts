@@ -40,7 +40,9 @@ async function setup() {
      CREATE TABLE n (k TEXT COLLATE NOCASE PRIMARY KEY, v TEXT) WITHOUT ROWID;`,
   );
   const db = new Database(path);
-  db.exec(`INSERT INTO u(email, name) VALUES ('a@x', '{"k":1}'), ('b@x', '{"k":2}'); INSERT INTO other (v) VALUES ('p'), ('q'); INSERT INTO n VALUES ('abc', 'x');`);
+  db.exec(
+    `INSERT INTO u(email, name) VALUES ('a@x', '{"k":1}'), ('b@x', '{"k":2}'); INSERT INTO other (v) VALUES ('p'), ('q'); INSERT INTO n VALUES ('abc', 'x');`,
+  );
   const sourceId = installCapture(db, readSchema(db).tables);
   const { url, client } = await freshDatabase();
   await ensureStateSchema(client);

@@ -50,8 +50,12 @@ async function setup(sql: string, rows?: string) {
 }
 
 const typeOf = async (client: { query: (q: string, p: unknown[]) => Promise<{ rows: { data_type: string }[] }> }, table: string, column: string) =>
-  (await client.query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2", [table, column]))
-    .rows[0]?.data_type;
+  (
+    await client.query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2", [
+      table,
+      column,
+    ])
+  ).rows[0]?.data_type;
 
 const runMigrate = (sqlite: string, url: string) =>
   migrate({ sqlite, pg: url, schema: "public", jobs: 2, preserveCase: false, dropExisting: false, fixText: false, log: silentLogger() });

@@ -7,8 +7,14 @@
  * the one spelling the conversion renders back; this names the values that
  * are not.
  */
-import type { EncodeColumn } from "../plan/types.js";
-import { pgTimestampText } from "./conversions.js";
+import type { EncodeColumn } from "./types.js";
+
+/**
+ * The one spelling of a timestamp Postgres renders back (as
+ * convert/conversions.ts pgTimestampText writes it): a space, seconds, and
+ * a fraction of at most microseconds without trailing zeros.
+ */
+const CANONICAL_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{0,5}[1-9])?$/;
 
 /**
  * Why a key value is not in the one spelling its column's conversion
@@ -24,8 +30,8 @@ export function keySpellingProblem(v: unknown, c: Pick<EncodeColumn, "kind" | "c
     return "a boolean key spelled as a word: SQLite keeps it apart from 1/0 and the other spellings of the same truth value, Postgres would make them one key";
   }
   if (c.conversion !== "none" || typeof v !== "string") return null;
-  if (c.kind === "timestamp" && pgTimestampText(v, false) !== v)
-    return `a key timestamp not spelled as Postgres renders it back ('${pgTimestampText(v, false)}'): SQLite keeps the two spellings as two keys, Postgres would make them one`;
+  if (c.kind === "timestamp" && !CANONICAL_TIMESTAMP.test(v))
+    return "a key timestamp not spelled as Postgres renders it back ('YYYY-MM-DD HH:MM:SS', a fraction without trailing zeros): SQLite keeps two spellings of one time as two keys, Postgres would make them one";
   if (c.kind === "timestamptz") return "a key timestamp with a zone: SQLite keeps each spelling of an instant as its own key, Postgres would make them one";
   return null;
 }
