@@ -7,6 +7,7 @@
  * the one spelling the conversion renders back; this names the values that
  * are not.
  */
+import type { SourceTable } from "../sqlite/schema.js";
 import type { EncodeColumn } from "./types.js";
 
 /**
@@ -39,4 +40,22 @@ export function keySpellingProblem(v: unknown, c: Pick<EncodeColumn, "kind" | "c
 /** Whether a key column's type conflates spellings SQLite keeps apart, so its values need {@link keySpellingProblem}. */
 export function keySpellingMatters(c: Pick<EncodeColumn, "kind" | "conversion">): boolean {
   return c.conversion === "boolean" || (c.conversion === "none" && (c.kind === "timestamp" || c.kind === "timestamptz"));
+}
+
+/** Columns whose values are keys: the primary key, and the column terms of every unique index or constraint. */
+export function uniqueKeyColumns(t: SourceTable): Set<string> {
+  const out = new Set(t.primaryKey);
+  for (const ix of t.indexes) if (ix.unique) for (const x of ix.terms) if (x.column !== null) out.add(x.column);
+  return out;
+}
+
+/**
+ * The first key column of a table planned by an older version, which typed
+ * it with a conversion that makes several spellings one value without
+ * marking it {@link EncodeColumn.keyExact}: such a table is planned and
+ * copied again (after which its key is exact, or text). Null when none.
+ */
+export function unmarkedKeySpelling(t: { source: SourceTable; columns: (EncodeColumn & { source: { name: string } })[] }): string | null {
+  const keys = uniqueKeyColumns(t.source);
+  return t.columns.find((c) => keys.has(c.source.name) && keySpellingMatters(c) && !c.keyExact)?.source.name ?? null;
 }

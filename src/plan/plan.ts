@@ -6,7 +6,7 @@ import { translateExpr } from "./expr.js";
 import { translateDefault } from "./expr-default.js";
 import { Namespace, pgName } from "./names.js";
 import { chooseType, type TypeDecision } from "./types.js";
-import { keySpellingMatters, keySpellingProblem } from "./key-spelling.js";
+import { keySpellingMatters, keySpellingProblem, uniqueKeyColumns } from "./key-spelling.js";
 import { planConstraints } from "./constraints.js";
 import {
   exprContext,
@@ -164,13 +164,6 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
   for (const s of schema.skipped)
     decisions.push({ table: s.name, severity: s.type === "shadow table" ? "info" : "warning", text: `${s.type} ${s.name} skipped: ${s.reason}` });
   return { schema: opts.schema, preserveCase: opts.preserveCase, tables, decisions, refusals, views, skipped: schema.skipped };
-}
-
-/** Columns whose values are keys: the primary key, and the column terms of every unique index or constraint. */
-function uniqueKeyColumns(t: SourceTable): Set<string> {
-  const out = new Set(t.primaryKey);
-  for (const ix of t.indexes) if (ix.unique) for (const x of ix.terms) if (x.column !== null) out.add(x.column);
-  return out;
 }
 
 /**

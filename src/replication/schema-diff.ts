@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { Sqlite2pgError } from "../errors.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { captureTriggersSql, META, ownSchemaVersion, replaceConflicts, triggerNames } from "../sqlite/capture.js";
+import { unmarkedKeySpelling } from "../plan/key-spelling.js";
 import { readSchema, type SourceColumn, type SourceIndex, type SourceSchema, type SourceTable } from "../sqlite/schema.js";
 import { schemaFingerprint } from "./keys.js";
 
@@ -221,11 +222,13 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
       ? "its capture triggers are not the ones this version installs (another version's triggers may have missed writes)"
       : !capturing
         ? "its capture triggers are missing"
-        : keyChanged(p.source, l)
-          ? "its key changed"
-          : newUnique(p.source, l)
-            ? "a new unique index (REPLACE through it was not captured)"
-            : null;
+        : unmarkedKeySpelling(p) !== null
+          ? `its key column ${unmarkedKeySpelling(p)} was typed by an older version in a way that makes two SQLite keys one`
+          : keyChanged(p.source, l)
+            ? "its key changed"
+            : newUnique(p.source, l)
+              ? "a new unique index (REPLACE through it was not captured)"
+              : null;
     const ops = why ? null : columnOps(p.source.columns, l.columns);
     if (why || !ops) {
       diff.fresh.push({ live: l, old: p, why: why ?? "its columns changed in a way ALTER TABLE cannot mirror" });

@@ -170,4 +170,23 @@ describe("key columns whose conversion would make two SQLite keys one", () => {
     expect(err.message).toContain("table d, column day, day='2024-01-01 00:00:00'");
     expect((await s.client.query("SELECT v FROM d ORDER BY day")).rows.map((r) => r.v)).toEqual(["a", "b"]);
   });
+
+  it("after an upgrade, a table whose timestamp key an older version typed without the spelling check is planned and copied again", async () => {
+    const s = await setup(
+      "CREATE TABLE ev (at DATETIME PRIMARY KEY, v TEXT) WITHOUT ROWID;",
+      "INSERT INTO ev VALUES ('2024-01-01 10:00:00', 'a'), ('2024-01-02 10:00:00', 'b');",
+    );
+    await s.exact();
+    await s.rep.stop();
+    // The plan as an older version stored it: the key column typed timestamp, unmarked.
+    await s.client.query(`UPDATE sqlite2pg.state SET plan = regexp_replace(plan::text, ',\\s*"keyExact":\\s*true', '', 'g')::jsonb`);
+    expect((await s.client.query("SELECT plan::text AS p FROM sqlite2pg.state")).rows[0].p).not.toContain("keyExact");
+    s.db.exec("INSERT INTO ev VALUES ('2024-01-01T10:00:00', 'second spelling')");
+    const rep = new Replicator({ sqlite: s.path, pg: s.url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 3 });
+    reps.push(rep);
+    await rep.syncOnce();
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+    expect(await typeOf(s.client, "ev", "at")).toBe("text");
+    expect((await s.client.query("SELECT v FROM ev ORDER BY at")).rows.map((r) => r.v)).toEqual(["a", "second spelling", "b"]);
+  });
 });
