@@ -124,4 +124,23 @@ describe("capture installed by another version", () => {
     await next.syncOnce();
     expect((await s.client.query("SELECT k FROM n ORDER BY k")).rows.map((r) => r.k)).toEqual(["Abc"]);
   });
+
+  it("copies again when init of this version replaced another version's triggers before the daemon started", async () => {
+    const s = await setup();
+    const first = s.daemon();
+    await first.syncOnce();
+    await first.stop();
+    oldNocaseTrigger(s.db);
+    s.db.exec("UPDATE _sqlite2pg_meta SET value = 'old-version-hash' WHERE key = 'triggers:n'");
+    s.db.exec("UPDATE n SET k = 'ABC' WHERE k = 'abc'");
+    installCapture(s.db, readSchema(s.db).tables); // what `sqlite2pg init` of this version does
+    expect(s.db.prepare("SELECT sql FROM sqlite_schema WHERE name = '_sqlite2pg_upd_n'").get()).toMatchObject({
+      sql: expect.stringContaining("COLLATE BINARY"),
+    });
+    const next = s.daemon();
+    await next.syncOnce();
+    expect((await s.client.query("SELECT k FROM n ORDER BY k")).rows.map((r) => r.k)).toEqual(["ABC"]);
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+    expect((s.db.prepare("SELECT value FROM _sqlite2pg_meta WHERE key = 'triggers:n'").get() as { value: string }).value).toMatch(/^[0-9a-f]{32}$/);
+  });
 });
