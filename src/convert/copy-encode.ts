@@ -10,6 +10,7 @@ import type { EncodeColumn } from "../plan/types.js";
 import { isSuspectText } from "../sqlite/text.js";
 import { decimalText, epochIso, isoInRange, julianIso, julianToMillis, pgMillisText, pgTimestampText, plainDecimal, toBoolean } from "./conversions.js";
 import { ValueRefused } from "./refused.js";
+import { keySpellingProblem } from "../plan/key-spelling.js";
 
 export { ValueRefused } from "./refused.js";
 
@@ -62,6 +63,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"
  */
 export function encodeValue(v: unknown, c: EncodeColumn, col: number): string {
   if (v === null || v === undefined) return "\\N";
+  if (c.keyExact) checkKeySpelling(v, c, col);
   switch (c.conversion) {
     case "boolean":
       return toBoolean(v, col) ? "t" : "f";
@@ -91,6 +93,12 @@ export function encodeValue(v: unknown, c: EncodeColumn, col: number): string {
     default:
       throw new ValueRefused(col, `unexpected value of type ${typeof v}`, v);
   }
+}
+
+/** Refuse a key value another spelling of which is another SQLite key but the same Postgres value. */
+function checkKeySpelling(v: unknown, c: EncodeColumn, col: number): void {
+  const why = keySpellingProblem(v, c);
+  if (why) throw new ValueRefused(col, why, v);
 }
 
 const SAFE = 9007199254740992n;
@@ -261,6 +269,8 @@ export function paramValue(v: unknown, c: EncodeColumn, col: number): string | B
   }
   if (typeof v === "string" && c.conversion === "none") {
     if (c.kind === "bytea") throw new ValueRefused(col, "text in a bytea column", v);
+    // Never delete by a key Postgres would read as another row's key.
+    if (c.keyExact) checkKeySpelling(v, c, col);
     return v;
   }
   return encodeValue(v, c, col); // numbers and converted values never need COPY escapes

@@ -5,7 +5,8 @@ import { quoteIdent } from "../ident.js";
 import { translateExpr } from "./expr.js";
 import { translateDefault } from "./expr-default.js";
 import { Namespace, pgName } from "./names.js";
-import { chooseType } from "./types.js";
+import { chooseType, type TypeDecision } from "./types.js";
+import { keySpellingMatters, keySpellingProblem, uniqueKeyColumns } from "./key-spelling.js";
 import { planConstraints } from "./constraints.js";
 import {
   exprContext,
@@ -58,6 +59,19 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         });
         type = { kind: "bytea", sql: "bytea", conversion: "none", reason: "refused: mixed blobs", scale: null };
       }
+      // Keys are identity: a key column keeps a conversion that maps several
+      // spellings to one value only while every value is in the one spelling
+      // it renders back (later values in another spelling are refused);
+      // otherwise it stays text, exactly as written.
+      const spelled = keyColumns.has(sc.name) && keySpellingMatters(type) ? otherSpelling(db, st, sc, type, cc.texts) : null;
+      if (spelled)
+        type = {
+          kind: "text",
+          sql: "text",
+          conversion: "none",
+          scale: null,
+          reason: `${type.sql} would make one key of two: ${spelled}; a key column is kept as text, exactly as written`,
+        };
       decisions.push({
         table: st.name,
         column: sc.name,
@@ -91,6 +105,7 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
         identity: isAlias,
         copied: true,
         ...(keyText ? { keyText: true } : {}),
+        ...(keyColumns.has(sc.name) && keySpellingMatters(type) ? { keyExact: true } : {}),
       });
     }
     const ctx = exprContext(columns);
@@ -151,11 +166,32 @@ export function buildPlan(db: BetterSqlite3.Database, schema: SourceSchema, opts
   return { schema: opts.schema, preserveCase: opts.preserveCase, tables, decisions, refusals, views, skipped: schema.skipped };
 }
 
-/** Columns whose values are keys: the primary key, and the column terms of every unique index or constraint. */
-function uniqueKeyColumns(t: SourceTable): Set<string> {
-  const out = new Set(t.primaryKey);
-  for (const ix of t.indexes) if (ix.unique) for (const x of ix.terms) if (x.column !== null) out.add(x.column);
-  return out;
+/**
+ * For a key column whose type conflates spellings: why its values are not
+ * all in the spelling the conversion renders back (with example keys), or
+ * null when they are. A timestamp with a zone always has other spellings.
+ */
+function otherSpelling(db: BetterSqlite3.Database, t: SourceTable, c: SourceColumn, type: TypeDecision, texts: number): string | null {
+  if (type.conversion === "none" && type.kind === "timestamptz") return "an instant with a zone has many spellings (offsets, Z)";
+  if (type.conversion === "boolean") return texts > 0 ? `${texts} value(s) are words, another spelling of 1/0` : null;
+  // Timestamps: only 'YYYY-MM-DD HH:MM:SS[.f]' without trailing zeros reads back as written; the SQL
+  // preselects what may be another spelling (a 'T', a date alone, a fraction ending in 0), JS decides.
+  const key = keyOf(t);
+  const col = quoteIdent(c.name);
+  const rows = db
+    .prepare(
+      `SELECT ${key.sql}, ${col} FROM main.${quoteIdent(t.name)} WHERE typeof(${col}) = 'text' AND NOT (length(${col}) >= 19 AND substr(${col}, 11, 1) = ' ' AND (length(${col}) = 19 OR ${col} NOT GLOB '*0'))`,
+    )
+    .raw(true)
+    .safeIntegers(true)
+    .iterate() as IterableIterator<unknown[]>;
+  const found: string[] = [];
+  for (const r of rows) {
+    if (keySpellingProblem(r[key.names.length], type) === null) continue;
+    found.push(`${renderKey(key.names, r.slice(0, key.names.length))} (${renderValue(r[key.names.length])})`);
+    if (found.length === 3) break;
+  }
+  return found.length ? `values in another spelling than Postgres renders back, e.g. ${found.join("; ")}` : null;
 }
 
 /** Up to three keys of rows matching `where` (with `%c` for the column), for messages. */

@@ -25,6 +25,12 @@ export interface EncodeColumn {
    * keeps as another key.
    */
   keyText?: boolean;
+  /**
+   * A key column whose conversion maps several spellings to one value
+   * (timestamp, boolean): only the one spelling the conversion renders back
+   * is taken; any other is refused (convert/key-spelling.ts).
+   */
+  keyExact?: boolean;
   /** Precision of `numeric(p,s)`; null or absent otherwise (plans saved before it was recorded). */
   precision?: number | null;
 }

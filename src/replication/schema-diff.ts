@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { Sqlite2pgError } from "../errors.js";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { captureTriggersSql, META, ownSchemaVersion, replaceConflicts, triggerNames } from "../sqlite/capture.js";
+import { unmarkedKeySpelling } from "../plan/key-spelling.js";
 import { readSchema, type SourceColumn, type SourceIndex, type SourceSchema, type SourceTable } from "../sqlite/schema.js";
 import { schemaFingerprint } from "./keys.js";
 
@@ -30,6 +31,8 @@ export interface LiveSchema {
   pages: RootPages;
   /** The project's triggers: name → table they are on. */
   triggers: Map<string, string>;
+  /** The project's triggers: name → their SQL as SQLite stores it. */
+  triggerSql: Map<string, string>;
   /** Stored capture hashes: table → md5 of the SQL installed. */
   hashes: Map<string, string>;
   /** The capture SQL each table needs now, or the error that says why it cannot be captured. */
@@ -42,17 +45,22 @@ export function readLive(db: BetterSqlite3.Database): LiveSchema {
     .transaction((): LiveSchema => {
       const version = Number(db.pragma("schema_version", { simple: true }));
       const schema = readSchema(db);
-      const rows = db.prepare("SELECT type, name, tbl_name AS tbl, rootpage FROM main.sqlite_schema").all() as {
+      const rows = db.prepare("SELECT type, name, tbl_name AS tbl, rootpage, sql FROM main.sqlite_schema").all() as {
         type: string;
         name: string;
         tbl: string;
         rootpage: number;
+        sql: string | null;
       }[];
       const pages: RootPages = {};
       const triggers = new Map<string, string>();
+      const triggerSql = new Map<string, string>();
       for (const r of rows) {
         if (r.type === "table") pages[r.name] = Number(r.rootpage);
-        if (r.type === "trigger" && r.name.startsWith("_sqlite2pg_")) triggers.set(r.name, r.tbl);
+        if (r.type === "trigger" && r.name.startsWith("_sqlite2pg_")) {
+          triggers.set(r.name, r.tbl);
+          triggerSql.set(r.name, r.sql ?? "");
+        }
       }
       const hashes = new Map(
         (db.prepare(`SELECT key, value FROM ${META} WHERE key LIKE 'triggers:%'`).all() as { key: string; value: string }[]).map((r) => [
@@ -72,10 +80,47 @@ export function readLive(db: BetterSqlite3.Database): LiveSchema {
           capture.set(t.name, { error: e });
         }
       }
-      return { version, fingerprint: schemaFingerprint(db), own: ownSchemaVersion(db), schema, pages, triggers, hashes, capture };
+      return { version, fingerprint: schemaFingerprint(db), own: ownSchemaVersion(db), schema, pages, triggers, triggerSql, hashes, capture };
     })
     .deferred();
 }
+
+/**
+ * Whether the capture triggers installed on a table are this version's:
+ * the stored hash is that of the SQL this version generates for the table
+ * (as planned, or as it is now), and so is the SQL of every capture trigger
+ * on it. Triggers of another version (an upgrade) may have missed writes —
+ * older versions missed REPLACE evictions through expression indexes and
+ * NOCASE key changes — and what they missed cannot be known: only a copy is
+ * exact.
+ */
+function ownCapture(
+  live: LiveSchema,
+  table: string,
+  planned: SourceTable,
+  cap: LiveSchema["capture"] extends Map<string, infer V> ? V | undefined : never,
+): boolean {
+  const generated: string[] = [];
+  if (cap && !("error" in cap)) generated.push(cap.sql);
+  try {
+    generated.push(captureTriggersSql(planned));
+  } catch {
+    // The planned table cannot be captured (or was saved by another version): only the live SQL counts.
+  }
+  // SQLite stores a trigger's SQL without IF NOT EXISTS.
+  const texts = generated.map((g) => g.replaceAll("CREATE TRIGGER IF NOT EXISTS ", "CREATE TRIGGER "));
+  const stored = live.hashes.get(table);
+  if (stored !== undefined && !generated.some((g) => createHash("md5").update(g).digest("hex") === stored)) return false;
+  for (const [name, on] of live.triggers) {
+    if (on !== table || !CAPTURE_TRIGGER.test(name)) continue;
+    const sql = live.triggerSql.get(name) ?? "";
+    if (!texts.some((t) => t.includes(sql))) return false;
+  }
+  return true;
+}
+
+/** The names of capture triggers (freeze triggers and others are not capture). */
+const CAPTURE_TRIGGER = /^_sqlite2pg_(ins|upd|del|rins|rupd)_/;
 
 /** One table's column change that ALTER TABLE can mirror in place. */
 interface ColumnOps {
@@ -170,14 +215,20 @@ export function diffSchema(plan: StoredPlan, live: LiveSchema, usePages: boolean
     // included) were never recorded: only a copy is exact. The triggers that
     // were installed are those the plan's table needed.
     const old = triggerNames(renamedFrom ?? l.name);
-    const capturing = hashOk || on(replaceConflicts(p.source).sql ? [old.ins, old.upd, old.del, old.binsert, old.bupdate] : [old.ins, old.upd, old.del]);
-    const why = !capturing
-      ? "its capture triggers are missing"
-      : keyChanged(p.source, l)
-        ? "its key changed"
-        : newUnique(p.source, l)
-          ? "a new unique index (REPLACE through it was not captured)"
-          : null;
+    const ours = renamedFrom !== null || ownCapture(live, l.name, p.source, cap);
+    const capturing =
+      ours && (hashOk || on(replaceConflicts(p.source).sql ? [old.ins, old.upd, old.del, old.binsert, old.bupdate] : [old.ins, old.upd, old.del]));
+    const why = !ours
+      ? "its capture triggers are not the ones this version installs (another version's triggers may have missed writes)"
+      : !capturing
+        ? "its capture triggers are missing"
+        : unmarkedKeySpelling(p) !== null
+          ? `its key column ${unmarkedKeySpelling(p)} was typed by an older version in a way that makes two SQLite keys one`
+          : keyChanged(p.source, l)
+            ? "its key changed"
+            : newUnique(p.source, l)
+              ? "a new unique index (REPLACE through it was not captured)"
+              : null;
     const ops = why ? null : columnOps(p.source.columns, l.columns);
     if (why || !ops) {
       diff.fresh.push({ live: l, old: p, why: why ?? "its columns changed in a way ALTER TABLE cannot mirror" });

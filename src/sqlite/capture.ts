@@ -195,7 +195,8 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
       const n = triggerNames(t.name);
       const present =
         (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'trigger' AND name IN (?, ?, ?)").get(n.ins, n.upd, n.del) as { n: number }).n === 3;
-      if (present && (stored.get(key) as { value: string } | undefined)?.value === hash) continue;
+      const was = (stored.get(key) as { value: string } | undefined)?.value;
+      if (present && was === hash) continue;
       for (const name of [n.ins, n.upd, n.del, n.binsert, n.bupdate]) {
         const other = db.prepare("SELECT tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?").get(name) as
           | { tbl: string; sql: string | null }
@@ -209,7 +210,9 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
         db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(name)}`);
       }
       db.exec(sql);
-      put.run(key, hash);
+      // Replacing another version's triggers: what they missed is unknown, so the stored hash is left
+      // matching no SQL, and the daemon copies the table again (replication/schema-diff.ts ownCapture).
+      put.run(key, present ? `replaced ${was ?? "unknown"}` : hash);
     }
     if (db.pragma("schema_version", { simple: true }) !== v0) noteOwnSchemaChange(db); // only a change made here
     const row = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`).get() as { value: string } | undefined;
