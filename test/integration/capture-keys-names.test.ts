@@ -11,37 +11,20 @@ import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { runCli } from "../helpers/daemon.js";
-import { Replicator } from "../../src/replication/replicator.js";
 import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { CHANGES, installCapture, uninstallCapture } from "../../src/sqlite/capture.js";
 import { readSchema, rowidName } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/replication/state.js";
+import { loadState } from "../../src/replication/state.js";
+import { liveSource, stopReplicators } from "../helpers/source.js";
 
-const reps: Replicator[] = [];
 afterEach(async () => {
-  while (reps.length) await reps.pop()!.stop();
+  await stopReplicators();
   await cleanup();
 });
 
-async function setup(sql: string, rows?: string) {
-  const dir = tempDir();
-  const path = sqliteFrom(dir, sql);
-  const db = new Database(path);
-  if (rows) db.exec(rows);
-  const sourceId = installCapture(db, readSchema(db).tables);
-  const { url, client } = await freshDatabase();
-  await ensureStateSchema(client);
-  await client.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'public', 'new')", [sourceId, path]);
-  const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 3 });
-  reps.push(rep);
-  const exact = async () => {
-    await rep.syncOnce();
-    const cmp = await compareDatabases(path, client);
-    expect(cmp.differences).toEqual([]);
-    return cmp;
-  };
-  return { dir, path, db, url, client, rep, sourceId, exact };
+function setup(sql: string, rows?: string) {
+  return liveSource(sql, { rows, options: { chunkRows: 3 } });
 }
 
 const runMigrate = (sqlite: string, url: string) =>

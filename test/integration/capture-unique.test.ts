@@ -8,38 +8,20 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
-import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
-import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/replication/replicator.js";
-import { silentLogger } from "../../src/observe/logger.js";
+import { cleanup, sqliteFrom, tempDir } from "../helpers/db.js";
 import { CHANGES, captureProblems, captureTriggersSql, installCapture, replaceConflicts } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema } from "../../src/replication/state.js";
+import { liveSource, stopReplicators } from "../helpers/source.js";
 
-const reps: Replicator[] = [];
 afterEach(async () => {
-  while (reps.length) await reps.pop()!.stop();
+  await stopReplicators();
   await cleanup();
 });
 
 /** A source with capture installed and a state row, as `init` leaves it; `exact()` syncs and compares. */
 async function setup(sql: string, rows?: string) {
-  const dir = tempDir();
-  const path = sqliteFrom(dir, sql);
-  const db = new Database(path);
-  if (rows) db.exec(rows);
-  const sourceId = installCapture(db, readSchema(db).tables);
-  const { url, client } = await freshDatabase();
-  await ensureStateSchema(client);
-  await client.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'public', 'new')", [sourceId, path]);
-  const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 7 });
-  reps.push(rep);
-  const exact = async () => {
-    await rep.syncOnce();
-    const cmp = await compareDatabases(path, client);
-    expect(cmp.differences).toEqual([]);
-    return cmp;
-  };
+  const s = await liveSource(sql, { rows, options: { chunkRows: 7 } });
+  const { path, db, url, client, rep, exact } = s;
   const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n;
   const pgCount = async (table: string) => Number((await client.query(`SELECT count(*) AS n FROM "${table}"`)).rows[0].n);
   return { path, db, url, client, rep, exact, count, pgCount };

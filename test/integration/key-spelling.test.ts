@@ -9,44 +9,28 @@
  * (dates, epoch instants, numbers) keep their types.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import Database from "better-sqlite3";
-import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
+import { cleanup, freshDatabase } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { Replicator } from "../../src/replication/replicator.js";
 import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { CHANGES, installCapture } from "../../src/sqlite/capture.js";
-import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/replication/state.js";
+import { CHANGES } from "../../src/sqlite/capture.js";
+import { loadState } from "../../src/replication/state.js";
+import { liveSource, stopReplicators } from "../helpers/source.js";
 
-const reps: Replicator[] = [];
 afterEach(async () => {
-  while (reps.length) await reps.pop()!.stop();
+  await stopReplicators();
   await cleanup();
 });
 
 async function setup(sql: string, rows?: string) {
-  const dir = tempDir();
-  const path = sqliteFrom(dir, sql);
-  const db = new Database(path);
-  if (rows) db.exec(rows);
-  const sourceId = installCapture(db, readSchema(db).tables);
-  const { url, client } = await freshDatabase();
-  await ensureStateSchema(client);
-  await client.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'public', 'new')", [sourceId, path]);
-  const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 3 });
-  reps.push(rep);
-  const exact = async () => {
-    await rep.syncOnce();
-    const cmp = await compareDatabases(path, client);
-    expect(cmp.differences).toEqual([]);
-    return cmp;
-  };
+  const s = await liveSource(sql, { rows, options: { chunkRows: 3 } });
+  const { db, client, sourceId } = s;
   const pending = async () => {
     const applied = (await loadState(client, sourceId))!.appliedSeq;
     return (db.prepare(`SELECT count(*) AS n FROM ${CHANGES} WHERE seq > ?`).get(applied) as { n: number }).n;
   };
-  return { dir, path, db, url, client, rep, sourceId, exact, pending };
+  return { ...s, pending };
 }
 
 const typeOf = async (client: { query: (q: string, p: unknown[]) => Promise<{ rows: { data_type: string }[] }> }, table: string, column: string) =>
@@ -183,8 +167,11 @@ describe("key columns whose conversion would make two SQLite keys one", () => {
     expect((await s.client.query("SELECT plan::text AS p FROM sqlite2pg.state")).rows[0].p).not.toContain("keyExact");
     s.db.exec("INSERT INTO ev VALUES ('2024-01-01T10:00:00', 'second spelling')");
     const rep = new Replicator({ sqlite: s.path, pg: s.url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 3 });
-    reps.push(rep);
-    await rep.syncOnce();
+    try {
+      await rep.syncOnce();
+    } finally {
+      await rep.stop();
+    }
     expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
     expect(await typeOf(s.client, "ev", "at")).toBe("text");
     expect((await s.client.query("SELECT v FROM ev ORDER BY at")).rows.map((r) => r.v)).toEqual(["a", "second spelling", "b"]);
