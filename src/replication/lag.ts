@@ -2,20 +2,13 @@
  * The daemon's lag and apply rate: the live numbers the metrics endpoint
  * serves (no Postgres round trip), and the periodic "lag" log line.
  */
+import type { LiveStatus } from "../observe/http.js";
 import type { Logger } from "../observe/logger.js";
 import type { ChangelogReader } from "../sqlite/capture.js";
 import type { ReplicationState } from "./state.js";
 
-/** What the metrics endpoint shows. */
-export interface LiveNumbers {
-  phase: string;
-  applied_seq: number;
-  newest_seq: number;
-  lag_changes: number;
-  lag_seconds: number;
-  apply_rate: number | null;
-  last_error: string | null;
-}
+/** What the metrics endpoint shows: the endpoint's own type. */
+export type LiveNumbers = LiveStatus;
 
 /** Measures the apply rate between reports. */
 export class LagMeter {
