@@ -6,37 +6,26 @@
  * conversion, so a lossy conversion cannot hide.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import Database from "better-sqlite3";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { Replicator } from "../../src/replication/replicator.js";
 import { migrate } from "../../src/migrate/migrate.js";
 import { silentLogger } from "../../src/observe/logger.js";
-import { installCapture } from "../../src/sqlite/capture.js";
-import { readSchema } from "../../src/sqlite/schema.js";
-import { ensureStateSchema, loadState } from "../../src/replication/state.js";
+import { loadState } from "../../src/replication/state.js";
 import { validate } from "../../src/validate/validate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
+import { liveSource, stopReplicators } from "../helpers/source.js";
 
-const reps: Replicator[] = [];
 afterEach(async () => {
-  while (reps.length) await reps.pop()!.stop();
+  await stopReplicators();
   await cleanup();
 });
 
 async function setup(sql: string) {
-  const dir = tempDir();
-  const path = sqliteFrom(dir, sql);
-  const db = new Database(path);
-  const sourceId = installCapture(db, readSchema(db).tables);
-  const { url, client } = await freshDatabase();
-  await ensureStateSchema(client);
-  await client.query("INSERT INTO sqlite2pg.state (source_id, sqlite_path, target_schema, phase) VALUES ($1, $2, 'public', 'new')", [sourceId, path]);
-  const rep = new Replicator({ sqlite: path, pg: url, log: silentLogger(), pollIntervalMs: 0, watch: false, batchSize: 50, chunkRows: 7 });
-  reps.push(rep);
+  const s = await liveSource(sql);
+  const { db, client, sourceId } = s;
   /** validate --full as the CLI runs it while replicating: with the types of the replication's plan. */
   const full = async (mode: "full" | "counts" = "full") => validate(db, client, (await loadState(client, sourceId))!.plan!, mode);
-  return { path, db, url, client, rep, sourceId, full };
+  return { ...s, full };
 }
 
 /** The error a promise rejects with. */
