@@ -52,21 +52,33 @@ function backup(db: Database.Database, to: string): void {
   copyFileSync(db.name, to);
 }
 
+type Source = Awaited<ReturnType<typeof setup>>;
+
+/** Replicated, backed up, then 30 more writes replicated: the backup is behind what was applied. */
+async function backupThenWrite(s: Source): Promise<{ old: string; applied: number }> {
+  await s.rep.syncOnce();
+  const old = join(s.dir, "backup.db");
+  backup(s.db, old);
+  for (let i = 0; i < 30; i++) s.ins.run(`second ${i}`);
+  await s.rep.syncOnce();
+  return { old, applied: (await loadState(s.client, s.sourceId))!.appliedSeq };
+}
+
+/** The daemon and the application stopped, the backup copied over the file (its WAL and index gone). */
+async function restoreStopped(s: Source, old: string): Promise<void> {
+  await s.rep.stop();
+  s.db.close();
+  rmSync(`${s.path}-wal`, { force: true });
+  rmSync(`${s.path}-shm`, { force: true });
+  copyFileSync(old, s.path);
+}
+
 describe("a file replaced under the daemon", () => {
   it("refuses a backup restored over the file while the daemon was stopped, even after new writes re-use the applied seqs", async () => {
     const s = await setup();
-    await s.rep.syncOnce();
-    const old = join(s.dir, "backup.db");
-    backup(s.db, old);
-    for (let i = 0; i < 30; i++) s.ins.run(`second ${i}`);
-    await s.rep.syncOnce();
-    const applied = (await loadState(s.client, s.sourceId))!.appliedSeq;
-    await s.rep.stop();
+    const { old, applied } = await backupThenWrite(s);
     // The restore: the application stops, the backup goes back in place, the application writes again.
-    s.db.close();
-    rmSync(`${s.path}-wal`, { force: true });
-    rmSync(`${s.path}-shm`, { force: true });
-    copyFileSync(old, s.path);
+    await restoreStopped(s, old);
     const db = new Database(s.path);
     for (let i = 0; i < 40; i++) db.prepare("INSERT INTO t (v) VALUES (?)").run(`after restore ${i}`);
     const newest = (db.prepare(`SELECT max(seq) AS m FROM ${CHANGES}`).get() as { m: number }).m;
@@ -85,16 +97,8 @@ describe("a file replaced under the daemon", () => {
 
   it("refuses a restored file whose changelog ends below the checkpoint", async () => {
     const s = await setup();
-    await s.rep.syncOnce();
-    const old = join(s.dir, "backup.db");
-    backup(s.db, old);
-    for (let i = 0; i < 30; i++) s.ins.run(`second ${i}`);
-    await s.rep.syncOnce();
-    await s.rep.stop();
-    s.db.close();
-    rmSync(`${s.path}-wal`, { force: true });
-    rmSync(`${s.path}-shm`, { force: true });
-    copyFileSync(old, s.path);
+    const { old } = await backupThenWrite(s);
+    await restoreStopped(s, old);
     const err = await s
       .replicator()
       .syncOnce()
@@ -105,12 +109,7 @@ describe("a file replaced under the daemon", () => {
 
   it("notices a file renamed into place while it runs, and stops before applying from it", async () => {
     const s = await setup();
-    await s.rep.syncOnce();
-    const old = join(s.dir, "backup.db");
-    backup(s.db, old);
-    for (let i = 0; i < 30; i++) s.ins.run(`second ${i}`);
-    await s.rep.syncOnce();
-    const applied = (await loadState(s.client, s.sourceId))!.appliedSeq;
+    const { old, applied } = await backupThenWrite(s);
     s.db.pragma("wal_checkpoint(TRUNCATE)"); // the old file's WAL must not be read as the new one's
     s.db.close();
     renameSync(old, s.path); // the running daemon's connections still see the old file
