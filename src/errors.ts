@@ -129,3 +129,16 @@ function renderValue(v: unknown): string {
   const s = typeof v === "bigint" ? v.toString() : String(v);
   return /^[\w.:/@+-]+$/.test(s) ? s : JSON.stringify(s);
 }
+
+/**
+ * What kind of failure, as a short stable label (the metrics count errors
+ * by it): this project's code, a PostgreSQL SQLSTATE, or a system error code.
+ */
+export function errorKind(e: unknown): string {
+  if (e instanceof Sqlite2pgError) return e.code;
+  const { code, severity } = (e ?? {}) as { code?: unknown; severity?: unknown };
+  // A server error (it has a severity) carries a SQLSTATE; a system error has a name like ECONNRESET.
+  if (typeof code === "string" && typeof severity === "string" && /^[0-9A-Z]{5}$/.test(code)) return `SQLSTATE_${code}`;
+  if (typeof code === "string" && /^[A-Z][A-Z0-9_]{1,40}$/.test(code)) return code;
+  return "UNKNOWN";
+}

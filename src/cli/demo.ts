@@ -79,7 +79,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
     const tty = Boolean(process.stdout.isTTY);
     for (;;) {
       const st = rep.live(); // the daemon runs in this process: its own numbers, no connection per refresh
-      const line = `   phase ${st.phase.padEnd(16)} applied ${String(st.applied_seq).padStart(7)}  lag ${String(st.lag_changes).padStart(5)} change(s), ${st.lag_seconds.toFixed(3)} s   writes: ${counts.sqlite} to SQLite`;
+      const line = `   phase ${(st.phase ?? st.role).padEnd(16)} applied ${String(st.applied_seq ?? 0).padStart(7)}  lag ${String(st.lag_changes ?? 0).padStart(5)} change(s), ${(st.lag_seconds ?? 0).toFixed(3)} s   writes: ${counts.sqlite} to SQLite`;
       process.stdout.write(tty ? `\r${line}` : line + "\n");
       if (!cutoverAsked && st.phase === Phase.streaming && Date.now() - started > flags.seconds * 1000) {
         process.stdout.write(tty ? "\n" : "");

@@ -15,6 +15,8 @@ import { uninstallCommand } from "./uninstall.js";
 import { cutoverCommand, unfreezeCommand } from "./cutover.js";
 import { validateCommand } from "./validate.js";
 import { demoCommand } from "./demo.js";
+import { configCommand } from "./config.js";
+import { maskArgv } from "./argv.js";
 
 /** A whole number in [min, max], or a usage error (exit 2) naming the option. */
 function integer(min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
@@ -54,6 +56,51 @@ function common(cmd: Command): Command {
     .option("--verbose", "debug logs and stack traces");
 }
 
+/** The daemon's settings (also accepted by `config`, which shows what `run` would use). */
+function runOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser(integer(1, 3_600_000)))
+    .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser(integer(1, 10_000_000)))
+    .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser(integer(1, 10_000_000)))
+    .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)").argParser(megabytes))
+    .addOption(
+      new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)").argParser(megabytes),
+    )
+    .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
+    .addOption(
+      new Option(
+        "--prune-interval <s>",
+        "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)",
+      ).argParser(seconds(86400, true)),
+    )
+    .option(
+      "--on-cutover <cmd>",
+      "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER",
+    )
+    .addOption(
+      new Option(
+        "--validate <mode>",
+        "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts",
+      ).choices(["counts", "full"]),
+    )
+    .addOption(
+      new Option(
+        "--max-freeze <s>",
+        "longest SQLite stays frozen in a cutover attempt before it is undone and tried again later (default 5; env SQLITE2PG_MAX_FREEZE)",
+      ).argParser(seconds(3600)),
+    )
+    .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
+    .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
+    .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser(seconds()))
+    .addOption(new Option("--log-level <level>", "log level (default info; debug with --verbose); SIGHUP applies a change").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+    .addOption(
+      new Option(
+        "--stall-timeout <s>",
+        "/healthz fails, and the systemd watchdog is no longer fed, after this many seconds without progress (default 300)",
+      ).argParser(seconds(86400)),
+    );
+}
+
 /** Build the program; exported so tests can drive it without a child process. */
 function buildProgram(): Command {
   const program = new Command("sqlite2pg")
@@ -88,42 +135,15 @@ function buildProgram(): Command {
     .option("--json", "machine-readable output")
     .action(async (o) => initCommand(o));
 
-  common(program.command("run"))
+  runOptions(common(program.command("run")))
     .description("the daemon: snapshot, catch-up, then stream every change into PostgreSQL until SIGTERM/SIGINT")
-    .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser(integer(1, 3_600_000)))
-    .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser(integer(1, 10_000_000)))
-    .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser(integer(1, 10_000_000)))
-    .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)").argParser(megabytes))
-    .addOption(
-      new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)").argParser(megabytes),
-    )
-    .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
-    .addOption(
-      new Option(
-        "--prune-interval <s>",
-        "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)",
-      ).argParser(seconds(86400, true)),
-    )
-    .option(
-      "--on-cutover <cmd>",
-      "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER",
-    )
-    .addOption(
-      new Option(
-        "--validate <mode>",
-        "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts",
-      ).choices(["counts", "full"]),
-    )
-    .addOption(
-      new Option(
-        "--max-freeze <s>",
-        "longest SQLite stays frozen in a cutover attempt before it is undone and tried again later (default 5; env SQLITE2PG_MAX_FREEZE)",
-      ).argParser(seconds(3600)),
-    )
-    .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
-    .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
-    .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser(seconds()))
     .action(async (o) => runCommand(o));
+
+  runOptions(common(program.command("config")))
+    .description("print the effective configuration of `run` (flags over SQLITE2PG_* environment over the config file), secrets masked, each value with its origin")
+    .option("--print", "print it (the default)")
+    .option("--json", "machine-readable output")
+    .action(async (o) => configCommand(o));
 
   common(program.command("cutover"))
     .description("ask the daemon to cut over: recorded in Postgres and NOTIFYed to the active daemon, wherever it runs (no process is signalled)")
@@ -180,6 +200,7 @@ function buildProgram(): Command {
 
 /** Run the CLI and return the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  maskArgv(argv);
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: "user" });

@@ -1,78 +1,72 @@
 import { createServer, type Server } from "node:http";
-import client from "prom-client";
-import type { Logger } from "./logger.js";
+import type { ListenAddress } from "../config/listen.js";
 import { usageError } from "../errors.js";
+import type { LiveStatus } from "./live.js";
+import type { Logger } from "./logger.js";
+import { type DaemonMetrics, snapshotRatio } from "./metrics.js";
 
-/** Where to listen: `--listen [host:]port`, checked; a usage error otherwise. */
-export interface ListenAddress {
-  host: string;
-  port: number;
+/** The thresholds of /healthz; read at each request, so a reload (SIGHUP) changes them. */
+export interface HealthLimits {
+  maxLagSeconds: number;
+  stallSeconds: number;
 }
 
-/** Parse `--listen [host:]port` (host defaults to 127.0.0.1; `[::1]:9100` for IPv6). */
-export function parseListen(text: string): ListenAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([^:\s[\]]*):)?(\d{1,5})$/.exec(text.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw usageError("BAD_LISTEN", `--listen must be [host:]port with a port from 1 to 65535, not ${JSON.stringify(text)}`, {
-      hint: "e.g. --listen 9187 (127.0.0.1:9187) or --listen 0.0.0.0:9187",
-    });
-  }
-  return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
-}
-
-/** What the daemon reports to the endpoint; read at each request. */
-export interface LiveStatus {
-  phase: string;
-  applied_seq: number;
-  newest_seq: number;
-  lag_changes: number;
-  lag_seconds: number;
-  apply_rate: number | null;
-  last_error: string | null;
+/** Whether the daemon is doing its job, and if not, why: what /healthz answers. */
+export function health(s: LiveStatus, limits: HealthLimits): { ok: boolean; reasons: string[] } {
+  const reasons: string[] = [];
+  if (s.role === "starting") reasons.push("starting: connecting to PostgreSQL and taking the source's lock");
+  if (s.last_error) reasons.push("the last step failed and is being retried (see /status and the log)");
+  if (s.seconds_since_progress > limits.stallSeconds)
+    reasons.push(`no progress for ${Math.round(s.seconds_since_progress)} s (stall timeout ${limits.stallSeconds} s)`);
+  // The lag is a promise only once streaming: during the snapshot and catch-up it is expected to be large.
+  if (s.phase === "streaming" && s.lag_seconds !== null && s.lag_seconds > limits.maxLagSeconds)
+    reasons.push(`lag ${s.lag_seconds} s is above max-lag ${limits.maxLagSeconds} s`);
+  return { ok: reasons.length === 0, reasons };
 }
 
 /**
  * The daemon's local HTTP endpoint: `/metrics` (Prometheus), `/healthz`
- * (200 while the lag is under the threshold and the last apply succeeded,
- * 503 otherwise) and `/status` (JSON). Nothing secret is exposed: no
- * connection strings, no values.
+ * (200 while the daemon does its job in its role, 503 otherwise, with the
+ * reasons) and `/status` (JSON). Nothing secret is exposed: no connection
+ * strings, no values.
  */
-export async function startHttp(listen: ListenAddress, read: () => Promise<LiveStatus>, opts: { maxLagSeconds: number; log: Logger }): Promise<Server> {
-  const registry = new client.Registry();
-  const gauge = (name: string, help: string) => new client.Gauge({ name, help, registers: [registry] });
-  const lagChanges = gauge("sqlite2pg_lag_changes", "Changes recorded in SQLite and not yet applied to Postgres");
-  const lagSeconds = gauge("sqlite2pg_lag_seconds", "Age of the oldest change not yet applied, in seconds");
-  const applied = gauge("sqlite2pg_applied_seq", "Last changelog seq applied to Postgres");
-  const newest = gauge("sqlite2pg_newest_seq", "Newest changelog seq in SQLite");
-  const rate = gauge("sqlite2pg_apply_rate", "Changes applied per second, recent");
-  const failing = gauge("sqlite2pg_failing", "1 while the last apply failed");
-  const phase = new client.Gauge({ name: "sqlite2pg_phase", help: "1 for the current phase", labelNames: ["phase"], registers: [registry] });
+export async function startHttp(
+  listen: ListenAddress,
+  read: () => LiveStatus,
+  opts: { limits: () => HealthLimits; metrics: DaemonMetrics; log: Logger },
+): Promise<Server> {
+  const { registry } = opts.metrics;
   const { host, port } = listen;
   const server = createServer((req, res) => {
     void (async () => {
       try {
-        const s = await read();
-        if (req.url === "/metrics") {
-          lagChanges.set(s.lag_changes);
-          lagSeconds.set(s.lag_seconds);
-          applied.set(s.applied_seq);
-          newest.set(s.newest_seq);
-          rate.set(s.apply_rate ?? 0);
-          failing.set(s.last_error ? 1 : 0);
-          phase.reset();
-          phase.set({ phase: s.phase }, 1);
+        const s = read();
+        const path = (req.url ?? "/").split("?")[0];
+        if (path === "/metrics") {
+          opts.metrics.update(s);
           res.writeHead(200, { "content-type": registry.contentType });
           res.end(await registry.metrics());
-        } else if (req.url === "/healthz") {
-          const ok = !s.last_error && s.lag_seconds <= opts.maxLagSeconds;
-          res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+        } else if (path === "/healthz") {
+          const limits = opts.limits();
+          const h = health(s, limits);
+          res.writeHead(h.ok ? 200 : 503, { "content-type": "application/json" });
           res.end(
-            JSON.stringify({ ok, phase: s.phase, lag_seconds: s.lag_seconds, max_lag_seconds: opts.maxLagSeconds, failing: Boolean(s.last_error) }) + "\n",
+            `${JSON.stringify({
+              ok: h.ok,
+              role: s.role,
+              phase: s.phase,
+              lag_changes: s.lag_changes,
+              lag_seconds: s.lag_seconds,
+              max_lag_seconds: limits.maxLagSeconds,
+              failing: Boolean(s.last_error),
+              seconds_since_progress: s.seconds_since_progress,
+              snapshot_ratio: snapshotRatio(s),
+              reasons: h.reasons,
+            })}\n`,
           );
-        } else if (req.url === "/status") {
+        } else if (path === "/status") {
           res.writeHead(200, { "content-type": "application/json" });
-          res.end(JSON.stringify(s) + "\n");
+          res.end(`${JSON.stringify({ ...s, snapshot_ratio: snapshotRatio(s) })}\n`);
         } else {
           res.writeHead(404).end();
         }

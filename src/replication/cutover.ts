@@ -76,6 +76,8 @@ export interface CutoverHost {
   /** Whether the SQLite schema moved since the plan last described it. */
   schemaMoved?(): boolean;
   stopping(): boolean;
+  /** SQLite was frozen this long: by the committed cutover, or by an attempt undone. */
+  onFreeze?(ms: number, committed: boolean): void;
 }
 
 /** The marker file written next to the database when the cutover is done. */
@@ -312,6 +314,7 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
       { cutover: true, freeze_ms: freezeMs, max_freeze_ms: maxFreeze, reason: why, freeze_triggers_removed: triggers },
       `cutover aborted after a ${freezeMs} ms freeze: ${why}; SQLite takes writes again`,
     );
+    h.onFreeze?.(freezeMs, false);
   } finally {
     await c.query("RESET lock_timeout").catch(() => undefined);
   }
@@ -377,6 +380,7 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
     onCommit();
     // The freeze ends here: from the SQLite commit that froze it to this commit, on this host's monotonic clock.
     const freezeMs = +(performance.now() - frozenAtMs).toFixed(3);
+    h.onFreeze?.(freezeMs, true);
     await c
       .query("UPDATE sqlite2pg.state SET freeze_ms = $2 WHERE source_id = $1", [h.sourceId, freezeMs])
       .catch((e: Error) => h.log.warn({ freeze_ms: freezeMs, err: e.message }, "could not record the freeze duration"));

@@ -46,6 +46,8 @@ export class SourceLock {
     private readonly sourceId: string,
     private readonly log: Logger,
     private readonly onNotify: () => void,
+    /** Called when another daemon holds the lock and this one starts waiting for it. */
+    private readonly onWaiting: () => void = () => undefined,
   ) {}
 
   /** Take the lock (again), waiting as a standby while another daemon holds it. */
@@ -62,6 +64,7 @@ export class SourceLock {
     const got = await lock.query(`SELECT pg_try_advisory_lock(${LOCK_KEY_SQL}) AS ok`, [this.sourceId]);
     if (!got.rows[0].ok) {
       this.log.info({ source_id: this.sourceId }, "another daemon holds this source; waiting as a standby");
+      this.onWaiting();
       await lock.query(`SELECT pg_advisory_lock(${LOCK_KEY_SQL})`, [this.sourceId]);
       this.log.info({ source_id: this.sourceId }, "took over the source");
     }

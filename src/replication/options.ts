@@ -1,4 +1,5 @@
 import type { Logger } from "../observe/logger.js";
+import type { DaemonEvents } from "../observe/events.js";
 import type { CutoverOptions } from "./cutover.js";
 
 /** Options of the daemon. */
@@ -33,4 +34,6 @@ export interface ReplicatorOptions {
   cutover?: CutoverOptions;
   /** Called once this process is the active daemon (holds the source's lock): the CLI writes its pid file then. */
   onActive?: () => void;
+  /** What the daemon reports as it goes, for the metrics and the service manager. */
+  events?: DaemonEvents;
 }

@@ -21,11 +21,17 @@ export class PruneSchedule {
   private prunedBelow = 0;
 
   constructor(
-    private readonly intervalMs: number,
+    private intervalMs: number,
     private readonly backlog: number,
     private readonly log: Logger,
   ) {
     this.nextPrune = Date.now() + intervalMs;
+  }
+
+  /** A new interval (SIGHUP): due at once if the new interval has passed since the last prune was planned. */
+  setInterval(ms: number): void {
+    this.nextPrune = Math.min(this.nextPrune, Date.now() + ms);
+    this.intervalMs = ms;
   }
 
   /** Prune what is applied (below `applied`) when the interval is up or the backlog is large. */

@@ -38,14 +38,14 @@ import type { ReplicatorOptions } from "./options.js";
 export type { ReplicatorOptions } from "./options.js";
 import type pg from "pg";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Sqlite2pgError, usageError, internalError, isRetryableError, targetError } from "../errors.js";
+import { Sqlite2pgError, errorKind, usageError, internalError, isRetryableError, targetError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { captureInfo, type ChangelogReader, pruneChanges } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";
 import { connectPg, withPg } from "../postgres/pg.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
-import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, type ReplicationState } from "./state.js";
+import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, type ReplicationState, type TableProgress } from "./state.js";
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
 import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
@@ -216,11 +216,25 @@ export class Replicator {
   /** Take the source's lock (again): a standby waits here. */
   private async takeLock(): Promise<void> {
     await this.lock?.release().catch(() => undefined);
-    this.lock = new SourceLock(this.opts.pg, this.sourceId, this.log, () => {
-      this.stateDirty = true;
-      this.nudge();
-    });
-    await this.lock.take();
+    this.lock = new SourceLock(
+      this.opts.pg,
+      this.sourceId,
+      this.log,
+      () => {
+        this.stateDirty = true;
+        this.nudge();
+      },
+      () => {
+        this.waiting = true;
+        this.opts.events?.role?.("standby");
+      },
+    );
+    try {
+      await this.lock.take();
+    } finally {
+      this.waiting = false;
+    }
+    this.markProgress();
   }
 
   /**
@@ -240,6 +254,7 @@ export class Replicator {
       this.active = true;
       this.opts.onActive?.();
     }
+    this.opts.events?.role?.("active");
   }
 
   /**
@@ -307,6 +322,8 @@ export class Replicator {
       await this.schema!.reconcile(); // a table or column added now is copied too
       const plan = this.plan();
       const progress = await loadProgress(this.client!, this.sourceId);
+      this.snapshotProgress = progress;
+      this.markProgress();
       const p = progress.find((x) => !x.done && plan.tables.some((t) => t.source.name === x.table));
       if (!p) break;
       const t = plan.tables.find((x) => x.source.name === p.table)!;
@@ -318,17 +335,25 @@ export class Replicator {
         fixText: this.opts.fixText ?? false,
         transformed: this.transformed,
         stopping: () => this.stopRequested,
+        onChunk: (rows) => {
+          p.rows += rows;
+          this.markProgress();
+        },
       });
       if (!done) return false;
     }
     const plan = this.plan();
     const c = this.client!;
-    await inTransaction(c, async () => {
-      await c.query("SET LOCAL maintenance_work_mem = '256MB'");
-      for (const sql of keyStatements(plan)) await c.query(sql);
-      crashPoint("key-build");
-      await this.setPhase(Phase.catchUp);
-    });
+    // Building keys and indexes on large tables can take long: progress, not a stall.
+    await this.longRunning(() =>
+      inTransaction(c, async () => {
+        await c.query("SET LOCAL maintenance_work_mem = '256MB'");
+        for (const sql of keyStatements(plan)) await c.query(sql);
+        crashPoint("key-build");
+        await this.setPhase(Phase.catchUp);
+      }),
+    );
+    this.snapshotProgress = null;
     this.state = (await loadState(c, this.sourceId))!;
     return true;
   }
@@ -349,12 +374,15 @@ export class Replicator {
         schemaGuard: () => this.schema!.guard(),
       });
       try {
+        const t0 = performance.now();
         r = await this.applyGrowing(this.opts.batchSize ?? 10000);
+        if (r.changes > 0) this.opts.events?.applied?.(r.changes, (performance.now() - t0) / 1000);
         break;
       } catch (e) {
         if (!(e instanceof SchemaMoved) || attempt >= 5) throw e; // the batch was read under another schema: nothing applied
       }
     }
+    this.markProgress();
     if (r.changes > 0)
       this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
     if (r.changes > 0 && this.current.phase === Phase.catchUp) crashPoint("catch-up-batch-committed");
@@ -363,7 +391,7 @@ export class Replicator {
     else if (this.schema!.uniquesPending && this.current.phase !== Phase.frozen && caughtUp) {
       // A caught-up point: unique keys of tables copied again after a schema change.
       this.schema!.uniquesPending = false;
-      await buildMissingUniques(this.client!, this.plan(), this.log);
+      await this.longRunning(() => buildMissingUniques(this.client!, this.plan(), this.log));
     }
     this.prune.maybe(this.writer!, this.current.appliedSeq);
     return r.changes;
@@ -377,7 +405,7 @@ export class Replicator {
    * left out with a warning: the data stays exact.
    */
   private async caughtUp(): Promise<void> {
-    await buildMissingUniques(this.client!, this.plan(), this.log);
+    await this.longRunning(() => buildMissingUniques(this.client!, this.plan(), this.log));
     this.schema!.uniquesPending = false;
     await this.setPhase(Phase.streaming);
   }
@@ -436,6 +464,7 @@ export class Replicator {
     let failing: string | null = null;
     let lastLogged = 0;
     while (!this.stopRequested) {
+      this.markProgress();
       try {
         if (this.lock?.lost) {
           this.log.warn({ source_id: this.sourceId }, "lost the connection holding the source's lock: taking it again before applying more");
@@ -453,8 +482,12 @@ export class Replicator {
         if (this.current.phase === Phase.streaming && !this.current.cutoverRequestedAt && freezeInfo(this.db!)) await this.undoStrayFreeze();
         if (this.cutoverPending()) {
           this.cutoverAttempts++;
-          if (this.current.phase === Phase.streaming) this.log.info({ attempt: this.cutoverAttempts }, `cutover attempt ${this.cutoverAttempts}`);
-          const status = await runCutover(this.host(), this.opts.cutover ?? { validate: "full" });
+          if (this.current.phase === Phase.streaming) {
+            this.log.info({ attempt: this.cutoverAttempts }, `cutover attempt ${this.cutoverAttempts}`);
+            this.opts.events?.cutoverAttempt?.();
+          }
+          // Bounded by --max-freeze while SQLite is frozen; the validation after the commit may take long.
+          const status = await this.longRunning(() => runCutover(this.host(), this.opts.cutover ?? { validate: "full" }));
           if (status >= 0) {
             this.exitStatus = status;
             return;
@@ -496,6 +529,7 @@ export class Replicator {
         if (n === 0) await this.idle(this.opts.pollIntervalMs ?? 1000);
       } catch (e) {
         if (e instanceof Sqlite2pgError && FATAL_CODES.includes(e.code)) {
+          this.opts.events?.error?.(e.code);
           // Never stop with SQLite frozen for a cutover Postgres has not
           // committed: the application could not write anywhere, and a
           // restart meeting the same error would stop the same way.
@@ -505,6 +539,7 @@ export class Replicator {
           throw e;
         }
         const msg = e instanceof Error ? e.message : String(e);
+        this.opts.events?.error?.(errorKind(e));
         if (msg !== failing || Date.now() - lastLogged > 30000) {
           this.log.error({ err: msg, retryable: isRetryable(e) || isRetryableError(e), backoff_ms: backoff }, "apply failed; will retry");
           lastLogged = Date.now();
@@ -602,6 +637,7 @@ export class Replicator {
       },
       schemaMoved: () => this.schema!.moved(),
       stopping: () => this.stopRequested,
+      onFreeze: (ms, committed) => this.opts.events?.freeze?.(ms, committed),
     };
   }
 
@@ -611,17 +647,21 @@ export class Replicator {
       this.nudged = false;
       return;
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
+    // Waiting on purpose (a long --poll-ms, a back-off) is not a stall.
+    await this.longRunning(
+      () =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(done, ms);
+          function done() {
+            clearTimeout(timer);
+            resolve();
+          }
+          this.wake = () => {
+            this.wake = null;
+            done();
+          };
+        }),
+    );
     this.wake = null;
   }
 
@@ -642,9 +682,62 @@ export class Replicator {
   private readonly lag = new LagMeter();
   private lastFailure: string | null = null;
 
-  /** The live numbers for the metrics endpoint (no Postgres round trip). */
+  /** The live numbers for the metrics endpoint and the service manager (no Postgres round trip). */
   live(): LiveNumbers {
-    return this.lag.live(this.state, this.changelog, this.lastFailure);
+    return {
+      ...this.lag.live(this.state, this.changelog, this.lastFailure),
+      role: this.active ? "active" : this.waiting ? "standby" : "starting",
+      snapshot: this.snapshotProgress?.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })) ?? null,
+      seconds_since_progress: this.sinceProgress(),
+      frozen_at: this.state?.phase === Phase.frozen && this.state.frozenAt ? new Date(this.state.frozenAt).toISOString() : null,
+    };
+  }
+
+  private progressAt = Date.now();
+  private longOps = 0;
+  private waiting = false;
+  private snapshotProgress: TableProgress[] | null = null;
+
+  /** The loop moved on: a batch, a chunk, an idle wake-up. */
+  private markProgress(): void {
+    this.progressAt = Date.now();
+  }
+
+  /**
+   * Seconds since the loop last made progress. A standby waiting for the
+   * lock, and a statement known to be long (key builds, the cutover's
+   * validation) count as progress: they are waiting on Postgres, not stuck.
+   */
+  sinceProgress(): number {
+    if (this.waiting || this.longOps > 0) return 0;
+    return +((Date.now() - this.progressAt) / 1000).toFixed(3);
+  }
+
+  private async longRunning<T>(f: () => Promise<T>): Promise<T> {
+    this.longOps++;
+    try {
+      return await f();
+    } finally {
+      this.longOps--;
+      this.markProgress();
+    }
+  }
+
+  /**
+   * Change settings of the running daemon (SIGHUP): batch and chunk sizes,
+   * the poll and prune intervals, the cutover's options. Used from the next
+   * batch, chunk or cutover attempt on.
+   */
+  configure(next: Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover">): void {
+    const o = this.opts as { -readonly [K in keyof ReplicatorOptions]: ReplicatorOptions[K] };
+    if (next.pollIntervalMs !== undefined) o.pollIntervalMs = next.pollIntervalMs;
+    if (next.batchSize !== undefined) o.batchSize = next.batchSize;
+    if (next.chunkRows !== undefined) o.chunkRows = next.chunkRows;
+    if (next.batchBytes !== undefined) o.batchBytes = next.batchBytes;
+    if (next.chunkBytes !== undefined) o.chunkBytes = next.chunkBytes;
+    if (next.cutover !== undefined) o.cutover = { ...o.cutover, ...next.cutover };
+    if (next.pruneIntervalMs !== undefined) this.prune.setInterval(next.pruneIntervalMs);
+    this.nudge();
   }
 
   /** Log the lag and store the apply rate (every few seconds, from the daemon). */

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveConfig, requireSqlite } from "../../src/config/config.js";
-import { parseListen } from "../../src/observe/http.js";
+import { parseListen } from "../../src/config/listen.js";
 import { Sqlite2pgError, EXIT_CODES, exitCodeFor, timeoutError } from "../../src/errors.js";
 
 function usage(fn: () => unknown, code: string) {
