@@ -16,6 +16,9 @@ export async function configCommand(flags: Record<string, unknown> & { config?: 
   const shown = (v: unknown) => (v === null ? "(unset)" : typeof v === "string" ? v : JSON.stringify(v));
   const lines = rows.map((r) => `${r.key.padEnd(width)}  ${shown(r.value)}   # ${r.origin}${r.reload ? "; SIGHUP reloads" : ""}`);
   if (resolved.unknownEnv.length) lines.push("", `ignored (no such setting): ${resolved.unknownEnv.join(", ")}`);
-  lines.push("", "Each setting is a flag (--batch-size), a variable (SQLITE2PG_BATCH_SIZE) and a config-file key (batchSize); flags win over variables, variables over the file.");
+  lines.push(
+    "",
+    "Each setting is a flag (--batch-size), a variable (SQLITE2PG_BATCH_SIZE) and a config-file key (batchSize); flags win over variables, variables over the file.",
+  );
   process.stdout.write(`${lines.join("\n")}\n`);
 }

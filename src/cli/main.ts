@@ -92,7 +92,17 @@ function runOptions(cmd: Command): Command {
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
     .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
     .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser(seconds()))
-    .addOption(new Option("--log-level <level>", "log level (default info; debug with --verbose); SIGHUP applies a change").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+    .addOption(
+      new Option("--log-level <level>", "log level (default info; debug with --verbose); SIGHUP applies a change").choices([
+        "fatal",
+        "error",
+        "warn",
+        "info",
+        "debug",
+        "trace",
+        "silent",
+      ]),
+    )
     .addOption(
       new Option(
         "--stall-timeout <s>",
@@ -140,7 +150,9 @@ function buildProgram(): Command {
     .action(async (o) => runCommand(o));
 
   runOptions(common(program.command("config")))
-    .description("print the effective configuration of `run` (flags over SQLITE2PG_* environment over the config file), secrets masked, each value with its origin")
+    .description(
+      "print the effective configuration of `run` (flags over SQLITE2PG_* environment over the config file), secrets masked, each value with its origin",
+    )
     .option("--print", "print it (the default)")
     .option("--json", "machine-readable output")
     .action(async (o) => configCommand(o));

@@ -53,7 +53,9 @@ function logLevel(c: Config): string {
 }
 
 /** The daemon's options that follow the configuration (and change with it on SIGHUP). */
-function tunables(c: Config): Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover"> {
+function tunables(
+  c: Config,
+): Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover"> {
   return {
     pollIntervalMs: c.pollMs,
     batchSize: c.batchSize,
@@ -91,7 +93,7 @@ function reloadConfig(flags: RunFlags, current: { cfg: Config }, rep: Replicator
   current.cfg = applied;
   log.level = logLevel(applied);
   rep.configure(tunables(applied));
-  if (restart.length) log.warn({ settings: restart }, `reload: ${restart.join(", ")} changed but only take effect after a restart`);
+  if (restart.length) log.warn({ settings: restart }, `reload: ${restart.join(", ")} changed; only a restart applies ${restart.length > 1 ? "them" : "it"}`);
   log.info(
     { changed },
     Object.keys(changed).length
@@ -107,7 +109,12 @@ function reloadConfig(flags: RunFlags, current: { cfg: Config }, rep: Replicator
  * or waiting for the lock, STATUS= kept current, WATCHDOG=1 while the loop
  * makes progress. Nothing is sent outside a Type=notify unit.
  */
-function serviceManager(notifier: Notifier, rep: Replicator, current: { cfg: Config }, log: Logger): { ready(): void; dispose(): void } {
+function serviceManager(
+  notifier: Notifier,
+  rep: Replicator,
+  current: { cfg: Config },
+  log: Logger,
+): { ready(): void; reload(apply: () => void): void; dispose(): void } {
   let ready = false;
   let last = { text: "", key: "", at: 0 };
   const send = (force: boolean) => {
@@ -152,6 +159,18 @@ function serviceManager(notifier: Notifier, rep: Replicator, current: { cfg: Con
         last = { text, key: "", at: Date.now() };
         notifier.ready(text);
       } else send(true);
+    },
+    /** RELOADING=1, the reload, READY=1 again, as systemd expects (before the first READY=1: just the reload). */
+    reload(apply: () => void) {
+      if (!ready) return apply();
+      notifier.reloading();
+      try {
+        apply();
+      } finally {
+        const text = statusLine(rep.live());
+        last = { text, key: "", at: Date.now() };
+        notifier.ready(text);
+      }
     },
     dispose() {
       for (const t of timers) clearInterval(t);
@@ -202,11 +221,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
       rep.requestStop();
     },
     force: () => process.exit(130),
-    reload: () => {
-      notifier.reloading();
-      reloadConfig(flags, current, rep, log);
-      manager?.ready();
-    },
+    reload: () => manager?.reload(() => reloadConfig(flags, current, rep, log)),
     cutover: () =>
       void rep.requestCutover().then(
         () => log.info("cutover request recorded in the state"),

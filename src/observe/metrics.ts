@@ -78,7 +78,17 @@ export class DaemonMetrics {
 
   /** The gauges, from the live numbers (before each scrape). */
   update(s: LiveStatus): void {
-    const set = (g: client.Gauge, v: number | null) => (v === null ? g.reset() : g.set(v));
+    // Unknown is absent, not 0 (a standby knows no lag): the series leaves the registry until it is known.
+    const set = (g: client.Gauge, v: number | null) => {
+      const name = (g as unknown as { name: string }).name;
+      const registered = this.registry.getSingleMetric(name) !== undefined;
+      if (v === null) {
+        if (registered) this.registry.removeSingleMetric(name);
+      } else {
+        if (!registered) this.registry.registerMetric(g);
+        g.set(v);
+      }
+    };
     set(this.lagChanges, s.lag_changes);
     set(this.lagSeconds, s.lag_seconds);
     set(this.applied, s.applied_seq);

@@ -339,6 +339,7 @@ export class Replicator {
           p.rows += rows;
           this.markProgress();
         },
+        limits: () => ({ rows: this.opts.chunkRows ?? 20000, bytes: this.opts.chunkBytes }),
       });
       if (!done) return false;
     }

@@ -37,6 +37,8 @@ export interface SnapshotOptions {
   /** Run in the transaction that marks the table done (a copy after a schema change builds the table's keys there). */
   finish?: (client: pg.ClientBase) => Promise<void>;
   onChunk?: (rows: number) => void;
+  /** Read before each chunk: rows and bytes per chunk as they are now (SIGHUP may change them). */
+  limits?: () => { rows: number; bytes?: number };
 }
 
 /** Whether a table is keyed by SQLite's rowid without a declared rowid column in Postgres. */
@@ -79,6 +81,11 @@ export async function snapshotTable(
   let copied = progress.rows;
   for (;;) {
     if (opts.stopping()) return false;
+    const limits = opts.limits?.();
+    if (limits) {
+      reader.chunkRows = limits.rows;
+      if (limits.bytes) reader.maxBytes = limits.bytes;
+    }
     const rows = readNamed(db, t, () => reader.read());
     if (rows === null) {
       const finish = opts.finish;

@@ -42,7 +42,8 @@ export class ChunkReader {
     db: BetterSqlite3.Database,
     t: ReadTable,
     columns: string[],
-    private readonly chunkRows: number,
+    /** Rows per chunk; may change between chunks (a reloaded setting). */
+    public chunkRows: number,
     range: RowidRange = { after: null, upTo: null },
     bigIntegers = t.bigIntegers,
   ) {
