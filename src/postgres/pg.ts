@@ -1,4 +1,5 @@
 import pg from "pg";
+import pgpass from "pgpass";
 import { targetError } from "../errors.js";
 
 /** A connection string with its password replaced, safe to log or print. */
@@ -21,6 +22,9 @@ export function redactUrl(url: string): string {
  */
 export async function connectPg(url: string | undefined, applicationName = "sqlite2pg"): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url || undefined, application_name: applicationName });
+  // Set after construction: a connection string's (empty) password would replace one given with it.
+  const password = passwordSource(url);
+  if (password) (client as unknown as { password: unknown }).password = password;
   client.on("error", () => {
     // An idle connection that dies is reported by the next query that uses it.
   });
@@ -43,6 +47,28 @@ export async function connectPg(url: string | undefined, applicationName = "sqli
     });
   }
   return client;
+}
+
+/**
+ * Where the password comes from when neither the connection string nor
+ * PGPASSWORD has one: libpq's password file (PGPASSFILE, else ~/.pgpass;
+ * ignored, as by libpq, unless only its owner can read it). Asked only if
+ * the server wants a password. So no password need be on a command line
+ * or in an environment file.
+ */
+function passwordSource(url: string | undefined): (() => Promise<string>) | undefined {
+  let given = Boolean(process.env.PGPASSWORD);
+  try {
+    if (url && new URL(url).password) given = true;
+  } catch {
+    /* not a URL: checked by the configuration, the driver reports the rest */
+  }
+  if (given) return undefined;
+  return function (this: void, ...args: unknown[]) {
+    const p = args[0] as { host?: string; port?: number; database?: string; user?: string };
+    // No entry: undefined, and the driver reports that the server asked for a password.
+    return new Promise<string | undefined>((resolve) => pgpass({ host: p.host, port: p.port, database: p.database, user: p.user }, resolve));
+  } as () => Promise<string>;
 }
 
 /** Run `fn` with a connection and always close it. */

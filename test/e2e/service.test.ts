@@ -11,13 +11,14 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { Daemon, runCli, waitFor } from "../helpers/daemon.js";
 import { NotifySocket } from "../helpers/notify-socket.js";
-import { freePort } from "../../src/postgres/embedded.js";
+import { freePort, startEmbeddedPostgres } from "../../src/postgres/embedded.js";
 
 const live: { daemons: Daemon[]; sockets: NotifySocket[] } = { daemons: [], sockets: [] };
 afterEach(async () => {
@@ -239,5 +240,42 @@ describe("under systemd", () => {
     await waitFor("debug lines", 30_000, () => debugLines() > 0);
     d.kill("SIGTERM");
     expect(await d.waitExit(30_000)).toEqual({ code: 0, signal: null });
+  }, 120_000);
+
+  it("takes the password from PGPASSFILE (libpq's rules), so none is on a command line or in an environment file", async () => {
+    const base = mkdtempSync(join(tmpdir(), "sqlite2pg-pgpass-"));
+    chmodSync(base, 0o755); // as root the server runs as another user
+    const server = await startEmbeddedPostgres(join(base, "data")); // password authentication
+    try {
+      const password = decodeURIComponent(new URL(server.url).password);
+      expect(password.length).toBeGreaterThan(8);
+      const noPassword = `postgres://postgres@127.0.0.1:${server.port}/postgres`;
+      const dir = tempDir();
+      const path = sqliteFrom(dir, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
+      const passfile = join(dir, "pgpass");
+      writeFileSync(passfile, `127.0.0.1:${server.port}:*:postgres:${password}\n`, { mode: 0o600 });
+      const home = join(dir, "home"); // no ~/.pgpass to fall back on
+      const env = { PGPASSFILE: passfile, HOME: home };
+
+      const init = await runCli(["init", "--sqlite", path, "--pg", noPassword], 60_000, { env });
+      expect(init.code, init.stderr).toBe(0);
+      const status = await runCli(["status", "--sqlite", path, "--json"], 60_000, { env: { ...env, DATABASE_URL: noPassword } });
+      expect(status.code, status.stderr).toBe(0);
+      expect(JSON.parse(status.stdout).phase).toBe("new");
+      expect(status.stderr).not.toContain("deprecated");
+
+      // Without the file: PostgreSQL asks for a password nobody has; exit 4, and no password is printed.
+      const none = await runCli(["status", "--sqlite", path, "--pg", noPassword], 60_000, { env: { HOME: home } });
+      expect(none.code).toBe(4);
+      expect(none.stderr).toMatch(/PG_CONNECT/);
+      // A file others can read is ignored, as libpq ignores it.
+      chmodSync(passfile, 0o644);
+      const open = await runCli(["status", "--sqlite", path, "--pg", noPassword], 60_000, { env });
+      expect(open.code).toBe(4);
+      for (const r of [init, status, none, open]) expect(r.stdout + r.stderr).not.toContain(password);
+    } finally {
+      await server.stop();
+      rmSync(base, { recursive: true, force: true });
+    }
   }, 120_000);
 });
