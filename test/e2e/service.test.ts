@@ -129,7 +129,12 @@ describe("under systemd", () => {
       // A standby beside it: ready, healthy in its role, and says so.
       const ns2 = await socket();
       const port2 = await freePort();
-      const standby = new Daemon("standby", ["--sqlite", path, "--pg", url, "--listen", String(port2)], { NOTIFY_SOCKET: ns2.path });
+      // Its cutover hook waits for a file the test writes: the daemon stays up, cut over, to be looked at.
+      const gate = join(dir, "go");
+      const hook = `while [ ! -f '${gate}' ]; do sleep 0.05; done`;
+      const standby = new Daemon("standby", ["--sqlite", path, "--pg", url, "--listen", String(port2), "--on-cutover", hook, "--validate", "counts"], {
+        NOTIFY_SOCKET: ns2.path,
+      });
       live.daemons.push(standby);
       const r2 = await ns2.waitFor((m) => m.READY === "1", 30_000, "the standby's READY=1");
       expect(r2.STATUS).toMatch(/^standby/);
@@ -158,7 +163,7 @@ describe("under systemd", () => {
         const h = await get(port, "/healthz");
         return h.status === 200 && JSON.parse(h.body).phase === "streaming";
       });
-      expect(ns.with("WATCHDOG", "1").length).toBeGreaterThan(unfed); // fed again
+      await waitFor("the watchdog fed again", 30_000, () => ns.with("WATCHDOG", "1").length > unfed);
 
       // Applies that fail: unhealthy, counted by kind, said in STATUS; healthy again once fixed.
       await client.query("ALTER TABLE public.items ADD CONSTRAINT small_v CHECK (v < 1000)");
@@ -204,8 +209,20 @@ describe("under systemd", () => {
       await ns2.waitFor((m) => /^streaming/.test(m.STATUS ?? ""), 60_000, "the standby's streaming STATUS");
       const h3 = JSON.parse((await get(port2, "/healthz")).body);
       expect(h3.role).toBe("active");
-      standby.kill("SIGTERM");
-      expect(await standby.waitExit(30_000)).toEqual({ code: 0, signal: null });
+
+      // The cutover: one attempt, its freeze measured, said in STATUS; STOPPING once done.
+      standby.kill("SIGUSR2");
+      const cut = await waitFor("cut over, hook waiting", 60_000, async () => {
+        const m = (await get(port2, "/metrics")).body;
+        return sample(m, "sqlite2pg_phase", '{phase="cut-over"}') === 1 ? m : undefined;
+      });
+      expect(sample(cut, "sqlite2pg_cutover_attempts_total")).toBe(1);
+      expect(sample(cut, "sqlite2pg_freeze_duration_seconds_count")).toBe(1);
+      expect(sample(cut, "sqlite2pg_freeze_duration_seconds_sum")).toBeGreaterThan(0);
+      await ns2.waitFor((m) => /^cut over/.test(m.STATUS ?? ""), 30_000, "a cut-over STATUS");
+      writeFileSync(gate, "");
+      expect(await standby.waitExit(60_000)).toEqual({ code: 0, signal: null });
+      await ns2.waitFor((m) => m.STOPPING === "1" && m.STATUS === "cutover done", 10_000, "STOPPING=1 after the cutover");
     } catch (e) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw new Error(`${(e as Error).message}\n${d.describe()}`);
