@@ -30,8 +30,10 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
   createSampleDatabase(sqlite, flags.rows);
   say("2. An embedded PostgreSQL (nothing to install)…");
   const { startEmbeddedPostgres } = await import("../postgres/embedded.js");
-  rmSync(join(dir, "pgdata"), { recursive: true, force: true });
-  const server = await startEmbeddedPostgres(join(dir, "pgdata"), { trust: true });
+  const pgdata = join(dir, "pgdata");
+  rmSync(pgdata, { recursive: true, force: true });
+  const server = await startEmbeddedPostgres(pgdata, { trust: true });
+  if (server.dataDir !== pgdata) say(`   its data: ${server.dataDir}, where the server's user can reach it (${pgdata} links there)`);
   const log = createLogger({ level: "warn" });
   const app = new Database(sqlite);
   app.pragma("busy_timeout = 5000");
@@ -121,7 +123,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
       await new Promise((r) => process.stdin.once("data", r));
       process.stdin.pause();
     } else {
-      say(`\nThe server's data stays in ${join(dir, "pgdata")}; \`sqlite2pg demo\` on a terminal keeps it running for psql.`);
+      say(`\nThe server's data stays in ${server.dataDir}; \`sqlite2pg demo\` on a terminal keeps it running for psql.`);
     }
   } finally {
     try {

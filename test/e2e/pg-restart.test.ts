@@ -7,7 +7,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { chmodSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cleanup, sqliteFrom, tempDir } from "../helpers/db.js";
@@ -19,7 +18,7 @@ const children: { kill(): void }[] = [];
 let server: EmbeddedServer | null = null;
 afterEach(async () => {
   for (const c of children.splice(0)) c.kill();
-  await server?.stop().catch(() => undefined);
+  await server?.stop({ removeData: true }).catch(() => undefined);
   server = null;
   await cleanup();
 });
@@ -37,7 +36,6 @@ async function lag(path: string, url: string): Promise<{ phase: string; lag_chan
 describe("PostgreSQL restarted under the daemon", () => {
   it("keeps the daemon up, and it converges exactly once the server is back", async () => {
     const dir = tempDir();
-    chmodSync(dir, 0o755); // as root, the embedded server runs as another user
     const port = await freePort();
     const pgdir = join(dir, "pg");
     server = await startEmbeddedPostgres(pgdir, { port, trust: true });

