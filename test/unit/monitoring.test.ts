@@ -1,34 +1,48 @@
 import { readFileSync } from "node:fs";
 import client from "prom-client";
 import { describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { DaemonMetrics } from "../../src/observe/metrics.js";
 import { PHASES } from "../../src/replication/phase.js";
 
 /**
  * The Grafana dashboard and the Prometheus alert rules in monitoring/ query
- * only what the daemon exports. The list below is the daemon's metrics as
- * specified (name, type, labels besides the target's); it is to be replaced
- * by the names the metrics endpoint really serves. Prometheus' promtool
- * checks the PromQL itself and runs the alerts' tests (monitoring/check).
+ * only what the daemon exports: the metrics are read from the daemon's own
+ * registry (name, type, and labels besides the target's), after the events
+ * and live numbers of a running daemon have set every series. Prometheus'
+ * promtool checks the PromQL itself and runs the alerts' tests
+ * (monitoring/check).
  */
-const DAEMON_METRICS: Record<string, { type: "gauge" | "counter" | "histogram"; labels: string[] }> = {
-  sqlite2pg_lag_changes: { type: "gauge", labels: [] },
-  sqlite2pg_lag_seconds: { type: "gauge", labels: [] },
-  sqlite2pg_applied_seq: { type: "gauge", labels: [] },
-  sqlite2pg_newest_seq: { type: "gauge", labels: [] },
-  sqlite2pg_changes_applied_total: { type: "counter", labels: [] },
-  sqlite2pg_apply_batch_duration_seconds: { type: "histogram", labels: [] },
-  sqlite2pg_snapshot_rows_copied: { type: "gauge", labels: ["table"] },
-  sqlite2pg_snapshot_rows: { type: "gauge", labels: ["table"] },
-  sqlite2pg_snapshot_progress_ratio: { type: "gauge", labels: [] },
-  sqlite2pg_errors_total: { type: "counter", labels: ["kind"] },
-  sqlite2pg_phase: { type: "gauge", labels: ["phase"] },
-  sqlite2pg_role: { type: "gauge", labels: ["role"] },
-  sqlite2pg_failing: { type: "gauge", labels: [] },
-  sqlite2pg_apply_rate: { type: "gauge", labels: [] },
-  sqlite2pg_seconds_since_progress: { type: "gauge", labels: [] },
-  sqlite2pg_freeze_duration_seconds: { type: "histogram", labels: [] },
-  sqlite2pg_cutover_attempts_total: { type: "counter", labels: [] },
-};
+async function daemonMetrics(): Promise<Record<string, { type: string; labels: string[] }>> {
+  const m = new DaemonMetrics();
+  const ev = m.events();
+  ev.applied?.(10, 0.01);
+  ev.error?.("SQLSTATE_23514");
+  ev.freeze?.(12, true);
+  ev.cutoverAttempt?.();
+  m.update({
+    role: "active",
+    phase: "snapshot",
+    applied_seq: 1,
+    newest_seq: 2,
+    lag_changes: 1,
+    lag_seconds: 0.5,
+    apply_rate: 3,
+    last_error: null,
+    snapshot: [{ table: "users", rows: 5, total: 10, done: false }],
+    seconds_since_progress: 0.1,
+    frozen_at: null,
+  });
+  const out: Record<string, { type: string; labels: string[] }> = {};
+  for (const f of await m.registry.getMetricsAsJSON()) {
+    if (!f.name.startsWith("sqlite2pg_")) continue;
+    const labels = new Set<string>();
+    for (const v of f.values) for (const l of Object.keys(v.labels)) if (l !== "le") labels.add(l);
+    out[f.name] = { type: String(f.type), labels: [...labels] };
+  }
+  return out;
+}
+const DAEMON_METRICS = await daemonMetrics();
 const ROLES = ["active", "standby"];
 /** Labels Prometheus adds to every series: the scrape job and target, and the `database` target label the README's scrape configuration sets. */
 const TARGET_LABELS = ["job", "instance", "database"];
@@ -39,89 +53,6 @@ const DATASOURCE = "${datasource}";
 
 const root = new URL("../../", import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), "utf8");
-
-// ---- a reader for the YAML alerts.yml is written in -------------------------
-
-type Yaml = string | Yaml[] | { [key: string]: Yaml };
-interface Line {
-  no: number;
-  indent: number;
-  text: string;
-}
-
-/**
- * Block-style YAML as alerts.yml uses it: maps, lists, plain and quoted
- * scalars, `|` and `>-` block scalars, comments. Anything else (flow
- * collections, anchors, tabs) throws, naming the line.
- */
-function parseYaml(source: string): Yaml {
-  const lines: Line[] = source.split("\n").map((raw, i) => {
-    if (/^\s*\t/.test(raw)) throw new Error(`line ${i + 1}: a tab in the indentation`);
-    return { no: i + 1, indent: raw.search(/\S/), text: raw.trim() };
-  });
-  let i = 0;
-  const skip = () => {
-    while (i < lines.length && (lines[i]!.indent < 0 || lines[i]!.text.startsWith("#"))) i++;
-  };
-  const fail = (line: Line, why: string): never => {
-    throw new Error(`line ${line.no}: ${why}: ${line.text}`);
-  };
-  const scalar = (line: Line, text: string): string => {
-    if (text.startsWith('"')) return JSON.parse(text) as string;
-    if (text.startsWith("'")) {
-      if (!text.endsWith("'") || text.length < 2) fail(line, "an unterminated quoted scalar");
-      return text.slice(1, -1).replaceAll("''", "'");
-    }
-    if (/^[[{&*!|>%@`]/.test(text)) fail(line, "not block-style YAML");
-    return text.replace(/\s+#.*$/, "");
-  };
-  const blockScalar = (parentIndent: number, style: string): string => {
-    const body: Line[] = [];
-    while (i < lines.length && (lines[i]!.indent < 0 || lines[i]!.indent > parentIndent)) body.push(lines[i++]!);
-    while (body.length && body[body.length - 1]!.indent < 0) body.pop();
-    const indent = Math.min(...body.filter((l) => l.indent >= 0).map((l) => l.indent));
-    const texts = body.map((l) => (l.indent < 0 ? "" : " ".repeat(l.indent - indent) + l.text));
-    return style === "|" ? `${texts.join("\n")}\n` : texts.join(" ").replace(/ {2,}/g, " ");
-  };
-  const node = (indent: number): Yaml => (lines[i]!.text.startsWith("- ") ? list(indent) : map(indent));
-  const map = (indent: number): Yaml => {
-    const out: Record<string, Yaml> = {};
-    for (skip(); i < lines.length && lines[i]!.indent === indent; skip()) {
-      const line = lines[i]!;
-      const m = /^([A-Za-z_][\w.-]*):(?:\s+(.*))?$/.exec(line.text) ?? fail(line, "expected `key: value`");
-      const [, key, value] = m as RegExpExecArray;
-      if (key! in out) fail(line, `duplicate key ${key}`);
-      i++;
-      if (value === undefined) {
-        skip();
-        if (i >= lines.length || lines[i]!.indent <= indent) fail(line, "a key without a value");
-        out[key!] = node(lines[i]!.indent);
-      } else if (value === "|" || value === ">-") {
-        out[key!] = blockScalar(indent, value);
-      } else {
-        out[key!] = scalar(line, value);
-      }
-    }
-    return out;
-  };
-  const list = (indent: number): Yaml => {
-    const out: Yaml[] = [];
-    for (skip(); i < lines.length && lines[i]!.indent === indent && lines[i]!.text.startsWith("- "); skip()) {
-      const line = lines[i]!;
-      const rest = line.text.slice(2);
-      // "- key: value" opens a map whose keys line up with "key".
-      lines[i] = { no: line.no, indent: indent + 2 + rest.search(/\S/), text: rest.trim() };
-      if (/^[A-Za-z_][\w.-]*:(\s|$)/.test(lines[i]!.text)) out.push(map(lines[i]!.indent));
-      else out.push(scalar(line, lines[i++]!.text));
-    }
-    return out;
-  };
-  skip();
-  const doc = node(lines[i]!.indent);
-  skip();
-  if (i < lines.length) fail(lines[i]!, "unexpected indentation");
-  return doc;
-}
 
 // ---- what a PromQL expression refers to --------------------------------------
 
@@ -203,7 +134,7 @@ interface Rule {
 }
 
 const dashboard = JSON.parse(read("monitoring/grafana-dashboard.json")) as Dashboard;
-const alertsDoc = parseYaml(read("monitoring/alerts.yml")) as unknown as { groups: { name: string; rules: Rule[] }[] };
+const alertsDoc = YAML.parse(read("monitoring/alerts.yml")) as unknown as { groups: { name: string; rules: Rule[] }[] };
 const rules = alertsDoc.groups.flatMap((g) => g.rules);
 const dashboardExprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
 
@@ -232,48 +163,6 @@ function anchor(heading: string): string {
     .trim()
     .replace(/\s/g, "-");
 }
-
-describe("the YAML reader used on alerts.yml", () => {
-  it("reads maps, lists, quoted and block scalars", () => {
-    const doc = parseYaml(
-      [
-        "# comment",
-        "groups:",
-        "  - name: g",
-        "    rules:",
-        "      - alert: A",
-        "        expr: |",
-        "          up == 0",
-        "          and x",
-        "        labels:",
-        "          severity: 'crit''s'",
-        '        summary: "a \\"b\\""',
-        "        description: >-",
-        "          one",
-        "          two",
-        "      - alert: B # trailing",
-        "        expr: up",
-      ].join("\n"),
-    );
-    expect(doc).toEqual({
-      groups: [
-        {
-          name: "g",
-          rules: [
-            { alert: "A", expr: "up == 0\nand x\n", labels: { severity: "crit's" }, summary: 'a "b"', description: "one two" },
-            { alert: "B", expr: "up" },
-          ],
-        },
-      ],
-    });
-  });
-
-  it("refuses what it does not read", () => {
-    expect(() => parseYaml("a: {b: 1}")).toThrow(/line 1: not block-style YAML/);
-    expect(() => parseYaml("a: 1\na: 2")).toThrow(/line 2: duplicate key a/);
-    expect(() => parseYaml("a:\n  b: 1\n c: 2")).toThrow(/line 3: unexpected indentation/);
-  });
-});
 
 describe("the PromQL reader", () => {
   it("tells metrics from functions, keywords, labels and durations", () => {
