@@ -259,6 +259,33 @@ describe("under systemd", () => {
     expect(await d.waitExit(30_000)).toEqual({ code: 0, signal: null });
   }, 120_000);
 
+  it("runs from the environment alone, as a unit's EnvironmentFile gives it: listen, max-lag, validate, on-cutover", async () => {
+    const { dir, path, url } = await setup(10);
+    const port = await freePort();
+    const hookOut = join(dir, "hook.json");
+    const d = new Daemon("env-only", [], {
+      SQLITE2PG_SQLITE: path,
+      DATABASE_URL: url,
+      SQLITE2PG_LISTEN: `127.0.0.1:${port}`,
+      SQLITE2PG_MAX_LAG: "42",
+      SQLITE2PG_VALIDATE: "counts",
+      SQLITE2PG_ON_CUTOVER: `printf %s "$SQLITE2PG_RESULT" > '${hookOut}'`,
+      SQLITE2PG_POLL_MS: "50",
+      SQLITE2PG_CONFIG: `-${join(dir, "absent.json")}`,
+    });
+    live.daemons.push(d);
+    const h = await waitFor("streaming", 60_000, async () => {
+      const r = await get(port, "/healthz").catch(() => null);
+      const b = r && JSON.parse(r.body);
+      return b?.phase === "streaming" ? b : undefined;
+    });
+    expect(h.max_lag_seconds).toBe(42);
+    d.kill("SIGUSR2");
+    expect(await d.waitExit(60_000)).toEqual({ code: 0, signal: null });
+    const result = JSON.parse(readFileSync(hookOut, "utf8"));
+    expect(result.validation).toMatchObject({ mode: "counts", ok: true });
+  }, 120_000);
+
   it("takes the password from PGPASSFILE (libpq's rules), so none is on a command line or in an environment file", async () => {
     const base = mkdtempSync(join(tmpdir(), "sqlite2pg-pgpass-"));
     chmodSync(base, 0o755); // as root the server runs as another user
