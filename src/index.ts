@@ -9,3 +9,30 @@ export { validate, type ValidationReport } from "./validate/validate.js";
 export { FROZEN_MESSAGE, isFrozenError } from "./db/frozen.js";
 export { Sqlite2pgError, EXIT_CODES, ErrorCategory, describeError } from "./errors.js";
 export { createLogger, silentLogger, type Logger } from "./observe/logger.js";
+
+/*
+ * The application side: one Database over SQLite, PostgreSQL and MySQL
+ * (`?` placeholders, the same values on all three, typed errors), and
+ * distributed locks.
+ */
+export type { Database, ExecuteResult } from "./db/database.js";
+export { SqliteAdapter, type SqliteAdapterOptions } from "./db/sqlite-adapter.js";
+export { PostgresAdapter, type PostgresAdapterOptions, type PostgresServer } from "./db/postgres-adapter.js";
+export { MysqlAdapter, type MysqlAdapterOptions } from "./db/mysql-adapter.js";
+export { DatabaseManager, pgAdvisoryLockKey, mysqlLockName, type DistributedLockOptions } from "./db/lock.js";
+export { translatePlaceholders, type TranslatedSql, type TranslateOptions } from "./db/placeholders.js";
+export {
+  DatabaseError,
+  UniqueViolationError,
+  DeadlockError,
+  SerializationFailureError,
+  LockTimeoutError,
+  ConnectionLostError,
+  CommitOutcomeUnknownError,
+  TransactionAbortedError,
+  DatabaseUsageError,
+  ParameterCountError,
+  type DatabaseErrorKind,
+  type DatabaseErrorDetails,
+  type Dialect,
+} from "./db/errors.js";
