@@ -11,7 +11,7 @@ import type pg from "pg";
 import { loadState, notifyState, requestCutoverInState } from "../replication/state.js";
 import { daemonRunning } from "../replication/lock.js";
 import { Phase, transition } from "../replication/phase.js";
-import { markerPath } from "../replication/cutover.js";
+import { markerPath } from "../sqlite/freeze.js";
 import { inTransaction } from "../postgres/transaction.js";
 
 function sourceIdOf(sqlite: string): string {

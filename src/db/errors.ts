@@ -31,6 +31,8 @@ export type DatabaseErrorKind =
   | "transaction_aborted"
   /** The number of `?` placeholders and of parameters differ: {@link ParameterCountError}; nothing was sent. */
   | "parameter_count"
+  /** SQLite stayed frozen for a cutover longer than the switching database waits: {@link FreezeTimeoutError}; nothing committed. */
+  | "freeze_timeout"
   /** The library was used wrongly (a closed handle, an unsupported parameter, …): {@link DatabaseUsageError}; nothing was sent. */
   | "usage"
   /** Anything else the backend refused; `code` says what. */
@@ -191,4 +193,20 @@ export class ParameterCountError extends DatabaseError {
     this.expected = expected;
     this.given = given;
   }
+}
+
+/**
+ * A write the switching database held while SQLite was frozen for the
+ * cutover: neither committed in PostgreSQL nor given back to SQLite within
+ * `freezeWaitMs`. Nothing of it committed anywhere; running it again is
+ * safe (retryable).
+ */
+export class FreezeTimeoutError extends DatabaseError {
+  constructor(message: string, waitedMs: number) {
+    super("freeze_timeout", "sqlite", message, { code: "FREEZE_TIMEOUT", retryable: true });
+    this.name = "FreezeTimeoutError";
+    this.waitedMs = waitedMs;
+  }
+  /** How long the write was held. */
+  readonly waitedMs: number;
 }

@@ -36,7 +36,7 @@ import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { quoteIdent, qualified } from "../ident.js";
 import type { ChangelogReader } from "../sqlite/capture.js";
-import { freeze, freezeInfo, unfreeze, unfrozenTables } from "../sqlite/freeze.js";
+import { freeze, freezeInfo, markerPath, unfreeze, unfrozenTables } from "../sqlite/freeze.js";
 import { connectPg, redactUrl } from "../postgres/pg.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { setSequences } from "../postgres/sequences.js";
@@ -78,11 +78,6 @@ export interface CutoverHost {
   stopping(): boolean;
   /** SQLite was frozen this long: by the committed cutover, or by an attempt undone. */
   onFreeze?(ms: number, committed: boolean): void;
-}
-
-/** The marker file written next to the database when the cutover is done. */
-export function markerPath(sqlite: string): string {
-  return `${sqlite}-sqlite2pg-cutover.json`;
 }
 
 /** A catch-up batch this small means the application's steady trickle: freeze now. */

@@ -87,3 +87,8 @@ export function unfrozenTables(db: BetterSqlite3.Database, tables: string[]): st
     return !present.has(n.fins) || !present.has(n.fupd) || !present.has(n.fdel);
   });
 }
+
+/** The marker file written next to the database when the cutover is done (the switching database reads it too). */
+export function markerPath(sqlite: string): string {
+  return `${sqlite}-sqlite2pg-cutover.json`;
+}

@@ -13,7 +13,7 @@ import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { Daemon, LedgerWriter, runCli, waitFor } from "../helpers/daemon.js";
 import { FROZEN_MESSAGE } from "../../src/db/frozen.js";
-import { markerPath } from "../../src/replication/cutover.js";
+import { markerPath } from "../../src/sqlite/freeze.js";
 
 const children: { kill(): void }[] = [];
 afterEach(async () => {

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { Replicator } from "../../src/replication/replicator.js";
-import { markerPath } from "../../src/replication/cutover.js";
+import { markerPath } from "../../src/sqlite/freeze.js";
 import { silentLogger } from "../../src/observe/logger.js";
 import { installCapture, triggerNames, CHANGES } from "../../src/sqlite/capture.js";
 import { readSchema } from "../../src/sqlite/schema.js";
