@@ -35,6 +35,7 @@ import { markerPath } from "../sqlite/freeze.js";
 import type { Database, ExecuteResult } from "./database.js";
 import { DatabaseUsageError, FreezeTimeoutError } from "./errors.js";
 import { isFrozenError } from "./frozen.js";
+import { LOCK, type Lockable } from "./lock.js";
 import { PostgresAdapter, type PostgresAdapterOptions } from "./postgres-adapter.js";
 import { SqliteAdapter, type SqliteAdapterOptions } from "./sqlite-adapter.js";
 
@@ -64,7 +65,7 @@ const HOLD_POLL_MS = 20;
 type Op<T> = (db: Database) => Promise<T>;
 
 /** A {@link Database} that follows the cutover from SQLite to PostgreSQL. */
-export class SwitchingDatabase implements Database {
+export class SwitchingDatabase implements Database, Lockable {
   private readonly sqliteDb: SqliteAdapter;
   private readonly sqlitePath: string;
   private pgDb: PostgresAdapter | null = null;
@@ -112,6 +113,16 @@ export class SwitchingDatabase implements Database {
   /** A transaction on the current target. One that SQLite refused with the freeze is run again, from its start, where the data went. */
   async transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T> {
     return this.run((db) => db.transaction(fn));
+  }
+
+  /**
+   * `DatabaseManager.distributedLock` on the current target: SQLite's write
+   * lock, then PostgreSQL's advisory lock. A locked section SQLite refused
+   * with the freeze committed nothing and runs again, whole, under the
+   * PostgreSQL lock.
+   */
+  [LOCK]<T>(name: string, fn: (tx: Database) => Promise<T>, timeoutMs: number | undefined): Promise<T> {
+    return this.run((db) => (db as unknown as Lockable)[LOCK](name, fn, timeoutMs));
   }
 
   async close(): Promise<void> {

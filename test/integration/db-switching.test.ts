@@ -18,6 +18,7 @@ import { liveSource, stopReplicators } from "../helpers/source.js";
 import { waitFor } from "../helpers/daemon.js";
 import { SwitchingDatabase } from "../../src/db/switching.js";
 import { FreezeTimeoutError } from "../../src/db/errors.js";
+import { DatabaseManager } from "../../src/db/lock.js";
 import { freezeInfo } from "../../src/sqlite/freeze.js";
 import { Phase } from "../../src/replication/phase.js";
 import type { Replicator } from "../../src/replication/replicator.js";
@@ -107,7 +108,7 @@ describe("SwitchingDatabase", () => {
         const n = next++;
         try {
           if (inTransactions) {
-            await db.transaction(async (tx) => {
+            await new DatabaseManager(db).distributedLock("writer-c", async (tx) => {
               await tx.execute("INSERT INTO events (n, writer) VALUES (?, ?)", [n, name]);
               await tx.execute("UPDATE events SET writer = ? WHERE n = ?", [name, n]);
             });
@@ -207,8 +208,15 @@ describe("SwitchingDatabase", () => {
     await s.running;
     expect(await pgNs(s.client)).not.toContain(7000);
     expect(sqliteNs(s.path)).not.toContain(7000);
-    // Run again, it lands on PostgreSQL.
+    // Run again, it lands on PostgreSQL; so does a locked section (under PostgreSQL's advisory lock now).
     await db.execute("INSERT INTO events (n, writer) VALUES (?, ?)", [7000, "again"]);
     expect(await pgNs(s.client)).toContain(7000);
+    const locked = await new DatabaseManager(db).distributedLock("events", async (tx) => {
+      await tx.execute("INSERT INTO events (n, writer) VALUES (?, ?)", [7001, "locked"]);
+      return (await tx.query<{ locks: number }>("SELECT count(*)::int AS locks FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"))[0]!
+        .locks;
+    });
+    expect(locked).toBe(1);
+    expect(await pgNs(s.client)).toContain(7001);
   }, 120_000);
 });
