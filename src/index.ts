@@ -12,12 +12,14 @@ export { createLogger, silentLogger, type Logger } from "./observe/logger.js";
 
 /*
  * The application side: one Database over SQLite, PostgreSQL and MySQL
- * (`?` placeholders, the same values on all three, typed errors), and
- * distributed locks, and the database that follows the cutover.
+ * (`?` placeholders, the same values on all three, typed errors), read
+ * replicas on PostgreSQL, distributed locks, and the database that follows
+ * the cutover.
  */
 export type { Database, ExecuteResult } from "./db/database.js";
 export { SqliteAdapter, type SqliteAdapterOptions } from "./db/sqlite-adapter.js";
 export { PostgresAdapter, type PostgresAdapterOptions, type PostgresServer } from "./db/postgres-adapter.js";
+export type { PostgresAdapterLog, PostgresServerStatus } from "./db/replicas.js";
 export { MysqlAdapter, type MysqlAdapterOptions } from "./db/mysql-adapter.js";
 export { SwitchingDatabase, type SwitchingDatabaseOptions } from "./db/switching.js";
 export { DatabaseManager, pgAdvisoryLockKey, mysqlLockName, type DistributedLockOptions } from "./db/lock.js";
