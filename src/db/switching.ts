@@ -136,13 +136,21 @@ export class SwitchingDatabase implements Database, Lockable {
   }
 
   private async start(): Promise<void> {
-    const row = (await this.sqliteDb.query<{ value: string }>(`SELECT value FROM ${quoteIdent(META)} WHERE key = 'source_id'`).catch(() => []))[0];
-    if (!row) {
-      throw new DatabaseUsageError("sqlite", `${this.sqlitePath} has no sqlite2pg change capture: run \`sqlite2pg init\` on it first`);
-    }
-    this.sourceId = row.value;
+    await this.source();
     await this.listen().catch(() => this.scheduleReconnect()); // PostgreSQL may be down: SQLite works meanwhile
     if (existsSync(markerPath(this.sqlitePath))) await this.switchTo("postgres");
+  }
+
+  /**
+   * The source id `sqlite2pg init` stored in the file, or null before
+   * `init` ran: an application may start with this library first; until
+   * capture is installed there is nothing to follow, and it works on SQLite.
+   */
+  private async source(): Promise<string | null> {
+    if (this.sourceId) return this.sourceId;
+    const rows = await this.sqliteDb.query<{ value: string }>(`SELECT value FROM ${quoteIdent(META)} WHERE key = 'source_id'`).catch(() => []);
+    this.sourceId = rows[0]?.value ?? null;
+    return this.sourceId;
   }
 
   /** The dedicated listening connection: LISTEN, then read the state (a NOTIFY missed while away is caught by the read). */
@@ -163,7 +171,7 @@ export class SwitchingDatabase implements Database, Lockable {
     await c.connect();
     for (const ch of CHANNELS) await c.query(`LISTEN ${quoteIdent(ch)}`);
     this.listener = c;
-    await this.refresh();
+    await this.refresh().catch(() => undefined); // no state yet (before `init`): nothing to follow
   }
 
   private scheduleReconnect(): void {
@@ -179,7 +187,9 @@ export class SwitchingDatabase implements Database, Lockable {
   private async refresh(): Promise<void> {
     const c = this.listener;
     if (!c || this.target === "postgres") return;
-    const r = await c.query<{ phase: string; target_schema: string }>("SELECT phase, target_schema FROM sqlite2pg.state WHERE source_id = $1", [this.sourceId]);
+    const id = await this.source();
+    if (!id) return;
+    const r = await c.query<{ phase: string; target_schema: string }>("SELECT phase, target_schema FROM sqlite2pg.state WHERE source_id = $1", [id]);
     const st = r.rows[0];
     if (!st) return;
     this.schema ??= st.target_schema;

@@ -13,7 +13,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { setTimeout as sleep } from "node:timers/promises";
-import { cleanup } from "../helpers/db.js";
+import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
 import { liveSource, stopReplicators } from "../helpers/source.js";
 import { waitFor } from "../helpers/daemon.js";
 import { SwitchingDatabase } from "../../src/db/switching.js";
@@ -89,6 +89,16 @@ describe("SwitchingDatabase", () => {
   it("knows the phases in which PostgreSQL holds the data by the names the daemon writes", () => {
     // src/db may not import the daemon; these are the names src/db/switching.ts looks for.
     expect([Phase.cutOver, Phase.done]).toEqual(["cut-over", "done"]);
+  });
+
+  it("works on SQLite before `sqlite2pg init` ran: nothing to follow yet", async () => {
+    const dir = tempDir();
+    const path = sqliteFrom(dir, SCHEMA);
+    const { url } = await freshDatabase();
+    const db = switching(path, url);
+    await db.execute("INSERT INTO events (n, writer) VALUES (?, ?)", [1, "early"]);
+    expect(await db.query("SELECT n, writer FROM events")).toEqual([{ n: 1, writer: "early" }]);
+    expect(db.dialect).toBe("sqlite");
   });
 
   it("writes keep going through the cutover: every acknowledged write once in PostgreSQL, each writer's in order; then reads come from PostgreSQL", async () => {
