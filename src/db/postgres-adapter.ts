@@ -276,14 +276,7 @@ export class PostgresAdapter implements Database, Lockable {
     wrote: (r: pg.QueryResult) => boolean,
     result: (r: pg.QueryResult | pg.QueryResult[]) => R,
   ): Promise<R> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.primaryPool.connect();
-    } catch (e) {
-      const m = mapPgError(e);
-      this.primaryOutcome(m);
-      throw m;
-    }
+    const client = await this.connectPrimary();
     let broken = false;
     const onError = (): void => {
       broken = true;
@@ -352,20 +345,24 @@ export class PostgresAdapter implements Database, Lockable {
     return this.runTransaction("BEGIN ISOLATION LEVEL READ COMMITTED", fn, (conn) => takeAdvisoryLock(conn, name, timeoutMs));
   }
 
+  /** A client of the primary's pool, checked out; a failure to connect is mapped (and noted for the replica routing). */
+  private async connectPrimary(): Promise<pg.PoolClient> {
+    try {
+      return await this.primaryPool.connect();
+    } catch (e) {
+      const m = mapPgError(e);
+      this.primaryOutcome(m);
+      throw m;
+    }
+  }
+
   private async runTransaction<T>(
     begin: string,
     fn: (tx: Database) => Promise<T>,
     before: ((conn: PgTransactionConnection) => Promise<void>) | undefined,
   ): Promise<T> {
     this.checkOpen();
-    let client: pg.PoolClient;
-    try {
-      client = await this.primaryPool.connect();
-    } catch (e) {
-      const m = mapPgError(e);
-      this.primaryOutcome(m);
-      throw m;
-    }
+    const client = await this.connectPrimary();
     const conn = new PgTransactionConnection(client);
     const onError = (): void => {
       conn.broken = true;
