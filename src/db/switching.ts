@@ -17,7 +17,8 @@
  * is held in order until the cutover commits (then they run on PostgreSQL,
  * one after another in the order they came, each whole: a refused
  * transaction is run again from its start) or is undone (then they run on
- * SQLite again). Held longer than `freezeWaitMs`, they fail with
+ * SQLite again); a call made once the data is in PostgreSQL goes there at
+ * once. Held longer than `freezeWaitMs`, they fail with
  * {@link FreezeTimeoutError}: nothing of them committed anywhere. Once on
  * PostgreSQL it never reads SQLite again.
  *
@@ -81,6 +82,7 @@ export class SwitchingDatabase implements Database, Lockable {
   /** A wake-up for the hold loop (a NOTIFY). */
   private nudge: (() => void) | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private warmed = false;
 
   constructor(private readonly opts: SwitchingDatabaseOptions) {
     if (!opts || opts.sqlite === undefined || opts.pg === undefined) throw new DatabaseUsageError("sqlite", "SwitchingDatabase needs { sqlite, pg }");
@@ -224,8 +226,10 @@ export class SwitchingDatabase implements Database, Lockable {
   private async run<T>(op: Op<T>): Promise<T> {
     if (this.closed) throw new DatabaseUsageError(this.target, "the database is closed");
     await this.ready();
-    if (this.line) return this.inLine(op);
+    // Once the data is in PostgreSQL, a new call goes there at once: the calls still in line were made
+    // before it and none of them is acknowledged, so nothing the caller ordered is overtaken.
     if (this.target === "postgres") return op(this.pgDb!);
+    if (this.line) return this.inLine(op);
     try {
       return await op(this.sqliteDb);
     } catch (e) {
@@ -249,6 +253,7 @@ export class SwitchingDatabase implements Database, Lockable {
     });
     this.line = mine;
     const until = Date.now() + this.freezeWaitMs;
+    this.warm();
     try {
       await before;
       for (;;) {
@@ -293,6 +298,17 @@ export class SwitchingDatabase implements Database, Lockable {
       });
       this.nudge = null;
     }
+  }
+
+  /** While a write is held: open a PostgreSQL connection ahead, so the first call after the switch does not pay for it. */
+  private warm(): void {
+    if (this.warmed || !this.schema) return;
+    this.warmed = true;
+    void this.postgres()
+      .then((db) => db.query("SELECT 1"))
+      .catch(() => {
+        this.warmed = false;
+      });
   }
 
   /** Whether SQLite still refuses writes for the cutover. */
