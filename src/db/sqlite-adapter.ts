@@ -104,20 +104,36 @@ export class SqliteAdapter implements Database, Lockable {
     if (this.closed) throw new DatabaseUsageError("sqlite", "the database is closed");
   }
 
-  /** Run `op` outside any transaction: after the open one ends, and again while another process holds the write lock. */
-  private async autocommit<T>(op: () => T): Promise<T> {
+  /**
+   * Run `op` outside any transaction: after the open one ends, and again while another process holds the write lock.
+   * The common case (no transaction open, the lock free) runs and returns synchronously, without a promise of its own:
+   * the caller's `async` method is the one promise per statement.
+   */
+  private autocommit<T>(op: () => T): T | Promise<T> {
     this.checkOpen();
-    if (this.gate.busy) {
-      refuseSelfWait(this, this.gate, "sqlite");
-      await this.gate.pass();
-      this.checkOpen();
-    }
+    if (this.gate.busy) return this.afterGate(op);
     try {
       return op();
     } catch (e) {
       if (!isBusy(e)) throw mapSqliteError(e);
     }
-    // Busy: hold the gate while trying again, so no transaction of this adapter starts in between.
+    return this.retryBusy(op);
+  }
+
+  private async afterGate<T>(op: () => T): Promise<T> {
+    refuseSelfWait(this, this.gate, "sqlite");
+    await this.gate.pass();
+    this.checkOpen();
+    try {
+      return op();
+    } catch (e) {
+      if (!isBusy(e)) throw mapSqliteError(e);
+    }
+    return this.retryBusy(op);
+  }
+
+  /** Busy: hold the gate while trying again, so no transaction of this adapter starts in between. */
+  private retryBusy<T>(op: () => T): Promise<T> {
     return this.gate.hold(async () => {
       this.checkOpen();
       return this.whileBusy(op, this.busyTimeoutMs, undefined);
@@ -148,7 +164,7 @@ export class SqliteAdapter implements Database, Lockable {
 
   async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
     const t = prepare(sql, params, "sqlite");
-    return (await this.autocommit(() => this.runQuery(t, params))) as T[];
+    return this.autocommit(() => this.runQuery(t, params)) as T[] | Promise<T[]>;
   }
 
   async execute(sql: string, params: unknown[] = []): Promise<ExecuteResult> {

@@ -299,6 +299,19 @@ describe.skipIf(!MYSQL_URL)("mysql: lock timeout, deadlock, lost connections", (
     return { db, url: backend.target.url };
   }
 
+  it("a failed statement's error leads back to its caller, with mysql2's per-call stack capture off", async () => {
+    const { db } = await setup();
+    async function placeOrderForTheStackTrace(): Promise<void> {
+      await db.execute("INSERT INTO no_such_table (id) VALUES (?)", [1]);
+    }
+    const e = await caught(placeOrderForTheStackTrace());
+    expect(e).toBeInstanceOf(DatabaseError);
+    expect((e as DatabaseError).errno).toBe(1146); // ER_NO_SUCH_TABLE
+    expect((e as Error).stack).toMatch(/placeOrderForTheStackTrace/);
+    // The driver's error (its cause) carries no call-site stack of its own: mysql2's `trace` is off by default.
+    expect(((e as DatabaseError).cause as Error).stack).not.toMatch(/placeOrderForTheStackTrace/);
+  });
+
   it("a row lock wait past innodb_lock_wait_timeout is a LockTimeoutError (1205)", async () => {
     const { db } = await setup();
     const holding = deferred();
