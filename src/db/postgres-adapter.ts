@@ -95,8 +95,13 @@ function executeResult(r: pg.QueryResult): ExecuteResult {
   return { rowsAffected: WRITE_COMMANDS.has(r.command) ? (r.rowCount ?? 0) : 0 };
 }
 
-function queryConfig(t: TranslatedSql, params: readonly unknown[]): pg.QueryConfig {
-  // No `name`: an unnamed statement, never a named prepared one (PgBouncer's transaction pooling could not keep it).
+/**
+ * A statement and its values. Sent as `query(text, values)`, never as a
+ * config object (pg copies one on every call), and with no `name`: an
+ * unnamed statement, never a named prepared one (PgBouncer's transaction
+ * pooling could not keep it).
+ */
+function queryConfig(t: TranslatedSql, params: readonly unknown[]): { text: string; values: unknown[] } {
   return { text: t.text, values: pgParams(params) };
 }
 
@@ -201,7 +206,7 @@ export class PostgresAdapter implements Database, Lockable {
           if (!seen.ok) continue;
         }
         try {
-          return last(await r.pool.query(cfg)).rows as T[];
+          return last(await r.pool.query(cfg.text, cfg.values)).rows as T[];
         } catch (e) {
           const m = mapPgError(e);
           if (m instanceof ConnectionLostError) {
@@ -226,10 +231,10 @@ export class PostgresAdapter implements Database, Lockable {
    * wrote (a replica refused it as a write, or its command is INSERT,
    * UPDATE, DELETE or MERGE) leaves a token, as `execute` does.
    */
-  private async queryPrimary(cfg: pg.QueryConfig, wrote: boolean): Promise<Record<string, unknown>[]> {
+  private async queryPrimary(cfg: { text: string; values: unknown[] }, wrote: boolean): Promise<Record<string, unknown>[]> {
     if (!this.readYourWrites) {
       try {
-        const rows = last(await this.primaryPool.query(cfg)).rows;
+        const rows = last(await this.primaryPool.query(cfg.text, cfg.values)).rows;
         this.primaryOutcome(null);
         return rows;
       } catch (e) {
@@ -256,7 +261,7 @@ export class PostgresAdapter implements Database, Lockable {
         (r) => executeResult(last(r)),
       );
     try {
-      const r = executeResult(last(await this.primaryPool.query(cfg)));
+      const r = executeResult(last(await this.primaryPool.query(cfg.text, cfg.values)));
       this.primaryOutcome(null);
       return r;
     } catch (e) {
@@ -272,7 +277,7 @@ export class PostgresAdapter implements Database, Lockable {
    * client right after it (an autocommit statement has committed by then).
    */
   private async onPrimaryClient<R>(
-    cfg: pg.QueryConfig,
+    cfg: { text: string; values: unknown[] },
     wrote: (r: pg.QueryResult) => boolean,
     result: (r: pg.QueryResult | pg.QueryResult[]) => R,
   ): Promise<R> {
@@ -285,7 +290,7 @@ export class PostgresAdapter implements Database, Lockable {
     try {
       let r: pg.QueryResult | pg.QueryResult[];
       try {
-        r = await client.query(cfg);
+        r = await client.query(cfg.text, cfg.values);
       } catch (e) {
         const m = mapPgError(e);
         if (m instanceof ConnectionLostError) broken = true;
@@ -518,7 +523,7 @@ class PgTransactionConnection implements TransactionConnection {
 
   async query(t: TranslatedSql, params: readonly unknown[]): Promise<Record<string, unknown>[]> {
     try {
-      return last(await this.client.query(queryConfig(t, params))).rows;
+      return last(await this.client.query(t.text, pgParams(params))).rows;
     } catch (e) {
       throw this.fail(e);
     }
@@ -526,7 +531,7 @@ class PgTransactionConnection implements TransactionConnection {
 
   async execute(t: TranslatedSql, params: readonly unknown[]): Promise<ExecuteResult> {
     try {
-      return executeResult(last(await this.client.query(queryConfig(t, params))));
+      return executeResult(last(await this.client.query(t.text, pgParams(params))));
     } catch (e) {
       throw this.fail(e);
     }

@@ -23,6 +23,14 @@ export interface SqliteAdapterOptions {
   file: string;
   /** How long a statement or a transaction waits for another connection's write lock before failing with `LockTimeoutError`. Default 5000. */
   busyTimeoutMs?: number;
+  /**
+   * SQLite's `synchronous` setting, set explicitly so durability never
+   * depends on which connection first switched the file to WAL (the driver
+   * leaves that one at FULL and every later one at NORMAL). `"full"` (the
+   * default): a committed write survives a power loss. `"normal"`: faster
+   * commits; in WAL mode a power loss may lose the last ones, never corrupt.
+   */
+  synchronous?: "full" | "normal";
 }
 
 const STATEMENT_CACHE = 200;
@@ -47,10 +55,14 @@ export class SqliteAdapter implements Database, Lockable {
   constructor(opts: SqliteAdapterOptions) {
     if (!opts || typeof opts.file !== "string" || opts.file === "") throw new DatabaseUsageError("sqlite", "SqliteAdapter needs { file }");
     this.busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+    if (opts.synchronous !== undefined && opts.synchronous !== "full" && opts.synchronous !== "normal") {
+      throw new DatabaseUsageError("sqlite", `synchronous must be "full" or "normal", not ${String(opts.synchronous)}`);
+    }
     try {
       // busy_timeout 0: waits for the lock are the adapter's own, asynchronous (see above).
       this.db = new BetterSqlite3(opts.file, { timeout: 0 });
       this.db.pragma("journal_mode = WAL");
+      this.db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     } catch (e) {
       throw mapSqliteError(e);
     }
