@@ -21,7 +21,7 @@ import {
 } from "./errors.js";
 import { LOCK, mysqlLockName, type Lockable } from "./lock.js";
 import type { TranslatedSql } from "./placeholders.js";
-import { mysqlInsertId, mysqlParams, mysqlTypeCast } from "./values.js";
+import { mysqlInsertId, mysqlParams, mysqlRows } from "./values.js";
 
 /** Options of {@link MysqlAdapter}. */
 export interface MysqlAdapterOptions {
@@ -36,20 +36,26 @@ export interface MysqlAdapterOptions {
 
 type Queryable = Pick<mysql.Pool, "query" | "execute">;
 type Outcome = mysql.RowDataPacket[] | mysql.ResultSetHeader;
+type Fields = mysql.FieldPacket[] | undefined;
+type Result = [Outcome, Fields];
 
 const WRITE_VERBS = new Set(["insert", "update", "delete", "replace"]);
 const FOREVER_SECONDS = 365 * 24 * 3600;
 
-async function run(on: Queryable, t: TranslatedSql, params: readonly unknown[]): Promise<Outcome> {
-  if (params.length === 0) return (await on.query(t.text))[0] as Outcome;
-  return (await on.execute(t.text, mysqlParams(params)))[0] as Outcome;
+async function run(on: Queryable, t: TranslatedSql, params: readonly unknown[]): Promise<Result> {
+  if (params.length === 0) return (await on.query(t.text)) as unknown as Result;
+  return (await on.execute(t.text, mysqlParams(params))) as unknown as Result;
 }
 
-function rowsOf(o: Outcome): Record<string, unknown>[] {
-  return Array.isArray(o) ? (o as Record<string, unknown>[]) : [];
+/** The rows of a result (none for a write), with BIGINT and TINYINT(1) corrected by the fields' types. */
+function rowsOf([o, fields]: Result): Record<string, unknown>[] {
+  if (!Array.isArray(o)) return [];
+  // Several result sets (a CALL) come as an array of arrays: returned as they are.
+  if (o.length > 0 && Array.isArray(o[0])) return o as unknown as Record<string, unknown>[];
+  return mysqlRows(o as Record<string, unknown>[], Array.isArray(fields) && !Array.isArray(fields[0]) ? fields : undefined);
 }
 
-function executeResult(o: Outcome, t: TranslatedSql): ExecuteResult {
+function executeResult([o]: Result, t: TranslatedSql): ExecuteResult {
   if (Array.isArray(o)) {
     // A result set from a write (MariaDB's INSERT … RETURNING): one row per changed row.
     return { rowsAffected: WRITE_VERBS.has(t.verb) ? o.length : 0 };
@@ -76,7 +82,7 @@ export class MysqlAdapter implements Database, Lockable {
       trace: false,
       ...opts.pool,
       uri: opts.url,
-      // BIGINT as exact text, which the typeCast turns into number or bigint.
+      // BIGINT as exact text, which mysqlRows turns into number or bigint.
       supportBigNumbers: true,
       bigNumberStrings: true,
       decimalNumbers: false,
@@ -84,7 +90,6 @@ export class MysqlAdapter implements Database, Lockable {
       timezone: "Z",
       jsonStrings: true,
       multipleStatements: false,
-      typeCast: mysqlTypeCast as mysql.TypeCast,
     });
     this.pool.pool.on("connection", (c) => {
       c.query("SET time_zone = '+00:00'", () => undefined);
@@ -282,7 +287,7 @@ class MysqlTransactionConnection implements TransactionConnection {
 
   async raw(sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
     try {
-      return rowsOf((await this.connection.execute(sql, mysqlParams(params)))[0] as Outcome);
+      return rowsOf((await this.connection.execute(sql, mysqlParams(params))) as unknown as Result);
     } catch (e) {
       throw this.fail(e);
     }

@@ -191,29 +191,50 @@ export const pgTypes = {
   },
 } as pg.CustomTypesConfig;
 
-// ---- MySQL: typeCast on both protocols ----
+// ---- MySQL: the rows mysql2 returns, corrected by their field types ----
 
-interface CastField {
-  type: string;
-  length: number;
+/** What a converter needs of mysql2's field packet. */
+interface MysqlField {
+  name: string;
+  columnType?: number;
+  type?: number;
+  columnLength?: number;
 }
 
+/** mysql2's column type codes (protocol constants). */
+const MYSQL_LONGLONG = 8;
+const MYSQL_TINY = 1;
+
 /**
- * mysql2's `typeCast`: BIGINT (which the pool reads as exact text) as
- * number or bigint, `TINYINT(1)` as boolean. The rest as mysql2 reads it
- * with the pool's options (DECIMAL as text, DATE as text, DATETIME and
- * TIMESTAMP as Date in UTC, JSON as text, binary as Buffer).
+ * Correct a result set in place: BIGINT (which the pool reads as exact
+ * text) as number or bigint, `TINYINT(1)` as boolean. The rest stays as
+ * mysql2 reads it with the pool's options (DECIMAL as text, DATE as text,
+ * DATETIME and TIMESTAMP as Date in UTC, JSON as text, binary as Buffer).
+ * Done on the rows after mysql2 parsed them with its fast, generated
+ * parser: a `typeCast` function would make it build a wrapper per field
+ * of every row. The conversions are chosen once per result set.
  */
-export function mysqlTypeCast(field: CastField, next: () => unknown): unknown {
-  if (field.type === "LONGLONG") {
-    const v = next();
-    return typeof v === "string" ? integerText(v) : v;
+export function mysqlRows(rows: Record<string, unknown>[], fields: readonly MysqlField[] | undefined): Record<string, unknown>[] {
+  if (!fields || rows.length === 0) return rows;
+  const bigints: string[] = [];
+  const booleans: string[] = [];
+  for (const f of fields) {
+    const type = f.columnType ?? f.type;
+    if (type === MYSQL_LONGLONG) bigints.push(f.name);
+    else if (type === MYSQL_TINY && f.columnLength === 1) booleans.push(f.name);
   }
-  if (field.type === "TINY" && field.length === 1) {
-    const v = next();
-    return v === null ? null : Number(v) !== 0;
+  if (bigints.length === 0 && booleans.length === 0) return rows;
+  for (const r of rows) {
+    for (const k of bigints) {
+      const v = r[k];
+      if (typeof v === "string") r[k] = integerText(v);
+    }
+    for (const k of booleans) {
+      const v = r[k];
+      if (v !== null && v !== undefined) r[k] = Number(v) !== 0;
+    }
   }
-  return next();
+  return rows;
 }
 
 /** A MySQL insert id (mysql2 gives text beyond the safe range) as number or bigint; undefined for none. */
