@@ -28,7 +28,8 @@
  * on PostgreSQL is the adapter's {@link CommitOutcomeUnknownError}, never
  * run again.
  */
-import { existsSync } from "node:fs";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { existsSync, readFileSync } from "node:fs";
 import pg from "pg";
 import { quoteIdent } from "../ident.js";
 import { META } from "../sqlite/capture.js";
@@ -83,6 +84,11 @@ export class SwitchingDatabase implements Database, Lockable {
   private nudge: (() => void) | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private warmed = false;
+  /** Whether a held write is waiting for the cutover to be decided (calls then join the line). */
+  private holding = false;
+  /** Set while a call of the line runs: a call it makes itself does not wait behind it. */
+  private readonly inside = new AsyncLocalStorage<boolean>();
+  private switching: Promise<void> | null = null;
 
   constructor(private readonly opts: SwitchingDatabaseOptions) {
     if (!opts || opts.sqlite === undefined || opts.pg === undefined) throw new DatabaseUsageError("sqlite", "SwitchingDatabase needs { sqlite, pg }");
@@ -130,17 +136,21 @@ export class SwitchingDatabase implements Database, Lockable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.nudge?.(); // a held call wakes up and fails: the database is closed
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     await this.started?.catch(() => undefined);
+    await this.switching?.catch(() => undefined);
     await this.listener?.end().catch(() => undefined);
+    this.listener = null;
     await this.pgDb?.close();
     await this.sqliteDb.close();
   }
 
   private async start(): Promise<void> {
     await this.source();
-    await this.listen().catch(() => this.scheduleReconnect()); // PostgreSQL may be down: SQLite works meanwhile
-    if (existsSync(markerPath(this.sqlitePath))) await this.switchTo("postgres");
+    // Bounded (a connect timeout): PostgreSQL down or unreachable leaves the handle on SQLite, listening again later.
+    await this.listen().catch(() => this.scheduleReconnect());
+    if (this.markerSaysPostgres()) await this.switchTo("postgres");
   }
 
   /**
@@ -155,10 +165,39 @@ export class SwitchingDatabase implements Database, Lockable {
     return this.sourceId;
   }
 
+  /**
+   * Whether the cutover marker next to the file is this source's (a marker
+   * left by an earlier migration of the file, under another source id, is
+   * not): then PostgreSQL holds the data, in the marker's schema.
+   */
+  private markerSaysPostgres(): boolean {
+    const path = markerPath(this.sqlitePath);
+    if (!existsSync(path)) return false;
+    try {
+      const m = JSON.parse(readFileSync(path, "utf8")) as { source_id?: unknown; schema?: unknown };
+      if (!this.sourceId || m.source_id !== this.sourceId) return false;
+      if (typeof m.schema === "string") this.schema ??= m.schema;
+      return true;
+    } catch {
+      return false; // being written: the state or the next look decides
+    }
+  }
+
+  /** The options of the primary, as the adapter gets them. */
+  private pgOptions(): PostgresAdapterOptions {
+    return typeof this.opts.pg === "string" ? { primary: this.opts.pg } : this.opts.pg;
+  }
+
   /** The dedicated listening connection: LISTEN, then read the state (a NOTIFY missed while away is caught by the read). */
   private async listen(): Promise<void> {
-    const url = typeof this.opts.pg === "string" ? this.opts.pg : this.opts.pg.primary;
-    const c = new pg.Client(typeof url === "string" ? { connectionString: url } : url);
+    const given = this.pgOptions();
+    const server = typeof given.primary === "string" ? { connectionString: given.primary } : given.primary;
+    // The pool's settings (ssl, timeouts, a password function) apply to this connection too.
+    const c = new pg.Client({
+      ...given.pool,
+      ...server,
+      connectionTimeoutMillis: server.connectionTimeoutMillis ?? given.pool?.connectionTimeoutMillis ?? 5000,
+    });
     c.on("error", () => undefined);
     c.on("end", () => {
       if (this.listener === c) {
@@ -167,11 +206,21 @@ export class SwitchingDatabase implements Database, Lockable {
       }
     });
     c.on("notification", () => {
-      void this.refresh().catch(() => undefined);
-      this.nudge?.();
+      // A held call's loop reads the state itself when woken; otherwise read it here.
+      if (this.nudge) this.nudge();
+      else void this.refresh().catch(() => undefined);
     });
-    await c.connect();
-    for (const ch of CHANNELS) await c.query(`LISTEN ${quoteIdent(ch)}`);
+    try {
+      await c.connect();
+      for (const ch of CHANNELS) await c.query(`LISTEN ${quoteIdent(ch)}`);
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      throw e;
+    }
+    if (this.closed) {
+      await c.end().catch(() => undefined);
+      return;
+    }
     this.listener = c;
     await this.refresh().catch(() => undefined); // no state yet (before `init`): nothing to follow
   }
@@ -198,20 +247,29 @@ export class SwitchingDatabase implements Database, Lockable {
     if (CUT_OVER_PHASES.has(st.phase)) await this.switchTo("postgres");
   }
 
-  private async switchTo(to: Target): Promise<void> {
-    if (this.target === to) return;
-    if (to === "postgres") {
+  /** Switch once, however many readers of the state see the cutover at the same time. */
+  private switchTo(to: "postgres"): Promise<void> {
+    if (this.target === to) return Promise.resolve();
+    this.switching ??= (async () => {
       await this.postgres();
-      this.target = "postgres";
-    }
-    this.opts.onSwitch?.(to);
+      if (this.closed) return;
+      this.target = to;
+      this.opts.onSwitch?.(to);
+    })().finally(() => {
+      this.switching = null;
+    });
+    return this.switching;
   }
 
-  /** The PostgreSQL adapter, its statements in the replicated schema. */
+  /** The PostgreSQL adapter, its statements in the replicated schema (never a guessed one). */
   private async postgres(): Promise<PostgresAdapter> {
     if (this.pgDb) return this.pgDb;
-    const given: PostgresAdapterOptions = typeof this.opts.pg === "string" ? { primary: this.opts.pg } : this.opts.pg;
-    const schema = this.schema ?? "public";
+    if (this.closed) throw new DatabaseUsageError("postgres", "the database is closed");
+    const schema = this.schema;
+    if (!schema) {
+      throw new DatabaseUsageError("postgres", "the cutover committed but the schema the data is in is unknown (the state could not be read): pass { schema }");
+    }
+    const given = this.pgOptions();
     // libpq's options: a backslash escapes spaces (and itself) inside a value.
     const searchPath = `-c search_path=${quoteIdent(schema).replace(/[\\ ]/g, (c) => `\\${c}`)}`;
     const pool = { ...given.pool, options: [given.pool?.options, searchPath].filter(Boolean).join(" ") };
@@ -220,21 +278,23 @@ export class SwitchingDatabase implements Database, Lockable {
   }
 
   /**
-   * Run a call where the data lives. A write SQLite refuses with the freeze,
-   * and every call made while one is held, wait in line (see {@link inLine}).
+   * Run a call where the data lives. While a write SQLite refused with the
+   * freeze is held, calls wait in line behind it (see {@link inLine}).
    */
   private async run<T>(op: Op<T>): Promise<T> {
     if (this.closed) throw new DatabaseUsageError(this.target, "the database is closed");
     await this.ready();
     // Once the data is in PostgreSQL, a new call goes there at once: the calls still in line were made
-    // before it and none of them is acknowledged, so nothing the caller ordered is overtaken.
+    // before it and none of them is acknowledged, so nothing the caller ordered is overtaken. The same
+    // holds once the freeze is undone. A call made from inside a call of the line runs where it is.
     if (this.target === "postgres") return op(this.pgDb!);
-    if (this.line) return this.inLine(op);
+    if (this.line && this.holding && !this.inside.getStore()) return this.inLine(op);
     try {
       return await op(this.sqliteDb);
     } catch (e) {
       if (!isFrozenError(e)) throw e;
       // Refused by the freeze: nothing of it committed.
+      this.holding = true;
       return this.inLine(op);
     }
   }
@@ -257,12 +317,13 @@ export class SwitchingDatabase implements Database, Lockable {
     try {
       await before;
       for (;;) {
-        await this.decided(until);
-        if (this.target === "postgres") return await op(this.pgDb!);
+        if (this.holding) await this.decided(until);
+        const db: Database = this.target === "postgres" ? this.pgDb! : this.sqliteDb;
         try {
-          return await op(this.sqliteDb);
+          return await this.inside.run(true, () => op(db));
         } catch (e) {
-          if (!isFrozenError(e)) throw e; // frozen again (a new attempt): wait for that one too
+          if (db !== this.sqliteDb || !isFrozenError(e)) throw e;
+          this.holding = true; // frozen again (a new attempt): wait for that one too
         }
       }
     } finally {
@@ -279,10 +340,13 @@ export class SwitchingDatabase implements Database, Lockable {
   private async decided(until: number): Promise<void> {
     const since = Date.now();
     for (;;) {
+      if (this.closed) throw new DatabaseUsageError(this.target, "the database was closed while a write was held for the cutover");
       await this.refresh().catch(() => undefined);
-      if (this.target === "postgres") return;
-      if (existsSync(markerPath(this.sqlitePath))) return this.switchTo("postgres");
-      if (!(await this.frozen())) return;
+      if (this.target !== "postgres" && this.markerSaysPostgres()) await this.switchTo("postgres");
+      if (this.target === "postgres" || !(await this.frozen())) {
+        this.holding = false;
+        return;
+      }
       if (Date.now() >= until) {
         throw new FreezeTimeoutError(
           `SQLite stayed frozen for the cutover longer than freezeWaitMs (${this.freezeWaitMs} ms) and the cutover did not commit; nothing was written`,

@@ -19,7 +19,8 @@ import { waitFor } from "../helpers/daemon.js";
 import { SwitchingDatabase } from "../../src/db/switching.js";
 import { FreezeTimeoutError } from "../../src/db/errors.js";
 import { DatabaseManager } from "../../src/db/lock.js";
-import { freezeInfo } from "../../src/sqlite/freeze.js";
+import { freezeInfo, markerPath } from "../../src/sqlite/freeze.js";
+import { writeFileSync } from "node:fs";
 import { Phase } from "../../src/replication/phase.js";
 import type { Replicator } from "../../src/replication/replicator.js";
 
@@ -99,6 +100,16 @@ describe("SwitchingDatabase", () => {
     await db.execute("INSERT INTO events (n, writer) VALUES (?, ?)", [1, "early"]);
     expect(await db.query("SELECT n, writer FROM events")).toEqual([{ n: 1, writer: "early" }]);
     expect(db.dialect).toBe("sqlite");
+  });
+
+  it("ignores a cutover marker left by an earlier migration of the file (another source id)", async () => {
+    const s = await liveSource(SCHEMA);
+    s.db.close();
+    writeFileSync(markerPath(s.path), JSON.stringify({ source_id: "an-earlier-source", schema: "old" }));
+    const db = switching(s.path, s.url);
+    await db.execute("INSERT INTO events (n, writer) VALUES (?, ?)", [1, "after a re-init"]);
+    expect(db.dialect).toBe("sqlite");
+    expect(sqliteNs(s.path)).toEqual([1]);
   });
 
   it("writes keep going through the cutover: every acknowledged write once in PostgreSQL, each writer's in order; then reads come from PostgreSQL", async () => {
