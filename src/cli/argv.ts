@@ -1,4 +1,4 @@
-import { maskPgUrl } from "../config/config.js";
+import { redactUrl } from "../redact.js";
 
 /**
  * A password given on the command line (`--pg postgres://u:secret@…`) is
@@ -15,7 +15,7 @@ export function maskArgv(argv: string[]): boolean {
     const inline = /^--pg=(.*)$/.exec(a);
     const value = inline ? inline[1]! : argv[i - 1] === "--pg" ? a : null;
     if (value === null || !/^postgres(ql)?:\/\//i.test(value)) return a;
-    const m = maskPgUrl(value);
+    const m = redactUrl(value);
     if (m === value) return a;
     masked = true;
     return inline ? `--pg=${m}` : m;

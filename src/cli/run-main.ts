@@ -14,6 +14,16 @@ function exitAfterFlush(code: number): void {
   process.stderr.write("", done);
 }
 
+// A crash outside the command's promise (a timer, an event handler) is an internal error, exit 70, like
+// any other: Node's own exit status for it would be 1, the status of a validation difference, which a
+// service manager must not restart.
+for (const event of ["uncaughtException", "unhandledRejection"] as const) {
+  process.on(event, (e: unknown) => {
+    process.stderr.write(`internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    exitAfterFlush(70);
+  });
+}
+
 main(process.argv.slice(2)).then(exitAfterFlush, (e) => {
   process.stderr.write(`internal error: ${(e as Error).stack ?? e}\n`);
   exitAfterFlush(70);

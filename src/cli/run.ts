@@ -118,7 +118,13 @@ function serviceManager(
   let ready = false;
   let last = { text: "", key: "", at: 0 };
   const send = (force: boolean) => {
-    const s = rep.live();
+    let s: ReturnType<Replicator["live"]>;
+    try {
+      s = rep.live();
+    } catch (e) {
+      log.debug({ err: (e as Error).message }, "no status for systemd this time"); // the file is being reopened
+      return;
+    }
     const text = statusLine(s);
     const key = `${s.role}/${s.phase}/${Boolean(s.last_error)}`;
     // Numbers change all the time: at most every 5 s, unless the phase or role changed.
@@ -206,7 +212,6 @@ export async function runCommand(flags: RunFlags): Promise<void> {
     },
     events: { ...metrics.events(), role: () => manager?.ready() },
   });
-  manager = serviceManager(notifier, rep, current, log);
   // The HTTP endpoint first: a busy or bad --listen is a usage error before anything starts.
   const http = listen
     ? await startHttp(listen, () => rep.live(), {
@@ -215,6 +220,7 @@ export async function runCommand(flags: RunFlags): Promise<void> {
         log,
       })
     : null;
+  manager = serviceManager(notifier, rep, current, log);
   const signals = installSignals(log, {
     stop: () => {
       notifier.stopping("stopping: finishing the current batch");

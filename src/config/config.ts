@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { usageError } from "../errors.js";
+import { redactUrl } from "../redact.js";
 import { parseListen } from "./listen.js";
 
 /**
@@ -297,18 +298,6 @@ function checkPgUrl(url: string, where: string): void {
   }
 }
 
-/** A connection string with its password masked, for anything shown to people. */
-export function maskPgUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "****";
-    for (const p of ["password", "sslpassword"]) if (u.searchParams.has(p)) u.searchParams.set(p, "****");
-    return u.toString();
-  } catch {
-    return "****";
-  }
-}
-
 /**
  * Read the JSON config file. A path starting with `-` is optional, as in
  * systemd's `EnvironmentFile=-…`: a missing file means no settings from it
@@ -351,7 +340,7 @@ export function reloadable(k: string): boolean {
 export function describeConfig(r: Resolved): { key: string; value: unknown; origin: Origin; env: string; flag: string; reload: boolean; about: string }[] {
   return KEYS.map((k) => {
     let value: unknown = r.config[k];
-    if (def(k).secret && typeof value === "string") value = maskPgUrl(value);
+    if (def(k).secret && typeof value === "string") value = redactUrl(value);
     return { key: k, value: value ?? null, origin: r.origins[k], env: envName(k), flag: flagName(k), reload: def(k).reload === true, about: def(k).about };
   });
 }

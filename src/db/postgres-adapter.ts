@@ -20,6 +20,7 @@
  * position has reached the newest token.
  */
 import pg from "pg";
+import { redactUrl } from "../redact.js";
 import { TransactionHandle, prepare, runInside, type Database, type ExecuteResult, type TransactionConnection } from "./database.js";
 import { lostBeforeCommit, mapPgError } from "./error-map.js";
 import { CommitOutcomeUnknownError, ConnectionLostError, type DatabaseError, DatabaseUsageError, LockTimeoutError, TransactionAbortedError } from "./errors.js";
@@ -65,17 +66,7 @@ function serverConfig(server: PostgresServer, pool: PostgresAdapterOptions["pool
 
 /** A server's URL for people: the password masked. */
 function describeServer(server: PostgresServer): string {
-  if (typeof server === "string") {
-    try {
-      const u = new URL(server);
-      if (u.password) u.password = "****";
-      for (const k of [...u.searchParams.keys()]) if (/pass/i.test(k)) u.searchParams.set(k, "****");
-      return u.toString();
-    } catch {
-      // libpq's keyword=value form.
-      return server.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, "$1****");
-    }
-  }
+  if (typeof server === "string") return redactUrl(server);
   if (server.connectionString !== undefined) return describeServer(server.connectionString);
   const u = new URL("postgres://localhost");
   u.hostname = server.host ?? "localhost";

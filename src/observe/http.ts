@@ -44,8 +44,9 @@ export async function startHttp(
         const path = (req.url ?? "/").split("?")[0];
         if (path === "/metrics") {
           opts.metrics.update(s);
+          const body = await registry.metrics(); // before the head: a failure still answers 500
           res.writeHead(200, { "content-type": registry.contentType });
-          res.end(await registry.metrics());
+          res.end(body);
         } else if (path === "/healthz") {
           const limits = opts.limits();
           const h = health(s, limits);
@@ -71,7 +72,8 @@ export async function startHttp(
           res.writeHead(404).end();
         }
       } catch (e) {
-        res.writeHead(500, { "content-type": "text/plain" }).end(`status unavailable: ${(e as Error).message}\n`);
+        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+        res.end(`status unavailable: ${(e as Error).message}\n`);
       }
     })();
   });

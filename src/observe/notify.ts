@@ -88,7 +88,19 @@ export class Notifier {
     this.sending = true;
     // One line per variable, as in the protocol: a STATUS text cannot carry a newline.
     const args = Object.entries(m).map(([k, v]) => `${k}=${v.replace(/[\r\n]+/g, " ")}`);
-    const child = spawn(this.command, args, { stdio: ["ignore", "ignore", "pipe"], env: this.env });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(this.command, args, { stdio: ["ignore", "ignore", "pipe"], env: this.env });
+    } catch (e) {
+      // A synchronous failure (no memory, a bad argument): reported like any other, and the queue goes on.
+      this.sending = false;
+      if (!this.failedOnce) {
+        this.failedOnce = true;
+        this.log.error({ err: (e as Error).message }, "could not run systemd-notify");
+      }
+      queueMicrotask(() => this.pump());
+      return;
+    }
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => {
       stderr += d.toString();

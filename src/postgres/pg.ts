@@ -1,19 +1,9 @@
 import pg from "pg";
 import pgpass from "pgpass";
 import { targetError } from "../errors.js";
+import { redactUrl } from "../redact.js";
 
-/** A connection string with its password replaced, safe to log or print. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    for (const k of [...u.searchParams.keys()]) if (/pass/i.test(k)) u.searchParams.set(k, "***");
-    return u.toString();
-  } catch {
-    // Not a URL: libpq's keyword=value form (values may be quoted, with spaces).
-    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@").replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, "$1***");
-  }
-}
+export { redactUrl } from "../redact.js";
 
 /**
  * Open one Postgres connection. `url` may be empty: libpq's PG* variables

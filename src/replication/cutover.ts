@@ -494,8 +494,10 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
 
 function runHook(cmd: string, result: Record<string, unknown>, log: Logger): Promise<number> {
   return new Promise((resolve) => {
+    const { NOTIFY_SOCKET: _notify, WATCHDOG_USEC: _usec, WATCHDOG_PID: _pid, ...inherited } = process.env;
+    // Not the service manager's socket: the hook must not speak for the daemon (READY, STOPPING, MAINPID).
     const env = {
-      ...process.env,
+      ...inherited,
       SQLITE2PG_RESULT: JSON.stringify(result),
       SQLITE2PG_MARKER: String(result.marker),
       SQLITE2PG_SCHEMA: String(result.schema),

@@ -187,6 +187,8 @@ export class Replicator {
         fixText: this.opts.fixText ?? false,
         transformed: this.transformed,
         stopping: () => this.stopRequested,
+        limits: () => ({ rows: this.opts.chunkRows ?? 20000, bytes: this.opts.chunkBytes }),
+        progress: () => this.markProgress(),
       },
       this.state.schemaVersion ?? Number(this.db!.pragma("schema_version", { simple: true })),
       this.state.schemaFingerprint ?? schemaFingerprint(this.db!),
@@ -199,6 +201,7 @@ export class Replicator {
     this.db?.close();
     this.writer?.close();
     this.db = this.writer = null;
+    this.changelog = null; // read by live() between turns: never a closed connection
     const f = openReplicatedSource(this.opts.sqlite);
     ({ db: this.db, writer: this.writer, changelog: this.changelog, fileId: this.fileId } = f);
     this.applier = null;
@@ -428,6 +431,7 @@ export class Replicator {
         const code = (e as { code?: string }).code;
         const pending = this.changelog!.newestSeq() - this.current.appliedSeq;
         if ((code !== "23505" && code !== "23503") || (n >= pending && !this.applier!.cutByBytes)) throw e;
+        this.markProgress(); // each larger attempt is progress: a long backlog is not a stall
         this.log.debug({ batch: n, sqlstate: code }, "constraint broken inside the batch; applying a larger batch");
       }
     }
@@ -687,7 +691,8 @@ export class Replicator {
   live(): LiveNumbers {
     return {
       ...this.lag.live(this.state, this.changelog, this.lastFailure),
-      role: this.active ? "active" : this.waiting ? "standby" : "starting",
+      // Waiting first: a daemon that lost the lock and waits for it again is a standby now.
+      role: this.waiting ? "standby" : this.active ? "active" : "starting",
       snapshot: this.snapshotProgress?.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })) ?? null,
       seconds_since_progress: this.sinceProgress(),
       frozen_at: this.state?.phase === Phase.frozen && this.state.frozenAt ? new Date(this.state.frozenAt).toISOString() : null,

@@ -66,6 +66,10 @@ export interface SchemaHost {
   fixText: boolean;
   transformed: TransformedValue[];
   stopping(): boolean;
+  /** Rows and bytes per chunk as they are now (SIGHUP may change them). */
+  limits?(): { rows: number; bytes?: number };
+  /** A chunk was copied: the daemon made progress (its watchdog and health). */
+  progress?(): void;
 }
 
 const PHASES_WITHOUT_KEYS = new Set<Phase>([Phase.new, Phase.snapshot]);
@@ -431,8 +435,13 @@ export class SchemaChanges {
         fixText: h.fixText,
         transformed: h.transformed,
         stopping: () => h.stopping(),
+        onChunk: () => h.progress?.(),
+        limits: h.limits ? () => h.limits!() : undefined,
         finish: async (c) => {
-          for (const sql of keyStatements({ ...plan, tables: [t] })) await c.query(sql);
+          for (const sql of keyStatements({ ...plan, tables: [t] })) {
+            await c.query(sql);
+            h.progress?.();
+          }
         },
       });
       if (!done) return false;

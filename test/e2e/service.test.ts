@@ -198,7 +198,7 @@ describe("under systemd", () => {
       // The password is in none of what the daemon shows, nor in its command line.
       const cmdline = readFileSync(`/proc/${d.pid}/cmdline`, "utf8");
       expect(cmdline).not.toContain(secret.password);
-      expect(cmdline).toContain("****");
+      expect(cmdline).toContain(":***@");
       for (const p of ["/metrics", "/status", "/healthz"]) expect((await get(port, p)).body).not.toContain(secret.password);
       expect(d.log()).not.toContain(secret.password);
 

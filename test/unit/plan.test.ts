@@ -99,6 +99,8 @@ describe("secrets", () => {
     expect(redactUrl("postgres://db/x?password=hunter2")).not.toContain("hunter2");
     expect(redactUrl("host=db user=app password = hunter2")).toBe("host=db user=app password = ***");
     expect(redactUrl("host=db password='my secret' user=x")).toBe("host=db password=*** user=x");
+    // A socket URL (empty host) is not a URL the WHATWG parser takes: masked all the same.
+    expect(redactUrl("postgres://app:hunter2@/x?host=/run/postgresql")).toBe("postgres://app:***@/x?host=/run/postgresql");
   });
 });
 

@@ -8,7 +8,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import { describeConfig, envName, flagName, maskPgUrl, resolveConfig, resolveConfigWithOrigins } from "../../src/config/config.js";
+import { describeConfig, envName, flagName, resolveConfig, resolveConfigWithOrigins } from "../../src/config/config.js";
+import { redactUrl } from "../../src/redact.js";
 import { errorKind, Sqlite2pgError, usageError } from "../../src/errors.js";
 import { health } from "../../src/observe/http.js";
 import type { LiveStatus } from "../../src/observe/live.js";
@@ -124,12 +125,12 @@ describe("settings", () => {
   it("config --print masks the password, and says where each value came from", () => {
     const rows = describeConfig(resolveConfigWithOrigins({}, { DATABASE_URL: "postgres://app:s3cr%40t@db/app?sslpassword=x", SQLITE2PG_MAX_LAG: "3" }));
     const pg = rows.find((r) => r.key === "pg")!;
-    expect(pg.value).toBe("postgres://app:****@db/app?sslpassword=****");
+    expect(pg.value).toBe("postgres://app:***@db/app?sslpassword=***");
     expect(pg.origin).toBe("env DATABASE_URL");
     expect(JSON.stringify(rows)).not.toContain("s3cr");
     expect(rows.find((r) => r.key === "maxLag")).toMatchObject({ value: 3, origin: "env SQLITE2PG_MAX_LAG", reload: true });
     expect(rows.find((r) => r.key === "listen")).toMatchObject({ value: null, origin: "default", reload: false });
-    expect(maskPgUrl("postgres://app@db/app")).toBe("postgres://app@db/app");
+    expect(redactUrl("postgres://app@db/app")).toBe("postgres://app@db/app");
   });
 });
 
