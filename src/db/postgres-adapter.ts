@@ -72,7 +72,7 @@ function describeServer(server: PostgresServer): string {
   u.hostname = server.host ?? "localhost";
   if (server.port !== undefined) u.port = String(server.port);
   if (server.user !== undefined) u.username = encodeURIComponent(server.user);
-  if (server.password !== undefined) u.password = "****";
+  if (server.password !== undefined) u.password = "***";
   if (server.database !== undefined) u.pathname = "/" + encodeURIComponent(server.database);
   return u.toString();
 }

@@ -264,7 +264,7 @@ describe("PostgresAdapter with two read replicas", () => {
     expect(JSON.stringify(status)).not.toContain("s3cret");
     expect(status).toStrictEqual([
       {
-        url: `postgres://postgres:****@127.0.0.1:${cluster.primary.port}/postgres`,
+        url: `postgres://postgres:***@127.0.0.1:${cluster.primary.port}/postgres`,
         role: "primary",
         healthy: true,
         inRotation: false,
@@ -273,7 +273,7 @@ describe("PostgresAdapter with two read replicas", () => {
         lastError: null,
       },
       {
-        url: `postgres://postgres:****@127.0.0.1:${cluster.replicas[0]!.port}/postgres`,
+        url: `postgres://postgres:***@127.0.0.1:${cluster.replicas[0]!.port}/postgres`,
         role: "replica",
         healthy: true,
         inRotation: true,
@@ -282,7 +282,7 @@ describe("PostgresAdapter with two read replicas", () => {
         lastError: null,
       },
       {
-        url: `postgres://postgres:****@127.0.0.1:${dead}/postgres`,
+        url: `postgres://postgres:***@127.0.0.1:${dead}/postgres`,
         role: "replica",
         healthy: false,
         inRotation: false,
