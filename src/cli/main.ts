@@ -4,6 +4,7 @@
  * category decides the exit status (see EXIT_CODES).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { settingChoices } from "../config/config.js";
 import { describeError, exitCodeFor, EXIT_CODES } from "../errors.js";
 import { planCommand } from "./plan.js";
 import { migrateCommand } from "./migrate.js";
@@ -38,13 +39,6 @@ function seconds(max = 86400 * 365, zero = false): (v: string) => number {
   };
 }
 
-/** A positive number of MiB (fractions allowed), or a usage error. */
-function megabytes(v: string): number {
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || n <= 0 || n > 1024) throw new InvalidArgumentError("expected a number of MiB above 0 (at most 1024).");
-  return n;
-}
-
 /** Options every command that reads SQLite and Postgres accepts. */
 function common(cmd: Command): Command {
   return cmd
@@ -56,22 +50,22 @@ function common(cmd: Command): Command {
     .option("--verbose", "debug logs and stack traces");
 }
 
-/** The daemon's settings (also accepted by `config`, which shows what `run` would use). */
+/**
+ * The daemon's settings (also accepted by `config`, which shows what `run`
+ * would use). Their values are checked by the settings table
+ * (src/config/config.ts), the same way as from the environment or the
+ * config file: the errors name the flag.
+ */
 function runOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)").argParser(integer(1, 3_600_000)))
-    .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)").argParser(integer(1, 10_000_000)))
-    .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)").argParser(integer(1, 10_000_000)))
-    .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)").argParser(megabytes))
-    .addOption(
-      new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)").argParser(megabytes),
-    )
+    .addOption(new Option("--poll-ms <ms>", "fallback poll interval when no WAL change is seen (default 1000)"))
+    .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)"))
+    .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)"))
+    .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)"))
+    .addOption(new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)"))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
     .addOption(
-      new Option(
-        "--prune-interval <s>",
-        "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)",
-      ).argParser(seconds(86400, true)),
+      new Option("--prune-interval <s>", "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)"),
     )
     .option(
       "--on-cutover <cmd>",
@@ -81,33 +75,20 @@ function runOptions(cmd: Command): Command {
       new Option(
         "--validate <mode>",
         "validation at cutover: full (default: checksums of every row, computed after the Postgres commit, so the freeze does not grow) or counts",
-      ).choices(["counts", "full"]),
+      ).choices(settingChoices("validate")),
     )
     .addOption(
       new Option(
         "--max-freeze <s>",
         "longest SQLite stays frozen in a cutover attempt before it is undone and tried again later (default 5; env SQLITE2PG_MAX_FREEZE)",
-      ).argParser(seconds(3600)),
+      ),
     )
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
     .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
-    .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)").argParser(seconds()))
+    .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)"))
+    .addOption(new Option("--log-level <level>", "log level (default info; debug with --verbose); SIGHUP applies a change").choices(settingChoices("logLevel")))
     .addOption(
-      new Option("--log-level <level>", "log level (default info; debug with --verbose); SIGHUP applies a change").choices([
-        "fatal",
-        "error",
-        "warn",
-        "info",
-        "debug",
-        "trace",
-        "silent",
-      ]),
-    )
-    .addOption(
-      new Option(
-        "--stall-timeout <s>",
-        "/healthz fails, and the systemd watchdog is no longer fed, after this many seconds without progress (default 300)",
-      ).argParser(seconds(86400)),
+      new Option("--stall-timeout <s>", "/healthz fails, and the systemd watchdog is no longer fed, after this many seconds without progress (default 300)"),
     );
 }
 
@@ -128,7 +109,7 @@ function buildProgram(): Command {
 
   common(program.command("migrate"))
     .description("copy every row into PostgreSQL with COPY, build keys and indexes, and validate; exit 0 only if exact")
-    .addOption(new Option("--jobs <n>", "tables and rowid ranges copied in parallel (default: 2)").argParser(integer(1, 64)))
+    .option("--jobs <n>", "tables and rowid ranges copied in parallel (default: 2)")
     .option("--drop-existing", "drop the target schema and everything in it first")
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of refusing them; every changed value is listed")
     .option("--json", "print the result as JSON")

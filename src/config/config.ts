@@ -172,7 +172,8 @@ function spellings(k: Key): string {
 /** Check (and, from the environment's text, convert) one value; a usage error naming the setting where it came from. */
 function checkValue(k: Key, raw: unknown, origin: Origin): unknown {
   const kind = def(k).kind;
-  const fromText = origin.startsWith("env ") && typeof raw === "string";
+  // Text from the environment or a flag is converted; the config file's JSON must have the right type.
+  const fromText = (origin.startsWith("env ") || origin.startsWith("flag ")) && typeof raw === "string";
   const code = `BAD_${envName(k).slice("SQLITE2PG_".length)}`;
   const shown = typeof raw === "string" ? JSON.stringify(raw.length > 60 ? `${raw.slice(0, 60)}…` : raw) : String(raw);
   const bad = (what: string) =>
@@ -329,6 +330,12 @@ function readConfigFile(given: string): { path: string; data: Partial<Record<Key
       hint: `known keys: ${KEYS.join(", ")}`,
     });
   return { path, data: data as Partial<Record<Key, unknown>> };
+}
+
+/** The values a setting with a fixed set of values takes (for the flags' help). */
+export function settingChoices(k: "validate" | "logLevel"): string[] {
+  const kind = def(k).kind;
+  return kind.type === "enum" ? [...kind.choices] : [];
 }
 
 /** The settings SIGHUP can change in a running daemon. */

@@ -86,6 +86,9 @@ describe("settings", () => {
     const f = file({ batchSize: 0 });
     expect(usage(() => resolveConfig({ config: f }, {})).message).toBe(`"batchSize" in ${f} must be a whole number from 1 to 10000000, not 0`);
     expect(usage(() => resolveConfig({ batchSize: 1.5 }, {})).message).toMatch(/^--batch-size must be a whole number/);
+    // Flags arrive as text from the command line and are checked by the same table.
+    expect(usage(() => resolveConfig({ batchSize: "many" }, {})).message).toBe('--batch-size must be a whole number from 1 to 10000000, not "many"');
+    expect(resolveConfig({ batchSize: "500", maxFreeze: "2.5", pruneInterval: "0" }, {})).toMatchObject({ batchSize: 500, maxFreeze: 2.5, pruneInterval: 0 });
     for (const [k, bad] of [
       ["listen", "nonsense"],
       ["validate", "some"],
