@@ -92,6 +92,13 @@ function runOptions(cmd: Command): Command {
     );
 }
 
+/** Said under the options of `run` and `config`. */
+const SPELLINGS = `
+Every option is also an environment variable and a config-file key: --batch-size is
+SQLITE2PG_BATCH_SIZE and "batchSize" (--pg: also DATABASE_URL). Flags win over the
+environment, the environment over the file. \`sqlite2pg config --print\` shows the result.
+SIGHUP re-reads the configuration.`;
+
 /** Build the program; exported so tests can drive it without a child process. */
 function buildProgram(): Command {
   const program = new Command("sqlite2pg")
@@ -128,6 +135,7 @@ function buildProgram(): Command {
 
   runOptions(common(program.command("run")))
     .description("the daemon: snapshot, catch-up, then stream every change into PostgreSQL until SIGTERM/SIGINT")
+    .addHelpText("after", SPELLINGS)
     .action(async (o) => runCommand(o));
 
   runOptions(common(program.command("config")))
@@ -135,6 +143,7 @@ function buildProgram(): Command {
       "print the effective configuration of `run` (flags over SQLITE2PG_* environment over the config file), secrets masked, each value with its origin",
     )
     .option("--print", "print it (the default)")
+    .addHelpText("after", SPELLINGS)
     .option("--json", "machine-readable output")
     .action(async (o) => configCommand(o));
 
