@@ -1,0 +1,231 @@
+/**
+ * Change capture in PostgreSQL: the way back after the cutover (groundwork,
+ * not yet used by the daemon).
+ *
+ * From the cutover commit on, the application writes to PostgreSQL; to keep
+ * the SQLite file a usable fallback, every such write must reach SQLite.
+ * Triggers on the replicated tables record, for each changed row, only the
+ * table and the row's key in `sqlite2pg.pg_changes` — never the row's values.
+ * The apply (to come) reads the row's current values from PostgreSQL by key:
+ * a row that exists is written to SQLite as it is now, a row that does not is
+ * deleted there. The change row is inserted by the writing transaction itself,
+ * so it becomes visible exactly when the write does, and is lost exactly when
+ * the write is rolled back.
+ *
+ * Why consume-and-delete and not a high-water mark: ids are taken from a
+ * sequence when a transaction writes, not when it commits. Transaction A may
+ * take id 10, B id 11; B commits, a consumer reads 11 and remembers "done up
+ * to 11"; then A commits and its change 10 is never read. So there is no
+ * position here: whatever is in the table is pending, whatever was deleted
+ * was applied. The consumer reads what it can see ({@link readPgChanges}),
+ * applies it to SQLite, and only then deletes exactly those ids
+ * ({@link ackPgChanges}); A's change, invisible until A commits, stays in the
+ * table and is read on a later pass. Nothing is skipped, whatever the commit
+ * order.
+ *
+ * Why that is safe without more bookkeeping:
+ * - A crash between applying and acknowledging applies the same changes
+ *   again. Applying is by key and reads the current row, so doing it twice
+ *   leaves SQLite as doing it once.
+ * - Changes of one key read out of order (A's older change of key 7 after B's
+ *   newer one) are harmless for the same reason: each apply copies the row as
+ *   it is when the apply reads it, which is at least as new as every change
+ *   already visible — the last apply of a key always leaves the current row.
+ * - An UPDATE that changes the key is recorded as a delete of the old key and
+ *   an insert of the new one, so both keys are brought up to date.
+ * - Deleted change rows leave dead tuples for autovacuum; the table stays as
+ *   small as the backlog.
+ *
+ * Keys are stored as a JSON array of the columns' text forms (JSON null for a
+ * NULL), produced under fixed settings (ISO dates, UTC, exact floats, hex
+ * bytea) whatever the writing session's, so every key type round-trips
+ * exactly when given back to PostgreSQL as a parameter of its column's type;
+ * int64 keys do not pass through a JavaScript number.
+ *
+ * The trigger functions are SECURITY DEFINER with a fixed search_path: the
+ * application's role needs no privilege on the `sqlite2pg` schema, and cannot
+ * redirect what the functions call.
+ */
+import { createHash } from "node:crypto";
+import type pg from "pg";
+import { qualified, quoteIdent, quoteLiteral } from "../ident.js";
+
+/** A table to capture: its name in the target schema and its key columns (primary key, or a unique key of NOT NULL columns). */
+export interface PgCaptureTable {
+  name: string;
+  key: string[];
+}
+
+/** One captured change: `op` is I, U, D or T (TRUNCATE, `key` null). */
+export interface PgChange {
+  /** The row's id in `sqlite2pg.pg_changes`, as a decimal string (a bigint). */
+  id: string;
+  schema: string;
+  table: string;
+  op: "I" | "U" | "D" | "T";
+  /** The key columns' text forms, in the order given at install; null for TRUNCATE. */
+  key: (string | null)[] | null;
+  /** The writing transaction's id (xid8, decimal). */
+  txid: string;
+  at: Date;
+}
+
+const ROW_TRIGGER = "_sqlite2pg_capture";
+const TRUNCATE_TRIGGER = "_sqlite2pg_capture_truncate";
+const TRUNCATE_FUNCTION = "_sqlite2pg_capture_truncate";
+const FUNCTION_PREFIX = "_sqlite2pg_capture_";
+const CHANGES = "sqlite2pg.pg_changes";
+
+/** The settings every trigger function runs under: a fixed search_path and fixed text forms of values. */
+const FUNCTION_SETTINGS = [
+  "SET search_path = pg_catalog, pg_temp",
+  "SET DateStyle = 'ISO, YMD'",
+  "SET IntervalStyle = 'postgres'",
+  "SET TimeZone = 'UTC'",
+  "SET extra_float_digits = 1",
+  "SET bytea_output = 'hex'",
+].join(" ");
+
+/**
+ * The per-table row trigger function's name: readable while it fits
+ * PostgreSQL's 63 bytes, else shortened with a hash of the full name.
+ */
+export function pgCaptureFunctionName(table: string): string {
+  const name = FUNCTION_PREFIX + table;
+  if (Buffer.byteLength(name) <= 63) return name;
+  const hash = createHash("sha256").update(table).digest("hex").slice(0, 12);
+  let head = name;
+  while (Buffer.byteLength(`${head}_${hash}`) > 63) head = head.slice(0, -1);
+  return `${head}_${hash}`;
+}
+
+const CHANGES_SQL = `
+CREATE SCHEMA IF NOT EXISTS sqlite2pg;
+CREATE TABLE IF NOT EXISTS ${CHANGES} (
+  id   bigserial PRIMARY KEY,
+  sch  text NOT NULL,
+  tbl  text NOT NULL,
+  op   "char" NOT NULL CHECK (op IN ('I', 'U', 'D', 'T')),
+  k    jsonb,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);`;
+
+function rowFunctionBody(schema: string, t: PgCaptureTable): string {
+  const keyOf = (rec: "NEW" | "OLD") => `jsonb_build_array(${t.key.map((c) => `${rec}.${quoteIdent(c)}::text`).join(", ")})`;
+  const sch = quoteLiteral(schema);
+  const tbl = quoteLiteral(t.name);
+  return `
+DECLARE
+  o jsonb;
+  n jsonb;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'I', ${keyOf("NEW")});
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'D', ${keyOf("OLD")});
+  ELSE
+    o := ${keyOf("OLD")};
+    n := ${keyOf("NEW")};
+    IF o IS DISTINCT FROM n THEN
+      INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'D', o), (${sch}, ${tbl}, 'I', n);
+    ELSE
+      INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'U', n);
+    END IF;
+  END IF;
+  RETURN NULL;
+END`;
+}
+
+const TRUNCATE_BODY = `
+BEGIN
+  INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (TG_ARGV[0], TG_ARGV[1], 'T', NULL);
+  RETURN NULL;
+END`;
+
+/**
+ * Install capture for `tables` of `schema`: the change table, one row
+ * trigger function per table and row triggers (AFTER INSERT OR UPDATE OR
+ * DELETE), and a statement trigger for TRUNCATE. Idempotent (functions and
+ * triggers are replaced). Opens no transaction: run it inside the caller's,
+ * so the capture starts exactly when that transaction commits.
+ */
+export async function installPgCapture(c: pg.ClientBase, schema: string, tables: PgCaptureTable[]): Promise<void> {
+  for (const t of tables) {
+    if (t.key.length === 0) throw new TypeError(`capture of ${schema}.${t.name} needs key columns`);
+  }
+  await c.query(CHANGES_SQL);
+  await c.query(
+    `CREATE OR REPLACE FUNCTION sqlite2pg.${quoteIdent(TRUNCATE_FUNCTION)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FUNCTION_SETTINGS} AS ${quoteLiteral(TRUNCATE_BODY)}`,
+  );
+  for (const t of tables) {
+    const table = qualified(schema, t.name);
+    const fn = qualified(schema, pgCaptureFunctionName(t.name));
+    await c.query(
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FUNCTION_SETTINGS} AS ${quoteLiteral(rowFunctionBody(schema, t))}`,
+    );
+    // DROP and CREATE rather than CREATE OR REPLACE TRIGGER, which needs PostgreSQL 14 (xid8 needs 13).
+    await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
+    await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
+    await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${fn}()`);
+    await c.query(
+      `CREATE TRIGGER ${quoteIdent(TRUNCATE_TRIGGER)} AFTER TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION sqlite2pg.${quoteIdent(TRUNCATE_FUNCTION)}(${quoteLiteral(schema)}, ${quoteLiteral(t.name)})`,
+    );
+  }
+}
+
+/**
+ * Remove capture from `tables` of `schema`: their triggers and functions,
+ * and the schema's pending changes. The change table and the shared
+ * TRUNCATE function go too once no capture trigger is left in the database
+ * (another schema's capture keeps them). Idempotent; opens no transaction.
+ */
+export async function uninstallPgCapture(c: pg.ClientBase, schema: string, tables: PgCaptureTable[]): Promise<void> {
+  for (const t of tables) {
+    const exists = await c.query("SELECT to_regclass($1) IS NOT NULL AS e", [qualified(schema, t.name)]);
+    if (exists.rows[0].e) {
+      const table = qualified(schema, t.name);
+      await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
+      await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
+    }
+    await c.query(`DROP FUNCTION IF EXISTS ${qualified(schema, pgCaptureFunctionName(t.name))}()`);
+  }
+  const left = await c.query("SELECT count(*)::int AS n FROM pg_catalog.pg_trigger WHERE tgname = ANY($1::name[])", [[ROW_TRIGGER, TRUNCATE_TRIGGER]]);
+  if (left.rows[0].n > 0) {
+    const table = await c.query("SELECT to_regclass('sqlite2pg.pg_changes') IS NOT NULL AS e");
+    if (table.rows[0].e) await c.query(`DELETE FROM ${CHANGES} WHERE sch = $1`, [schema]);
+    return;
+  }
+  await c.query(`DROP TABLE IF EXISTS ${CHANGES}`);
+  await c.query(`DROP FUNCTION IF EXISTS sqlite2pg.${quoteIdent(TRUNCATE_FUNCTION)}()`);
+}
+
+/**
+ * Up to `limit` pending changes of `schema` visible now, oldest id first.
+ * Apply them, then {@link ackPgChanges} their ids; a change whose
+ * transaction commits later than a newer id's is read on a later call.
+ */
+export async function readPgChanges(c: pg.ClientBase, schema: string, limit: number): Promise<PgChange[]> {
+  const r = await c.query<{ id: string; sch: string; tbl: string; op: PgChange["op"]; k: string | null; txid: string; at: string }>(
+    `SELECT id::text AS id, sch, tbl, op::text AS op, k::text AS k, txid::text AS txid, to_jsonb(at) #>> '{}' AS at FROM ${CHANGES} WHERE sch = $1 ORDER BY pg_changes.id LIMIT $2`,
+    [schema, limit],
+  );
+  // at is read in ISO form (JSON's), whatever the session's DateStyle.
+  // k is read as text and parsed here: its elements are strings or null, so JSON.parse loses nothing.
+  return r.rows.map((x) => ({
+    id: x.id,
+    schema: x.sch,
+    table: x.tbl,
+    op: x.op,
+    key: x.k === null ? null : (JSON.parse(x.k) as (string | null)[]),
+    txid: x.txid,
+    at: new Date(x.at),
+  }));
+}
+
+/** Delete applied changes by id; returns how many were deleted. Call only after their apply is durable. */
+export async function ackPgChanges(c: pg.ClientBase, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const r = await c.query(`DELETE FROM ${CHANGES} WHERE id = ANY($1::bigint[])`, [ids]);
+  return r.rowCount ?? 0;
+}
