@@ -3,6 +3,7 @@
  * triggers record every write, and a consume-and-delete reader never skips a
  * change, whatever order the writing transactions commit in.
  */
+import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import pg from "pg";
 import { cleanup, freshDatabase } from "../helpers/db.js";
@@ -204,11 +205,14 @@ describe("PostgreSQL change capture", () => {
     await schemaWithTables(c);
     await installPgCapture(c, "app", TABLES);
     const role = `app_${name}`;
-    await c.query(`CREATE ROLE ${role} LOGIN`);
+    // A password, so the role logs in on a server that asks for one (the embedded server does).
+    const password = randomBytes(12).toString("hex");
+    await c.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
     try {
       await c.query(`GRANT USAGE ON SCHEMA app TO ${role}; GRANT INSERT ON app.big TO ${role}`);
       const u = new URL(url);
       u.username = role;
+      u.password = password;
       const app = await connect(u.toString());
       await expect(app.query("SELECT count(*) FROM sqlite2pg.pg_changes")).rejects.toThrow(/permission denied/);
       await app.query("SET search_path = app, public, pg_catalog");
