@@ -80,7 +80,8 @@ export interface EmbeddedOptions {
 }
 
 /** Who runs the server: this process's user, or as root the `postgres` user (uid and gid set). */
-interface ServerUser {
+/** Who runs a PostgreSQL server started here: this process's user, or as root `postgres` (uid and gid set). */
+export interface ServerUser {
   name: string;
   uid?: number;
   gid?: number;
@@ -174,16 +175,22 @@ async function start(dir: string, opts: EmbeddedOptions): Promise<EmbeddedServer
 
 // ── the server's user ────────────────────────────────────────────────────────
 
-function serverUser(): ServerUser {
+let knownUser: ServerUser | null = null;
+
+/** The user PostgreSQL servers run as (created as root when missing); the tests' replica clusters use it too. */
+export function serverUser(): ServerUser {
+  if (knownUser) return knownUser;
   if (process.getuid?.() !== 0) {
     try {
-      return { name: userInfo().username };
+      knownUser = { name: userInfo().username };
     } catch {
-      return { name: `uid ${process.getuid?.()}` }; // a user without a name (no passwd entry)
+      knownUser = { name: `uid ${process.getuid?.()}` }; // a user without a name (no passwd entry)
     }
+    return knownUser;
   }
   const ids = idsOf("postgres") ?? createPostgresUser();
-  return { name: "postgres", ...ids };
+  knownUser = { name: "postgres", ...ids };
+  return knownUser;
 }
 
 function idsOf(name: string): { uid: number; gid: number } | null {
@@ -533,9 +540,9 @@ function postmasterReady(dataDir: string, pid: number | undefined): boolean {
 /**
  * Whether the server answers on `url`: null when it does, else why not. A
  * refused password is an answer too (a data directory used again keeps the
- * password of its first start).
+ * password of its first start). The tests' replica clusters use it too.
  */
-async function answers(url: string): Promise<string | null> {
+export async function answers(url: string): Promise<string | null> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   c.on("error", () => undefined);
   try {

@@ -21,7 +21,7 @@ import { appendFileSync, cpSync, existsSync, readdirSync, rmSync } from "node:fs
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { freePort, packagedNativeDir } from "../../src/postgres/embedded.js";
+import { answers, freePort, packagedNativeDir } from "../../src/postgres/embedded.js";
 import {
   forgetDir,
   logTail,
@@ -159,21 +159,6 @@ function serverArgs(dataDir: string, port: number, extra: Record<string, string>
   const args = ["-D", dataDir, "-p", String(port)];
   for (const [k, v] of Object.entries(settings)) args.push("-c", `${k}=${v}`);
   return args;
-}
-
-/** Why `url` does not answer SELECT 1 yet, or null once it does. */
-async function answers(url: string): Promise<string | null> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  c.on("error", () => undefined);
-  try {
-    await c.connect();
-    await c.query("SELECT 1");
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
 }
 
 class Server implements ClusterServer {

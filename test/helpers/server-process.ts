@@ -16,48 +16,12 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** Who runs the servers: this process's user, or as root `postgres` (uid and gid set). */
-export interface ServerUser {
-  name: string;
-  uid?: number;
-  gid?: number;
-}
-
-let cachedUser: ServerUser | null = null;
-
-export function serverUser(): ServerUser {
-  if (cachedUser) return cachedUser;
-  if (process.getuid?.() !== 0) {
-    let name: string;
-    try {
-      name = userInfo().username;
-    } catch {
-      name = `uid ${process.getuid?.()}`;
-    }
-    cachedUser = { name };
-    return cachedUser;
-  }
-  let ids = idsOf("postgres");
-  if (!ids) {
-    spawnSync("groupadd", ["-f", "--system", "postgres"]);
-    spawnSync("useradd", ["--system", "--no-create-home", "--gid", "postgres", "postgres"]);
-    ids = idsOf("postgres");
-    if (!ids) throw new Error('the servers of the tests do not run as root, and the user "postgres" to run them could not be created (useradd)');
-  }
-  cachedUser = { name: "postgres", ...ids };
-  return cachedUser;
-}
-
-function idsOf(name: string): { uid: number; gid: number } | null {
-  const u = spawnSync("id", ["-u", name], { encoding: "utf8" });
-  const g = spawnSync("id", ["-g", name], { encoding: "utf8" });
-  if (u.status !== 0 || g.status !== 0) return null;
-  return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
-}
+export { serverUser } from "../../src/postgres/embedded.js";
+import { serverUser } from "../../src/postgres/embedded.js";
 
 /** The environment of a server's process: no PG* variables of the tests', messages in English. */
 export function serverEnv(): NodeJS.ProcessEnv {
