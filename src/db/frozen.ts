@@ -12,6 +12,18 @@
 /** The message every write to a frozen table fails with: applications and the switching database recognise it. */
 export const FROZEN_MESSAGE = "sqlite2pg: database frozen for the move to PostgreSQL; write to PostgreSQL";
 
+/**
+ * The message every write to a replicated table in PostgreSQL fails with
+ * while `sqlite2pg rollback` moves the data back to SQLite, and for good
+ * after it: the application writes to SQLite again.
+ */
+export const ROLLBACK_FROZEN_MESSAGE = "sqlite2pg: database frozen for the move back to SQLite; write to SQLite";
+
+/** Whether an error is a write PostgreSQL refused because of the rollback. */
+export function isRollbackFrozenError(e: unknown): boolean {
+  return e instanceof Error && e.message.includes(ROLLBACK_FROZEN_MESSAGE);
+}
+
 /** Whether an error is a write refused by the freeze. */
 export function isFrozenError(e: unknown): boolean {
   return e instanceof Error && e.message.includes(FROZEN_MESSAGE);

@@ -13,8 +13,17 @@
  *   frozen            SQLite refuses writes (freeze triggers); draining up to
  *                     the sentinel change
  *   cut-over          committed in Postgres: the application writes there now;
- *                     SQLite stays frozen for good
- *   done              validated, marker written, hook run
+ *                     SQLite stays frozen (the application's connections)
+ *   fallback          validated, marker written, hook run; every write the
+ *                     application makes in Postgres is applied to SQLite too,
+ *                     so it stays a usable way back (`finish` ends it)
+ *   rolling-back      the way back is under way: the replicated tables in
+ *                     Postgres refuse writes; the last changes are drained
+ *                     into SQLite and checked
+ *   rolled-back       SQLite takes the application's writes again; Postgres
+ *                     stays frozen as a stale copy
+ *   done              the migration is over: no capture in Postgres, SQLite
+ *                     frozen as the last copy
  *
  * Every change of phase is one of {@link TRANSITIONS}, performed by
  * {@link transition} as an UPDATE conditional on the phase it leaves: a
@@ -40,7 +49,13 @@ export const Phase = {
   frozen: "frozen",
   /** Committed in Postgres: the application writes there now. SQLite stays frozen. */
   cutOver: "cut-over",
-  /** Validated, marker written, hook run. */
+  /** Validated, marker written, hook run: SQLite follows Postgres until `finish` or `rollback`. */
+  fallback: "fallback",
+  /** The way back: Postgres refuses writes; draining its last changes into SQLite. */
+  rollingBack: "rolling-back",
+  /** SQLite holds the data again; Postgres is frozen. */
+  rolledBack: "rolled-back",
+  /** The migration is over (validated, hook run, and the fallback finished or never kept). */
   done: "done",
 } as const;
 export type Phase = (typeof Phase)[keyof typeof Phase];
@@ -54,7 +69,10 @@ export const PHASES: readonly Phase[] = Object.values(Phase);
  *
  *   new → snapshot → catch-up → streaming     the daemon's begin, snapshot, caught up
  *   streaming → cutover-catch-up → frozen     the cutover, asked for and caught up
- *   frozen → cut-over → done                  the cutover's commit, then validation and hook
+ *   frozen → cut-over → done                  the cutover's commit, then validation and hook (--no-fallback)
+ *   cut-over → fallback → done                SQLite follows Postgres until `finish`
+ *   fallback → rolling-back → rolled-back     `rollback`: Postgres frozen, drained into SQLite, SQLite takes writes
+ *   rolling-back → fallback                   the rollback undone (--max-freeze, a difference found): Postgres takes writes again
  *   cutover-catch-up, frozen → streaming      the cutover undone: `unfreeze`, --max-freeze, a schema change
  *   streaming → streaming                     --max-freeze reached before the freeze was recorded: clears it
  */
@@ -66,15 +84,19 @@ export const TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = {
   [Phase.cutoverCatchUp]: [Phase.streaming],
   [Phase.frozen]: [Phase.cutoverCatchUp],
   [Phase.cutOver]: [Phase.frozen],
-  [Phase.done]: [Phase.cutOver],
+  [Phase.fallback]: [Phase.cutOver, Phase.rollingBack],
+  [Phase.rollingBack]: [Phase.fallback],
+  [Phase.rolledBack]: [Phase.rollingBack],
+  [Phase.done]: [Phase.cutOver, Phase.fallback],
 };
 
 /**
  * The phases from which `init --drop-existing` may drop the state and start
  * over: not while a cutover is under way, and never once it committed (the
- * application writes to Postgres then).
+ * application writes to Postgres then) — unless it was rolled back (the
+ * application writes to SQLite again: a later attempt starts afresh).
  */
-export const RESTARTABLE: readonly Phase[] = [Phase.new, Phase.snapshot, Phase.catchUp, Phase.streaming];
+export const RESTARTABLE: readonly Phase[] = [Phase.new, Phase.snapshot, Phase.catchUp, Phase.streaming, Phase.rolledBack];
 
 /** Whether `to` may be entered from `from`. */
 export function isAllowed(from: Phase, to: Phase): boolean {
