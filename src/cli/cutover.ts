@@ -135,10 +135,12 @@ export async function unfreezeCommand(flags: { sqlite?: string; pg?: string; con
         });
       }
       const phase = r.rows[0].phase as Phase;
-      if (phase === Phase.cutOver || phase === Phase.done) {
-        throw usageError("ALREADY_CUT_OVER", "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen for good", {
-          context: { phase },
-        });
+      if (phase === Phase.cutOver || phase === Phase.done || phase === Phase.fallback || phase === Phase.rollingBack) {
+        throw usageError(
+          "ALREADY_CUT_OVER",
+          "the cutover is committed in Postgres: the application writes there now, so SQLite stays frozen (the way back is `sqlite2pg rollback` while the fallback runs)",
+          { context: { phase } },
+        );
       }
       // The row is held FOR UPDATE: a cutover under way goes back to streaming; any other phase stays.
       if (phase === Phase.cutoverCatchUp || phase === Phase.frozen) await transition(c, sourceId, phase, Phase.streaming);

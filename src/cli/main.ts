@@ -15,6 +15,7 @@ import { statusCommand } from "./status.js";
 import { uninstallCommand } from "./uninstall.js";
 import { cutoverCommand, unfreezeCommand } from "./cutover.js";
 import { validateCommand } from "./validate.js";
+import { finishCommand, rollbackCommand } from "./fallback.js";
 import { demoCommand } from "./demo.js";
 import { configCommand } from "./config.js";
 import { maskArgv } from "./argv.js";
@@ -84,6 +85,9 @@ function runOptions(cmd: Command): Command {
       ),
     )
     .option("--cutover", "cut over as soon as caught up (as if SIGUSR2 arrived at start)")
+    .option("--fallback", "after the cutover, keep applying PostgreSQL's writes to SQLite until `finish` or `rollback` (the default)")
+    .option("--no-fallback", "exit at the cutover: SQLite stays frozen as it was, with no way back")
+    .option("--on-rollback <cmd>", "shell command run after a rollback, with the result in SQLITE2PG_RESULT (JSON)")
     .option("--listen <[host:]port>", "serve /metrics (Prometheus), /healthz and /status on this address (host defaults to 127.0.0.1)")
     .addOption(new Option("--max-lag <s>", "/healthz fails above this lag in seconds (default 10)"))
     .addOption(new Option("--log-level <level>", "log level (default info; debug with --verbose); SIGHUP applies a change").choices(settingChoices("logLevel")))
@@ -152,6 +156,23 @@ function buildProgram(): Command {
     .option("--wait", "wait until the cutover is done and print its result")
     .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600; exit 6)").argParser(seconds()))
     .action(async (o) => cutoverCommand(o));
+
+  common(program.command("rollback"))
+    .description(
+      "after the cutover: freeze PostgreSQL, drain its last writes into SQLite, validate, and give SQLite back to the application (or SIGUSR1 to the daemon); carried out here when no daemon runs",
+    )
+    .option("--wait", "with a running daemon: wait until the rollback is done and print its result")
+    .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600; exit 6)").argParser(seconds()))
+    .addOption(new Option("--validate <mode>", "counts (default) or full: checksums of every row, inside the freeze").choices(settingChoices("validate")))
+    .option("--on-rollback <cmd>", "shell command run after the rollback")
+    .addOption(new Option("--max-freeze <s>", "longest PostgreSQL stays frozen before the attempt is undone and tried again (default 5)"))
+    .action(async (o) => rollbackCommand(o));
+
+  common(program.command("finish"))
+    .description("end the fallback after the cutover: the capture leaves PostgreSQL, SQLite stays frozen as the last copy, the daemon exits 0")
+    .option("--wait", "with a running daemon: wait until it is finished")
+    .addOption(new Option("--timeout <s>", "with --wait: give up after this many seconds (default 600; exit 6)").argParser(seconds()))
+    .action(async (o) => finishCommand(o));
 
   common(program.command("validate"))
     .description(

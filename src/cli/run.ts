@@ -55,7 +55,7 @@ function logLevel(c: Config): string {
 /** The daemon's options that follow the configuration (and change with it on SIGHUP). */
 function tunables(
   c: Config,
-): Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover"> {
+): Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover" | "onRollback"> {
   return {
     pollIntervalMs: c.pollMs,
     batchSize: c.batchSize,
@@ -63,7 +63,8 @@ function tunables(
     batchBytes: c.batchMb * 1024 * 1024,
     chunkBytes: c.chunkMb * 1024 * 1024,
     pruneIntervalMs: c.pruneInterval * 1000,
-    cutover: { validate: c.validate, onCutover: c.onCutover, maxFreezeMs: c.maxFreeze * 1000 },
+    cutover: { validate: c.validate, onCutover: c.onCutover, maxFreezeMs: c.maxFreeze * 1000, fallback: c.fallback },
+    onRollback: c.onRollback,
   };
 }
 
@@ -184,8 +185,13 @@ function serviceManager(
   };
 }
 
-/** `sqlite2pg run`: the daemon. Snapshot → catch-up → streaming, until SIGTERM/SIGINT, or the cutover (SIGUSR2). */
-export async function runCommand(flags: RunFlags): Promise<void> {
+/**
+ * `sqlite2pg run`: the daemon. Snapshot → catch-up → streaming, until
+ * SIGTERM/SIGINT, or the cutover (SIGUSR2); then the fallback until
+ * `finish` or `rollback` (SIGUSR1). `request` records a request first (the
+ * `rollback` and `finish` commands run the daemon here when none runs).
+ */
+export async function runCommand(flags: RunFlags, request?: { what: "rollback" | "finish"; validate?: "counts" | "full" }): Promise<void> {
   const resolved = resolveConfigWithOrigins(flags);
   const current = { cfg: resolved.config };
   const cfg = current.cfg;
@@ -233,22 +239,33 @@ export async function runCommand(flags: RunFlags): Promise<void> {
         () => log.info("cutover request recorded in the state"),
         (e: Error) => log.error({ err: e.message }, "could not record the cutover request in the state"),
       ),
+    rollback: () =>
+      void rep.requestFallbackEnd("rollback").then(
+        (phase) => log.info({ phase }, "rollback request recorded in the state"),
+        (e: Error) => log.error({ err: e.message }, "could not record the rollback request in the state"),
+      ),
   });
   const report = setInterval(() => void rep.report().catch(() => undefined), listen ? 2_000 : 10_000);
   report.unref();
   let failed = false;
   try {
     if (cfg.cutover) await rep.requestCutover();
+    if (request) await rep.requestFallbackEnd(request.what, request.validate);
     await rep.run();
     log.info(
       { phase: rep.current.phase, applied_seq: rep.current.appliedSeq },
-      rep.current.phase === Phase.done ? "cutover done: exiting" : "stopped: the last batch is applied and checkpointed",
+      rep.current.phase === Phase.done
+        ? "done: exiting"
+        : rep.current.phase === Phase.rolledBack
+          ? "rolled back: exiting"
+          : "stopped: the last batch is applied and checkpointed",
     );
   } catch (e) {
     failed = true;
     throw e;
   } finally {
-    notifier.stopping(failed ? "stopping after an error" : rep.live().phase === Phase.done ? "cutover done" : "stopped");
+    const end = rep.live().phase;
+    notifier.stopping(failed ? "stopping after an error" : end === Phase.done ? "done" : end === Phase.rolledBack ? "rolled back" : "stopped");
     clearInterval(report);
     manager.dispose();
     http?.close();

@@ -84,11 +84,17 @@ const SETTINGS = {
     kind: { type: "number", min: 0, max: 3600, unit: "seconds" },
     default: 5,
     reload: true,
-    about: "run: longest SQLite stays frozen in a cutover attempt",
+    about: "run: longest SQLite (cutover) or PostgreSQL (rollback) stays frozen in an attempt",
   },
   validate: { kind: { type: "enum", choices: ["full", "counts"] }, default: "full", reload: true, about: "run: validation at the cutover" },
   onCutover: { kind: { type: "string" }, default: undefined, reload: true, about: "run: shell command run after the cutover" },
   cutover: { kind: { type: "bool" }, default: false, about: "run: cut over as soon as caught up" },
+  fallback: {
+    kind: { type: "bool" },
+    default: true,
+    about: "run: after the cutover, keep applying PostgreSQL's writes to SQLite until `finish` or `rollback` (false: exit at the cutover)",
+  },
+  onRollback: { kind: { type: "string" }, default: undefined, reload: true, about: "run: shell command run after a rollback" },
   listen: { kind: { type: "listen" }, default: undefined, about: "run: serve /metrics, /healthz and /status on [host:]port" },
 } satisfies Record<string, SettingDef>;
 
@@ -124,6 +130,8 @@ export interface Config {
   validate: "full" | "counts";
   onCutover: string | undefined;
   cutover: boolean;
+  fallback: boolean;
+  onRollback: string | undefined;
   /** `[host:]port`, checked. */
   listen: string | undefined;
   /** Whether the schema was given (flag, environment or file) rather than defaulted. Not a setting. */

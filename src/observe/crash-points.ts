@@ -35,6 +35,18 @@ const CRASH_POINTS = {
   afterCommit: "after-commit",
   /** cutover.ts: the --on-cutover command started, its result not yet recorded. */
   hookRunning: "hook-running",
+  /** fallback: a batch written in SQLite, its changes not yet deleted in Postgres. */
+  fallbackApplied: "fallback-applied",
+  /** fallback: Postgres frozen for the rollback (committed), nothing drained yet. */
+  rollbackFrozen: "rollback-frozen",
+  /** fallback: one batch of the rollback's drain written in SQLite. */
+  rollbackDraining: "rollback-draining",
+  /** fallback: the rollback committed in Postgres, SQLite still frozen. */
+  rollbackCommitted: "rollback-committed",
+  /** fallback: SQLite takes writes again, the --on-rollback command not yet run. */
+  rollbackUnfrozen: "rollback-unfrozen",
+  /** fallback: `finish`'s SQLite side done, Postgres not yet committed. */
+  finishing: "finishing",
 } as const;
 export type CrashPointName = (typeof CRASH_POINTS)[keyof typeof CRASH_POINTS];
 

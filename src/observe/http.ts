@@ -21,6 +21,9 @@ export function health(s: LiveStatus, limits: HealthLimits): { ok: boolean; reas
   // The lag is a promise only once streaming: during the snapshot and catch-up it is expected to be large.
   if (s.phase === "streaming" && s.lag_seconds !== null && s.lag_seconds > limits.maxLagSeconds)
     reasons.push(`lag ${s.lag_seconds} s is above max-lag ${limits.maxLagSeconds} s`);
+  // After the cutover the promise is the way back's: SQLite follows PostgreSQL within max-lag.
+  if (s.phase === "fallback" && s.fallback_lag_seconds != null && s.fallback_lag_seconds > limits.maxLagSeconds)
+    reasons.push(`fallback lag ${s.fallback_lag_seconds} s is above max-lag ${limits.maxLagSeconds} s`);
   return { ok: reasons.length === 0, reasons };
 }
 

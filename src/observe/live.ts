@@ -16,4 +16,7 @@ export interface LiveStatus {
   seconds_since_progress: number;
   /** While SQLite is frozen for the cutover: since when (ISO time). */
   frozen_at: string | null;
+  /** After the cutover (fallback, rollback): changes made in PostgreSQL not yet applied to SQLite, and the age of the oldest; null before. */
+  fallback_lag_changes?: number | null;
+  fallback_lag_seconds?: number | null;
 }

@@ -8,12 +8,14 @@ import client from "prom-client";
 import type { DaemonEvents } from "./events.js";
 import type { LiveStatus } from "./live.js";
 
-const PHASES = ["new", "snapshot", "catch-up", "streaming", "cutover-catch-up", "frozen", "cut-over", "done"];
+const PHASES = ["new", "snapshot", "catch-up", "streaming", "cutover-catch-up", "frozen", "cut-over", "fallback", "rolling-back", "rolled-back", "done"];
 
 export class DaemonMetrics {
   readonly registry = new client.Registry();
   private readonly lagChanges;
   private readonly lagSeconds;
+  private readonly fallbackLagChanges;
+  private readonly fallbackLagSeconds;
   private readonly applied;
   private readonly newest;
   private readonly rate;
@@ -36,6 +38,14 @@ export class DaemonMetrics {
     const gauge = (name: string, help: string, labelNames: string[] = []) => new client.Gauge({ name, help, labelNames, registers });
     this.lagChanges = gauge("sqlite2pg_lag_changes", "Changes recorded in SQLite and not yet applied to Postgres (absent on a standby)");
     this.lagSeconds = gauge("sqlite2pg_lag_seconds", "Age of the oldest change not yet applied, in seconds (absent on a standby)");
+    this.fallbackLagChanges = gauge(
+      "sqlite2pg_fallback_lag_changes",
+      "After the cutover: changes made in Postgres not yet applied to the SQLite fallback (absent before the cutover)",
+    );
+    this.fallbackLagSeconds = gauge(
+      "sqlite2pg_fallback_lag_seconds",
+      "After the cutover: age of the oldest change in Postgres not yet applied to SQLite, in seconds",
+    );
     this.applied = gauge("sqlite2pg_applied_seq", "Last changelog seq applied to Postgres");
     this.newest = gauge("sqlite2pg_newest_seq", "Newest changelog seq in SQLite");
     this.rate = gauge("sqlite2pg_apply_rate", "Changes applied per second, recent");
@@ -56,7 +66,7 @@ export class DaemonMetrics {
     this.errors = new client.Counter({ name: "sqlite2pg_errors_total", help: "Failed steps, by error code", labelNames: ["kind"], registers });
     this.freezes = new client.Histogram({
       name: "sqlite2pg_freeze_duration_seconds",
-      help: "How long SQLite was frozen by each cutover attempt (committed or undone)",
+      help: "How long SQLite (cutover) or Postgres (rollback) was frozen by each attempt, committed or undone",
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
@@ -91,6 +101,8 @@ export class DaemonMetrics {
     };
     set(this.lagChanges, s.lag_changes);
     set(this.lagSeconds, s.lag_seconds);
+    set(this.fallbackLagChanges, s.fallback_lag_changes ?? null);
+    set(this.fallbackLagSeconds, s.fallback_lag_seconds ?? null);
     set(this.applied, s.applied_seq);
     set(this.newest, s.newest_seq);
     set(this.rate, s.apply_rate);

@@ -45,6 +45,12 @@ export function statusLine(s: LiveStatus, now = Date.now()): string {
       return `frozen ${s.frozen_at ? Math.max(0, now - Date.parse(s.frozen_at)) : 0} ms: cutting over${failing}`;
     case "cut-over":
       return `cut over: validating${failing}`;
+    case "fallback":
+      return `fallback: SQLite follows PostgreSQL, lag ${s.fallback_lag_changes ?? "?"} changes / ${s.fallback_lag_seconds ?? "?"} s${failing}`;
+    case "rolling-back":
+      return `rolling back: PostgreSQL frozen, draining into SQLite${failing}`;
+    case "rolled-back":
+      return `rolled back: SQLite holds the data${failing}`;
     case "done":
       return "cutover done";
     default:

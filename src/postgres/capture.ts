@@ -1,12 +1,13 @@
 /**
- * Change capture in PostgreSQL: the way back after the cutover (groundwork,
- * not yet used by the daemon).
+ * Change capture in PostgreSQL: the way back after the cutover. Installed in
+ * the cutover's commit, read by the fallback's reverse apply
+ * (src/fallback/apply.ts), removed by `finish` and by the rollback's commit.
  *
  * From the cutover commit on, the application writes to PostgreSQL; to keep
  * the SQLite file a usable fallback, every such write must reach SQLite.
  * Triggers on the replicated tables record, for each changed row, only the
  * table and the row's key in `sqlite2pg.pg_changes` — never the row's values.
- * The apply (to come) reads the row's current values from PostgreSQL by key:
+ * The apply reads the row's current values from PostgreSQL by key:
  * a row that exists is written to SQLite as it is now, a row that does not is
  * deleted there. The change row is inserted by the writing transaction itself,
  * so it becomes visible exactly when the write does, and is lost exactly when
@@ -50,7 +51,12 @@ import { createHash } from "node:crypto";
 import type pg from "pg";
 import { qualified, quoteIdent, quoteLiteral } from "../ident.js";
 
-/** A table to capture: its name in the target schema and its key columns (primary key, or a unique key of NOT NULL columns). */
+/**
+ * A table to capture: its name in the target schema and its key columns
+ * (primary key, or a unique key of NOT NULL columns). Without key columns
+ * every statement that writes to it is recorded as a whole-table change
+ * (op T, no key): the apply then copies the whole table.
+ */
 export interface PgCaptureTable {
   name: string;
   key: string[];
@@ -151,9 +157,6 @@ END`;
  * so the capture starts exactly when that transaction commits.
  */
 export async function installPgCapture(c: pg.ClientBase, schema: string, tables: PgCaptureTable[]): Promise<void> {
-  for (const t of tables) {
-    if (t.key.length === 0) throw new TypeError(`capture of ${schema}.${t.name} needs key columns`);
-  }
   await c.query(CHANGES_SQL);
   await c.query(
     `CREATE OR REPLACE FUNCTION sqlite2pg.${quoteIdent(TRUNCATE_FUNCTION)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FUNCTION_SETTINGS} AS ${quoteLiteral(TRUNCATE_BODY)}`,
@@ -161,16 +164,21 @@ export async function installPgCapture(c: pg.ClientBase, schema: string, tables:
   for (const t of tables) {
     const table = qualified(schema, t.name);
     const fn = qualified(schema, pgCaptureFunctionName(t.name));
-    await c.query(
-      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FUNCTION_SETTINGS} AS ${quoteLiteral(rowFunctionBody(schema, t))}`,
-    );
+    if (t.key.length > 0)
+      await c.query(
+        `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FUNCTION_SETTINGS} AS ${quoteLiteral(rowFunctionBody(schema, t))}`,
+      );
     // DROP and CREATE rather than CREATE OR REPLACE TRIGGER, which needs PostgreSQL 14 (xid8 needs 13).
     await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
     await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
-    await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${fn}()`);
-    await c.query(
-      `CREATE TRIGGER ${quoteIdent(TRUNCATE_TRIGGER)} AFTER TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION sqlite2pg.${quoteIdent(TRUNCATE_FUNCTION)}(${quoteLiteral(schema)}, ${quoteLiteral(t.name)})`,
-    );
+    const whole = `FOR EACH STATEMENT EXECUTE FUNCTION sqlite2pg.${quoteIdent(TRUNCATE_FUNCTION)}(${quoteLiteral(schema)}, ${quoteLiteral(t.name)})`;
+    if (t.key.length === 0) {
+      // No key to name a row by: every writing statement is a whole-table change.
+      await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table} ${whole}`);
+    } else {
+      await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${fn}()`);
+    }
+    await c.query(`CREATE TRIGGER ${quoteIdent(TRUNCATE_TRIGGER)} AFTER TRUNCATE ON ${table} ${whole}`);
   }
 }
 

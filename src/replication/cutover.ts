@@ -28,7 +28,6 @@
  * bottom is how one checks that a crash at any line converges.
  */
 import type BetterSqlite3 from "better-sqlite3";
-import { spawn } from "node:child_process";
 import { renameSync, writeFileSync } from "node:fs";
 import type pg from "pg";
 import { Sqlite2pgError, sourceError, validationError } from "../errors.js";
@@ -46,6 +45,8 @@ import { usesRowidColumn } from "./snapshot.js";
 import { crashPoint } from "../observe/crash-points.js";
 import { NOW, Phase, PhaseRaceError, transition } from "./phase.js";
 import { inTransaction } from "../postgres/transaction.js";
+import { runHook } from "./hook.js";
+import { enterFallback, installFallbackCapture } from "../fallback/fallback.js";
 
 /** How the cutover validates and what it runs after. */
 export interface CutoverOptions {
@@ -54,6 +55,8 @@ export interface CutoverOptions {
   maxFreezeMs?: number;
   /** Shell command run after the cutover, with the result in its environment. */
   onCutover?: string;
+  /** Keep SQLite following PostgreSQL after the cutover, as the way back (default true; --no-fallback: false). */
+  fallback?: boolean;
 }
 
 /** What the daemon lends the cutover. */
@@ -243,6 +246,7 @@ async function cutoverSteps(h: CutoverHost, opts: CutoverOptions, held: { client
       // The watchdog stops the moment the commit returns: a cancel landing after it must not undo a committed cutover.
       committed = await commitCutover(
         h,
+        opts.fallback !== false,
         frozenAt,
         () => bound(true),
         () => clearTimeout(watchdog),
@@ -320,7 +324,7 @@ async function abortFreeze(h: CutoverHost, frozenAt: number, maxFreeze: number, 
 // Not inTransaction: under the freeze's deadline this transaction ends in
 // three ways (ROLLBACK and false when the freeze moved, ROLLBACK and a throw,
 // COMMIT then the bookkeeping that must follow the commit at once).
-async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Promise<void>, onCommit: () => void): Promise<boolean> {
+async function commitCutover(h: CutoverHost, fallback: boolean, frozenAtMs: number, bound: () => Promise<void>, onCommit: () => void): Promise<boolean> {
   const c = h.client();
   const plan = h.plan();
   await c.query("BEGIN");
@@ -369,6 +373,8 @@ async function commitCutover(h: CutoverHost, frozenAtMs: number, bound: () => Pr
         }
       }
     }
+    // The way back: from this commit on, every write the application makes in Postgres is captured.
+    if (fallback) await installFallbackCapture(c, plan);
     await transition(c, h.sourceId, Phase.frozen, Phase.cutOver, { set: { cutover_at: NOW } }); // the row is held FOR UPDATE: it is frozen
     await c.query("SELECT pg_notify('sqlite2pg_cutover', $1)", [JSON.stringify({ source_id: h.sourceId, schema: plan.schema })]);
     await c.query("COMMIT");
@@ -481,8 +487,20 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
       });
     }
   }
-  await h.setPhase(Phase.done, { sql: "UPDATE sqlite2pg.state SET finished_at = now() WHERE source_id = $1", params: [h.sourceId] });
-  log.info({ freeze_ms: state.freezeMs, validation: result.ok ? "equal" : "DIFFERS", marker: path }, "cutover done");
+  // The way back, when the capture was installed at the commit (not with --no-fallback); else done.
+  const captured = await h
+    .client()
+    .query("SELECT 1 FROM sqlite2pg.pg_changes LIMIT 0")
+    .then(
+      () => true,
+      () => false,
+    );
+  if (captured && opts.fallback !== false) await enterFallback(h);
+  else await h.setPhase(Phase.done, { sql: "UPDATE sqlite2pg.state SET finished_at = now() WHERE source_id = $1", params: [h.sourceId] });
+  log.info(
+    { freeze_ms: state.freezeMs, validation: result.ok ? "equal" : "DIFFERS", marker: path, phase: h.state().phase },
+    h.state().phase === Phase.fallback ? "cutover done: SQLite follows PostgreSQL (fallback)" : "cutover done",
+  );
   if (!result.ok) {
     const bad = result.tables.filter((t) => t.sqlite_rows !== t.pg_rows || t.digest === "differs").map((t) => t.table);
     throw validationError("CUTOVER_VALIDATION", `cut over, but validation found differences in: ${bad.join(", ")}`, {
@@ -490,25 +508,4 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
     });
   }
   return 0;
-}
-
-function runHook(cmd: string, result: Record<string, unknown>, log: Logger): Promise<number> {
-  return new Promise((resolve) => {
-    const { NOTIFY_SOCKET: _notify, WATCHDOG_USEC: _usec, WATCHDOG_PID: _pid, ...inherited } = process.env;
-    // Not the service manager's socket: the hook must not speak for the daemon (READY, STOPPING, MAINPID).
-    const env = {
-      ...inherited,
-      SQLITE2PG_RESULT: JSON.stringify(result),
-      SQLITE2PG_MARKER: String(result.marker),
-      SQLITE2PG_SCHEMA: String(result.schema),
-      SQLITE2PG_FREEZE_MS: String(result.freeze_ms),
-      SQLITE2PG_VALIDATION: (result.validation as { ok: boolean }).ok ? "equal" : "differs",
-    };
-    const child = spawn("sh", ["-c", cmd], { env, stdio: ["ignore", "inherit", "inherit"] });
-    child.on("error", (e) => {
-      log.error({ err: e.message }, "--on-cutover could not start");
-      resolve(127);
-    });
-    child.on("exit", (code) => resolve(code ?? 1));
-  });
 }

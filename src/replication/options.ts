@@ -32,6 +32,8 @@ export interface ReplicatorOptions {
   watch?: boolean;
   /** How the cutover validates, and the command it runs after. */
   cutover?: CutoverOptions;
+  /** Shell command run after a rollback (--on-rollback). */
+  onRollback?: string;
   /** Called once this process is the active daemon (holds the source's lock): the CLI writes its pid file then. */
   onActive?: () => void;
   /** What the daemon reports as it goes, for the metrics and the service manager. */

@@ -45,7 +45,16 @@ import { captureInfo, type ChangelogReader, pruneChanges } from "../sqlite/captu
 import { openSource } from "../sqlite/open.js";
 import { connectPg, withPg } from "../postgres/pg.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
-import { ensureStateSchema, loadProgress, loadState, recordError, requestCutoverInState, type ReplicationState, type TableProgress } from "./state.js";
+import {
+  ensureStateSchema,
+  loadProgress,
+  loadState,
+  recordError,
+  requestCutoverInState,
+  requestInState,
+  type ReplicationState,
+  type TableProgress,
+} from "./state.js";
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
 import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
@@ -64,11 +73,29 @@ import { beginSnapshot } from "./begin.js";
 import { inTransaction } from "../postgres/transaction.js";
 import { PruneSchedule } from "./prune.js";
 import { fileIdentity, openReplicatedSource } from "./source-file.js";
+import { Fallback, type FallbackHost } from "../fallback/fallback.js";
 
 export { Phase } from "./phase.js";
 
+/** The phases of the way back: the fallback's loop runs instead of the forward one. */
+const FALLBACK_PHASES: readonly Phase[] = [Phase.fallback, Phase.rollingBack, Phase.rolledBack];
+/** The fallback looks for new changes in PostgreSQL at least this often (ms). */
+const FALLBACK_POLL_MS = 200;
+
 /** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
-const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED"];
+const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED", "ROLLBACK_VALIDATION"];
+
+/** The source id `init` stored in the file; a usage error before `init`. */
+function sourceIdOf(sqlite: string): string {
+  const db = openSource(sqlite);
+  try {
+    const id = captureInfo(db)?.sourceId;
+    if (!id) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
+    return id;
+  } finally {
+    db.close();
+  }
+}
 
 /** The replication daemon: snapshot, catch-up, streaming. */
 export class Replicator {
@@ -97,6 +124,8 @@ export class Replicator {
   /** Device and inode of the file the connections have open. */
   private fileId = "";
   private readonly prune: PruneSchedule;
+  /** The way back, once the phase is fallback or later. */
+  private fallback: Fallback | null = null;
   readonly transformed: TransformedValue[] = [];
   private readonly log: Logger;
 
@@ -125,17 +154,7 @@ export class Replicator {
    * the snapshot it waits until caught up.
    */
   async requestCutover(): Promise<void> {
-    let id = this.sourceId;
-    if (!id) {
-      const db = openSource(this.opts.sqlite);
-      try {
-        id = captureInfo(db)?.sourceId ?? "";
-      } finally {
-        db.close();
-      }
-      if (!id)
-        throw usageError("NOT_INITIALISED", `change capture is not installed in ${this.opts.sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
-    }
+    const id = this.sourceId || sourceIdOf(this.opts.sqlite);
     const phase = await withPg(this.opts.pg, (c) => requestCutoverInState(c, id));
     if (phase === null)
       throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, {
@@ -143,6 +162,27 @@ export class Replicator {
       });
     this.stateDirty = true;
     this.nudge();
+  }
+
+  /**
+   * Ask for the way back (SIGUSR1, `sqlite2pg rollback`) or for the end of
+   * the fallback (`sqlite2pg finish`): recorded in the state, like the
+   * cutover's request, so it survives a restart and reaches the active
+   * daemon wherever it runs.
+   */
+  async requestFallbackEnd(what: "rollback" | "finish", validate?: "counts" | "full"): Promise<Phase> {
+    const id = this.sourceId || sourceIdOf(this.opts.sqlite);
+    const phase = await withPg(this.opts.pg, async (c) => {
+      await ensureStateSchema(c);
+      return requestInState(c, id, what, validate);
+    });
+    if (phase === null)
+      throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, {
+        hint: "run `sqlite2pg init` with the same --pg first",
+      });
+    this.stateDirty = true;
+    this.nudge();
+    return phase;
   }
 
   /** Wake the loop now (a WAL change). */
@@ -205,6 +245,7 @@ export class Replicator {
     const f = openReplicatedSource(this.opts.sqlite);
     ({ db: this.db, writer: this.writer, changelog: this.changelog, fileId: this.fileId } = f);
     this.applier = null;
+    this.fallback?.reset();
     return f.sourceId;
   }
 
@@ -481,6 +522,23 @@ export class Replicator {
           this.applier = null;
         }
         if (!this.client) await this.reconnectIfNeeded(new Error("no connection"));
+        if (FALLBACK_PHASES.includes(this.current.phase)) {
+          // After the cutover: SQLite follows PostgreSQL until `finish` or `rollback`.
+          const turn = await this.fallbackTurn();
+          if (turn === "exit") {
+            this.exitStatus = 0;
+            return;
+          }
+          if (failing) {
+            this.log.info({ phase: this.current.phase }, "recovered");
+            failing = null;
+            this.lastFailure = null;
+            await recordError(this.client!, this.sourceId, null).catch(() => undefined);
+          }
+          backoff = 100;
+          if (turn !== "applied") await this.idle(Math.min(this.opts.pollIntervalMs ?? 1000, FALLBACK_POLL_MS));
+          continue;
+        }
         await this.refreshRequest();
         if (this.current.phase === Phase.new) await this.begin();
         if (this.current.phase === Phase.snapshot && !(await this.snapshot())) break;
@@ -493,6 +551,7 @@ export class Replicator {
           }
           // Bounded by --max-freeze while SQLite is frozen; the validation after the commit may take long.
           const status = await this.longRunning(() => runCutover(this.host(), this.opts.cutover ?? { validate: "full" }));
+          if (status >= 0 && this.current.phase === Phase.fallback) continue; // the way back starts now
           if (status >= 0) {
             this.exitStatus = status;
             return;
@@ -646,6 +705,60 @@ export class Replicator {
     };
   }
 
+  private fallbackHost(): FallbackHost {
+    return {
+      log: this.log,
+      sqlitePath: this.opts.sqlite,
+      pgUrl: this.opts.pg,
+      sourceId: this.sourceId,
+      db: () => this.db!,
+      writer: () => this.writer!,
+      client: () => this.client!,
+      state: () => this.current,
+      plan: () => this.plan(),
+      reload: () => this.reload(),
+      stopping: () => this.stopRequested,
+      applied: (n, secs) => this.opts.events?.applied?.(n, secs),
+      onFreeze: (ms, committed) => this.opts.events?.freeze?.(ms, committed),
+    };
+  }
+
+  /**
+   * One turn of the way back, by hand (tests and tools that drive the daemon
+   * step by step): applies what PostgreSQL captured, or carries out a
+   * requested `finish` or `rollback`. "exit" once one of them is done.
+   */
+  async fallbackOnce(): Promise<"applied" | "idle" | "retry" | "exit"> {
+    await this.start();
+    return this.fallbackTurn();
+  }
+
+  /** One turn of the way back (see ../fallback/fallback.ts). */
+  private async fallbackTurn(): Promise<"applied" | "idle" | "retry" | "exit"> {
+    this.checkFile();
+    this.fallback ??= new Fallback(this.fallbackHost(), this.fallbackOptions());
+    await this.reload();
+    const turn = await this.fallback.turn();
+    this.markProgress();
+    return turn;
+  }
+
+  private fallbackOptions() {
+    return { batchSize: this.opts.batchSize, maxFreezeMs: this.opts.cutover?.maxFreezeMs, onRollback: this.opts.onRollback };
+  }
+
+  /** The fallback's lag, measured now (the daemon's report timer). */
+  private async fallbackReport(): Promise<void> {
+    if (!this.fallback || !this.client || !this.state || !FALLBACK_PHASES.includes(this.state.phase)) return;
+    await this.fallback.measureLag(true);
+    const l = this.fallback.lag;
+    if (l)
+      this.log.info(
+        { phase: this.state.phase, fallback_lag_changes: l.changes, fallback_lag_seconds: l.seconds, fallback_applied: this.state.fallback.applied },
+        "fallback lag",
+      );
+  }
+
   private async idle(ms: number): Promise<void> {
     if (this.stopRequested || ms <= 0) return;
     if (this.nudged) {
@@ -696,6 +809,8 @@ export class Replicator {
       snapshot: this.snapshotProgress?.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })) ?? null,
       seconds_since_progress: this.sinceProgress(),
       frozen_at: this.state?.phase === Phase.frozen && this.state.frozenAt ? new Date(this.state.frozenAt).toISOString() : null,
+      fallback_lag_changes: this.state && FALLBACK_PHASES.includes(this.state.phase) ? (this.fallback?.lag?.changes ?? null) : null,
+      fallback_lag_seconds: this.state && FALLBACK_PHASES.includes(this.state.phase) ? (this.fallback?.lag?.seconds ?? null) : null,
     };
   }
 
@@ -734,7 +849,9 @@ export class Replicator {
    * the poll and prune intervals, the cutover's options. Used from the next
    * batch, chunk or cutover attempt on.
    */
-  configure(next: Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover">): void {
+  configure(
+    next: Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover" | "onRollback">,
+  ): void {
     const o = this.opts as { -readonly [K in keyof ReplicatorOptions]: ReplicatorOptions[K] };
     if (next.pollIntervalMs !== undefined) o.pollIntervalMs = next.pollIntervalMs;
     if (next.batchSize !== undefined) o.batchSize = next.batchSize;
@@ -743,11 +860,14 @@ export class Replicator {
     if (next.chunkBytes !== undefined) o.chunkBytes = next.chunkBytes;
     if (next.cutover !== undefined) o.cutover = { ...o.cutover, ...next.cutover };
     if (next.pruneIntervalMs !== undefined) this.prune.setInterval(next.pruneIntervalMs);
+    if (next.onRollback !== undefined) o.onRollback = next.onRollback;
+    this.fallback?.configure(this.fallbackOptions());
     this.nudge();
   }
 
   /** Log the lag and store the apply rate (every few seconds, from the daemon). */
   async report(): Promise<void> {
+    if (this.state && FALLBACK_PHASES.includes(this.state.phase)) return this.fallbackReport();
     if (!this.client || !this.state || !this.changelog) return;
     const rate = this.lag.report(this.current, this.changelog, this.log);
     if (this.applier) this.applier.rate = rate; // stored with the next batch: one connection, one query at a time
@@ -770,7 +890,7 @@ export class Replicator {
       }
     };
     // A last prune of what is applied, so a stopped daemon leaves a short changelog.
-    if (this.writer && this.state && this.changelog) {
+    if (this.writer && this.state && this.changelog && !FALLBACK_PHASES.includes(this.state.phase) && this.state.phase !== Phase.done) {
       try {
         // Only in the file this state describes: never in one put in its place (FILE_REPLACED).
         const st = this.state;

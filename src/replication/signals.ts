@@ -10,12 +10,15 @@ export interface SignalActions {
   force: () => void;
   reload?: () => void;
   cutover?: () => void;
+  /** SIGUSR1: the way back (after the cutover). */
+  rollback?: () => void;
 }
 
 /**
  * Signal handlers only change state; the loops act at safe points (after
  * the current batch). A second SIGTERM/SIGINT forces the exit, through the
- * caller's `force`. SIGUSR1 is left alone: it is Node's debugger signal.
+ * caller's `force`. SIGUSR1 asks for the rollback when the caller handles
+ * it (then it no longer starts Node's inspector).
  */
 export function installSignals(log: Logger, actions: SignalActions): { dispose(): void } {
   let stopping = false;
@@ -37,7 +40,12 @@ export function installSignals(log: Logger, actions: SignalActions): { dispose()
     log.info({ signal: "SIGUSR2" }, "cutover requested");
     actions.cutover?.();
   };
+  const usr1 = () => {
+    log.info({ signal: "SIGUSR1" }, "rollback requested");
+    actions.rollback?.();
+  };
   process.on("SIGUSR2", usr2);
+  if (actions.rollback) process.on("SIGUSR1", usr1);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   process.on("SIGHUP", hup);
@@ -47,6 +55,7 @@ export function installSignals(log: Logger, actions: SignalActions): { dispose()
       process.off("SIGINT", stop);
       process.off("SIGHUP", hup);
       process.off("SIGUSR2", usr2);
+      process.off("SIGUSR1", usr1);
     },
   };
 }

@@ -66,6 +66,30 @@ ALTER TABLE sqlite2pg.state
   ADD COLUMN IF NOT EXISTS hook_exit integer,
   ADD COLUMN IF NOT EXISTS hook_at timestamptz`;
 
+/**
+ * Columns of the way back (the fallback after the cutover, `finish`, `rollback`):
+ *   fallback_forms        how the SQLite file spells each column's values (learned at the fallback's start)
+ *   fallback_fingerprint  the replicated tables' columns in Postgres as the fallback started: a schema change pauses it
+ *   fallback_applied      changes applied to SQLite so far
+ *   finish_requested_at   `sqlite2pg finish` asked for
+ *   rollback_*            `sqlite2pg rollback`: asked for (with its validation), the freeze, the outcome, the hook
+ */
+const FALLBACK_COLUMNS_SQL = `
+ALTER TABLE sqlite2pg.state
+  ADD COLUMN IF NOT EXISTS fallback_forms jsonb,
+  ADD COLUMN IF NOT EXISTS fallback_fingerprint text,
+  ADD COLUMN IF NOT EXISTS fallback_applied bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS finish_requested_at timestamptz,
+  ADD COLUMN IF NOT EXISTS rollback_requested_at timestamptz,
+  ADD COLUMN IF NOT EXISTS rollback_validate text,
+  ADD COLUMN IF NOT EXISTS rollback_frozen_at timestamptz,
+  ADD COLUMN IF NOT EXISTS rollback_freeze_ms double precision,
+  ADD COLUMN IF NOT EXISTS rolled_back_at timestamptz,
+  ADD COLUMN IF NOT EXISTS rollback_validation jsonb,
+  ADD COLUMN IF NOT EXISTS rollback_hook_command text,
+  ADD COLUMN IF NOT EXISTS rollback_hook_status text,
+  ADD COLUMN IF NOT EXISTS rollback_hook_exit integer`;
+
 /** The channel `cutover`, `unfreeze` and the daemon NOTIFY (payload: the source id) when they change the request. */
 export const STATE_CHANNEL = "sqlite2pg_state";
 
@@ -104,6 +128,22 @@ export interface ReplicationState {
   hookCommand: string | null;
   appliedAt: Date | null;
   updatedAt: Date;
+  /** The way back (see FALLBACK_COLUMNS_SQL). */
+  fallback: {
+    forms: unknown;
+    fingerprint: string | null;
+    applied: number;
+    finishRequestedAt: Date | null;
+    rollbackRequestedAt: Date | null;
+    rollbackValidate: "counts" | "full" | null;
+    rollbackFrozenAt: Date | null;
+    rollbackFreezeMs: number | null;
+    rolledBackAt: Date | null;
+    rollbackValidation: unknown;
+    rollbackHookCommand: string | null;
+    rollbackHookStatus: string | null;
+    rollbackHookExit: number | null;
+  };
 }
 
 /** Snapshot progress of one table. */
@@ -150,6 +190,10 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
   await c.query(STATE_SCHEMA_SQL);
   const has = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = 'sqlite2pg' AND table_name = 'state' AND column_name = 'hook_at'");
   if (has.rowCount === 0) await c.query(STATE_COLUMNS_SQL);
+  const fb = await c.query(
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = 'sqlite2pg' AND table_name = 'state' AND column_name = 'rollback_hook_exit'",
+  );
+  if (fb.rowCount === 0) await c.query(FALLBACK_COLUMNS_SQL);
 }
 
 /**
@@ -162,6 +206,27 @@ export async function requestCutoverInState(c: pg.ClientBase, sourceId: string):
     "UPDATE sqlite2pg.state SET cutover_requested_at = coalesce(cutover_requested_at, now()), updated_at = now() WHERE source_id = $1 RETURNING phase",
     [sourceId],
   );
+  if (r.rowCount !== 1) return null;
+  await notifyState(c, sourceId);
+  return r.rows[0].phase as Phase;
+}
+
+/**
+ * Record a request of the way back in the state — `finish` or `rollback`
+ * (with the rollback's validation) — and tell the daemon. Kept if one is
+ * already there. Returns the phase, or null when there is no state.
+ */
+export async function requestInState(c: pg.ClientBase, sourceId: string, what: "finish" | "rollback", validate?: "counts" | "full"): Promise<Phase | null> {
+  const r =
+    what === "finish"
+      ? await c.query(
+          "UPDATE sqlite2pg.state SET finish_requested_at = coalesce(finish_requested_at, now()), updated_at = now() WHERE source_id = $1 RETURNING phase",
+          [sourceId],
+        )
+      : await c.query(
+          "UPDATE sqlite2pg.state SET rollback_requested_at = coalesce(rollback_requested_at, now()), rollback_validate = coalesce($2, rollback_validate), updated_at = now() WHERE source_id = $1 RETURNING phase",
+          [sourceId, validate ?? null],
+        );
   if (r.rowCount !== 1) return null;
   await notifyState(c, sourceId);
   return r.rows[0].phase as Phase;
@@ -188,7 +253,7 @@ export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = t
 
 async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean): Promise<ReplicationState | null> {
   const r = await c.query(
-    `SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command"} FROM sqlite2pg.state WHERE source_id = $1`,
+    `SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command, fallback_fingerprint, fallback_applied, finish_requested_at, rollback_requested_at, rollback_validate, rollback_frozen_at, rollback_freeze_ms, rolled_back_at, rollback_validation, rollback_hook_command, rollback_hook_status, rollback_hook_exit"} FROM sqlite2pg.state WHERE source_id = $1`,
     [sourceId],
   );
   if (r.rowCount === 0) return null;
@@ -221,6 +286,21 @@ async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean):
     hookCommand: s.hook_command ?? null,
     appliedAt: s.applied_at,
     updatedAt: s.updated_at,
+    fallback: {
+      forms: s.fallback_forms ?? null,
+      fingerprint: s.fallback_fingerprint ?? null,
+      applied: Number(s.fallback_applied ?? 0),
+      finishRequestedAt: s.finish_requested_at ?? null,
+      rollbackRequestedAt: s.rollback_requested_at ?? null,
+      rollbackValidate: s.rollback_validate ?? null,
+      rollbackFrozenAt: s.rollback_frozen_at ?? null,
+      rollbackFreezeMs: s.rollback_freeze_ms ?? null,
+      rolledBackAt: s.rolled_back_at ?? null,
+      rollbackValidation: s.rollback_validation ?? null,
+      rollbackHookCommand: s.rollback_hook_command ?? null,
+      rollbackHookStatus: s.rollback_hook_status ?? null,
+      rollbackHookExit: s.rollback_hook_exit ?? null,
+    },
   };
 }
 

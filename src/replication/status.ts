@@ -42,6 +42,20 @@ export interface StatusReport {
     /** The --on-cutover command: null (none run), running, ok, failed; with its exit status. */
     hook: { status: string; exit: number | null } | null;
   };
+  /** After the cutover: the way back (null before it). */
+  fallback: {
+    /** Changes made in PostgreSQL not yet applied to SQLite, and the age of the oldest (seconds). */
+    lag_changes: number;
+    lag_seconds: number;
+    /** Changes applied to SQLite so far. */
+    applied: number;
+    finish_requested_at: string | null;
+    rollback_requested_at: string | null;
+    rolled_back_at: string | null;
+    rollback_freeze_ms: number | null;
+    rollback_validation: unknown;
+    rollback_hook: { status: string; exit: number | null } | null;
+  } | null;
 }
 
 /** Read the status from the SQLite file and the state in Postgres; works whether or not the daemon runs. */
@@ -63,7 +77,17 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       const state = await loadState(c, sourceId, false);
       if (!state)
         throw usageError("NO_STATE", `no replication state for source ${sourceId} in this database`, { hint: "run `sqlite2pg init` with the same --pg" });
-      return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId) };
+      let lag = { n: 0, s: 0 };
+      if (([Phase.cutOver, Phase.fallback, Phase.rollingBack] as Phase[]).includes(state.phase)) {
+        const r = await c
+          .query<{ n: string; s: number | null }>(
+            "SELECT count(*)::text AS n, extract(epoch FROM clock_timestamp() - min(at))::float8 AS s FROM sqlite2pg.pg_changes WHERE sch = $1",
+            [state.targetSchema],
+          )
+          .catch(() => null); // no change table: --no-fallback, or already finished
+        if (r) lag = { n: Number(r.rows[0]?.n ?? 0), s: Number(r.rows[0]?.s ?? 0) };
+      }
+      return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId), lag };
     });
     const applied = s.state.appliedSeq;
     let fileProblem: string | null = null;
@@ -72,7 +96,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
     } catch (e) {
       fileProblem = (e as Error).message;
     }
-    const committed = s.state.phase === Phase.cutOver || s.state.phase === Phase.done;
+    const committed = ([Phase.cutOver, Phase.fallback, Phase.rollingBack, Phase.rolledBack, Phase.done] as Phase[]).includes(s.state.phase);
     return {
       source_id: sourceId,
       phase: s.state.phase,
@@ -100,6 +124,21 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
         validation: s.state.validation,
         hook: s.state.hookStatus ? { status: s.state.hookStatus, exit: s.state.hookExit } : null,
       },
+      fallback: ([Phase.fallback, Phase.rollingBack, Phase.rolledBack] as Phase[]).includes(s.state.phase)
+        ? {
+            lag_changes: s.lag.n,
+            lag_seconds: s.lag.n === 0 ? 0 : +Math.max(0, s.lag.s).toFixed(3),
+            applied: s.state.fallback.applied,
+            finish_requested_at: s.state.fallback.finishRequestedAt?.toISOString() ?? null,
+            rollback_requested_at: s.state.fallback.rollbackRequestedAt?.toISOString() ?? null,
+            rolled_back_at: s.state.fallback.rolledBackAt?.toISOString() ?? null,
+            rollback_freeze_ms: s.state.fallback.rollbackFreezeMs,
+            rollback_validation: s.state.fallback.rollbackValidation,
+            rollback_hook: s.state.fallback.rollbackHookStatus
+              ? { status: s.state.fallback.rollbackHookStatus, exit: s.state.fallback.rollbackHookExit }
+              : null,
+          }
+        : null,
     };
   } finally {
     db.close();

@@ -88,7 +88,82 @@ export function unfrozenTables(db: BetterSqlite3.Database, tables: string[]): st
   });
 }
 
+/** The metadata key the daemon holds inside its own write transactions during the fallback: the freeze triggers let those writes through. */
+export const FALLBACK_APPLY_KEY = "fallback_apply";
+
+/**
+ * Make the freeze the fallback's: the freeze triggers are created again in
+ * their current form (which lets the daemon's own transactions through; a
+ * file frozen by an older version has triggers without that exception), and
+ * every other trigger on the replicated tables — the application's and the
+ * change capture's — is set aside, its SQL kept in the metadata table: the
+ * daemon's writes copy rows Postgres already computed, and must not fire
+ * the application's triggers a second time. One write transaction;
+ * idempotent. {@link restoreTriggers} puts them back.
+ */
+export function freezeForFallback(db: BetterSqlite3.Database, tables: string[]): { setAside: string[] } {
+  const sql = readFileSync(new URL("../../triggers/freeze.sql", import.meta.url), "utf8");
+  const tx = db.transaction(() => {
+    const kept = setAsideList(db);
+    const wanted = new Set(tables);
+    const all = db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger' AND sql IS NOT NULL").all() as {
+      name: string;
+      tbl: string;
+      sql: string;
+    }[];
+    for (const t of all) {
+      if (!wanted.has(t.tbl) || /^_sqlite2pg_f(ins|upd|del)_/.test(t.name)) continue;
+      if (!kept.some((k) => k.name === t.name)) kept.push({ name: t.name, sql: t.sql });
+      db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(t.name)}`);
+    }
+    db.prepare(`INSERT OR REPLACE INTO ${META} (key, value) VALUES ('set_aside_triggers', ?)`).run(JSON.stringify(kept));
+    for (const t of tables) {
+      const n = names(t);
+      for (const x of [n.fins, n.fupd, n.fdel]) db.exec(`DROP TRIGGER IF EXISTS main.${quoteIdent(x)}`);
+      db.exec(render(sql, { table: `main.${quoteIdent(t)}`, fins: quoteIdent(n.fins), fupd: quoteIdent(n.fupd), fdel: quoteIdent(n.fdel) }));
+    }
+    noteOwnSchemaChange(db);
+    return { setAside: kept.map((k) => k.name) };
+  });
+  return withWriteWait(db, () => tx.immediate());
+}
+
+function setAsideList(db: BetterSqlite3.Database): { name: string; sql: string }[] {
+  const r = db.prepare(`SELECT value FROM ${META} WHERE key = 'set_aside_triggers'`).get() as { value: string } | undefined;
+  return r ? (JSON.parse(r.value) as { name: string; sql: string }[]) : [];
+}
+
+/**
+ * Put back the triggers {@link freezeForFallback} set aside, inside the
+ * caller's transaction (the rollback's unfreeze, `finish`). Returns their
+ * names.
+ */
+export function restoreTriggers(db: BetterSqlite3.Database): string[] {
+  const kept = setAsideList(db);
+  const present = new Set((db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name));
+  for (const k of kept) if (!present.has(k.name)) db.exec(k.sql);
+  db.prepare(`DELETE FROM ${META} WHERE key = 'set_aside_triggers'`).run();
+  if (kept.length) noteOwnSchemaChange(db);
+  return kept.map((k) => k.name);
+}
+
+/** Run `f` waiting up to 10 s for the application's write lock, whatever the connection's own setting. */
+export function withWriteWait<T>(db: BetterSqlite3.Database, f: () => T): T {
+  const before = db.pragma("busy_timeout", { simple: true });
+  db.pragma("busy_timeout = 10000");
+  try {
+    return f();
+  } finally {
+    db.pragma(`busy_timeout = ${Number(before)}`);
+  }
+}
+
 /** The marker file written next to the database when the cutover is done (the switching database reads it too). */
 export function markerPath(sqlite: string): string {
   return `${sqlite}-sqlite2pg-cutover.json`;
+}
+
+/** The marker file written next to the database when a rollback is done: SQLite holds the data again. */
+export function rollbackMarkerPath(sqlite: string): string {
+  return `${sqlite}-sqlite2pg-rollback.json`;
 }
