@@ -265,7 +265,7 @@ export async function runCommand(flags: RunFlags, request?: { what: "rollback" |
     throw e;
   } finally {
     const end = rep.live().phase;
-    notifier.stopping(failed ? "stopping after an error" : end === Phase.done ? "done" : end === Phase.rolledBack ? "rolled back" : "stopped");
+    notifier.stopping(failed ? "stopping after an error" : end === Phase.done ? "cutover done" : end === Phase.rolledBack ? "rolled back" : "stopped");
     clearInterval(report);
     manager.dispose();
     http?.close();

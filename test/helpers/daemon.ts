@@ -16,7 +16,8 @@ const LEDGER_WRITER = join(ROOT, "test/fixtures/writer.mjs");
 
 /** Environment for child processes: no ambient connection settings, no colours. */
 function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  // The forward path's tests end at the cutover, as `--no-fallback` does; the way back's tests set SQLITE2PG_FALLBACK=true.
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", SQLITE2PG_FALLBACK: "false" };
   for (const k of ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "SQLITE2PG_SQLITE", "SQLITE2PG_SCHEMA", "SQLITE2PG_LOG_LEVEL"])
     delete env[k];
   return env;
