@@ -36,7 +36,7 @@ export interface IsoForm {
 }
 
 /** The two spellings of a boolean column that holds words, e.g. `{ true: "yes", false: "no" }`. */
-export interface BooleanWords {
+interface BooleanWords {
   true: string;
   false: string;
 }
@@ -65,7 +65,7 @@ export interface ColumnForm {
 }
 
 /** One sampled value: its storage class, and its text when it is a short text. */
-export interface SampledValue {
+interface SampledValue {
   type: "integer" | "real" | "text" | "blob";
   text: string | null;
 }
@@ -90,7 +90,7 @@ export function learnForms(db: BetterSqlite3.Database, t: TablePlan): Record<str
 }
 
 /** A column's affinity, as SQLite applies it to a bound value. */
-export function columnAffinity(t: Pick<SourceTable, "strict">, c: Pick<SourceColumn, "declaredType">): Affinity {
+function columnAffinity(t: Pick<SourceTable, "strict">, c: Pick<SourceColumn, "declaredType">): Affinity {
   if (t.strict && /^\s*any\s*$/i.test(c.declaredType)) return "blob";
   return affinity(c.declaredType);
 }
@@ -131,7 +131,7 @@ function sampleColumn(db: BetterSqlite3.Database, t: SourceTable, column: string
  * The form of a column from sampled values (pure: the learning itself).
  * With no values, the default for the declared type.
  */
-export function formFrom(c: Pick<ColumnPlan, "kind" | "conversion" | "keyExact" | "source">, aff: Affinity, sample: SampledValue[]): ColumnForm {
+function formFrom(c: Pick<ColumnPlan, "kind" | "conversion" | "keyExact" | "source">, aff: Affinity, sample: SampledValue[]): ColumnForm {
   const form: ColumnForm = { kind: c.kind, conversion: c.conversion, affinity: aff, sampled: sample.length };
   const count = (type: SampledValue["type"]) => sample.filter((s) => s.type === type).length;
   if (c.conversion === "boolean") {

@@ -52,7 +52,8 @@ export function inverseValue(col: ColumnPlan, form: ColumnForm | undefined, pgTe
     if (canonical !== null) no(`PostgreSQL gave NULL with the canonical text ${canonical}`);
     return null;
   }
-  const f = form && form.kind === col.kind && form.conversion === col.conversion ? form : defaultForm(col);
+  // A key is written in the one spelling the copy takes for it, whatever the form: learned forms of keys are that spelling anyway.
+  const f = !form || form.kind !== col.kind || form.conversion !== col.conversion ? defaultForm(col) : col.keyExact ? defaultForm(col, form.affinity) : form;
   const candidate = candidateOf(col, f, pgText, no);
   prove(col, f.affinity, candidate, canonical, no);
   return candidate;
