@@ -31,7 +31,7 @@ export type DatabaseErrorKind =
   | "transaction_aborted"
   /** The number of `?` placeholders and of parameters differ: {@link ParameterCountError}; nothing was sent. */
   | "parameter_count"
-  /** SQLite stayed frozen for a cutover longer than the switching database waits: {@link FreezeTimeoutError}; nothing committed. */
+  /** A freeze (SQLite's for a cutover, PostgreSQL's for a rollback) lasted longer than the switching database waits: {@link FreezeTimeoutError}; nothing committed. */
   | "freeze_timeout"
   /** The library was used wrongly (a closed handle, an unsupported parameter, …): {@link DatabaseUsageError}; nothing was sent. */
   | "usage"
@@ -196,14 +196,15 @@ export class ParameterCountError extends DatabaseError {
 }
 
 /**
- * A write the switching database held while SQLite was frozen for the
- * cutover: neither committed in PostgreSQL nor given back to SQLite within
- * `freezeWaitMs`. Nothing of it committed anywhere; running it again is
- * safe (retryable).
+ * A write the switching database held while the side the data was leaving
+ * refused writes — SQLite frozen for the cutover, or PostgreSQL frozen for
+ * a rollback (then `dialect` is "postgres") — and that move was neither
+ * finished nor undone within `freezeWaitMs`. Nothing of it committed
+ * anywhere; running it again is safe (retryable).
  */
 export class FreezeTimeoutError extends DatabaseError {
-  constructor(message: string, waitedMs: number) {
-    super("freeze_timeout", "sqlite", message, { code: "FREEZE_TIMEOUT", retryable: true });
+  constructor(message: string, waitedMs: number, dialect: Dialect = "sqlite") {
+    super("freeze_timeout", dialect, message, { code: "FREEZE_TIMEOUT", retryable: true });
     this.name = "FreezeTimeoutError";
     this.waitedMs = waitedMs;
   }

@@ -1,45 +1,52 @@
 /**
- * A `Database` that starts on the replicated SQLite file and lands on
- * PostgreSQL at the cutover, by itself, without losing, doubling or
+ * A `Database` that follows the data of a replicated SQLite file: it starts
+ * on the file, lands on PostgreSQL at the cutover and comes back to SQLite
+ * if the migration is rolled back, by itself, without losing, doubling or
  * reordering a write.
  *
- * How it knows where the data lives (the target):
+ * Where the data lives (the target) is the phase of this file's source in
+ * `sqlite2pg.state`: PostgreSQL in `cut-over`, `fallback`, `rolling-back`
+ * and `done`; SQLite before the cutover and in `rolled-back`. It is read at
+ * start, after every NOTIFY (`sqlite2pg_cutover`, sent in the cutover's
+ * commit; `sqlite2pg_rollback`, in the rollback's; `sqlite2pg_state`, when
+ * a freeze is undone or the rollback's starts), after every reconnect of
+ * the listening connection, and every few milliseconds while a write is
+ * held. When the state cannot be read, the marker files next to the
+ * database say: the rollback's before the cutover's (a cutover marker can
+ * outlive the way back), each only when it names this file's source.
  *
- * - the state in PostgreSQL (`sqlite2pg.state.phase` of this file's source):
- *   `cut-over` or `done` means PostgreSQL, for good. It is read at start,
- *   after every NOTIFY (`sqlite2pg_cutover`, sent in the cutover's commit;
- *   `sqlite2pg_state`, sent by `unfreeze`), after every reconnect of the
- *   listening connection, and every few milliseconds while a write is held;
- * - the marker file the cutover writes next to the database;
- * - SQLite itself: a write refused with the freeze message never committed.
- *
- * While SQLite is frozen, the refused write, and every call made after it,
- * is held in order until the cutover commits (then they run on PostgreSQL,
- * one after another in the order they came, each whole: a refused
- * transaction is run again from its start) or is undone (then they run on
- * SQLite again); a call made once the data is in PostgreSQL goes there at
- * once. Held longer than `freezeWaitMs`, they fail with
- * {@link FreezeTimeoutError}: nothing of them committed anywhere. Once on
- * PostgreSQL it never reads SQLite again.
+ * The side the data leaves refuses writes: SQLite with the cutover's freeze
+ * triggers (until a rollback unfreezes it), PostgreSQL with the rollback's.
+ * A refused write committed nothing. It is held, and every call made after
+ * it, in one line until the move is decided: committed (the cutover: run
+ * on PostgreSQL; the rollback: run on SQLite once SQLite takes writes
+ * again) or undone (run where they were, which takes writes again). The
+ * held calls then run one after another in the order they came, each
+ * whole: a refused transaction is run again from its start. A call made
+ * once the move is decided goes where the data is at once. Held longer
+ * than `freezeWaitMs`, they fail with {@link FreezeTimeoutError}: nothing
+ * of them committed anywhere. During the rollback's freeze, reads not in
+ * line still go to PostgreSQL: its data is complete and cannot change.
+ * Nothing runs on both: the daemon lifts one side's freeze only once the
+ * other's is in place.
  *
  * The NOTIFY is a hint: it is heard on a connection of its own (never a
  * pooled one, which would lose its LISTEN), and the state is read again
- * after each one and after each reconnect. A lost connection during COMMIT
- * on PostgreSQL is the adapter's {@link CommitOutcomeUnknownError}, never
- * run again.
+ * after each one and after each reconnect; the reads are made one at a
+ * time, so an older answer never undoes a newer one. A lost connection
+ * during COMMIT on PostgreSQL is the adapter's
+ * {@link CommitOutcomeUnknownError}, never run again.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { existsSync, readFileSync } from "node:fs";
 import pg from "pg";
 import { quoteIdent } from "../ident.js";
 import { META } from "../sqlite/capture.js";
-import { markerPath } from "../sqlite/freeze.js";
 import type { Database, ExecuteResult } from "./database.js";
 import { DatabaseUsageError, FreezeTimeoutError } from "./errors.js";
-import { isFrozenError } from "./frozen.js";
 import { LOCK, type Lockable } from "./lock.js";
 import { PostgresAdapter, type PostgresAdapterOptions } from "./postgres-adapter.js";
 import { SqliteAdapter, type SqliteAdapterOptions } from "./sqlite-adapter.js";
+import { isRefusal, markersSay, postgresTakesWrites, type Target, targetOf } from "./whereabouts.js";
 
 /** Options of {@link SwitchingDatabase}. */
 export interface SwitchingDatabaseOptions {
@@ -49,24 +56,19 @@ export interface SwitchingDatabaseOptions {
   pg: string | PostgresAdapterOptions;
   /** The schema the tables are in; default: the one `sqlite2pg init` recorded. Statements run with it as `search_path`. */
   schema?: string;
-  /** How long a write refused by the freeze is held for the cutover to commit or be undone (default 10 000 ms). */
+  /** How long a write refused by a freeze (the cutover's or the rollback's) is held for the move to be decided (default 10 000 ms). */
   freezeWaitMs?: number;
-  /** Told when the target changes. */
+  /** Told when the target changes: "postgres" at the cutover, "sqlite" on the way back. */
   onSwitch?: (to: Target) => void;
 }
 
-/** Where the data lives. */
-type Target = "sqlite" | "postgres";
-
-/** The phases (of `sqlite2pg.state`) in which PostgreSQL holds the data: the cutover committed. */
-const CUT_OVER_PHASES = new Set(["cut-over", "done"]);
-const CHANNELS = ["sqlite2pg_cutover", "sqlite2pg_state"];
+const CHANNELS = ["sqlite2pg_cutover", "sqlite2pg_rollback", "sqlite2pg_state"];
 /** How often the state is read while a write is held. */
 const HOLD_POLL_MS = 20;
 
 type Op<T> = (db: Database) => Promise<T>;
 
-/** A {@link Database} that follows the cutover from SQLite to PostgreSQL. */
+/** A {@link Database} that follows the data from SQLite to PostgreSQL at the cutover, and back at a rollback. */
 export class SwitchingDatabase implements Database, Lockable {
   private readonly sqliteDb: SqliteAdapter;
   private readonly sqlitePath: string;
@@ -76,19 +78,22 @@ export class SwitchingDatabase implements Database, Lockable {
   private started: Promise<void> | null = null;
   private sourceId: string | null = null;
   private schema: string | null;
+  /** The phase the state said at the last look (null: it could not be read, or there is none yet). */
+  private phase: string | null = null;
   private listener: pg.Client | null = null;
   private closed = false;
-  /** The end of the line of calls held for the cutover (null: no line, calls run side by side). */
+  /** The end of the line of calls held for a move (null: no line, calls run side by side). */
   private line: Promise<void> | null = null;
   /** A wake-up for the hold loop (a NOTIFY). */
   private nudge: (() => void) | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private warmed = false;
-  /** Whether a held write is waiting for the cutover to be decided (calls then join the line). */
+  /** Whether a held write is waiting for the move to be decided (calls then join the line). */
   private holding = false;
   /** Set while a call of the line runs: a call it makes itself does not wait behind it. */
   private readonly inside = new AsyncLocalStorage<boolean>();
-  private switching: Promise<void> | null = null;
+  /** The looks at where the data is, one at a time (see {@link locate}). */
+  private locating: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: SwitchingDatabaseOptions) {
     if (!opts || opts.sqlite === undefined || opts.pg === undefined) throw new DatabaseUsageError("sqlite", "SwitchingDatabase needs { sqlite, pg }");
@@ -102,6 +107,11 @@ export class SwitchingDatabase implements Database, Lockable {
   /** The backend statements go to now. */
   get dialect(): Target {
     return this.target;
+  }
+
+  /** Whether a write refused by a freeze is held for the move of the data to be decided: a call made now waits in line behind it. */
+  get held(): boolean {
+    return this.holding && this.line !== null;
   }
 
   /** Connect and read where the data lives; called by the first statement, or ahead of it. */
@@ -118,16 +128,16 @@ export class SwitchingDatabase implements Database, Lockable {
     return this.run((db) => db.execute(sql, params));
   }
 
-  /** A transaction on the current target. One that SQLite refused with the freeze is run again, from its start, where the data went. */
+  /** A transaction on the current target. One that a freeze refused is run again, from its start, where the data went. */
   async transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T> {
     return this.run((db) => db.transaction(fn));
   }
 
   /**
    * `DatabaseManager.distributedLock` on the current target: SQLite's write
-   * lock, then PostgreSQL's advisory lock. A locked section SQLite refused
-   * with the freeze committed nothing and runs again, whole, under the
-   * PostgreSQL lock.
+   * lock, or PostgreSQL's advisory lock. A locked section a freeze refused
+   * committed nothing and runs again, whole, under the lock of the side the
+   * data went to.
    */
   [LOCK]<T>(name: string, fn: (tx: Database) => Promise<T>, timeoutMs: number | undefined): Promise<T> {
     return this.run((db) => (db as unknown as Lockable)[LOCK](name, fn, timeoutMs));
@@ -139,18 +149,19 @@ export class SwitchingDatabase implements Database, Lockable {
     this.nudge?.(); // a held call wakes up and fails: the database is closed
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     await this.started?.catch(() => undefined);
-    await this.switching?.catch(() => undefined);
     await this.listener?.end().catch(() => undefined);
     this.listener = null;
+    await this.locating;
     await this.pgDb?.close();
     await this.sqliteDb.close();
   }
 
   private async start(): Promise<void> {
     await this.source();
-    // Bounded (a connect timeout): PostgreSQL down or unreachable leaves the handle on SQLite, listening again later.
+    // Bounded (a connect timeout): PostgreSQL down or unreachable leaves the handle where the markers say, listening again later.
     await this.listen().catch(() => this.scheduleReconnect());
-    if (this.markerSaysPostgres()) await this.switchTo("postgres");
+    // Listening, it has read the state; without it, the markers say.
+    if (!this.listener) await this.locate();
   }
 
   /**
@@ -163,24 +174,6 @@ export class SwitchingDatabase implements Database, Lockable {
     const rows = await this.sqliteDb.query<{ value: string }>(`SELECT value FROM ${quoteIdent(META)} WHERE key = 'source_id'`).catch(() => []);
     this.sourceId = rows[0]?.value ?? null;
     return this.sourceId;
-  }
-
-  /**
-   * Whether the cutover marker next to the file is this source's (a marker
-   * left by an earlier migration of the file, under another source id, is
-   * not): then PostgreSQL holds the data, in the marker's schema.
-   */
-  private markerSaysPostgres(): boolean {
-    const path = markerPath(this.sqlitePath);
-    if (!existsSync(path)) return false;
-    try {
-      const m = JSON.parse(readFileSync(path, "utf8")) as { source_id?: unknown; schema?: unknown };
-      if (!this.sourceId || m.source_id !== this.sourceId) return false;
-      if (typeof m.schema === "string") this.schema ??= m.schema;
-      return true;
-    } catch {
-      return false; // being written: the state or the next look decides
-    }
   }
 
   /** The options of the primary, as the adapter gets them. */
@@ -208,7 +201,7 @@ export class SwitchingDatabase implements Database, Lockable {
     c.on("notification", () => {
       // A held call's loop reads the state itself when woken; otherwise read it here.
       if (this.nudge) this.nudge();
-      else void this.refresh().catch(() => undefined);
+      else void this.locate().catch(() => undefined);
     });
     try {
       await c.connect();
@@ -222,7 +215,7 @@ export class SwitchingDatabase implements Database, Lockable {
       return;
     }
     this.listener = c;
-    await this.refresh().catch(() => undefined); // no state yet (before `init`): nothing to follow
+    await this.locate().catch(() => undefined); // no state yet (before `init`): nothing to follow
   }
 
   private scheduleReconnect(): void {
@@ -234,31 +227,55 @@ export class SwitchingDatabase implements Database, Lockable {
     this.reconnectTimer.unref();
   }
 
-  /** Read the phase: PostgreSQL once the cutover committed. */
-  private async refresh(): Promise<void> {
-    const c = this.listener;
-    if (!c || this.target === "postgres") return;
-    const id = await this.source();
-    if (!id) return;
-    const r = await c.query<{ phase: string; target_schema: string }>("SELECT phase, target_schema FROM sqlite2pg.state WHERE source_id = $1", [id]);
-    const st = r.rows[0];
-    if (!st) return;
-    this.schema ??= st.target_schema;
-    if (CUT_OVER_PHASES.has(st.phase)) await this.switchTo("postgres");
+  /**
+   * Look where the data is and go there. One look at a time, in the order
+   * asked: a NOTIFY and the hold loop may both look, and an answer read
+   * before a move must never be applied after a newer one.
+   */
+  private locate(): Promise<void> {
+    const look = this.locating.then(() => this.find());
+    this.locating = look.catch(() => undefined);
+    return look;
   }
 
-  /** Switch once, however many readers of the state see the cutover at the same time. */
-  private switchTo(to: "postgres"): Promise<void> {
-    if (this.target === to) return Promise.resolve();
-    this.switching ??= (async () => {
-      await this.postgres();
-      if (this.closed) return;
-      this.target = to;
-      this.opts.onSwitch?.(to);
-    })().finally(() => {
-      this.switching = null;
-    });
-    return this.switching;
+  /**
+   * One look: the phase when the state can be read (it wins over any
+   * marker; a phase this version does not know leaves it where it is), else
+   * the markers.
+   */
+  private async find(): Promise<void> {
+    if (this.closed) return;
+    this.phase = await this.readPhase().catch(() => null);
+    let to: Target | null;
+    if (this.phase !== null) to = targetOf(this.phase);
+    else {
+      const m = markersSay(this.sqlitePath, await this.source());
+      if (m?.schema) this.schema ??= m.schema;
+      to = m?.to ?? null;
+    }
+    if (to) await this.switchTo(to);
+  }
+
+  /** The phase of this file's source, on the listening connection; null when it cannot be read or there is none. */
+  private async readPhase(): Promise<string | null> {
+    const c = this.listener;
+    if (!c) return null;
+    const id = await this.source();
+    if (!id) return null;
+    const r = await c.query<{ phase: string; target_schema: string }>("SELECT phase, target_schema FROM sqlite2pg.state WHERE source_id = $1", [id]);
+    const st = r.rows[0];
+    if (!st) return null;
+    this.schema ??= st.target_schema;
+    return st.phase;
+  }
+
+  /** Change the target (only {@link find} does, one look at a time). */
+  private async switchTo(to: Target): Promise<void> {
+    if (this.target === to) return;
+    if (to === "postgres") await this.postgres();
+    if (this.closed) return;
+    this.target = to;
+    this.opts.onSwitch?.(to);
   }
 
   /** The PostgreSQL adapter, its statements in the replicated schema (never a guessed one). */
@@ -277,33 +294,39 @@ export class SwitchingDatabase implements Database, Lockable {
     return this.pgDb;
   }
 
+  /** The adapter of the target. */
+  private current(): Database {
+    return this.target === "postgres" ? this.pgDb! : this.sqliteDb;
+  }
+
   /**
-   * Run a call where the data lives. While a write SQLite refused with the
-   * freeze is held, calls wait in line behind it (see {@link inLine}).
+   * Run a call where the data lives. While a write refused by a freeze is
+   * held, calls wait in line behind it (see {@link inLine}).
    */
   private async run<T>(op: Op<T>): Promise<T> {
     if (this.closed) throw new DatabaseUsageError(this.target, "the database is closed");
     await this.ready();
-    // Once the data is in PostgreSQL, a new call goes there at once: the calls still in line were made
-    // before it and none of them is acknowledged, so nothing the caller ordered is overtaken. The same
-    // holds once the freeze is undone. A call made from inside a call of the line runs where it is.
-    if (this.target === "postgres") return op(this.pgDb!);
+    // Once the move is decided, a new call goes where the data is at once: the calls still in line were
+    // made before it and none of them is acknowledged, so nothing the caller ordered is overtaken.
+    // A call made from inside a call of the line runs where it is.
     if (this.line && this.holding && !this.inside.getStore()) return this.inLine(op);
     try {
-      return await op(this.sqliteDb);
+      return await op(this.current());
     } catch (e) {
-      if (!isFrozenError(e)) throw e;
-      // Refused by the freeze: nothing of it committed.
+      // Refused by a freeze: nothing of it committed. Made from inside a call of the line, the refusal
+      // goes to that call, which is run again whole (in line, this one would wait for it, and it for this).
+      if (!isRefusal(e) || this.inside.getStore()) throw e;
       this.holding = true;
       return this.inLine(op);
     }
   }
 
   /**
-   * The line: while SQLite is frozen and the cutover undecided, calls wait
-   * here, and then run one at a time, in the order they came, so writes
-   * keep their order across the switch. Each waits at most `freezeWaitMs`
-   * for the decision. Once the line is empty, calls run side by side again.
+   * The line: while a freeze refuses writes and the move is undecided,
+   * calls wait here, and then run one at a time, in the order they came,
+   * so writes keep their order across the switch. Each waits at most
+   * `freezeWaitMs` for the decision. Once the line is empty, calls run side
+   * by side again.
    */
   private async inLine<T>(op: Op<T>): Promise<T> {
     const before = this.line ?? Promise.resolve();
@@ -316,14 +339,14 @@ export class SwitchingDatabase implements Database, Lockable {
     this.warm();
     try {
       await before;
-      for (;;) {
-        if (this.holding) await this.decided(until);
-        const db: Database = this.target === "postgres" ? this.pgDb! : this.sqliteDb;
+      for (let again = false; ; again = true) {
+        if (this.holding) await this.decided(until, again);
+        const db = this.current();
         try {
           return await this.inside.run(true, () => op(db));
         } catch (e) {
-          if (db !== this.sqliteDb || !isFrozenError(e)) throw e;
-          this.holding = true; // frozen again (a new attempt): wait for that one too
+          if (!isRefusal(e)) throw e;
+          this.holding = true; // refused again (a new freeze): wait for that one too
         }
       }
     } finally {
@@ -333,26 +356,24 @@ export class SwitchingDatabase implements Database, Lockable {
   }
 
   /**
-   * Wait until SQLite takes writes again (the cutover was undone) or the
-   * cutover committed (the target is PostgreSQL); past `until`, a
-   * {@link FreezeTimeoutError}.
+   * Wait until the target takes writes: SQLite not frozen (the cutover
+   * undone, or a rollback finished), or PostgreSQL not frozen for a
+   * rollback (the cutover committed, or the rollback undone). Past
+   * `until`, a {@link FreezeTimeoutError}. `pause`: a call just refused
+   * again waits one look before it is tried again.
    */
-  private async decided(until: number): Promise<void> {
+  private async decided(until: number, pause: boolean): Promise<void> {
     const since = Date.now();
-    for (;;) {
-      if (this.closed) throw new DatabaseUsageError(this.target, "the database was closed while a write was held for the cutover");
-      await this.refresh().catch(() => undefined);
-      if (this.target !== "postgres" && this.markerSaysPostgres()) await this.switchTo("postgres");
-      if (this.target === "postgres" || !(await this.frozen())) {
-        this.holding = false;
-        return;
+    for (let look = !pause; ; look = true) {
+      if (this.closed) throw new DatabaseUsageError(this.target, "the database was closed while a write was held for a move of the data");
+      if (look) {
+        await this.locate().catch(() => undefined);
+        if (await this.takesWrites()) {
+          this.holding = false;
+          return;
+        }
       }
-      if (Date.now() >= until) {
-        throw new FreezeTimeoutError(
-          `SQLite stayed frozen for the cutover longer than freezeWaitMs (${this.freezeWaitMs} ms) and the cutover did not commit; nothing was written`,
-          Date.now() - since,
-        );
-      }
+      if (Date.now() >= until) throw this.timedOut(Date.now() - since);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(HOLD_POLL_MS, Math.max(1, until - Date.now())));
         this.nudge = () => {
@@ -364,9 +385,36 @@ export class SwitchingDatabase implements Database, Lockable {
     }
   }
 
-  /** While a write is held: open a PostgreSQL connection ahead, so the first call after the switch does not pay for it. */
+  /**
+   * Whether the target takes writes now: SQLite by its own record of the
+   * freeze; PostgreSQL by the phase (its freeze is installed and dropped in
+   * the transactions that enter and leave `rolling-back`). With no state to
+   * read, PostgreSQL is tried: a refusal is held again.
+   */
+  private async takesWrites(): Promise<boolean> {
+    if (this.target === "sqlite") return !(await this.frozen());
+    return this.phase === null || postgresTakesWrites(this.phase);
+  }
+
+  /** The error of a call held past `freezeWaitMs`, saying which move did not end. */
+  private timedOut(waitedMs: number): FreezeTimeoutError {
+    const limit = `freezeWaitMs (${this.freezeWaitMs} ms)`;
+    if (this.target === "postgres") {
+      return new FreezeTimeoutError(
+        `PostgreSQL stayed frozen for the rollback longer than ${limit}: the rollback neither finished nor was undone; nothing was written`,
+        waitedMs,
+        "postgres",
+      );
+    }
+    if (this.phase === "rolled-back") {
+      return new FreezeTimeoutError(`the rollback committed but SQLite stayed frozen longer than ${limit}; nothing was written`, waitedMs);
+    }
+    return new FreezeTimeoutError(`SQLite stayed frozen for the cutover longer than ${limit} and the cutover did not commit; nothing was written`, waitedMs);
+  }
+
+  /** While a write is held on SQLite: open a PostgreSQL connection ahead, so the first call after the switch does not pay for it. */
   private warm(): void {
-    if (this.warmed || !this.schema) return;
+    if (this.warmed || !this.schema || this.target !== "sqlite") return;
     this.warmed = true;
     void this.postgres()
       .then((db) => db.query("SELECT 1"))
@@ -375,7 +423,7 @@ export class SwitchingDatabase implements Database, Lockable {
       });
   }
 
-  /** Whether SQLite still refuses writes for the cutover. */
+  /** Whether SQLite refuses writes (frozen for the cutover, and after it until a rollback unfreezes it). */
   private async frozen(): Promise<boolean> {
     const r = await this.sqliteDb.query(`SELECT 1 AS f FROM ${quoteIdent(META)} WHERE key = 'sentinel_seq'`);
     return r.length > 0;

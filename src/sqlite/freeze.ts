@@ -163,7 +163,11 @@ export function markerPath(sqlite: string): string {
   return `${sqlite}-sqlite2pg-cutover.json`;
 }
 
-/** The marker file written next to the database when a rollback is done: SQLite holds the data again. */
+/**
+ * The marker file written next to the database when a rollback is done
+ * (JSON: source_id, schema, rolled_back_at): SQLite holds the data again.
+ * The switching database reads it too, before the cutover's marker.
+ */
 export function rollbackMarkerPath(sqlite: string): string {
   return `${sqlite}-sqlite2pg-rollback.json`;
 }
