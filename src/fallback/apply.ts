@@ -42,7 +42,7 @@ import type { ColumnForm } from "./forms.js";
 import { InverseRefused, inverseValue, keepsExisting } from "./inverse.js";
 
 /** Session settings under which every value's text is read: the same whatever the server's defaults. */
-export const PG_TEXT_SETTINGS = [
+const PG_TEXT_SETTINGS = [
   "SET LOCAL DateStyle = 'ISO, YMD'",
   "SET LOCAL TimeZone = 'UTC'",
   "SET LOCAL extra_float_digits = 1",
@@ -66,7 +66,7 @@ export function fallbackTables(plan: MigrationPlan): FallbackTable[] {
     const key = pk && !pk.includes(ROWID_COLUMN) ? pk.map((n) => t.columns.find((c) => c.name === n)) : null;
     return {
       plan: t,
-      key: key && key.every((c): c is ColumnPlan => c !== undefined) ? key : null,
+      key: key?.every((c): c is ColumnPlan => c !== undefined) ? key : null,
       columns: t.columns.filter((c) => c.name !== ROWID_COLUMN && c.source.generated === null),
     };
   });
@@ -81,7 +81,7 @@ export function captureTables(tables: FallbackTable[]): PgCaptureTable[] {
 export type Forms = Record<string, Record<string, ColumnForm>>;
 
 /** A value or a key SQLite cannot hold as PostgreSQL has it: the fallback pauses on it. */
-export function refusedError(table: string, column: string, key: string, reason: string): Sqlite2pgError {
+function refusedError(table: string, column: string, key: string, reason: string): Sqlite2pgError {
   return new Sqlite2pgError("validation", "FALLBACK_VALUE_REFUSED", `fallback paused: ${table}.${column} at ${key}: ${reason}`, {
     context: { table, column, key },
     hint: "the SQLite file cannot hold this value in the form its column uses; change the value in PostgreSQL (the fallback resumes by itself), or `sqlite2pg finish` to end the fallback",
@@ -90,7 +90,7 @@ export function refusedError(table: string, column: string, key: string, reason:
 }
 
 /** A unique conflict in SQLite that a larger batch may resolve. */
-export class ApplyConflict extends Error {
+class ApplyConflict extends Error {
   constructor(
     readonly table: string,
     readonly key: string,
@@ -263,7 +263,10 @@ export class ReverseApplier {
         const t = this.tables.get(ch.table);
         if (!t) continue; // a table no longer replicated: nothing to write
         let w = work.get(ch.table);
-        if (!w) work.set(ch.table, (w = { t, resync: false, keys: new Map(), movedFrom: new Map(), fetched: [], all: [] }));
+        if (!w) {
+          w = { t, resync: false, keys: new Map(), movedFrom: new Map(), fetched: [], all: [] };
+          work.set(ch.table, w);
+        }
         if (ch.op === "T" || !ch.key || !t.key) w.resync = true;
         else w.keys.set(JSON.stringify(ch.key), ch.key);
       }
@@ -384,6 +387,9 @@ export class ReverseApplier {
   private resync(w: TableWork): void {
     const s = this.sql(w.t);
     s.deleteAll.run();
-    w.all.forEach((row, i) => this.insert(w, s, this.values(w, row, null, `row ${i + 1} of the table`), undefined, `row ${i + 1} of the table`));
+    for (const [i, row] of w.all.entries()) {
+      const label = `row ${i + 1} of the table`;
+      this.insert(w, s, this.values(w, row, null, label), undefined, label);
+    }
   }
 }

@@ -52,7 +52,7 @@ import { type Forms, ReverseApplier, captureTables, fallbackTables } from "./app
 import { learnForms } from "./forms.js";
 
 /** The channel of the rollback's commit (payload: JSON with source_id and schema). */
-export const ROLLBACK_CHANNEL = "sqlite2pg_rollback";
+const ROLLBACK_CHANNEL = "sqlite2pg_rollback";
 
 /** A catch-up batch this small means the application's steady trickle: freeze now. */
 const CATCH_UP_RESIDUE = 100;
@@ -97,7 +97,7 @@ export async function installFallbackCapture(c: pg.ClientBase, plan: MigrationPl
 }
 
 /** The columns of each replicated table in PostgreSQL, hashed: a schema change during the fallback changes one. */
-export async function pgFingerprints(c: pg.ClientBase, plan: MigrationPlan): Promise<Record<string, string>> {
+async function pgFingerprints(c: pg.ClientBase, plan: MigrationPlan): Promise<Record<string, string>> {
   const r = await c.query<{ tbl: string; h: string }>(
     `SELECT c.relname AS tbl, md5(string_agg(format('%s:%s:%s', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull), ',' ORDER BY a.attnum)) AS h
        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
