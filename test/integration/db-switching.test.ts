@@ -36,7 +36,8 @@ const SCHEMA = "CREATE TABLE events (id INTEGER PRIMARY KEY, n INTEGER NOT NULL 
 async function source(maxFreezeMs = 20_000) {
   const s = await liveSource(SCHEMA, {
     rows: "WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 200) INSERT INTO events (n, writer) SELECT v, 'seed' FROM s;",
-    options: { pollIntervalMs: 20, batchSize: 500, chunkRows: 1000, cutover: { validate: "counts", maxFreezeMs } },
+    // The forward cutover: the daemon ends at it (--no-fallback); db-switching-rollback.test.ts has the way back.
+    options: { pollIntervalMs: 20, batchSize: 500, chunkRows: 1000, cutover: { validate: "counts", maxFreezeMs, fallback: false } },
   });
   s.db.close();
   const running = s.rep.run();

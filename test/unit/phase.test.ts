@@ -9,7 +9,12 @@ const PERFORMED: [from: Phase, to: Phase, by: string][] = [
   [Phase.streaming, Phase.cutoverCatchUp, "cutover: requested and caught up"],
   [Phase.cutoverCatchUp, Phase.frozen, "cutover: freeze"],
   [Phase.frozen, Phase.cutOver, "cutover: commit"],
-  [Phase.cutOver, Phase.done, "cutover: validated, hook run"],
+  [Phase.cutOver, Phase.done, "cutover: validated, hook run (--no-fallback)"],
+  [Phase.cutOver, Phase.fallback, "cutover: validated, hook run; SQLite follows Postgres"],
+  [Phase.fallback, Phase.done, "finish"],
+  [Phase.fallback, Phase.rollingBack, "rollback: Postgres frozen"],
+  [Phase.rollingBack, Phase.rolledBack, "rollback: drained, validated, committed"],
+  [Phase.rollingBack, Phase.fallback, "rollback undone: --max-freeze, a difference found"],
   [Phase.frozen, Phase.streaming, "cutover: --max-freeze abort; unfreeze; schema change during the freeze"],
   [Phase.streaming, Phase.streaming, "cutover: --max-freeze abort before the freeze was recorded"],
   [Phase.cutoverCatchUp, Phase.streaming, "unfreeze; schema change during the cutover"],
@@ -17,7 +22,19 @@ const PERFORMED: [from: Phase, to: Phase, by: string][] = [
 
 describe("the phase machine", () => {
   it("names every phase once, as stored", () => {
-    expect(PHASES).toEqual(["new", "snapshot", "catch-up", "streaming", "cutover-catch-up", "frozen", "cut-over", "done"]);
+    expect(PHASES).toEqual([
+      "new",
+      "snapshot",
+      "catch-up",
+      "streaming",
+      "cutover-catch-up",
+      "frozen",
+      "cut-over",
+      "fallback",
+      "rolling-back",
+      "rolled-back",
+      "done",
+    ]);
     expect(Object.keys(TRANSITIONS).sort()).toEqual([...PHASES].sort());
     for (const p of PHASES) expect(isPhase(p)).toBe(true);
     expect(isPhase("cutover")).toBe(false);
@@ -44,9 +61,12 @@ describe("the phase machine", () => {
     expect(isAllowed(Phase.snapshot, Phase.streaming)).toBe(false); // keys first
     expect(isAllowed(Phase.new, Phase.catchUp)).toBe(false);
     for (const p of PHASES) expect(isAllowed(p, Phase.new)).toBe(false); // only `init` creates a state in `new`
+    expect(isAllowed(Phase.done, Phase.rollingBack)).toBe(false); // finished: SQLite no longer follows, no way back without loss
+    expect(isAllowed(Phase.cutOver, Phase.rollingBack)).toBe(false); // the fallback first
+    expect(isAllowed(Phase.rolledBack, Phase.fallback)).toBe(false); // the application writes to SQLite again
   });
 
-  it("starts over only before a cutover is under way", () => {
-    expect([...RESTARTABLE].sort()).toEqual([Phase.catchUp, Phase.new, Phase.snapshot, Phase.streaming].sort());
+  it("starts over only before a cutover is under way, or after it was rolled back", () => {
+    expect([...RESTARTABLE].sort()).toEqual([Phase.catchUp, Phase.new, Phase.snapshot, Phase.streaming, Phase.rolledBack].sort());
   });
 });

@@ -58,6 +58,8 @@ const SAMPLES: Record<string, [unknown, string]> = {
   validate: ["counts", "counts"],
   onCutover: ["systemctl restart app", "systemctl restart app"],
   cutover: [true, "true"],
+  fallback: [false, "false"],
+  onRollback: ["systemctl restart app", "systemctl restart app"],
   listen: ["0.0.0.0:9187", "0.0.0.0:9187"],
 };
 
