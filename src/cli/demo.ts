@@ -78,6 +78,7 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
     const running = rep.run();
     const started = Date.now();
     let cutoverAsked = false;
+    let fallbackSince = 0;
     const tty = Boolean(process.stdout.isTTY);
     for (;;) {
       const st = rep.live(); // the daemon runs in this process: its own numbers, no connection per refresh
@@ -89,7 +90,17 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
         await rep.requestCutover();
         cutoverAsked = true;
       }
-      if (st.phase === Phase.cutOver || st.phase === Phase.done) onPostgres = true;
+      if (st.phase === Phase.cutOver || st.phase === Phase.fallback || st.phase === Phase.done) onPostgres = true;
+      if (st.phase === Phase.fallback && !fallbackSince) {
+        fallbackSince = Date.now();
+        process.stdout.write(tty ? "\n" : "");
+        say("6. fallback: the application writes to Postgres; the daemon applies each write back to SQLite, the way back (`sqlite2pg rollback`)");
+      }
+      if (fallbackSince && fallbackSince !== -1 && Date.now() - fallbackSince > 2000) {
+        // The demo keeps Postgres: `sqlite2pg finish` ends the fallback.
+        await rep.requestFallbackEnd("finish");
+        fallbackSince = -1;
+      }
       if (st.phase === Phase.done) break;
       await sleep(tty ? 250 : 1000);
     }
@@ -98,10 +109,10 @@ export async function demoCommand(flags: { dir: string; rows: number; seconds: n
     writing = false;
     await writer;
     process.stdout.write(tty ? "\n" : "");
-    const s = (await c.query("SELECT freeze_ms, validation FROM sqlite2pg.state WHERE source_id = $1", [id])).rows[0];
+    const s = (await c.query("SELECT freeze_ms, validation, fallback_applied FROM sqlite2pg.state WHERE source_id = $1", [id])).rows[0];
     const v = s.validation as { ok: boolean; tables: { table: string; pg_rows: number; sqlite_rows: number; digest: string }[] };
     say(
-      `6. done: SQLite froze for ${Number(s.freeze_ms).toFixed(1)} ms; ${counts.refused} write(s) refused meanwhile with the freeze message, then the application wrote ${counts.postgres} to Postgres.`,
+      `7. done: SQLite froze for ${Number(s.freeze_ms).toFixed(1)} ms; ${counts.refused} write(s) refused meanwhile with the freeze message, then the application wrote ${counts.postgres} to Postgres; ${s.fallback_applied} change(s) followed back into SQLite until \`finish\`.`,
     );
     say(`   validation (row checksums): ${v.ok ? "Postgres held exactly what SQLite held" : "DIFFERENCES FOUND"}`);
     for (const t of v.tables) say(`     shop.${t.table}: ${t.pg_rows} rows at the cutover`);

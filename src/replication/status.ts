@@ -42,6 +42,9 @@ export interface StatusReport {
     /** The --on-cutover command: null (none run), running, ok, failed; with its exit status. */
     hook: { status: string; exit: number | null } | null;
   };
+  /** After the cutover (phases fallback, rolling-back): changes made in PostgreSQL not yet in SQLite, and the oldest one's age in seconds; null otherwise. */
+  fallback_lag_changes: number | null;
+  fallback_lag_seconds: number | null;
   /** After the cutover: the way back (null before it). */
   fallback: {
     /** Changes made in PostgreSQL not yet applied to SQLite, and the age of the oldest (seconds). */
@@ -124,6 +127,12 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
         validation: s.state.validation,
         hook: s.state.hookStatus ? { status: s.state.hookStatus, exit: s.state.hookExit } : null,
       },
+      fallback_lag_changes: ([Phase.fallback, Phase.rollingBack] as Phase[]).includes(s.state.phase) ? s.lag.n : null,
+      fallback_lag_seconds: ([Phase.fallback, Phase.rollingBack] as Phase[]).includes(s.state.phase)
+        ? s.lag.n === 0
+          ? 0
+          : +Math.max(0, s.lag.s).toFixed(3)
+        : null,
       fallback: ([Phase.fallback, Phase.rollingBack, Phase.rolledBack] as Phase[]).includes(s.state.phase)
         ? {
             lag_changes: s.lag.n,
