@@ -32,6 +32,8 @@ async function daemonMetrics(): Promise<Record<string, { type: string; labels: s
     snapshot: [{ table: "users", rows: 5, total: 10, done: false }],
     seconds_since_progress: 0.1,
     frozen_at: null,
+    fallback_lag_changes: 3,
+    fallback_lag_seconds: 0.2,
   });
   const out: Record<string, { type: string; labels: string[] }> = {};
   for (const f of await m.registry.getMetricsAsJSON()) {
@@ -304,6 +306,7 @@ describe("monitoring/alerts.yml", () => {
       "Sqlite2pgNotScraped",
       "Sqlite2pgNoActiveDaemon",
       "Sqlite2pgLagHigh",
+      "Sqlite2pgFallbackLagHigh",
       "Sqlite2pgApplyFailing",
       "Sqlite2pgSnapshotStalled",
       "Sqlite2pgErrors",
