@@ -313,6 +313,8 @@ export class Fallback {
         await this.h.reload();
         return "retry";
       }
+      // All the tables' locks in one statement (in one order), then the triggers: the wait for writers happens here.
+      await c.query(`LOCK TABLE ${plan.tables.map((t) => qualified(plan.schema, t.name)).join(", ")} IN SHARE ROW EXCLUSIVE MODE`);
       await freezePg(
         c,
         plan.schema,
@@ -323,7 +325,9 @@ export class Fallback {
       await c.query("COMMIT");
     } catch (e) {
       await c.query("ROLLBACK").catch(() => undefined);
-      if ((e as { code?: string }).code !== "55P03") throw e;
+      const code = (e as { code?: string }).code;
+      if (code === "40P01") return this.retryLater("a deadlock with an application transaction while freezing PostgreSQL", frozenAt, false);
+      if (code !== "55P03") throw e;
       return this.retryLater(`PostgreSQL's tables stayed locked by the application's transactions for --max-freeze (${maxFreeze} ms)`, frozenAt, false);
     }
     await this.h.reload();

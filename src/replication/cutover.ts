@@ -461,7 +461,8 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
   // interrupted hook runs it again (the command given now, else the one
   // recorded).
   const hook = opts.onCutover ?? state.hookCommand ?? undefined;
-  if (hook) {
+  // Once it succeeded, a restart before the next phase does not run it again.
+  if (hook && !(stored && !snapshotClient && state.hookStatus === "ok")) {
     await h
       .client()
       .query("UPDATE sqlite2pg.state SET hook_command = $2, hook_status = 'running', hook_exit = NULL, hook_at = now() WHERE source_id = $1", [

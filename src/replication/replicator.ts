@@ -737,7 +737,9 @@ export class Replicator {
   private async fallbackTurn(): Promise<"applied" | "idle" | "retry" | "exit"> {
     this.checkFile();
     this.fallback ??= new Fallback(this.fallbackHost(), this.fallbackOptions());
-    await this.reload();
+    // The state without the plan (it does not change after the cutover): one small read per turn.
+    const st = await loadState(this.client!, this.sourceId, false);
+    if (st) this.state = { ...st, plan: this.current.plan };
     const turn = await this.fallback.turn();
     this.markProgress();
     return turn;

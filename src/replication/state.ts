@@ -253,7 +253,7 @@ export async function loadState(c: pg.ClientBase, sourceId: string, withPlan = t
 
 async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean): Promise<ReplicationState | null> {
   const r = await c.query(
-    `SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command, fallback_fingerprint, fallback_applied, finish_requested_at, rollback_requested_at, rollback_validate, rollback_frozen_at, rollback_freeze_ms, rolled_back_at, rollback_validation, rollback_hook_command, rollback_hook_status, rollback_hook_exit"} FROM sqlite2pg.state WHERE source_id = $1`,
+    `SELECT ${withPlan ? "*, plan::text AS plan_text" : "source_id, sqlite_path, target_schema, preserve_case, phase, snapshot_seq, applied_seq, applied_token, changes_applied, apply_rate, schema_version, schema_fingerprint, last_error, last_error_at, applied_at, updated_at, cutover_requested_at, sentinel_seq, frozen_at, cutover_at, freeze_ms, validation, daemon_pid, daemon_host, daemon_start, hook_status, hook_exit, hook_command, fallback_forms, fallback_fingerprint, fallback_applied, finish_requested_at, rollback_requested_at, rollback_validate, rollback_frozen_at, rollback_freeze_ms, rolled_back_at, rollback_validation, rollback_hook_command, rollback_hook_status, rollback_hook_exit"} FROM sqlite2pg.state WHERE source_id = $1`,
     [sourceId],
   );
   if (r.rowCount === 0) return null;

@@ -226,6 +226,8 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
 /** Remove every sqlite2pg trigger and table from the file: the database is as it was. */
 export function uninstallCapture(db: BetterSqlite3.Database): { triggers: number; tables: number } {
   const tx = db.transaction(() => {
+    // The application's triggers the fallback set aside go back first: they are kept in the table dropped below.
+    restoreSetAsideTriggers(db);
     // Only the triggers this project made: a user's trigger is never removed, whatever its name.
     const triggers = (
       db.prepare("SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string; tbl: string; sql: string | null }[]
@@ -236,6 +238,25 @@ export function uninstallCapture(db: BetterSqlite3.Database): { triggers: number
     return { triggers: triggers.length, tables: tables.length };
   });
   return tx.immediate();
+}
+
+/** The triggers the fallback set aside (name and SQL), kept in the metadata table. */
+export function setAsideList(db: BetterSqlite3.Database): { name: string; sql: string }[] {
+  const has = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(META);
+  if (!has) return [];
+  const r = db.prepare(`SELECT value FROM ${META} WHERE key = 'set_aside_triggers'`).get() as { value: string } | undefined;
+  return r ? (JSON.parse(r.value) as { name: string; sql: string }[]) : [];
+}
+
+/** Put back the triggers the fallback set aside, inside the caller's transaction; returns their names. */
+export function restoreSetAsideTriggers(db: BetterSqlite3.Database): string[] {
+  const kept = setAsideList(db);
+  if (!kept.length) return [];
+  const present = new Set((db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name));
+  for (const k of kept) if (!present.has(k.name)) db.exec(k.sql);
+  db.prepare(`DELETE FROM ${META} WHERE key = 'set_aside_triggers'`).run();
+  noteOwnSchemaChange(db);
+  return kept.map((k) => k.name);
 }
 
 /** Whether capture is installed, and its source id. */

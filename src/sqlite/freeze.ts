@@ -2,7 +2,7 @@ import type BetterSqlite3 from "better-sqlite3";
 import { readFileSync } from "node:fs";
 import { quoteIdent } from "../ident.js";
 import { isOwnTrigger } from "./schema.js";
-import { CHANGES, META, noteOwnSchemaChange, render, SENTINEL_TABLE } from "./capture.js";
+import { CHANGES, META, noteOwnSchemaChange, render, restoreSetAsideTriggers, SENTINEL_TABLE, setAsideList } from "./capture.js";
 
 function names(table: string) {
   return { fins: `_sqlite2pg_fins_${table}`, fupd: `_sqlite2pg_fupd_${table}`, fdel: `_sqlite2pg_fdel_${table}` };
@@ -128,24 +128,12 @@ export function freezeForFallback(db: BetterSqlite3.Database, tables: string[]):
   return withWriteWait(db, () => tx.immediate());
 }
 
-function setAsideList(db: BetterSqlite3.Database): { name: string; sql: string }[] {
-  const r = db.prepare(`SELECT value FROM ${META} WHERE key = 'set_aside_triggers'`).get() as { value: string } | undefined;
-  return r ? (JSON.parse(r.value) as { name: string; sql: string }[]) : [];
-}
-
 /**
  * Put back the triggers {@link freezeForFallback} set aside, inside the
  * caller's transaction (the rollback's unfreeze, `finish`). Returns their
  * names.
  */
-export function restoreTriggers(db: BetterSqlite3.Database): string[] {
-  const kept = setAsideList(db);
-  const present = new Set((db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name));
-  for (const k of kept) if (!present.has(k.name)) db.exec(k.sql);
-  db.prepare(`DELETE FROM ${META} WHERE key = 'set_aside_triggers'`).run();
-  if (kept.length) noteOwnSchemaChange(db);
-  return kept.map((k) => k.name);
-}
+export const restoreTriggers = restoreSetAsideTriggers;
 
 /** Run `f` waiting up to 10 s for the application's write lock, whatever the connection's own setting. */
 export function withWriteWait<T>(db: BetterSqlite3.Database, f: () => T): T {

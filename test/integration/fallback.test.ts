@@ -10,6 +10,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { FROZEN_MESSAGE, ROLLBACK_FROZEN_MESSAGE } from "../../src/db/frozen.js";
 import { markerPath, rollbackMarkerPath } from "../../src/sqlite/freeze.js";
+import { uninstallCapture } from "../../src/sqlite/capture.js";
 import { compareDatabases } from "../helpers/compare.js";
 import { cleanup } from "../helpers/db.js";
 import { liveSource, stopReplicators } from "../helpers/source.js";
@@ -197,5 +198,28 @@ describe("fallback", () => {
     expect(() => app.prepare("DELETE FROM kv").run()).toThrow(FROZEN_MESSAGE);
     expect(app.prepare("SELECT name FROM sqlite_schema WHERE name = 'users_audit'").get()).toEqual({ name: "users_audit" });
     app.close();
+  });
+
+  it("uninstall during the fallback puts the application's triggers back", async () => {
+    const s = await cutOver();
+    s.db.close();
+    const db = new Database(s.path);
+    try {
+      uninstallCapture(db);
+      expect(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").all()).toEqual([{ name: "users_audit" }]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("--no-fallback: the cutover ends in done, with no capture in PostgreSQL", async () => {
+    const s = await liveSource(SCHEMA, { rows: ROWS, options: { cutover: { validate: "counts", fallback: false } } });
+    await s.rep.syncOnce();
+    expect(await s.rep.cutoverNow()).toBe(0);
+    expect(s.rep.current.phase).toBe("done");
+    const r = await s.client.query(
+      "SELECT to_regclass('sqlite2pg.pg_changes') AS t, (SELECT count(*)::int FROM pg_trigger WHERE tgname LIKE '_sqlite2pg%') AS n",
+    );
+    expect(r.rows[0]).toEqual({ t: null, n: 0 });
   });
 });
