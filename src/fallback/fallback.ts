@@ -163,14 +163,19 @@ export class Fallback {
   }
 
   private reverse(): ReverseApplier {
+    if (this.applier) return this.applier;
     const forms = (this.h.state().fallback.forms ?? {}) as Forms;
-    this.applier ??= new ReverseApplier(this.h.writer(), this.h.plan(), forms);
+    // A batch's changes are deleted in PostgreSQL once its SQLite commit returns: that commit must survive
+    // a power loss too, not only a crash of this process (WAL's NORMAL syncs at checkpoints only).
+    this.h.writer().pragma("synchronous = FULL");
+    this.applier = new ReverseApplier(this.h.writer(), this.h.plan(), forms);
     return this.applier;
   }
 
   /** The file or the connections were opened again: prepared statements are per connection. */
   reset(): void {
     this.applier = null;
+    this.prepared = false;
   }
 
   /** One turn: whatever the phase and the requests call for. */
