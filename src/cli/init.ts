@@ -1,10 +1,11 @@
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, rmSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { type Sqlite2pgError, sourceError, usageError, internalError } from "../errors.js";
 import { buildPlan } from "../plan/plan.js";
 import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/capture.js";
+import { rollbackMarkerPath } from "../sqlite/freeze.js";
 import { openSource } from "../sqlite/open.js";
 import { readSchema } from "../sqlite/schema.js";
 import { quoteIdent } from "../ident.js";
@@ -107,7 +108,7 @@ export async function initCommand(flags: InitFlags): Promise<void> {
     if (state && cfg.dropExisting) {
       // Start over: the way back from a file replaced under the daemon (a
       // backup restored over it), or from a replica one no longer trusts.
-      if (state.phase === Phase.cutOver || state.phase === Phase.done) {
+      if (state.phase === Phase.cutOver || state.phase === Phase.done || state.phase === Phase.fallback || state.phase === Phase.rollingBack) {
         throw usageError(
           "ALREADY_CUT_OVER",
           `this source was cut over to schema ${state.targetSchema}: the application writes there now, so --drop-existing will not drop it`,
@@ -126,6 +127,8 @@ export async function initCommand(flags: InitFlags): Promise<void> {
       }
       await dropState(c, sourceId); // its snapshot progress goes with it; only from a phase that may start over
       state = null;
+      // A later attempt after a rollback: the old rollback marker would name this source id still.
+      rmSync(rollbackMarkerPath(path), { force: true });
     }
     if (!state) {
       const n = await countRelations(c, cfg.schema); // a sequence counts too, as for migrate

@@ -28,14 +28,14 @@
  * bottom is how one checks that a crash at any line converges.
  */
 import type BetterSqlite3 from "better-sqlite3";
-import { renameSync, writeFileSync } from "node:fs";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import type pg from "pg";
 import { Sqlite2pgError, sourceError, validationError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import { quoteIdent, qualified } from "../ident.js";
 import type { ChangelogReader } from "../sqlite/capture.js";
-import { freeze, freezeInfo, markerPath, unfreeze, unfrozenTables } from "../sqlite/freeze.js";
+import { freeze, freezeInfo, markerPath, rollbackMarkerPath, unfreeze, unfrozenTables } from "../sqlite/freeze.js";
 import { connectPg, redactUrl } from "../postgres/pg.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { setSequences } from "../postgres/sequences.js";
@@ -454,6 +454,7 @@ async function finish(h: CutoverHost, opts: CutoverOptions, snapshotClient: pg.C
   };
   writeFileSync(path + ".tmp", JSON.stringify(marker, null, 2) + "\n");
   renameSync(path + ".tmp", path);
+  rmSync(rollbackMarkerPath(h.sqlitePath), { force: true }); // an earlier attempt's way back is over
   // The validation is recorded before the hook runs: a restart keeps it.
   await h.client().query("UPDATE sqlite2pg.state SET validation = $2::jsonb, updated_at = now() WHERE source_id = $1", [h.sourceId, JSON.stringify(result)]);
   // The hook runs at least once, to success: its outcome is recorded, and
