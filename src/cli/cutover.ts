@@ -25,6 +25,9 @@ function sourceIdOf(sqlite: string): string {
   }
 }
 
+/** The phases in which the cutover is over: validated, marker written, hook run (the fallback and what follows it, or done). */
+const CUTOVER_OVER: readonly Phase[] = [Phase.fallback, Phase.rollingBack, Phase.rolledBack, Phase.done];
+
 /**
  * `sqlite2pg cutover`: record the request in the state and NOTIFY the
  * daemon (it acts on it at its next safe point, even after a restart, and
@@ -64,10 +67,17 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
           hint: "fix the command and start `sqlite2pg run` again: it runs the command again, and the job is done once it succeeds",
         });
       }
-      if (s?.phase === Phase.done) {
+      // Done, or (the default) following PostgreSQL in the fallback: the cutover is over either way.
+      if (s && CUTOVER_OVER.includes(s.phase)) {
         const v = s.validation as { ok: boolean; mode: string } | null;
         const hook = s.hookStatus === "ok" ? "; --on-cutover command succeeded" : "";
-        process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}${hook}.\n`);
+        const back =
+          s.phase === Phase.done
+            ? ""
+            : s.phase === Phase.fallback
+              ? "; SQLite follows PostgreSQL until `sqlite2pg finish` or `sqlite2pg rollback`"
+              : `; rolled back since (phase ${s.phase})`;
+        process.stdout.write(`Cut over: freeze ${s.freezeMs?.toFixed(1)} ms; validation (${v?.mode}): ${v?.ok ? "equal" : "DIFFERS"}${hook}${back}.\n`);
         if (v && !v.ok) throw validationError("CUTOVER_VALIDATION", "the cutover's validation found differences", { hint: "run `sqlite2pg validate --full`" });
         return;
       }
