@@ -38,8 +38,12 @@ export async function daemonRunning(c: pg.ClientBase, sourceId: string): Promise
  */
 export class SourceLock {
   private client: pg.Client | null = null;
-  /** The lock's connection ended: not held any more. */
-  lost = false;
+  /**
+   * The lock is not held: not taken yet, a {@link take} that failed half
+   * way (the server unreachable while it is restarted), or its connection
+   * ended since.
+   */
+  lost = true;
 
   constructor(
     private readonly pgUrl: string | undefined,
@@ -52,11 +56,15 @@ export class SourceLock {
 
   /** Take the lock (again), waiting as a standby while another daemon holds it. */
   async take(): Promise<void> {
+    // Held only once all of this succeeded: a failure on the way leaves
+    // `lost` true, so the daemon tries again instead of applying unlocked.
+    this.lost = true;
     await this.client?.end().catch(() => undefined);
     const lock = await connectPg(this.pgUrl, "sqlite2pg lock");
     this.client = lock;
-    this.lost = false;
+    let ended = false;
     const lost = () => {
+      ended = true;
       if (this.client === lock) this.lost = true;
     };
     lock.on("error", lost);
@@ -72,6 +80,7 @@ export class SourceLock {
       if (m.payload === this.sourceId) this.onNotify();
     });
     await lock.query(`LISTEN ${quoteIdent(STATE_CHANNEL)}`);
+    if (!ended && this.client === lock) this.lost = false;
   }
 
   /** Release the lock (its connection ends). */
