@@ -522,6 +522,8 @@ export class Replicator {
           this.applier = null;
         }
         if (!this.client) await this.reconnectIfNeeded(new Error("no connection"));
+        // Still none (the server is down): say so, rather than fail on a missing connection further in.
+        if (!this.client) throw targetError("PG_RECONNECTING", "no connection to PostgreSQL: reconnecting", { retryable: true });
         if (FALLBACK_PHASES.includes(this.current.phase)) {
           // After the cutover: SQLite follows PostgreSQL until `finish` or `rollback`.
           const turn = await this.fallbackTurn();
