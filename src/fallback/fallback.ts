@@ -318,8 +318,8 @@ export class Fallback {
         await this.h.reload();
         return "retry";
       }
-      // All the tables' locks in one statement (in one order), then the triggers: the wait for writers happens here.
-      await c.query(`LOCK TABLE ${plan.tables.map((t) => qualified(plan.schema, t.name)).join(", ")} IN SHARE ROW EXCLUSIVE MODE`);
+      // freezePg takes every table's lock first, in a way that does not deadlock with the application's
+      // transactions: the wait for writers happens there.
       await freezePg(
         c,
         plan.schema,
@@ -331,6 +331,7 @@ export class Fallback {
     } catch (e) {
       await c.query("ROLLBACK").catch(() => undefined);
       const code = (e as { code?: string }).code;
+      // Should a deadlock happen all the same, the attempt is simply made again later.
       if (code === "40P01") return this.retryLater("a deadlock with an application transaction while freezing PostgreSQL", frozenAt, false);
       if (code !== "55P03") throw e;
       return this.retryLater(`PostgreSQL's tables stayed locked by the application's transactions for --max-freeze (${maxFreeze} ms)`, frozenAt, false);

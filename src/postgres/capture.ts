@@ -50,6 +50,7 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import { qualified, quoteIdent, quoteLiteral } from "../ident.js";
+import { lockTables } from "./table-locks.js";
 
 /**
  * A table to capture: its name in the target schema and its key columns
@@ -189,6 +190,16 @@ export async function installPgCapture(c: pg.ClientBase, schema: string, tables:
  * (another schema's capture keeps them). Idempotent; opens no transaction.
  */
 export async function uninstallPgCapture(c: pg.ClientBase, schema: string, tables: PgCaptureTable[]): Promise<void> {
+  // Dropping a trigger takes its table's strongest lock while the application may be writing to
+  // several of them in one transaction: every lock first, in an order that cannot deadlock with it.
+  const present = await c.query<{ t: string }>("SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL", [
+    tables.map((t) => qualified(schema, t.name)),
+  ]);
+  await lockTables(
+    c,
+    present.rows.map((r) => r.t),
+    "ACCESS EXCLUSIVE",
+  );
   for (const t of tables) {
     const exists = await c.query("SELECT to_regclass($1) IS NOT NULL AS e", [qualified(schema, t.name)]);
     if (exists.rows[0].e) {

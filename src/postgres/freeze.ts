@@ -9,7 +9,10 @@
  * EXCLUSIVE lock on its table, which waits for every transaction that wrote
  * to it: once the installing transaction commits, every write that ever
  * reached these tables is committed (and captured), and none can follow.
- * The caller bounds that wait with its own `lock_timeout`.
+ * Every table's lock is taken before any trigger is made, by
+ * {@link lockTables}, so the wait never deadlocks with an application
+ * transaction that writes to several of them. The caller bounds that wait
+ * with its own `lock_timeout`.
  *
  * The function is SECURITY DEFINER with a fixed search_path, like the
  * capture's; it only raises.
@@ -17,6 +20,7 @@
 import type pg from "pg";
 import { ROLLBACK_FROZEN_MESSAGE } from "../db/frozen.js";
 import { qualified, quoteIdent, quoteLiteral } from "../ident.js";
+import { lockTables } from "./table-locks.js";
 
 const ROW_TRIGGER = "_sqlite2pg_frozen";
 const TRUNCATE_TRIGGER = "_sqlite2pg_frozen_truncate";
@@ -34,13 +38,23 @@ END`;
  */
 export async function freezePg(c: pg.ClientBase, schema: string, tables: readonly string[]): Promise<void> {
   await c.query("CREATE SCHEMA IF NOT EXISTS sqlite2pg");
+  // Every table's lock first, taken so as never to deadlock with the application; a freeze
+  // trigger left in place (a repeated call) is dropped, which takes the stronger lock.
+  const frozen = await frozenPgTables(c, schema, tables);
+  await lockTables(
+    c,
+    tables.map((t) => qualified(schema, t)),
+    frozen.length ? "ACCESS EXCLUSIVE" : "SHARE ROW EXCLUSIVE",
+  );
   await c.query(
     `CREATE OR REPLACE FUNCTION ${FUNCTION}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${quoteLiteral(BODY)}`,
   );
   for (const t of tables) {
     const table = qualified(schema, t);
-    await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
-    await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
+    if (frozen.includes(t)) {
+      await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
+      await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
+    }
     await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} BEFORE INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${FUNCTION}()`);
     await c.query(`CREATE TRIGGER ${quoteIdent(TRUNCATE_TRIGGER)} BEFORE TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION ${FUNCTION}()`);
   }
@@ -48,13 +62,28 @@ export async function freezePg(c: pg.ClientBase, schema: string, tables: readonl
 
 /** Unfreeze `tables` of `schema` (the rollback undone): drop the triggers. Idempotent; opens no transaction. */
 export async function unfreezePg(c: pg.ClientBase, schema: string, tables: readonly string[]): Promise<void> {
-  for (const t of tables) {
-    const exists = await c.query("SELECT to_regclass($1) IS NOT NULL AS e", [qualified(schema, t)]);
-    if (!exists.rows[0].e) continue;
+  const frozen = await frozenPgTables(c, schema, tables);
+  await lockTables(
+    c,
+    frozen.map((t) => qualified(schema, t)),
+    "ACCESS EXCLUSIVE",
+  );
+  for (const t of frozen) {
     const table = qualified(schema, t);
     await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
     await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
   }
+}
+
+/** The tables among `tables` of `schema` that have a freeze trigger of either kind. */
+async function frozenPgTables(c: pg.ClientBase, schema: string, tables: readonly string[]): Promise<string[]> {
+  const r = await c.query<{ tbl: string }>(
+    `SELECT DISTINCT c.relname AS tbl FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND g.tgname = ANY($2::name[])`,
+    [schema, [ROW_TRIGGER, TRUNCATE_TRIGGER]],
+  );
+  const have = new Set(r.rows.map((x) => x.tbl));
+  return tables.filter((t) => have.has(t));
 }
 
 /** The tables among `tables` of `schema` that lack a freeze trigger (DDL can drop one). */
