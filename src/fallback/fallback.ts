@@ -182,7 +182,11 @@ export class Fallback {
   async turn(): Promise<FallbackTurn> {
     const phase = this.h.state().phase;
     if (phase === Phase.rolledBack) return this.completeRollback(null);
-    if (phase === Phase.rollingBack) return this.drainAndCommit();
+    if (phase === Phase.rollingBack) {
+      // Resumed (a restart, or a turn that failed): an attempt of its own, numbered and backed off as one.
+      this.attempts++;
+      return this.drainAndCommit();
+    }
     if (!this.prepared) {
       // Idempotent: a trigger the application's tools put back while no daemon ran is set aside again.
       freezeForFallback(
