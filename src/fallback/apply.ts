@@ -36,6 +36,7 @@ import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/model.js";
 import { renderKey } from "../plan/model.js";
 import { ackPgChanges, type PgCaptureTable, type PgChange, readPgChanges } from "../postgres/capture.js";
+import { crashPoint } from "../observe/crash-points.js";
 import { META } from "../sqlite/capture.js";
 import { FALLBACK_APPLY_KEY, withWriteWait } from "../sqlite/freeze.js";
 import type { ColumnForm } from "./forms.js";
@@ -289,6 +290,8 @@ export class ReverseApplier {
     this.lastDrained = changes.length < limit;
     if (changes.length === 0) return { changes: 0, drained: true };
     this.writeSqlite([...work.values()]);
+    // A crash here applies the batch again after a restart: by key, from the current rows, so it lands the same.
+    crashPoint("fallback-applied");
     await ackPgChanges(
       c,
       changes.map((x) => x.id),

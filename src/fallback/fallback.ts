@@ -215,7 +215,6 @@ export class Fallback {
     const t0 = performance.now();
     const r = await this.reverse().applyBatch(this.h.client(), this.opts.batchSize ?? 10_000);
     if (r.changes > 0) {
-      crashPoint("fallback-applied");
       this.h.applied?.(r.changes, (performance.now() - t0) / 1000);
       await this.h
         .client()
