@@ -48,7 +48,7 @@ import { validate, type ValidationReport } from "../validate/validate.js";
 import { runHook } from "../replication/hook.js";
 import { NOW, Phase, transition } from "../replication/phase.js";
 import { notifyState, type ReplicationState } from "../replication/state.js";
-import { type Forms, ReverseApplier, captureTables, fallbackTables } from "./apply.js";
+import { type BatchResult, type Forms, ReverseApplier, captureTables, fallbackTables } from "./apply.js";
 import { learnForms } from "./forms.js";
 
 /** The channel of the rollback's commit (payload: JSON with source_id and schema). */
@@ -212,6 +212,11 @@ export class Fallback {
 
   /** Apply one batch; returns the number of changes. */
   private async applyOnce(): Promise<number> {
+    return (await this.applyCounted()).changes;
+  }
+
+  /** Apply one batch and count it (the metrics, `fallback_applied`). */
+  private async applyCounted(): Promise<BatchResult> {
     const t0 = performance.now();
     const r = await this.reverse().applyBatch(this.h.client(), this.opts.batchSize ?? 10_000);
     if (r.changes > 0) {
@@ -223,7 +228,7 @@ export class Fallback {
           r.changes,
         ]);
     }
-    return r.changes;
+    return r;
   }
 
   /** Measure the fallback's lag (at most every second unless forced). */
@@ -270,12 +275,10 @@ export class Fallback {
     const log = this.log;
     await this.checkSchema().catch((e: Error) => log.warn({ err: e.message }, "finishing with a schema change in PostgreSQL: SQLite keeps what it has"));
     for (let i = 0; i < 100 && !this.h.stopping(); i++) {
-      const r = await this.reverse()
-        .applyBatch(this.h.client(), this.opts.batchSize ?? 10_000)
-        .catch((e: Error) => {
-          log.warn({ err: e.message }, "finishing without the last changes: SQLite keeps what it has");
-          return { changes: 0, drained: true };
-        });
+      const r = await this.applyCounted().catch((e: Error) => {
+        log.warn({ err: e.message }, "finishing without the last changes: SQLite keeps what it has");
+        return { changes: 0, drained: true };
+      });
       if (r.drained) break;
     }
     const db = this.h.writer();

@@ -136,6 +136,8 @@ describe("kill -9 on the way back", () => {
       await expectEqual(s);
       if (request === "rollback") await expectRolledBack(s);
       else expect(await pendingInPg(s.client)).toBeNull();
+      // Every change applied is counted, those `finish` itself applied too.
+      expect(Number((await s.client.query("SELECT fallback_applied AS n FROM sqlite2pg.state")).rows[0].n)).toBeGreaterThan(0);
     });
   }
 
