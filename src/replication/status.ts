@@ -93,9 +93,12 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       return { state, progress: await loadProgress(c, sourceId), running: await daemonRunning(c, sourceId), lag };
     });
     const applied = s.state.appliedSeq;
+    // Rolled back: the changelog started over when SQLite took writes again (the application's new
+    // changes, for a later attempt); the forward position of this attempt no longer describes it.
+    const startedOver = s.state.phase === Phase.rolledBack;
     let fileProblem: string | null = null;
     try {
-      cl.snapshot(() => cl.verifyCheckpoint(sourceId, applied, s.state.appliedToken));
+      if (!startedOver) cl.snapshot(() => cl.verifyCheckpoint(sourceId, applied, s.state.appliedToken));
     } catch (e) {
       fileProblem = (e as Error).message;
     }
@@ -108,8 +111,8 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       snapshot: s.progress.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })),
       newest_seq: newest,
       applied_seq: applied,
-      lag_changes: Math.max(0, newest - applied),
-      lag_seconds: +lagSecondsAt(applied).toFixed(3),
+      lag_changes: startedOver ? 0 : Math.max(0, newest - applied),
+      lag_seconds: startedOver ? 0 : +lagSecondsAt(applied).toFixed(3),
       changes_applied: s.state.changesApplied,
       apply_rate: s.state.applyRate === null ? null : Math.round(s.state.applyRate),
       applied_at: s.state.appliedAt?.toISOString() ?? null,
