@@ -42,6 +42,20 @@ export async function cutoverCommand(flags: { sqlite?: string; pg?: string; conf
   const sourceId = sourceIdOf(sqlite);
   const timeout = flags.timeout ?? 600;
   await withPg(cfg.pg, async (c) => {
+    // After a rollback no daemon acts on a request any more: this attempt is over.
+    const was = (await loadState(c, sourceId, false))?.phase;
+    if (was === Phase.rollingBack || was === Phase.rolledBack) {
+      throw usageError(
+        "ROLLED_BACK",
+        was === Phase.rolledBack
+          ? "this source was rolled back to SQLite: the migration it cut over is over, and a cutover request would never be carried out"
+          : "a rollback to SQLite is under way: there is nothing to cut over",
+        {
+          context: { phase: was },
+          hint: "to migrate again, start a later attempt: `sqlite2pg init --drop-existing`, `sqlite2pg run`, then `sqlite2pg cutover`",
+        },
+      );
+    }
     const phase = await requestCutoverInState(c, sourceId);
     if (phase === null) throw usageError("NO_STATE", `no replication state for source ${sourceId}`, { hint: "run `sqlite2pg init` and `sqlite2pg run` first" });
     // No signal: the request is in the state and the NOTIFY of that change

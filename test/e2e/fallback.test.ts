@@ -214,6 +214,9 @@ describe("the fallback with real processes", () => {
     // A later attempt: the application writes to SQLite, the migration starts afresh.
     sqliteWrite(s.path);
     expect(await cliStatus(s.path, s.url)).toMatchObject({ phase: "rolled-back", file_problem: null, lag_changes: 0 });
+    const early = await cli(s, ["cutover"]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/rolled back to SQLite[\s\S]*init --drop-existing/);
     const init = await cli(s, ["init", "--drop-existing"]);
     expect(init.code, init.stderr).toBe(0);
     expect(await phaseOf(s.client)).toBe("new");
