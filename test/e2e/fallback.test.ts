@@ -177,6 +177,36 @@ describe("the fallback with real processes", () => {
     expect(st.fallback!.rollback_freeze_ms).toBeGreaterThan(0);
   });
 
+  it("a rollback whose validation finds a difference is undone: PostgreSQL takes writes again, and the fallback goes on after a restart", async () => {
+    const s = await source();
+    const d = fallbackDaemon(s, "run", { args: ["--cutover"] });
+    await waitPhase(s, d, "fallback");
+    await pgWrites(s.client, 1);
+    await waitApplied(s, d);
+    // A row the capture does not see (its triggers skipped for this session): SQLite cannot have it.
+    await s.client.query("BEGIN");
+    await s.client.query("SET LOCAL session_replication_role = replica");
+    await s.client.query("INSERT INTO log VALUES (77, 'not captured')");
+    await s.client.query("COMMIT");
+    const rb = await cli(s, ["rollback", "--wait"]);
+    expect(rb.code, rb.stderr + daemonLogs(s)).toBe(1);
+    expect(rb.stderr).toMatch(/ROLLBACK_REFUSED.*found differences in log/);
+    expect(await d.waitExit(60_000), daemonLogs(s)).toEqual({ code: 1, signal: null });
+    expect(d.logged("rollback undone after")).toHaveLength(1);
+    // Nothing was lost: PostgreSQL takes writes again, SQLite stays frozen, and a restart keeps following PostgreSQL.
+    expect(await phaseOf(s.client)).toBe("fallback");
+    expect((await s.client.query("SELECT rollback_requested_at FROM sqlite2pg.state")).rows[0].rollback_requested_at).toBeNull();
+    expect(() => sqliteWrite(s.path)).toThrow(FROZEN_MESSAGE);
+    const again = fallbackDaemon(s, "again");
+    await pgWrites(s.client, 2, true); // the TRUNCATE copies the keyless table whole: the stray row is gone on both sides
+    await waitPhase(s, again, "fallback");
+    await waitApplied(s, again);
+    await expectEqual(s);
+    const fin = await cli(s, ["finish", "--wait"]);
+    expect(fin.code, fin.stderr + daemonLogs(s)).toBe(0);
+    await exits0(s, again);
+  });
+
   it("SIGUSR1 to the daemon rolls back the same way", async () => {
     const s = await source();
     const d = fallbackDaemon(s, "run", { args: ["--cutover"] });
