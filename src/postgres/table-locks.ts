@@ -18,13 +18,18 @@
  * enough to be checked for a deadlock. When one of them is not free in
  * that time, every lock of this attempt is released (a savepoint) and the
  * next attempt waits for that table first: for an application that writes
- * its tables in one order, the attempts converge on that order. The
- * caller's `lock_timeout` bounds the whole (0: no limit), and ends it with
- * the usual lock timeout error (55P03).
+ * its tables in one order, the attempts converge on that order. Should
+ * they not (transactions writing the tables in every order at once), the
+ * tenth attempt waits for each table in turn, as plain DDL would: progress
+ * over the rare deadlock, which PostgreSQL then breaks. The caller's
+ * `lock_timeout` bounds the whole (0: no limit), and ends it with the
+ * usual lock timeout error (55P03).
  */
 import type pg from "pg";
 
 const SAVEPOINT = "_sqlite2pg_table_locks";
+/** Attempts in the deadlock-free way before the last, which waits for each table in turn. */
+const MAX_ATTEMPTS = 10;
 
 /** A lock mode of LOCK TABLE that the daemon's DDL needs. */
 export type TableLockMode = "SHARE ROW EXCLUSIVE" | "ACCESS EXCLUSIVE";
@@ -52,7 +57,8 @@ export async function lockTables(c: pg.ClientBase, tables: readonly string[], mo
   const ms = (x: number) => (Number.isFinite(x) ? Math.max(1, Math.floor(x)) : 0);
   const rest = Math.max(1, Math.floor(dt / 2));
   let order = [...tables];
-  for (;;) {
+  for (let attempt = 1; ; attempt++) {
+    const patient = attempt >= MAX_ATTEMPTS;
     try {
       await c.query(`SAVEPOINT ${SAVEPOINT}`);
     } catch (e) {
@@ -64,7 +70,7 @@ export async function lockTables(c: pg.ClientBase, tables: readonly string[], mo
     let restBy = 0;
     for (const [i, t] of order.entries()) {
       if (left() <= 0) throw lockTimeoutError();
-      const wait = i === 0 ? left() : Math.min(left(), restBy - Date.now());
+      const wait = i === 0 || patient ? left() : Math.min(left(), restBy - Date.now());
       if (i > 0 && wait <= 0) {
         blocked = t;
         break;
@@ -73,7 +79,7 @@ export async function lockTables(c: pg.ClientBase, tables: readonly string[], mo
       try {
         await c.query(`LOCK TABLE ${t} IN ${mode} MODE`);
       } catch (e) {
-        if ((e as { code?: string }).code !== "55P03" || i === 0) throw e;
+        if ((e as { code?: string }).code !== "55P03" || i === 0 || patient) throw e;
         blocked = t;
         break;
       }
