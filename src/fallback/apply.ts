@@ -35,7 +35,7 @@ import { canonicalSql, canonicalWriter } from "../convert/canonical.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import type { ColumnPlan, MigrationPlan, TablePlan } from "../plan/model.js";
 import { renderKey } from "../plan/model.js";
-import { ackPgChanges, type PgCaptureTable, type PgChange, readPgChanges } from "../postgres/capture.js";
+import { ackPgChanges, analyzePgChanges, type PgCaptureTable, type PgChange, readPgChanges } from "../postgres/capture.js";
 import { crashPoint } from "../observe/crash-points.js";
 import { META } from "../sqlite/capture.js";
 import { FALLBACK_APPLY_KEY, withWriteWait } from "../sqlite/freeze.js";
@@ -251,6 +251,8 @@ export class ReverseApplier {
   }
 
   private lastDrained = false;
+  /** Whether this applier has had the change table analysed (see {@link analyzePgChanges}). */
+  private analysed = false;
 
   private async tryBatch(c: pg.Client, limit: number): Promise<BatchResult> {
     const schema = this.plan.schema;
@@ -296,6 +298,11 @@ export class ReverseApplier {
       c,
       changes.map((x) => x.id),
     );
+    // A full batch means a backlog: the change table's statistics, once, so the next reads go by its index.
+    if (!this.analysed && changes.length >= limit) {
+      this.analysed = true;
+      await analyzePgChanges(c);
+    }
     return { changes: changes.length, drained: this.lastDrained };
   }
 
