@@ -206,7 +206,8 @@ export class Fallback {
     if (r?.finish && !r.rollback) return this.finish();
     await this.checkSchema();
     const n = await this.applyOnce();
-    await this.measureLag(n > 0);
+    // At most once a second, applying or not: the count reads every pending change.
+    await this.measureLag();
     return n > 0 ? "applied" : "idle";
   }
 
