@@ -43,6 +43,19 @@
  * exactly when given back to PostgreSQL as a parameter of its column's type;
  * int64 keys do not pass through a JavaScript number.
  *
+ * Why statement triggers: a row trigger that inserts a change row runs an
+ * INSERT through the executor for every row the application writes, 6–8 µs
+ * of server CPU each — as much as the row's own write costs in a multi-row
+ * statement, which then ran at half its rate (bench/fallback.mjs). Statement
+ * triggers with transition tables record all the rows of a statement with
+ * one INSERT … SELECT (under 2 µs a row). A key change needs the old and the
+ * new key of the same row, which transition tables do not pair: a row
+ * trigger that fires only for the rows whose key changed (its WHEN clause
+ * compares the key's binary images, so it costs no function call otherwise)
+ * records those, as a delete and an insert one after the other; the
+ * statement trigger records every updated row's new key as an update (for
+ * a moved row a repeat of its insert, which the apply merges).
+ *
  * The trigger functions are SECURITY DEFINER with a fixed search_path: the
  * application's role needs no privilege on the `sqlite2pg` schema, and cannot
  * redirect what the functions call.
@@ -77,8 +90,15 @@ export interface PgChange {
   at: Date;
 }
 
+/** A keyed table's key changes (a row trigger), a keyless table's writes (a statement trigger). */
 const ROW_TRIGGER = "_sqlite2pg_capture";
+/** A keyed table's statement triggers, one per operation (transition tables allow one event each). */
+const STATEMENT_TRIGGERS = { INSERT: "_sqlite2pg_capture_ins", UPDATE: "_sqlite2pg_capture_upd", DELETE: "_sqlite2pg_capture_del" } as const;
 const TRUNCATE_TRIGGER = "_sqlite2pg_capture_truncate";
+const ALL_TRIGGERS = [ROW_TRIGGER, ...Object.values(STATEMENT_TRIGGERS), TRUNCATE_TRIGGER];
+/** The transition tables' names inside the trigger functions. */
+const NEW_ROWS = "_sqlite2pg_new";
+const OLD_ROWS = "_sqlite2pg_old";
 const TRUNCATE_FUNCTION = "_sqlite2pg_capture_truncate";
 const FUNCTION_PREFIX = "_sqlite2pg_capture_";
 const CHANGES = "sqlite2pg.pg_changes";
@@ -118,30 +138,41 @@ CREATE TABLE IF NOT EXISTS ${CHANGES} (
   at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );`;
 
-function rowFunctionBody(schema: string, t: PgCaptureTable): string {
-  const keyOf = (rec: "NEW" | "OLD") => `jsonb_build_array(${t.key.map((c) => `${rec}.${quoteIdent(c)}::text`).join(", ")})`;
+/**
+ * The per-table trigger function: called by the statement triggers with a
+ * transition table of the rows written, and by the key-change row trigger
+ * with OLD and NEW.
+ */
+function captureFunctionBody(schema: string, t: PgCaptureTable): string {
+  const keyOf = (rec: string) => `jsonb_build_array(${t.key.map((c) => `${rec}.${quoteIdent(c)}::text`).join(", ")})`;
   const sch = quoteLiteral(schema);
   const tbl = quoteLiteral(t.name);
   return `
-DECLARE
-  o jsonb;
-  n jsonb;
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'I', ${keyOf("NEW")});
+  IF TG_LEVEL = 'ROW' THEN
+    -- Only for an UPDATE that changed the key (the trigger's WHEN): the old key deleted, the new one inserted.
+    INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'D', ${keyOf("OLD")}), (${sch}, ${tbl}, 'I', ${keyOf("NEW")});
+  ELSIF TG_OP = 'INSERT' THEN
+    INSERT INTO ${CHANGES} (sch, tbl, op, k) SELECT ${sch}, ${tbl}, 'I', ${keyOf("n")} FROM ${NEW_ROWS} n;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO ${CHANGES} (sch, tbl, op, k) SELECT ${sch}, ${tbl}, 'U', ${keyOf("n")} FROM ${NEW_ROWS} n;
   ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'D', ${keyOf("OLD")});
-  ELSE
-    o := ${keyOf("OLD")};
-    n := ${keyOf("NEW")};
-    IF o IS DISTINCT FROM n THEN
-      INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'D', o), (${sch}, ${tbl}, 'I', n);
-    ELSE
-      INSERT INTO ${CHANGES} (sch, tbl, op, k) VALUES (${sch}, ${tbl}, 'U', n);
-    END IF;
+    INSERT INTO ${CHANGES} (sch, tbl, op, k) SELECT ${sch}, ${tbl}, 'D', ${keyOf("o")} FROM ${OLD_ROWS} o;
   END IF;
   RETURN NULL;
 END`;
+}
+
+/**
+ * The key-change row trigger's condition: the key's binary images differ
+ * (stricter than =, as the recorded text forms are: 1.0 → 1.00 is a move).
+ * The function, not its operator *=: between two row constructors an
+ * operator compares column by column, and a dump prints the condition back
+ * without a cast.
+ */
+function keyChanged(t: PgCaptureTable): string {
+  const row = (rec: "OLD" | "NEW") => `ROW(${t.key.map((c) => `${rec}.${quoteIdent(c)}`).join(", ")})`;
+  return `NOT pg_catalog.record_image_eq(${row("OLD")}, ${row("NEW")})`;
 }
 
 const TRUNCATE_BODY = `
@@ -151,11 +182,12 @@ BEGIN
 END`;
 
 /**
- * Install capture for `tables` of `schema`: the change table, one row
- * trigger function per table and row triggers (AFTER INSERT OR UPDATE OR
- * DELETE), and a statement trigger for TRUNCATE. Idempotent (functions and
- * triggers are replaced). Opens no transaction: run it inside the caller's,
- * so the capture starts exactly when that transaction commits.
+ * Install capture for `tables` of `schema`: the change table, one trigger
+ * function per table, statement triggers with transition tables (AFTER
+ * INSERT, UPDATE, DELETE) and a row trigger for key changes, and a statement
+ * trigger for TRUNCATE. Idempotent (functions and triggers are replaced,
+ * those of an earlier version too). Opens no transaction: run it inside the
+ * caller's, so the capture starts exactly when that transaction commits.
  */
 export async function installPgCapture(c: pg.ClientBase, schema: string, tables: PgCaptureTable[]): Promise<void> {
   await c.query(CHANGES_SQL);
@@ -167,17 +199,21 @@ export async function installPgCapture(c: pg.ClientBase, schema: string, tables:
     const fn = qualified(schema, pgCaptureFunctionName(t.name));
     if (t.key.length > 0)
       await c.query(
-        `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FUNCTION_SETTINGS} AS ${quoteLiteral(rowFunctionBody(schema, t))}`,
+        `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FUNCTION_SETTINGS} AS ${quoteLiteral(captureFunctionBody(schema, t))}`,
       );
     // DROP and CREATE rather than CREATE OR REPLACE TRIGGER, which needs PostgreSQL 14 (xid8 needs 13).
-    await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
-    await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
+    for (const name of ALL_TRIGGERS) await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(name)} ON ${table}`);
     const whole = `FOR EACH STATEMENT EXECUTE FUNCTION sqlite2pg.${quoteIdent(TRUNCATE_FUNCTION)}(${quoteLiteral(schema)}, ${quoteLiteral(t.name)})`;
     if (t.key.length === 0) {
       // No key to name a row by: every writing statement is a whole-table change.
       await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table} ${whole}`);
     } else {
-      await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${fn}()`);
+      const rows = { INSERT: `NEW TABLE AS ${NEW_ROWS}`, UPDATE: `NEW TABLE AS ${NEW_ROWS}`, DELETE: `OLD TABLE AS ${OLD_ROWS}` };
+      for (const op of ["INSERT", "UPDATE", "DELETE"] as const)
+        await c.query(
+          `CREATE TRIGGER ${quoteIdent(STATEMENT_TRIGGERS[op])} AFTER ${op} ON ${table} REFERENCING ${rows[op]} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+        );
+      await c.query(`CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} AFTER UPDATE ON ${table} FOR EACH ROW WHEN (${keyChanged(t)}) EXECUTE FUNCTION ${fn}()`);
     }
     await c.query(`CREATE TRIGGER ${quoteIdent(TRUNCATE_TRIGGER)} AFTER TRUNCATE ON ${table} ${whole}`);
   }
@@ -204,12 +240,11 @@ export async function uninstallPgCapture(c: pg.ClientBase, schema: string, table
     const exists = await c.query("SELECT to_regclass($1) IS NOT NULL AS e", [qualified(schema, t.name)]);
     if (exists.rows[0].e) {
       const table = qualified(schema, t.name);
-      await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(ROW_TRIGGER)} ON ${table}`);
-      await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRUNCATE_TRIGGER)} ON ${table}`);
+      for (const name of ALL_TRIGGERS) await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(name)} ON ${table}`);
     }
     await c.query(`DROP FUNCTION IF EXISTS ${qualified(schema, pgCaptureFunctionName(t.name))}()`);
   }
-  const left = await c.query("SELECT count(*)::int AS n FROM pg_catalog.pg_trigger WHERE tgname = ANY($1::name[])", [[ROW_TRIGGER, TRUNCATE_TRIGGER]]);
+  const left = await c.query("SELECT count(*)::int AS n FROM pg_catalog.pg_trigger WHERE tgname = ANY($1::name[])", [ALL_TRIGGERS]);
   if (left.rows[0].n > 0) {
     const table = await c.query("SELECT to_regclass('sqlite2pg.pg_changes') IS NOT NULL AS e");
     if (table.rows[0].e) await c.query(`DELETE FROM ${CHANGES} WHERE sch = $1`, [schema]);
