@@ -4,7 +4,7 @@
 // PostgreSQL. Four sub-benchmarks, each on its own source and database, selected with --only:
 //
 //   node bench/fallback.mjs [--only capture,apply,lag,rollback]
-//     capture:  [--clients 4] [--seconds 3] [--rounds 4] [--batch 100] [--capture-rows 100000] [--no-daemon]
+//     capture:  [--clients 4] [--seconds 3] [--rounds 4] [--batch 100] [--capture-rows 100000] [--no-daemon] [--async-commit]
 //     apply:    [--changes 500000] [--rows 100000] [--batch-size B]
 //     lag:      [--rate 1000] [--lag-seconds 30] [--poll-every-ms 2]
 //     rollback: [--rollbacks 10] [--rollback-rate 100] [--rollback-rows 2000]
@@ -24,6 +24,8 @@
 //           C B A, …), each block after a VACUUM of items, an emptied change table and a CHECKPOINT. Reported:
 //           median rate per variant, the median of the per-round ratios with ÷ without, and the CPU the
 //           PostgreSQL backends spent per transaction (from /proc). Target: with ÷ without ≥ 0.75.
+//           --async-commit sets synchronous_commit = off in the clients (a diagnosis: commits stop waiting
+//           for the WAL flush, so the rates show CPU alone).
 // apply     --changes row changes (40 % inserts, 40 % updates of random live rows, 20 % deletes; in transactions
 //           of 1,000 rows: 3 multi-row statements, each row firing the capture trigger once) made in PostgreSQL
 //           while the daemon is stopped, over `items` with --rows rows; then `sqlite2pg run` (the real daemon, a
@@ -147,7 +149,7 @@ if (!isMainThread) {
 // ---------------------------------------------------------------------------------------------------------------
 
 function main() {
-  const USAGE = 'node bench/fallback.mjs [--only capture,apply,lag,rollback] [--clients N] [--seconds S] [--rounds R] [--batch B] [--capture-rows M] [--no-daemon]'
+  const USAGE = 'node bench/fallback.mjs [--only capture,apply,lag,rollback] [--clients N] [--seconds S] [--rounds R] [--batch B] [--capture-rows M] [--no-daemon] [--async-commit]'
     + ' [--changes N] [--rows R] [--batch-size B] [--rate R] [--lag-seconds S] [--poll-every-ms P] [--rollbacks N] [--rollback-rate R] [--rollback-rows M]';
   const numeric = {
     clients: 4, seconds: 3, rounds: 4, batch: 100, 'capture-rows': 100_000, changes: 500_000, rows: 100_000, 'batch-size': null,
@@ -155,9 +157,9 @@ function main() {
   };
   let v;
   try {
-    ({ values: v } = parseArgs({ options: { only: { type: 'string' }, 'no-daemon': { type: 'boolean' }, ...Object.fromEntries(Object.keys(numeric).map((k) => [k, { type: 'string' }])) } }));
+    ({ values: v } = parseArgs({ options: { only: { type: 'string' }, 'no-daemon': { type: 'boolean' }, 'async-commit': { type: 'boolean' }, ...Object.fromEntries(Object.keys(numeric).map((k) => [k, { type: 'string' }])) } }));
   } catch (e) { console.error(`${e.message}\nusage: ${USAGE}`); process.exit(2); }
-  const opt = { only: (v.only ?? 'capture,apply,lag,rollback').split(',').map((s) => s.trim()).filter(Boolean), noDaemon: !!v['no-daemon'] };
+  const opt = { only: (v.only ?? 'capture,apply,lag,rollback').split(',').map((s) => s.trim()).filter(Boolean), noDaemon: !!v['no-daemon'], asyncCommit: !!v['async-commit'] };
   for (const [k, d] of Object.entries(numeric)) {
     opt[k] = v[k] === undefined ? d : Number(v[k]);
     if (opt[k] !== null && !(Number.isFinite(opt[k]) && opt[k] > 0)) { console.error(`bad --${k}\nusage: ${USAGE}`); process.exit(2); }
@@ -319,6 +321,7 @@ async function captureBench(opt, dir) {
     const clients = [];
     for (let n = 0; n < opt.clients; n++) {
       const c = await pgClient(name);
+      if (opt.asyncCommit) await c.query('SET synchronous_commit = off');
       clients.push({ n, c, ids: ids.filter((_, i) => i % opt.clients === n) });
     }
     results[kind] = Object.fromEntries(variants.map((x) => [x, []]));
@@ -376,7 +379,7 @@ async function captureBench(opt, dir) {
     '## 1. Capture cost: the application\'s writes in PostgreSQL with and without the capture triggers', '',
     `- table \`items\` as the plan made it (${def}), ${fmt(opt['capture-rows'])} rows to start, cut over for real (\`run --cutover\`), daemon then stopped;`
       + ' variants switched with `installPgCapture` / `uninstallPgCapture` (dist/postgres/capture.js) on the same table',
-    `- ${opt.clients} client connection(s) in this process, each writing as fast as it can, on its own ids; mix 40 % INSERT … RETURNING id, 40 % UPDATE by id, 20 % DELETE by id;`
+    `- ${opt.clients} client connection(s) in this process${opt.asyncCommit ? ' (**synchronous_commit = off**)' : ''}, each writing as fast as it can, on its own ids; mix 40 % INSERT … RETURNING id, 40 % UPDATE by id, 20 % DELETE by id;`
       + ` "batched": one statement of ${opt.batch} rows per transaction (INSERT … SELECT FROM unnest, UPDATE/DELETE … WHERE id = ANY)`,
     `- ${opt.rounds} round(s) of ${opt.seconds} s blocks, variants in alternating order (${variants.join(' → ')}, then reversed); before each block VACUUM ANALYZE items, TRUNCATE of the change table, CHECKPOINT;`
       + ' "with": nothing consumes the changes during the block; "with+daemon": `sqlite2pg run` (phase fallback) applies them to SQLite meanwhile',
@@ -436,17 +439,24 @@ async function applyBench(opt, dir) {
   const applied0 = Number((await c.query('SELECT fallback_applied AS a FROM sqlite2pg.state')).rows[0].a);
   console.error(`apply: backlog of ${fmt(backlog)} changes (${fmt(distinct)} distinct keys) made in ${genS.toFixed(1)} s`);
 
+  const autovacuum = async () => Object.fromEntries((await c.query(
+    "SELECT relname, autovacuum_count + autoanalyze_count AS n FROM pg_stat_user_tables WHERE relname IN ('items', 'pg_changes')")).rows.map((r) => [r.relname, Number(r.n)]));
+  const av0 = await autovacuum();
+  // From now: the backend that made the backlog is one of the database's and keeps the CPU it spent.
+  const pgCpu0 = pgBackendCpuMs(name);
   const s0 = now();
   const daemon = startDaemon(file, cut.pg, logFile, extra);
   let first = null, cpu = { daemon: 0, pg: 0 };
   await waitFor('draining the backlog', async () => {
     const a = Number((await c.query('SELECT fallback_applied AS a FROM sqlite2pg.state')).rows[0].a) - applied0;
-    cpu = { daemon: cpuMs(daemon.child.pid) || cpu.daemon, pg: Math.max(cpu.pg, pgBackendCpuMs(name)) };
+    cpu = { daemon: cpuMs(daemon.child.pid) || cpu.daemon, pg: Math.max(cpu.pg, pgBackendCpuMs(name) - pgCpu0) };
     if (first === null && a > 0) first = now();
     return a >= backlog;
   }, { timeoutMs: 3_600_000, everyMs: 100, abort: () => daemon.exited && `the daemon exited (code ${daemon.exited.code}); log ${logFile}` });
   const wallS = (now() - s0) / 1000;
   const fromFirstS = (now() - first) / 1000;
+  const av1 = await autovacuum();
+  const avRuns = Object.keys(av1).sort().map((t) => `${t} ${(av1[t] ?? 0) - (av0[t] ?? 0)}`).join(', ');
   const st = JSON.parse((await cliOk(['status', '--json', '--sqlite', file, '--pg', cut.pg])).stdout);
   if (st.fallback?.lag_changes !== 0) throw new Error(`status --json after the drain: fallback ${JSON.stringify(st.fallback)}`);
   const errors = daemonLog(logFile).filter((l) => l.level >= 50);
@@ -468,8 +478,8 @@ async function applyBench(opt, dir) {
       + ' sqlite2pg.state.fallback_applied grew by the backlog (polled every 100 ms); `status --json` then: fallback lag_changes 0', '',
     table(['changes', 'wall from spawn (s)', 'changes/s', 'from first batch (s)', 'changes/s', 'target'],
       [[fmt(backlog), wallS.toFixed(2), `**${fmt(rate)}**`, fromFirstS.toFixed(2), fmt(backlog / fromFirstS), `≥ ${fmt(TARGET)}/s ${rate >= TARGET ? '✓' : '✗'}`]]), '',
-    `CPU while draining: the daemon ${(cpu.daemon / 1000).toFixed(1)} s (${((100 * cpu.daemon) / 1000 / wallS).toFixed(0)} % of a core), its Postgres backends`
-      + ` ${(cpu.pg / 1000).toFixed(1)} s (${((100 * cpu.pg) / 1000 / wallS).toFixed(0)} %). Daemon stopped by SIGTERM in ${stop.stopMs.toFixed(0)} ms, exit 0; ${errors.length} error line(s) in its log${errors.length ? ': ' + errors.slice(0, 3).map((e) => e.err ?? e.msg).join(' / ') : ''}.`,
+    `CPU while draining: the daemon ${(cpu.daemon / 1000).toFixed(1)} s (${((100 * cpu.daemon) / 1000 / wallS).toFixed(0)} % of a core), the database's Postgres processes`
+      + ` ${(cpu.pg / 1000).toFixed(1)} s (${((100 * cpu.pg) / 1000 / wallS).toFixed(0)} %; autovacuum workers included — autovacuum/autoanalyze runs during the drain: ${avRuns}). Daemon stopped by SIGTERM in ${stop.stopMs.toFixed(0)} ms, exit 0; ${errors.length} error line(s) in its log${errors.length ? ': ' + errors.slice(0, 3).map((e) => e.err ?? e.msg).join(' / ') : ''}.`,
     `\`sqlite2pg validate --full\` afterwards: ${valRep.ok ? 'equal' : 'DIFFERENT'} (${fmt(valRep.rows)} rows, ${valS.toFixed(1)} s).`, '',
   ].join('\n');
 }
@@ -563,7 +573,7 @@ function rollbackTimeline(logFile) {
     if (m && at[m[1]] === undefined) at[m[1]] = l.time;
   }
   const d = (a, b) => (at[a] !== undefined && at[b] !== undefined ? at[b] - at[a] : NaN);
-  return { catchUpMs: d('1', '2'), drainMs: d('2', '3'), validateMs: d('3', '5'), commitMs: d('5', '6'), unfreezeMs: d('6', '7') };
+  return { catchUpMs: d('1', '2'), drainMs: d('2', '3'), validateMs: d('3', '5'), commitMs: d('5', '6'), unfreezeMs: d('6', '7'), frozenToUnfrozenMs: d('2', '7') };
 }
 
 /** Compare the writer's acknowledged writes with what SQLite holds after the rollback. */
@@ -631,6 +641,7 @@ async function oneRollback(opt, dir, k) {
     if (!refused.length) res.checks.push('no write was refused');
     if (notifyAt === null) res.checks.push('no NOTIFY sqlite2pg_rollback');
     Object.assign(res, rollbackTimeline(logFile));
+    res.freezeTxMs = res.freezeMs - res.frozenToUnfrozenMs; // BEGIN of the freezing transaction → its commit logged (step 2)
     res.verify = verifyRollback(file, recs);
     res.checks.push(...res.verify.problems.slice(0, 5));
   } finally {
@@ -665,7 +676,7 @@ async function rollbackBench(opt, dir) {
     table(['measure', 'rollbacks', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'target p99 < 100 ms'], [
       ['freeze_ms (daemon)', ...stats('freezeMs'), p99 < 100 ? '✓' : '✗'], ['block_ms (writer → NOTIFY)', ...stats('blockMs'), ''],
       ['refused writes in the block', ...stats('refusedInBlock').map((x, i) => (i ? x.replace(/\.0$/, '') : x)), ''],
-      ['step 2 → 3: frozen → drained', ...stats('drainMs'), ''], ['step 3 → 5: sequences + validation', ...stats('validateMs'), ''],
+      ['freezing transaction (BEGIN → step 2 logged)', ...stats('freezeTxMs'), ''], ['step 2 → 3: frozen → drained', ...stats('drainMs'), ''], ['step 3 → 5: sequences + validation', ...stats('validateMs'), ''],
       ['step 5 → 6: commit', ...stats('commitMs'), ''], ['step 6 → 7: SQLite unfrozen', ...stats('unfreezeMs'), '']]), '',
     `Percentiles are nearest-rank over ${results.length} rollback(s)${results.length < 100 ? ': p99 is the maximum' : ''}; the step times come from the daemon's log (1 ms resolution).`,
     `Acknowledged writes checked in SQLite: ${fmt(vs.reduce((a, x) => a + x.ok, 0))} (inserts ${fmt(vs.reduce((a, x) => a + x.ins, 0))}, rows updated ${fmt(vs.reduce((a, x) => a + x.upd, 0))},`
