@@ -3,7 +3,6 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { Sqlite2pgError, timeoutError, usageError, validationError } from "../errors.js";
-import { captureInfo } from "../sqlite/capture.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
 import { openSource } from "../sqlite/open.js";
 import { withPg } from "../postgres/pg.js";
@@ -13,17 +12,7 @@ import { daemonRunning } from "../replication/lock.js";
 import { Phase, transition } from "../replication/phase.js";
 import { markerPath } from "../sqlite/freeze.js";
 import { inTransaction } from "../postgres/transaction.js";
-
-function sourceIdOf(sqlite: string): string {
-  const db = openSource(sqlite);
-  try {
-    const info = captureInfo(db);
-    if (!info) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init` first" });
-    return info.sourceId;
-  } finally {
-    db.close();
-  }
-}
+import { sourceIdOf } from "../replication/source-file.js";
 
 /** The phases in which the cutover is over: validated, marker written, hook run (the fallback and what follows it, or done). */
 const CUTOVER_OVER: readonly Phase[] = [Phase.fallback, Phase.rollingBack, Phase.rolledBack, Phase.done];

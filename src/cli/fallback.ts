@@ -9,13 +9,12 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { timeoutError, usageError, validationError } from "../errors.js";
-import { captureInfo } from "../sqlite/capture.js";
-import { openSource } from "../sqlite/open.js";
 import { withPg } from "../postgres/pg.js";
 import { daemonRunning } from "../replication/lock.js";
 import { Phase } from "../replication/phase.js";
 import { ensureStateSchema, loadState, requestInState } from "../replication/state.js";
 import { runCommand } from "./run.js";
+import { sourceIdOf } from "../replication/source-file.js";
 
 type Flags = {
   sqlite?: string;
@@ -28,17 +27,6 @@ type Flags = {
   maxFreeze?: string;
   verbose?: boolean;
 };
-
-function sourceIdOf(sqlite: string): string {
-  const db = openSource(sqlite);
-  try {
-    const id = captureInfo(db)?.sourceId;
-    if (!id) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init` first" });
-    return id;
-  } finally {
-    db.close();
-  }
-}
 
 /** `sqlite2pg rollback`: back to SQLite with nothing lost. */
 export async function rollbackCommand(flags: Flags): Promise<void> {

@@ -31,22 +31,19 @@ import type BetterSqlite3 from "better-sqlite3";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import type pg from "pg";
 import { Sqlite2pgError, sourceError, validationError } from "../errors.js";
-import type { Logger } from "../observe/logger.js";
-import type { MigrationPlan } from "../plan/plan.js";
 import { quoteIdent, qualified } from "../ident.js";
 import type { ChangelogReader } from "../sqlite/capture.js";
 import { freeze, freezeInfo, markerPath, rollbackMarkerPath, unfreeze, unfrozenTables } from "../sqlite/freeze.js";
 import { connectPg, redactUrl } from "../postgres/pg.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { setSequences } from "../postgres/sequences.js";
-import type { ReplicationState } from "./state.js";
 import { validate, type ValidationReport } from "../validate/validate.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { crashPoint } from "../observe/crash-points.js";
 import { NOW, Phase, PhaseRaceError, transition } from "./phase.js";
 import { inTransaction } from "../postgres/transaction.js";
 import { runHook } from "./hook.js";
-import { enterFallback, installFallbackCapture } from "../fallback/fallback.js";
+import { enterFallback, type FallbackHost, installFallbackCapture } from "../fallback/fallback.js";
 
 /** How the cutover validates and what it runs after. */
 export interface CutoverOptions {
@@ -59,28 +56,15 @@ export interface CutoverOptions {
   fallback?: boolean;
 }
 
-/** What the daemon lends the cutover. */
-export interface CutoverHost {
-  readonly log: Logger;
-  readonly sqlitePath: string;
-  readonly pgUrl: string | undefined;
-  readonly sourceId: string;
-  db(): BetterSqlite3.Database;
-  writer(): BetterSqlite3.Database;
-  client(): pg.Client;
+/** What the daemon lends the cutover: what it lends the fallback, and the forward path's parts. */
+export interface CutoverHost extends FallbackHost {
   changelog(): ChangelogReader;
-  state(): ReplicationState;
-  plan(): MigrationPlan;
-  reload(): Promise<void>;
   setPhase(to: Phase, extra?: { sql: string; params: unknown[] }): Promise<void>;
   streamOnce(): Promise<number>;
   /** Mirror a schema change (during the freeze: abort the cutover, loudly). */
   checkSchema?(): Promise<void>;
   /** Whether the SQLite schema moved since the plan last described it. */
   schemaMoved?(): boolean;
-  stopping(): boolean;
-  /** SQLite was frozen this long: by the committed cutover, or by an attempt undone. */
-  onFreeze?(ms: number, committed: boolean): void;
 }
 
 /** A catch-up batch this small means the application's steady trickle: freeze now. */

@@ -41,8 +41,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Sqlite2pgError, errorKind, usageError, internalError, isRetryableError, targetError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import type { MigrationPlan } from "../plan/plan.js";
-import { captureInfo, type ChangelogReader, pruneChanges } from "../sqlite/capture.js";
-import { openSource } from "../sqlite/open.js";
+import { type ChangelogReader, pruneChanges } from "../sqlite/capture.js";
 import { connectPg, withPg } from "../postgres/pg.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
 import {
@@ -72,7 +71,7 @@ import { LagMeter, type LiveNumbers } from "./lag.js";
 import { beginSnapshot } from "./begin.js";
 import { inTransaction } from "../postgres/transaction.js";
 import { PruneSchedule } from "./prune.js";
-import { fileIdentity, openReplicatedSource } from "./source-file.js";
+import { fileIdentity, openReplicatedSource, sourceIdOf } from "./source-file.js";
 import { Fallback, type FallbackHost } from "../fallback/fallback.js";
 
 export { Phase } from "./phase.js";
@@ -84,18 +83,6 @@ const FALLBACK_POLL_MS = 200;
 
 /** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
 const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED", "ROLLBACK_VALIDATION"];
-
-/** The source id `init` stored in the file; a usage error before `init`. */
-function sourceIdOf(sqlite: string): string {
-  const db = openSource(sqlite);
-  try {
-    const id = captureInfo(db)?.sourceId;
-    if (!id) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
-    return id;
-  } finally {
-    db.close();
-  }
-}
 
 /** The replication daemon: snapshot, catch-up, streaming. */
 export class Replicator {
@@ -685,25 +672,14 @@ export class Replicator {
 
   private host(): CutoverHost {
     return {
-      log: this.log,
-      sqlitePath: this.opts.sqlite,
-      pgUrl: this.opts.pg,
-      sourceId: this.sourceId,
-      db: () => this.db!,
-      writer: () => this.writer!,
-      client: () => this.client!,
+      ...this.fallbackHost(),
       changelog: () => this.changelog!,
-      state: () => this.current,
-      plan: () => this.plan(),
-      reload: () => this.reload(),
       setPhase: (to, extra) => this.setPhase(to, extra ?? null),
       streamOnce: () => this.streamOnce(),
       checkSchema: async () => {
         await this.schema!.reconcile();
       },
       schemaMoved: () => this.schema!.moved(),
-      stopping: () => this.stopRequested,
-      onFreeze: (ms, committed) => this.opts.events?.freeze?.(ms, committed),
     };
   }
 

@@ -49,3 +49,15 @@ export function openReplicatedSource(path: string): OpenedSource {
   const st = statSync(path);
   return { db, writer, changelog: new ChangelogReader(db), sourceId: info.sourceId, fileId: `${st.dev}:${st.ino}` };
 }
+
+/** The source id `init` stored in the file; a usage error before `init` (the commands that name a source). */
+export function sourceIdOf(sqlite: string): string {
+  const db = openSource(sqlite);
+  try {
+    const id = captureInfo(db)?.sourceId;
+    if (!id) throw usageError("NOT_INITIALISED", `change capture is not installed in ${sqlite}`, { hint: "run `sqlite2pg init --sqlite … --pg …` first" });
+    return id;
+  } finally {
+    db.close();
+  }
+}
