@@ -12,7 +12,7 @@ import { qualified, quoteIdent } from "../ident.js";
 import { ChunkReader } from "../sqlite/reader.js";
 import { INTERNAL_TABLES, readSchema, rowidName } from "../sqlite/schema.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
-import { digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
+import { digestRowSql, pgDigest, rangeSql, type RowHash, rowHashFor, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
 /** One table's result. */
 export interface TableResult {
@@ -58,16 +58,17 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
   let rows = 0;
   const schema = await schemaDifferences(db, c, plan);
   const missing = new Set(schema.flatMap((d) => (d.missing ? [d.table] : [])));
+  const hash = mode === "full" ? await rowHashFor(c) : null;
   for (const t of plan.tables) {
     if (missing.has(t.source.name)) continue; // named in `schema`: nothing to count on one side
     const sqliteRows = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
     const pgRows = Number((await c.query(`SELECT count(*) AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0].n);
     rows += sqliteRows;
     const res: TableResult = { table: t.source.name, sqlite_rows: sqliteRows, pg_rows: pgRows };
-    if (mode === "full") {
-      const [p, s] = await Promise.all([pgDigest(c, plan, t), sqliteDigest(db, t)]);
+    if (hash) {
+      const [p, s] = await Promise.all([pgDigest(c, plan, t, hash), sqliteDigest(db, t, hash)]);
       res.digest = sameDigest(p, s) ? "equal" : "differs";
-      if (res.digest === "differs") Object.assign(res, await differences(db, c, plan, t));
+      if (res.digest === "differs") Object.assign(res, await differences(db, c, plan, t, hash));
     }
     tables.push(res);
   }
@@ -132,14 +133,22 @@ export async function differences(
   c: pg.ClientBase,
   plan: MigrationPlan,
   t: TablePlan,
+  hash: RowHash,
 ): Promise<Pick<TableResult, "differences" | "note">> {
   const col = await rowidColumn(c, plan, t);
-  if (col) return { differences: await localise(db, c, plan, t, col) };
+  if (col) return { differences: await localise(db, c, plan, t, col, hash) };
   return { note: "no rowid column in Postgres to localise by: the table differs as a whole" };
 }
 
 /** Find the keys of differing rows by halving rowid ranges whose digests differ. */
-async function localise(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan, col: string): Promise<TableResult["differences"]> {
+async function localise(
+  db: BetterSqlite3.Database,
+  c: pg.ClientBase,
+  plan: MigrationPlan,
+  t: TablePlan,
+  col: string,
+  hash: RowHash,
+): Promise<TableResult["differences"]> {
   const out: NonNullable<TableResult["differences"]> = [];
   const rowid = rowidName(t.source);
   const lo = db
@@ -154,7 +163,7 @@ async function localise(db: BetterSqlite3.Database, c: pg.ClientBase, plan: Migr
   const queue: { after: bigint; upTo: bigint }[] = [{ after: min - 1n, upTo: max }];
   while (queue.length && out.length < MAX_KEYS) {
     const r = queue.shift()!;
-    const [p, s] = await Promise.all([pgDigest(c, plan, t, { column: col, ...r }), sqliteDigest(db, t, 5000, r)]);
+    const [p, s] = await Promise.all([pgDigest(c, plan, t, hash, { column: col, ...r }), sqliteDigest(db, t, hash, r)]);
     if (sameDigest(p, s)) continue;
     if (Math.max(p.rows, s.rows) <= LEAF_ROWS || r.upTo - r.after <= 1n) {
       out.push(...(await compareRows(db, c, plan, t, col, r)));
