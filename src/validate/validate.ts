@@ -12,7 +12,7 @@ import { qualified, quoteIdent } from "../ident.js";
 import { ChunkReader } from "../sqlite/reader.js";
 import { INTERNAL_TABLES, readSchema, rowidName } from "../sqlite/schema.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
-import { digestRowSql, pgDigest, rangeSql, type RowHash, rowHashFor, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
+import { type Digest, digestRowSql, pgDigest, rangeSql, type RowHash, rowHashFor, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
 /** One table's result. */
 export interface TableResult {
@@ -54,24 +54,39 @@ async function rowidColumn(c: pg.ClientBase, plan: MigrationPlan, t: TablePlan):
 /** Compare every table of the plan. */
 export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, mode: "counts" | "full"): Promise<ValidationReport> {
   const t0 = Date.now();
-  const tables: TableResult[] = [];
   let rows = 0;
   const schema = await schemaDifferences(db, c, plan);
   const missing = new Set(schema.flatMap((d) => (d.missing ? [d.table] : [])));
+  const checked = plan.tables.filter((t) => !missing.has(t.source.name)); // the others are named in `schema`: nothing to count on one side
   const hash = mode === "full" ? await rowHashFor(c) : null;
-  for (const t of plan.tables) {
-    if (missing.has(t.source.name)) continue; // named in `schema`: nothing to count on one side
-    const sqliteRows = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
-    const pgRows = Number((await c.query(`SELECT count(*) AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0].n);
-    rows += sqliteRows;
-    const res: TableResult = { table: t.source.name, sqlite_rows: sqliteRows, pg_rows: pgRows };
-    if (hash) {
-      const [p, s] = await Promise.all([pgDigest(c, plan, t, hash), sqliteDigest(db, t, hash)]);
-      res.digest = sameDigest(p, s) ? "equal" : "differs";
-      if (res.digest === "differs") Object.assign(res, await differences(db, c, plan, t, hash));
+  // Postgres works through its tables, one query after the other on its
+  // connection, while this process works through SQLite's: the two sides
+  // overlap across all tables, not table by table. (A digest counts its rows too.)
+  const pgSide = (async () => {
+    const out: (Digest | number)[] = [];
+    for (const t of checked) {
+      if (hash) out.push(await pgDigest(c, plan, t, hash));
+      else out.push(Number((await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0]!.n));
     }
+    return out;
+  })();
+  pgSide.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+  const sqliteSide: { rows: number; digest: Digest | null }[] = [];
+  for (const t of checked) {
+    const n = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
+    sqliteSide.push({ rows: n, digest: hash ? await sqliteDigest(db, t, hash) : null });
+  }
+  const pgResults = await pgSide;
+  const tables: TableResult[] = [];
+  for (const [i, t] of checked.entries()) {
+    const p = pgResults[i]!;
+    const s = sqliteSide[i]!;
+    rows += s.rows;
+    const res: TableResult = { table: t.source.name, sqlite_rows: s.rows, pg_rows: typeof p === "number" ? p : p.rows };
+    if (s.digest && typeof p !== "number") res.digest = sameDigest(p, s.digest) ? "equal" : "differs";
     tables.push(res);
   }
+  for (const [i, res] of tables.entries()) if (hash && res.digest === "differs") Object.assign(res, await differences(db, c, plan, checked[i]!, hash));
   const ok = schema.length === 0 && tables.every((t) => t.sqlite_rows === t.pg_rows && t.digest !== "differs");
   return { mode, ok, rows, seconds: (Date.now() - t0) / 1000, tables, schema: schema.map((d) => d.text) };
 }
