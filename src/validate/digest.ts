@@ -8,7 +8,7 @@ import { ChunkReader } from "../sqlite/reader.js";
 import { readNamed } from "../plan/too-big.js";
 import { recordField } from "../convert/copy-encode.js";
 import { canonicalIsBare, canonicalSql, canonicalWriter } from "../convert/canonical.js";
-import { hashBytesExtended, hashTextExtended } from "./lookup3.js";
+import { hashBytesExtended2, seedWords } from "./lookup3.js";
 import { RecordWriter } from "./record-bytes.js";
 
 /**
@@ -40,7 +40,7 @@ export type RowHash = "lookup3" | "md5";
 
 /** The two seeds (PCG's multiplier and increment: arbitrary, fixed, far apart in every bit). */
 const SEEDS = [6364136223846793005n, 1442695040888963407n] as const;
-const SEED_WORDS = SEEDS.map((s) => [Number(BigInt.asIntN(32, s >> 32n)), Number(BigInt.asIntN(32, s))] as const);
+const SEED_WORDS = Int32Array.of(...seedWords(SEEDS[0]), ...seedWords(SEEDS[1]));
 
 /**
  * An order-independent digest of a table: the row count and two sums of
@@ -67,7 +67,7 @@ export class DigestBuilder {
   private lo1 = 0;
   private pending = 0;
   private sums: [bigint, bigint] = [0n, 0n];
-  private readonly out = new Uint32Array(2);
+  private readonly out = new Uint32Array(4);
 
   constructor(readonly hash: RowHash) {}
 
@@ -81,12 +81,11 @@ export class DigestBuilder {
   addBytes(bytes: Uint8Array, len: number): void {
     const out = this.out;
     if (this.hash === "lookup3") {
-      hashBytesExtended(bytes, len, SEED_WORDS[0][0], SEED_WORDS[0][1], out);
+      hashBytesExtended2(bytes, len, SEED_WORDS, out);
       this.hi0 += out[0]! | 0;
       this.lo0 += out[1]!;
-      hashBytesExtended(bytes, len, SEED_WORDS[1][0], SEED_WORDS[1][1], out);
-      this.hi1 += out[0]! | 0;
-      this.lo1 += out[1]!;
+      this.hi1 += out[2]! | 0;
+      this.lo1 += out[3]!;
     } else {
       const h = hash("md5", bytes.subarray(0, len), "hex");
       this.hi0 += parseInt(h.slice(0, 7), 16); // 28 bits
@@ -133,7 +132,13 @@ export async function rowHashFor(client: pg.ClientBase): Promise<RowHash> {
     `SELECT hashtextextended(x COLLATE "C", ${SEEDS[0]})::text AS a, hashtextextended(x COLLATE "C", ${SEEDS[1]})::text AS b FROM unnest($1::text[]) WITH ORDINALITY AS p(x, i) ORDER BY i`,
     [PROBES],
   );
-  const same = PROBES.every((p, i) => BigInt(r.rows[i]!.a) === hashTextExtended(p, SEEDS[0]) && BigInt(r.rows[i]!.b) === hashTextExtended(p, SEEDS[1]));
+  const out = new Uint32Array(4);
+  const signed = (hi: number, lo: number) => BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
+  const same = PROBES.every((p, i) => {
+    const bytes = Buffer.from(p, "utf8");
+    hashBytesExtended2(bytes, bytes.length, SEED_WORDS, out); // exactly as rows are hashed
+    return BigInt(r.rows[i]!.a) === signed(out[0]!, out[1]!) && BigInt(r.rows[i]!.b) === signed(out[2]!, out[3]!);
+  });
   return same ? "lookup3" : "md5";
 }
 

@@ -11,7 +11,7 @@ import type { ColumnPlan } from "../../src/plan/plan.js";
 import type { EncodeColumn } from "../../src/plan/types.js";
 import { RecordWriter } from "../../src/validate/record-bytes.js";
 import { DigestBuilder, rowRecorder } from "../../src/validate/digest.js";
-import { hashTextExtended } from "../../src/validate/lookup3.js";
+import { hashBytesExtended2, hashTextExtended, seedWords } from "../../src/validate/lookup3.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): ColumnPlan =>
   ({ name: "c", kind, conversion: "none", scale: null, ...extra }) as ColumnPlan;
@@ -92,6 +92,26 @@ describe("hashTextExtended", () => {
       ["héllo wörld €😀", 6364136223846793005n, 3015163845541546062n],
     ];
     for (const [text, seed, h] of server) expect(hashTextExtended(text, seed), `${text} ${seed}`).toBe(h);
+  });
+});
+
+describe("hashBytesExtended2", () => {
+  it("hashes under its second seed exactly as under its first", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 100 }),
+        fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+        fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+        (bytes, s, t) => {
+          const one = new Uint32Array(4);
+          const two = new Uint32Array(4);
+          hashBytesExtended2(bytes, bytes.length, Int32Array.of(...seedWords(s), ...seedWords(t)), one);
+          hashBytesExtended2(bytes, bytes.length, Int32Array.of(...seedWords(t), ...seedWords(s)), two);
+          expect([one[2], one[3], one[0], one[1]]).toEqual([two[0], two[1], two[2], two[3]]);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
 
