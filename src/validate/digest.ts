@@ -8,6 +8,7 @@ import { ChunkReader } from "../sqlite/reader.js";
 import { readNamed } from "../plan/too-big.js";
 import { recordField } from "../convert/copy-encode.js";
 import { canonicalIsBare, canonicalSql, canonicalWriter } from "../convert/canonical.js";
+import { internalError } from "../errors.js";
 import { hashBytesExtended2, seedWords } from "./lookup3.js";
 import { RecordWriter } from "./record-bytes.js";
 
@@ -98,7 +99,7 @@ export class DigestBuilder {
 
   /** Merge another builder's rows (a range of the same table, hashed the same way). */
   merge(d: Digest): void {
-    if (d.hash !== this.hash) throw new Error(`cannot merge a ${d.hash} digest into a ${this.hash} one`);
+    if (d.hash !== this.hash) throw internalError("DIGEST_MERGE", `cannot merge a ${d.hash} digest into a ${this.hash} one`);
     this.flush();
     this.rows += d.rows;
     this.sums[0] += d.sums[0];
@@ -118,7 +119,7 @@ export class DigestBuilder {
   }
 }
 
-/** Texts the server hashes to check this process's port: empty, every tail length, quotes, multibyte. */
+/** Texts the server hashes to check this process's port: empty, within and past a 12-byte block, quotes, multibyte. */
 const PROBES = ["", "(1,abc)", '("a b","x\\y""z",é€中😀)', "0123456789ab", "0123456789abc", "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"];
 
 /**
