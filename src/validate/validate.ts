@@ -62,9 +62,11 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
   // Postgres works through its tables, one query after the other on its
   // connection, while this process works through SQLite's: the two sides
   // overlap across all tables, not table by table. (A digest counts its rows too.)
+  let stop = false;
   const pgSide = (async () => {
     const out: (Digest | number)[] = [];
     for (const t of checked) {
+      if (stop) break;
       if (hash) out.push(await pgDigest(c, plan, t, hash));
       else out.push(Number((await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0]!.n));
     }
@@ -72,9 +74,16 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
   })();
   pgSide.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
   const sqliteSide: { rows: number; digest: Digest | null }[] = [];
-  for (const t of checked) {
-    const n = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
-    sqliteSide.push({ rows: n, digest: hash ? await sqliteDigest(db, t, hash) : null });
+  try {
+    for (const t of checked) {
+      const n = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
+      sqliteSide.push({ rows: n, digest: hash ? await sqliteDigest(db, t, hash) : null });
+    }
+  } catch (e) {
+    // The caller gets the connection back idle: no query of ours still running or to come.
+    stop = true;
+    await pgSide.catch(() => undefined);
+    throw e;
   }
   const pgResults = await pgSide;
   const tables: TableResult[] = [];
