@@ -10,6 +10,7 @@ import { ValueRefused } from "./refused.js";
 
 /** Expand JavaScript number text (maybe `1e+21`, `1.5e-7`) into the plain decimal Postgres' numeric prints. */
 export function plainDecimal(s: string): string {
+  if (!s.includes("e")) return s; // the usual case, without the regular expression
   const m = /^(-?)(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(s);
   if (!m) return s;
   const [, sign, int, frac = "", expS] = m;

@@ -5,7 +5,7 @@ import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors
 import type { MigrationPlan } from "../plan/plan.js";
 import type { RowidRange } from "../sqlite/reader.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
-import type { Digest } from "../validate/digest.js";
+import type { Digest, RowHash } from "../validate/digest.js";
 import type { TableCensus } from "../sqlite/census.js";
 import type { SourceTable } from "../sqlite/schema.js";
 
@@ -55,9 +55,9 @@ export class CopyPool {
     }
   }
 
-  /** Hand every worker the plan the copy tasks refer to. */
-  setPlan(plan: MigrationPlan): void {
-    for (const w of this.workers) w.postMessage({ type: "plan", plan });
+  /** Hand every worker the plan the copy tasks refer to, and how to hash rows for the digest. */
+  setPlan(plan: MigrationPlan, rowHash: RowHash): void {
+    for (const w of this.workers) w.postMessage({ type: "plan", plan, rowHash });
   }
 
   /** The census of every table, tables in parallel (one SQLite connection per worker). */

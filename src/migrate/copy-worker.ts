@@ -13,7 +13,7 @@ import type { RowidRange } from "../sqlite/reader.js";
 import { copyTable } from "./copy.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
 import { connectPg } from "../postgres/pg.js";
-import { DigestBuilder } from "../validate/digest.js";
+import { DigestBuilder, type RowHash } from "../validate/digest.js";
 import { censusTable } from "../sqlite/census.js";
 import type { WorkerInit, WorkerReply, WorkerTask } from "./copy-pool.js";
 
@@ -23,6 +23,7 @@ const db = openSource(init.sqlite);
 let client: pg.Client | null = null;
 
 let plan: MigrationPlan | null = null;
+let rowHash: RowHash = "md5";
 
 async function run(task: WorkerTask): Promise<WorkerReply> {
   if (task.type === "census") return { type: "census", id: task.id, census: censusTable(db, task.table) };
@@ -30,7 +31,7 @@ async function run(task: WorkerTask): Promise<WorkerReply> {
   if (!plan) throw internalError("NO_PLAN", "a copy task reached the worker before the plan");
   const t = plan.tables[task.table]!;
   const transformed: TransformedValue[] = [];
-  const digest = new DigestBuilder();
+  const digest = new DigestBuilder(rowHash);
   const range: RowidRange = task.range;
   const rows = await copyTable(db, client, plan, t, range, {
     chunkRows: init.chunkRows,
@@ -43,9 +44,10 @@ async function run(task: WorkerTask): Promise<WorkerReply> {
   return { type: "done", id: task.id, rows, digest: digest.digest(), transformed };
 }
 
-port.on("message", (msg: WorkerTask | { type: "close" } | { type: "plan"; plan: MigrationPlan }) => {
+port.on("message", (msg: WorkerTask | { type: "close" } | { type: "plan"; plan: MigrationPlan; rowHash: RowHash }) => {
   if (msg.type === "plan") {
     plan = msg.plan;
+    rowHash = msg.rowHash;
     return;
   }
   if (msg.type === "close") {

@@ -9,7 +9,8 @@ import { qualified } from "../ident.js";
 import { ChunkReader, type RowidRange } from "../sqlite/reader.js";
 import { readNamed } from "../plan/too-big.js";
 import { CopyData, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
-import { rowRecorder, type DigestBuilder } from "../validate/digest.js";
+import type { DigestBuilder } from "../validate/digest.js";
+import { RecordWriter } from "../validate/record-bytes.js";
 
 /** Options of one table copy. */
 export interface CopyOptions {
@@ -59,7 +60,7 @@ export async function copyTable(
   const width = reader.keyWidth;
   const encoder = new RowEncoder(db, t, reader.keyNames, width, { fixText: opts.fixText, transformed: opts.transformed, rowidColumn: opts.rowidColumn });
   const digest = opts.digest;
-  const record = rowRecorder(all);
+  const record = digest ? new RecordWriter(all) : null;
   const sql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN`;
   let total = 0;
 
@@ -70,7 +71,7 @@ export async function copyTable(
       const before = out.bytes;
       for (const row of rows) {
         encoder.write(row, out);
-        if (digest) digest.add(record(row, width));
+        if (digest) digest.addRow(record!, row, width);
       }
       total += rows.length;
       const buffers = out.take();

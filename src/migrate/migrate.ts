@@ -28,7 +28,7 @@ import { CopyPool, type WorkerTask } from "./copy-pool.js";
 import { createTableSql } from "../postgres/ddl.js";
 import { connectPg, countRelations, pgFailure } from "../postgres/pg.js";
 import { setSequences } from "../postgres/sequences.js";
-import { DigestBuilder, pgDigest, sameDigest, type Digest } from "../validate/digest.js";
+import { DigestBuilder, pgDigest, type RowHash, rowHashFor, sameDigest, type Digest } from "../validate/digest.js";
 import { differences } from "../validate/validate.js";
 import { inTransaction } from "../postgres/transaction.js";
 
@@ -101,8 +101,10 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
 
     log.info({ step: 4, jobs }, "step 4/8: copy rows");
     const transformed: TransformedValue[] = [];
-    const digests = new Map(plan.tables.map((t) => [t.name, new DigestBuilder()]));
-    const tables = await copyAll(db, plan, pool, jobs, { chunkRows, fixText: opts.fixText, transformed, progress, log, digests });
+    // Rows are hashed for step 7 as they are copied, the way the server will hash them.
+    const rowHash = await rowHashFor(main);
+    const digests = new Map(plan.tables.map((t) => [t.name, new DigestBuilder(rowHash)]));
+    const tables = await copyAll(db, plan, pool, jobs, { chunkRows, fixText: opts.fixText, transformed, progress, log, digests, rowHash });
     await pool.close();
     progress.stop();
     for (const tv of transformed)
@@ -170,6 +172,7 @@ interface CopyContext {
   progress: Progress;
   log: Logger;
   digests: Map<string, DigestBuilder>;
+  rowHash: RowHash;
 }
 
 async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, pool: CopyPool, jobs: number, ctx: CopyContext) {
@@ -191,7 +194,7 @@ async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, pool: Co
     result.set(t.name, { rows: 0, seconds: 0 });
   });
   tasks.sort((a, b) => weight.get(b.id)! - weight.get(a.id)!);
-  pool.setPlan(plan);
+  pool.setPlan(plan, ctx.rowHash);
   const tableOf = (task: WorkerTask) => plan.tables[(task as Extract<WorkerTask, { type: "task" }>).table]!;
   await pool.run(
     tasks,
@@ -278,12 +281,12 @@ async function validateAll(
   await Promise.all(
     clients.map(async (c) => {
       for (let t = queue.shift(); t; t = queue.shift()) {
-        const p = await pgDigest(c, plan, t);
         const s = digests.get(t.name)!.digest();
+        const p = await pgDigest(c, plan, t, s.hash);
         const count = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
         if (!sameDigest(p, s) || count !== s.rows) {
           // Name the rows: a generated column Postgres computes differently, a value converted with a loss.
-          const where = await differences(db, c, plan, t);
+          const where = await differences(db, c, plan, t, s.hash);
           const keys = where.differences?.map((d) => `${d.key} (${d.kind})`).join(", ");
           mismatches.push({ table: t.source.name, sqlite: { ...s, rows: count }, pg: p, rows: keys || where.note });
         } else log.debug({ table: t.source.name, rows: s.rows }, "table validated");

@@ -8,63 +8,147 @@ import { ChunkReader } from "../sqlite/reader.js";
 import { readNamed } from "../plan/too-big.js";
 import { recordField } from "../convert/copy-encode.js";
 import { canonicalIsBare, canonicalSql, canonicalWriter } from "../convert/canonical.js";
+import { internalError } from "../errors.js";
+import { hashBytesExtended2, seedWords } from "./lookup3.js";
+import { RecordWriter } from "./record-bytes.js";
 
 /**
- * An order-independent digest of a table: the row count and the sum of the
- * first 60 bits of md5(row text) over all rows, where the row text is the
- * record of each value's canonical text (canonical.ts): SQLite's side from
- * the raw values read, in this process; Postgres' side rendered back from
- * the stored values by the inverse of each conversion, on the server in one
+ * How each row's record text is hashed, on both sides alike:
+ *
+ * - `lookup3`: two 64-bit `hashtextextended(text, seed)` values per row,
+ *   one per seed: PostgreSQL's own hash, computed on the server and, ported
+ *   exactly (lookup3.ts), in this process. Each table keeps the exact sum
+ *   of each (BigInt here, numeric on the server).
+ * - `md5`: the first 60 bits of md5(text), one sum (the second is 0): for a
+ *   server whose `hashtextextended` this process cannot reproduce (a
+ *   big-endian machine), checked by {@link rowHashFor}.
+ *
+ * Why 2 × 64 bits is enough. Equal row counts and equal sums are read as
+ * "equal tables". When tables differ, the sums still agree only if
+ * Σ h(rows only in SQLite) = Σ h(rows only in Postgres) (sums are exact,
+ * never wrapped) for both seeds at once. For hashes that behave as random
+ * functions of the text that is a chance of about 2^-64 per seed, 2^-128
+ * for the pair; one changed row, the usual case, goes unseen only if its
+ * old and new texts collide under both seeds. lookup3 is not a
+ * cryptographic hash — someone choosing texts on purpose could make them
+ * collide — but it was built so that inputs a few bits apart give
+ * unrelated outputs, which is what catching accidental changes needs; and
+ * a seed enters the internal state before any byte of the text, so texts
+ * that collide under one seed are no likelier to collide under the other.
+ * The md5 digest this replaces kept 60 bits (2^-60).
+ */
+export type RowHash = "lookup3" | "md5";
+
+/** The two seeds (PCG's multiplier and increment: arbitrary, fixed, far apart in every bit). */
+const SEEDS = [6364136223846793005n, 1442695040888963407n] as const;
+const SEED_WORDS = Int32Array.of(...seedWords(SEEDS[0]), ...seedWords(SEEDS[1]));
+
+/**
+ * An order-independent digest of a table: the row count and two sums of
+ * row hashes (see {@link RowHash}), where a row's text is the record of
+ * each value's canonical text (canonical.ts): SQLite's side from the raw
+ * values read, in this process; Postgres' side rendered back from the
+ * stored values by the inverse of each conversion, on the server in one
  * aggregate query. Equal digests mean equal tables, in any row order,
  * duplicates counted — and a lossy conversion cannot hide in both.
  */
 export interface Digest {
   rows: number;
-  sum: bigint;
+  hash: RowHash;
+  sums: [bigint, bigint];
 }
 
 /** Accumulates a {@link Digest}, row by row. */
 export class DigestBuilder {
   private rows = 0;
-  private hi = 0;
-  private lo = 0;
+  // Per sum: the high words (signed) and low words (unsigned) of the 64-bit hashes, in Numbers until a flush.
+  private hi0 = 0;
+  private lo0 = 0;
+  private hi1 = 0;
+  private lo1 = 0;
   private pending = 0;
-  private sum = 0n;
+  private sums: [bigint, bigint] = [0n, 0n];
+  private readonly out = new Uint32Array(4);
 
-  /** Add one row, given as its Postgres record text. */
-  add(record: string): void {
-    const h = hash("md5", record, "hex");
-    this.hi += parseInt(h.slice(0, 7), 16); // 28 bits
-    this.lo += parseInt(h.slice(7, 15), 16); // 32 bits
+  constructor(readonly hash: RowHash) {}
+
+  /** Add one row of a table, written by `w` (values from `offset` on). */
+  addRow(w: RecordWriter, row: unknown[], offset: number): void {
+    const len = w.write(row, offset);
+    this.addBytes(w.buf, len);
+  }
+
+  /** Add one row, given as the first `len` bytes of `bytes`: its record text in UTF-8. */
+  addBytes(bytes: Uint8Array, len: number): void {
+    const out = this.out;
+    if (this.hash === "lookup3") {
+      hashBytesExtended2(bytes, len, SEED_WORDS, out);
+      this.hi0 += out[0]! | 0;
+      this.lo0 += out[1]!;
+      this.hi1 += out[2]! | 0;
+      this.lo1 += out[3]!;
+    } else {
+      const h = hash("md5", bytes.subarray(0, len), "hex");
+      this.hi0 += parseInt(h.slice(0, 7), 16); // 28 bits
+      this.lo0 += parseInt(h.slice(7, 15), 16); // 32 bits
+    }
     this.rows++;
-    // Flush before the Number sums could pass 2^53.
+    // Flush before the Number sums could pass 2^53 (2^20 rows of at most 2^32 each).
     if (++this.pending === 1 << 20) this.flush();
   }
 
-  /** Merge another builder's rows (a range of the same table). */
+  /** Merge another builder's rows (a range of the same table, hashed the same way). */
   merge(d: Digest): void {
+    if (d.hash !== this.hash) throw internalError("DIGEST_MERGE", `cannot merge a ${d.hash} digest into a ${this.hash} one`);
     this.flush();
     this.rows += d.rows;
-    this.sum += d.sum;
+    this.sums[0] += d.sums[0];
+    this.sums[1] += d.sums[1];
   }
 
   private flush(): void {
-    this.sum += (BigInt(this.hi) << 32n) + BigInt(this.lo);
-    this.hi = 0;
-    this.lo = 0;
+    this.sums[0] += BigInt(this.hi0) * 4294967296n + BigInt(this.lo0);
+    this.sums[1] += BigInt(this.hi1) * 4294967296n + BigInt(this.lo1);
+    this.hi0 = this.lo0 = this.hi1 = this.lo1 = 0;
     this.pending = 0;
   }
 
   digest(): Digest {
     this.flush();
-    return { rows: this.rows, sum: this.sum };
+    return { rows: this.rows, hash: this.hash, sums: [this.sums[0], this.sums[1]] };
   }
+}
+
+/** Texts the server hashes to check this process's port: empty, within and past a 12-byte block, quotes, multibyte. */
+const PROBES = ["", "(1,abc)", '("a b","x\\y""z",é€中😀)', "0123456789ab", "0123456789abc", "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"];
+
+/**
+ * The row hash both sides can compute: `lookup3` when the server's
+ * `hashtextextended` gives exactly what this process computes for a few
+ * probe texts under both seeds (it does on every little-endian server),
+ * else `md5`. One round trip.
+ */
+export async function rowHashFor(client: pg.ClientBase): Promise<RowHash> {
+  const r = await client.query<{ a: string; b: string }>(
+    `SELECT hashtextextended(x COLLATE "C", ${SEEDS[0]})::text AS a, hashtextextended(x COLLATE "C", ${SEEDS[1]})::text AS b FROM unnest($1::text[]) WITH ORDINALITY AS p(x, i) ORDER BY i`,
+    [PROBES],
+  );
+  const out = new Uint32Array(4);
+  const signed = (hi: number, lo: number) => BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
+  const same = PROBES.every((p, i) => {
+    const bytes = Buffer.from(p, "utf8");
+    hashBytesExtended2(bytes, bytes.length, SEED_WORDS, out); // exactly as rows are hashed
+    return BigInt(r.rows[i]!.a) === signed(out[0]!, out[1]!) && BigInt(r.rows[i]!.b) === signed(out[2]!, out[3]!);
+  });
+  return same ? "lookup3" : "md5";
 }
 
 /**
  * A function giving the record text of a SQLite row (values from `offset`
  * on, one per planned column): each field the canonical text of the raw
  * value (see canonical.ts), quoted as Postgres' record output quotes it.
+ * The string that {@link RecordWriter} writes as bytes for the digest;
+ * compared as it is where differing rows are named one by one.
  */
 export function rowRecorder(cols: ColumnPlan[]): (row: unknown[], offset: number) => string {
   const writers = cols.map((c) => {
@@ -102,45 +186,58 @@ export async function pgDigest(
   client: pg.ClientBase,
   plan: MigrationPlan,
   t: TablePlan,
+  hash: RowHash,
   range?: { column: string; after: bigint | null; upTo: bigint | null },
 ): Promise<Digest> {
   const where = range ? ` WHERE ${rangeSql(`t.${quoteIdent(range.column)}`, range)}` : "";
-  const r = await client.query<{ n: string; s: string }>(
-    `SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(${digestRowSql(t)}), 15))::bit(60)::bigint), 0)::text AS s FROM ${qualified(plan.schema, t.name)} AS t${where}`,
+  const sums =
+    hash === "lookup3"
+      ? `coalesce(sum(hashtextextended(r, ${SEEDS[0]})), 0)::text AS a, coalesce(sum(hashtextextended(r, ${SEEDS[1]})), 0)::text AS b`
+      : `coalesce(sum(('x' || left(md5(r), 15))::bit(60)::bigint), 0)::text AS a, '0' AS b`;
+  // OFFSET 0 keeps the subquery from being merged into the outer query:
+  // each row's text is rendered once, not once per sum.
+  const r = await client.query<{ n: string; a: string; b: string }>(
+    `SELECT count(*)::text AS n, ${sums} FROM (SELECT ${digestRowSql(t)} COLLATE "C" AS r FROM ${qualified(plan.schema, t.name)} AS t${where} OFFSET 0) AS d`,
   );
-  return { rows: Number(r.rows[0]!.n), sum: BigInt(r.rows[0]!.s) };
+  const row = r.rows[0]!;
+  return { rows: Number(row.n), hash, sums: [BigInt(row.a), BigInt(row.b)] };
 }
 
 /**
- * Digest of a table as SQLite holds it, read in short key-ordered chunks,
- * yielding to the event loop between chunks.
+ * Digest of a table (or a rowid range of it) as SQLite holds it, read in
+ * short key-ordered chunks, yielding to the event loop between chunks so
+ * the Postgres side's query is sent and answered meanwhile.
  */
 export async function sqliteDigest(
   db: BetterSqlite3.Database,
   t: TablePlan,
-  chunkRows = 5000,
+  hash: RowHash,
   range?: { after: bigint | null; upTo: bigint | null },
 ): Promise<Digest> {
   const reader = new ChunkReader(
     db,
     t,
     t.columns.map((c) => c.source.name),
-    chunkRows,
+    CHUNK_ROWS,
     range ?? { after: null, upTo: null },
   );
-  const d = new DigestBuilder();
-  const record = rowRecorder(t.columns);
+  const d = new DigestBuilder(hash);
+  const w = new RecordWriter(t.columns);
+  const offset = reader.keyWidth;
   const read = () => readNamed(db, t, () => reader.read());
   for (let rows = read(); rows !== null; rows = read()) {
-    for (const row of rows) d.add(record(row, reader.keyWidth));
+    for (const row of rows) d.addRow(w, row, offset);
     await yieldToLoop();
   }
   return d.digest();
 }
 
+/** Rows per SQLite read of a digest: enough to amortise the statement, few enough to stay in V8's young generation. */
+const CHUNK_ROWS = 5000;
+
 /** Whether two digests are equal. */
 export function sameDigest(a: Digest, b: Digest): boolean {
-  return a.rows === b.rows && a.sum === b.sum;
+  return a.rows === b.rows && a.hash === b.hash && a.sums[0] === b.sums[0] && a.sums[1] === b.sums[1];
 }
 
 /** `col > after AND col <= upTo`, with open ends left out (bounds are integers, never data). */

@@ -12,7 +12,7 @@ import { qualified, quoteIdent } from "../ident.js";
 import { ChunkReader } from "../sqlite/reader.js";
 import { INTERNAL_TABLES, readSchema, rowidName } from "../sqlite/schema.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
-import { digestRowSql, pgDigest, rangeSql, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
+import { type Digest, digestRowSql, pgDigest, rangeSql, type RowHash, rowHashFor, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
 
 /** One table's result. */
 export interface TableResult {
@@ -54,23 +54,48 @@ async function rowidColumn(c: pg.ClientBase, plan: MigrationPlan, t: TablePlan):
 /** Compare every table of the plan. */
 export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, mode: "counts" | "full"): Promise<ValidationReport> {
   const t0 = Date.now();
-  const tables: TableResult[] = [];
   let rows = 0;
   const schema = await schemaDifferences(db, c, plan);
   const missing = new Set(schema.flatMap((d) => (d.missing ? [d.table] : [])));
-  for (const t of plan.tables) {
-    if (missing.has(t.source.name)) continue; // named in `schema`: nothing to count on one side
-    const sqliteRows = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
-    const pgRows = Number((await c.query(`SELECT count(*) AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0].n);
-    rows += sqliteRows;
-    const res: TableResult = { table: t.source.name, sqlite_rows: sqliteRows, pg_rows: pgRows };
-    if (mode === "full") {
-      const [p, s] = await Promise.all([pgDigest(c, plan, t), sqliteDigest(db, t)]);
-      res.digest = sameDigest(p, s) ? "equal" : "differs";
-      if (res.digest === "differs") Object.assign(res, await differences(db, c, plan, t));
+  const checked = plan.tables.filter((t) => !missing.has(t.source.name)); // the others are named in `schema`: nothing to count on one side
+  const hash = mode === "full" ? await rowHashFor(c) : null;
+  // Postgres works through its tables, one query after the other on its
+  // connection, while this process works through SQLite's: the two sides
+  // overlap across all tables, not table by table. (A digest counts its rows too.)
+  let stop = false;
+  const pgSide = (async () => {
+    const out: (Digest | number)[] = [];
+    for (const t of checked) {
+      if (stop) break;
+      if (hash) out.push(await pgDigest(c, plan, t, hash));
+      else out.push(Number((await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${qualified(plan.schema, t.name)}`)).rows[0]!.n));
     }
+    return out;
+  })();
+  pgSide.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+  const sqliteSide: { rows: number; digest: Digest | null }[] = [];
+  try {
+    for (const t of checked) {
+      const n = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
+      sqliteSide.push({ rows: n, digest: hash ? await sqliteDigest(db, t, hash) : null });
+    }
+  } catch (e) {
+    // The caller gets the connection back idle: no query of ours still running or to come.
+    stop = true;
+    await pgSide.catch(() => undefined);
+    throw e;
+  }
+  const pgResults = await pgSide;
+  const tables: TableResult[] = [];
+  for (const [i, t] of checked.entries()) {
+    const p = pgResults[i]!;
+    const s = sqliteSide[i]!;
+    rows += s.rows;
+    const res: TableResult = { table: t.source.name, sqlite_rows: s.rows, pg_rows: typeof p === "number" ? p : p.rows };
+    if (s.digest && typeof p !== "number") res.digest = sameDigest(p, s.digest) ? "equal" : "differs";
     tables.push(res);
   }
+  for (const [i, res] of tables.entries()) if (hash && res.digest === "differs") Object.assign(res, await differences(db, c, plan, checked[i]!, hash));
   const ok = schema.length === 0 && tables.every((t) => t.sqlite_rows === t.pg_rows && t.digest !== "differs");
   return { mode, ok, rows, seconds: (Date.now() - t0) / 1000, tables, schema: schema.map((d) => d.text) };
 }
@@ -132,14 +157,22 @@ export async function differences(
   c: pg.ClientBase,
   plan: MigrationPlan,
   t: TablePlan,
+  hash: RowHash,
 ): Promise<Pick<TableResult, "differences" | "note">> {
   const col = await rowidColumn(c, plan, t);
-  if (col) return { differences: await localise(db, c, plan, t, col) };
+  if (col) return { differences: await localise(db, c, plan, t, col, hash) };
   return { note: "no rowid column in Postgres to localise by: the table differs as a whole" };
 }
 
 /** Find the keys of differing rows by halving rowid ranges whose digests differ. */
-async function localise(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, t: TablePlan, col: string): Promise<TableResult["differences"]> {
+async function localise(
+  db: BetterSqlite3.Database,
+  c: pg.ClientBase,
+  plan: MigrationPlan,
+  t: TablePlan,
+  col: string,
+  hash: RowHash,
+): Promise<TableResult["differences"]> {
   const out: NonNullable<TableResult["differences"]> = [];
   const rowid = rowidName(t.source);
   const lo = db
@@ -154,7 +187,7 @@ async function localise(db: BetterSqlite3.Database, c: pg.ClientBase, plan: Migr
   const queue: { after: bigint; upTo: bigint }[] = [{ after: min - 1n, upTo: max }];
   while (queue.length && out.length < MAX_KEYS) {
     const r = queue.shift()!;
-    const [p, s] = await Promise.all([pgDigest(c, plan, t, { column: col, ...r }), sqliteDigest(db, t, 5000, r)]);
+    const [p, s] = await Promise.all([pgDigest(c, plan, t, hash, { column: col, ...r }), sqliteDigest(db, t, hash, r)]);
     if (sameDigest(p, s)) continue;
     if (Math.max(p.rows, s.rows) <= LEAF_ROWS || r.upTo - r.after <= 1n) {
       out.push(...(await compareRows(db, c, plan, t, col, r)));
