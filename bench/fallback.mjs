@@ -57,6 +57,7 @@ import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { mulberry32 } from './generate.mjs';
 import {
   Database, cli, cliOk, cpuMs, daemonLog, dist, fmt, freshDb, machine, median, onCleanup, pct, pgBackendCpuMs,
   pgClient, report, run, sleep, startDaemon, status, table, waitFor, workDir,
@@ -68,17 +69,6 @@ const now = () => Number(process.hrtime.bigint()) / 1e6; // ms, CLOCK_MONOTONIC:
 // Worker threads: the PostgreSQL writers of "lag" and "rollback".
 // ---------------------------------------------------------------------------------------------------------------
 
-function mulberry(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Lag writer: `total` writes paced at `rate`/s on one connection; commit times into a shared array. */
 async function lagWriter() {
   const { Client } = createRequire(import.meta.url)('pg');
@@ -86,7 +76,7 @@ async function lagWriter() {
   const c = new Client({ connectionString: url });
   await c.connect();
   const commit = new Float64Array(commitBuf), dur = new Float64Array(durBuf), prog = new Int32Array(progBuf);
-  const rnd = mulberry(first);
+  const rnd = mulberry32(first);
   let late = 0;
   const t0 = now();
   for (let i = 0; i < total; i++) {
@@ -114,7 +104,7 @@ async function rollbackWriter() {
   await c.connect();
   let stop = false;
   parentPort.on('message', (m) => { if (m === 'stop') stop = true; });
-  const rnd = mulberry(seed);
+  const rnd = mulberry32(seed);
   const recs = [];
   const t0 = now();
   for (let i = 0; !stop; i++) {
@@ -196,7 +186,7 @@ const ts = (i) => new Date(1.7e12 + i * 997_000).toISOString().replace('T', ' ')
 
 /** A SQLite file in WAL mode with `items` (rows rows), plus `extra` SQL run first (more tables). */
 function makeSource(file, rows, { extra = '', seed = 1 } = {}) {
-  const rnd = mulberry(seed);
+  const rnd = mulberry32(seed);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.exec(ITEMS_DDL + extra);
@@ -258,7 +248,7 @@ async function captureBench(opt, dir) {
     else await uninstallPgCapture(admin, 'public', TABLES);
     captured = on;
   };
-  const rnd = mulberry(99);
+  const rnd = mulberry32(99);
   const text = () => Array.from({ length: 3 }, () => WORDS[Math.floor(rnd() * WORDS.length)]).join(' ');
 
   /** One block of `seconds` on `clients` (each { c, ids }): returns { tx, rows, secs, pgCpuMs }. */
@@ -408,7 +398,7 @@ async function applyBench(opt, dir) {
   onCleanup(() => c.end());
 
   // The backlog: transactions of 1,000 row changes, 40 % inserts, 40 % updates, 20 % deletes of live rows.
-  const rnd = mulberry(23);
+  const rnd = mulberry32(23);
   const live = (await c.query('SELECT id FROM items')).rows.map((r) => r.id);
   const mix = { insert: 0, update: 0, delete: 0 };
   const g0 = now();

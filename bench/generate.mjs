@@ -16,7 +16,8 @@ const require = createRequire(import.meta.url);
 const Database = require('better-sqlite3');
 
 // ---------------------------------------------------------------- PRNG ----
-function mulberry32(seed) {
+/** The seeded PRNG of every benchmark (deterministic data, same seed → same values). */
+export function mulberry32(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
