@@ -42,14 +42,19 @@ import { FALLBACK_APPLY_KEY, withWriteWait } from "../sqlite/freeze.js";
 import type { ColumnForm } from "./forms.js";
 import { InverseRefused, inverseValue, keepsExisting } from "./inverse.js";
 
-/** Session settings under which every value's text is read: the same whatever the server's defaults. */
-const PG_TEXT_SETTINGS = [
+/**
+ * The batch's snapshot and the settings under which every value's text is
+ * read (the same whatever the server's defaults): one round trip, as one
+ * simple query of several statements.
+ */
+const BEGIN_READ = [
+  "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
   "SET LOCAL DateStyle = 'ISO, YMD'",
   "SET LOCAL TimeZone = 'UTC'",
   "SET LOCAL extra_float_digits = 1",
   "SET LOCAL bytea_output = 'hex'",
   "SET LOCAL IntervalStyle = 'postgres'",
-];
+].join("; ");
 
 /** One replicated table as the fallback sees it. */
 export interface FallbackTable {
@@ -258,9 +263,8 @@ export class ReverseApplier {
     const schema = this.plan.schema;
     const work = new Map<string, TableWork>();
     let changes: PgChange[];
-    await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    await c.query(BEGIN_READ);
     try {
-      for (const s of PG_TEXT_SETTINGS) await c.query(s);
       changes = await readPgChanges(c, schema, limit);
       for (const ch of changes) {
         const t = this.tables.get(ch.table);

@@ -195,15 +195,10 @@ export class Fallback {
       );
       this.prepared = true;
     }
-    const req = await this.h
-      .client()
-      .query<{ finish: Date | null; rollback: Date | null }>(
-        "SELECT finish_requested_at AS finish, rollback_requested_at AS rollback FROM sqlite2pg.state WHERE source_id = $1",
-        [this.h.sourceId],
-      );
-    const r = req.rows[0];
-    if (r?.rollback && Date.now() >= this.retryAt) return this.rollback();
-    if (r?.finish && !r.rollback) return this.finish();
+    // The requests as the daemon read the state at the start of this turn.
+    const r = this.h.state().fallback;
+    if (r.rollbackRequestedAt && Date.now() >= this.retryAt) return this.rollback();
+    if (r.finishRequestedAt && !r.rollbackRequestedAt) return this.finish();
     await this.checkSchema();
     const n = await this.applyOnce();
     // At most once a second, applying or not: the count reads every pending change.
