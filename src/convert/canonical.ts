@@ -67,7 +67,7 @@ function writer(c: EncodeColumn): (v: unknown) => string {
   }
   switch (c.kind) {
     case "bigint":
-      return (v) => (typeof v === "bigint" ? v.toString() : typeof v === "number" && Number.isInteger(v) ? String(v) : foreign(v));
+      return (v) => (typeof v === "bigint" ? v.toString() : typeof v === "number" && Number.isInteger(v) ? BigInt(v).toString() : foreign(v));
     case "double precision":
       return (v) => (isNumber(v) ? doubleBits(Number(v)) : foreign(v));
     case "numeric":

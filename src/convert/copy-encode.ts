@@ -87,7 +87,8 @@ export function encodeValue(v: unknown, c: EncodeColumn, col: number): string {
     case "string":
       return escapeCopyText(v);
     case "number":
-      return formatDouble(v);
+      // An integer-valued real beyond 2^53 in a bigint column: its exact digits, not the shortest decimal (which names another integer).
+      return c.kind === "bigint" && !Number.isSafeInteger(v) ? BigInt(v).toString() : formatDouble(v);
     case "bigint":
       return v.toString();
     default:
@@ -141,6 +142,7 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
       if (typeof v === "string") no("text in a numeric column");
       if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && Number(v.toFixed(c.scale)) !== v)
         no(`more than ${c.scale} decimal(s), which numeric would round`);
+      if (c.precision != null && typeof v === "number" && !Number.isFinite(v)) no(`${v}, which numeric(${c.precision},${c.scale ?? 0}) cannot hold`);
       if (c.precision != null && (typeof v === "bigint" || typeof v === "number")) {
         const whole = decimalText(v).replace(/^-/, "").split(".")[0]!.replace(/^0+/, "");
         if (whole.length > c.precision - (c.scale ?? 0))

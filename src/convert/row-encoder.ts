@@ -6,6 +6,7 @@ import { readRawText } from "../plan/scan.js";
 import { quoteIdent } from "../ident.js";
 import { encodeValue, ValueRefused } from "./copy-encode.js";
 import { isSuspectText } from "../sqlite/text.js";
+import { type BinaryData, fieldWriter, writeInt8, writeNull, type FieldWriter } from "./copy-binary.js";
 
 /** A value changed on the way because the operator asked for it (`--fix-text`). */
 export interface TransformedValue {
@@ -72,6 +73,49 @@ export class RowEncoder {
     this.fields(row, (f) => (typeof f === "string" ? out.push(f) : out.pushBuffer(f)));
   }
 
+  /**
+   * Append one row to binary COPY data (`COPY … FROM STDIN (FORMAT binary)`):
+   * the same values, refusals and repairs as {@link write}, in each type's
+   * binary form.
+   */
+  writeBinary(row: unknown[], out: BinaryData): void {
+    if (!this.binaryWriters) this.binaryWriters = this.copied.map((c, i) => fieldWriter(c, i));
+    const writers = this.binaryWriters;
+    const width = this.keyWidth;
+    const rowid = this.opts.rowidColumn;
+    out.int16(this.copied.length + (rowid ? 1 : 0));
+    if (rowid) {
+      const r = row[0];
+      if (typeof r === "bigint") {
+        out.int32(8);
+        out.ensure(8);
+        out.buf.writeBigInt64BE(r, out.pos);
+        out.pos += 8;
+      } else writeInt8(out, r as number);
+    }
+    for (let i = 0; i < writers.length; i++) {
+      const at = width + this.copiedIdx[i]!;
+      let v = row[at];
+      if (v === null || v === undefined) {
+        writeNull(out);
+        continue;
+      }
+      if (typeof v === "string") {
+        if (isSuspectText(v)) row[at] = v = this.fixSuspect(v, this.copied[i]!, row);
+      } else if (Buffer.isBuffer(v) && v.length > MAX_COPY_BLOB && this.copied[i]!.kind === "bytea") {
+        this.refuse(tooBig(v), this.copied[i]!, row, v);
+      }
+      try {
+        writers[i]!(v, out);
+      } catch (e) {
+        if (!(e instanceof ValueRefused)) throw e;
+        this.refuse(e.reason, this.copied[i]!, row, v);
+      }
+    }
+  }
+
+  private binaryWriters: FieldWriter[] | undefined;
+
   private fields(row: unknown[], emit: (f: string | Buffer) => void): void {
     const width = this.keyWidth;
     if (this.opts.rowidColumn) emit(String(row[0]));
@@ -96,8 +140,7 @@ export class RowEncoder {
 
   private bigBlob(v: Buffer, c: ColumnPlan, row: unknown[], emit: (f: string | Buffer) => void): void {
     // COPY reads a line into one buffer of at most 1 GB; as hex, a blob takes twice its size.
-    if (v.length > MAX_COPY_BLOB)
-      this.refuse(`a blob of ${v.length} bytes: Postgres reads a COPY line of at most 1 GB, which holds a bytea of at most ${MAX_COPY_BLOB} bytes`, c, row, v);
+    if (v.length > MAX_COPY_BLOB) this.refuse(tooBig(v), c, row, v);
     emit("\\\\x");
     for (let o = 0; o < v.length; o += BIG_BLOB) emit(Buffer.from(v.subarray(o, o + BIG_BLOB).toString("hex"), "latin1"));
   }
@@ -137,6 +180,10 @@ export class RowEncoder {
 const BIG_BLOB = 1024 * 1024;
 /** The largest blob one COPY line carries (as hex, with its row, under Postgres' 1 GB line buffer). */
 const MAX_COPY_BLOB = 512 * 1024 * 1024 - 64 * 1024;
+
+function tooBig(v: Buffer): string {
+  return `a blob of ${v.length} bytes: Postgres reads a COPY line of at most 1 GB, which holds a bytea of at most ${MAX_COPY_BLOB} bytes`;
+}
 
 /**
  * COPY data as a list of Buffers of about {@link PIECE} bytes each: a batch

@@ -16,7 +16,8 @@ import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
 import { ChunkReader } from "../sqlite/reader.js";
-import { CopyData, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
+import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
+import { BINARY_HEADER, BINARY_TRAILER, BinaryData } from "../convert/copy-binary.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
 import { readNamed } from "../plan/too-big.js";
 import { toJson, type TableProgress } from "./state.js";
@@ -77,7 +78,7 @@ export async function snapshotTable(
     rowidColumn: usesRowidColumn(t),
   });
   const generated = GeneratedCheck.of(plan.schema, t, reader.keyNames, reader.keyWidth);
-  const copySql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN`;
+  const copySql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN (FORMAT binary)`;
   let copied = progress.rows;
   for (;;) {
     if (opts.stopping()) return false;
@@ -99,8 +100,10 @@ export async function snapshotTable(
       });
       return true;
     }
-    const data = new CopyData();
-    for (const r of rows) encoder.write(r, data);
+    const data = new BinaryData();
+    data.pushBuffer(BINARY_HEADER);
+    for (const r of rows) encoder.writeBinary(r, data);
+    data.pushBuffer(BINARY_TRAILER);
     const lastKey = rows[rows.length - 1]!.slice(0, reader.keyWidth);
     await inTransaction(client, async () => {
       await pipeline(Readable.from(data.take()), client.query(copyFrom(copySql)));

@@ -63,6 +63,9 @@ describe("encodeValue", () => {
     expect(encodeValue(null, col("bigint"), 0)).toBe("\\N");
     expect(encodeValue(9223372036854775807n, col("bigint"), 0)).toBe("9223372036854775807");
     expect(encodeValue(-9223372036854775808n, col("bigint"), 0)).toBe("-9223372036854775808");
+    // A real holding an integer beyond 2^53: its exact digits, not the shortest decimal (another integer).
+    expect(encodeValue(2 ** 62, col("bigint"), 0)).toBe("4611686018427387904");
+    expect(encodeValue(-(2 ** 63), col("bigint"), 0)).toBe("-9223372036854775808");
   });
   it("writes blobs as bytea hex, byte for byte", () => {
     expect(encodeValue(Buffer.from([0, 255, 10, 92]), col("bytea"), 0)).toBe("\\\\x00ff0a5c");
@@ -89,6 +92,7 @@ describe("values written after the census", () => {
     refused("NaN", col("double precision"));
     refused(9007199254740993n, col("double precision"));
     refused(0.125, col("numeric", { scale: 2 }));
+    refused(-Infinity, col("numeric", { scale: 2, precision: 10 }));
     refused("12", col("bigint"));
     refused("2024-01-01 10:00:00+05:00", col("timestamp"));
     refused("2024-01-01 10:00:00", col("timestamptz"));

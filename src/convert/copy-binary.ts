@@ -1,0 +1,560 @@
+/**
+ * COPY binary-format encoding of SQLite values: each field as its length
+ * and the bytes of the type's binary form (`int8send`, `float8send`,
+ * `numeric_send`, `timestamp_send`, …). Postgres reads these with far less
+ * work than the text forms (no float or timestamp parsing), and this side
+ * writes them with less work than printing text (no shortest-decimal
+ * printing of doubles, no hex for blobs).
+ *
+ * Exactness rests on the text encoder (copy-encode.ts): every value the
+ * fast paths here do not take as certainly valid goes through
+ * {@link encodeValue}, which refuses what the column cannot hold with the
+ * same reason and otherwise returns the value's COPY text, which is then
+ * written in binary. So the binary COPY stores exactly what the text COPY
+ * would, or stops with the same error.
+ */
+import type { EncodeColumn } from "../plan/types.js";
+import { encodeValue, ValueRefused } from "./copy-encode.js";
+import { toBoolean } from "./conversions.js";
+import { keySpellingProblem } from "../plan/key-spelling.js";
+
+/** The signature, flags and header extension that open binary COPY data. */
+export const BINARY_HEADER = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
+/** The field count -1 that ends binary COPY data. */
+export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
+
+const PIECE = 256 * 1024;
+const TWO32 = 4294967296;
+
+/**
+ * Binary COPY data as a list of Buffers of about 256 KiB: values are
+ * written into the current piece; a large blob is passed on as its own
+ * Buffer, never copied.
+ */
+export class BinaryData {
+  readonly buffers: Buffer[] = [];
+  /** Bytes so far. */
+  bytes = 0;
+  buf: Buffer = Buffer.allocUnsafe(PIECE);
+  pos = 0;
+
+  /** Room for `n` more bytes in the current piece. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    this.flush();
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+  }
+
+  private flush(): void {
+    if (this.pos === 0) return;
+    this.buffers.push(this.buf.subarray(0, this.pos));
+    this.bytes += this.pos;
+    this.buf = Buffer.allocUnsafe(PIECE);
+    this.pos = 0;
+  }
+
+  /** Append bytes as they are (not copied when large). */
+  pushBuffer(b: Buffer): void {
+    if (b.length <= 4096) {
+      this.ensure(b.length);
+      b.copy(this.buf, this.pos);
+      this.pos += b.length;
+      return;
+    }
+    this.flush();
+    this.buffers.push(b);
+    this.bytes += b.length;
+  }
+
+  int16(n: number): void {
+    this.ensure(2);
+    this.buf.writeInt16BE(n, this.pos);
+    this.pos += 2;
+  }
+
+  int32(n: number): void {
+    this.ensure(4);
+    this.buf.writeInt32BE(n, this.pos);
+    this.pos += 4;
+  }
+
+  /** Bytes written so far, pending ones included. */
+  get size(): number {
+    return this.bytes + this.pos;
+  }
+
+  /** Everything appended, as Buffers. */
+  take(): Buffer[] {
+    this.flush();
+    return this.buffers;
+  }
+}
+
+/** Writes one non-NULL value of a column as a binary COPY field (length, then bytes); throws {@link ValueRefused}. */
+export type FieldWriter = (v: unknown, out: BinaryData) => void;
+
+/** A NULL field. */
+export function writeNull(out: BinaryData): void {
+  out.int32(-1);
+}
+
+/** An int8 field from a safe integer or an integer-valued double within int64 (exact: only powers of two divide). */
+export function writeInt8(out: BinaryData, v: number): void {
+  const hi = Math.floor(v / TWO32);
+  const lo = v - hi * TWO32;
+  out.ensure(12);
+  const b = out.buf;
+  const p = out.pos;
+  b.writeInt32BE(8, p);
+  b.writeInt32BE(hi, p + 4);
+  b.writeUInt32BE(lo, p + 8);
+  out.pos = p + 12;
+}
+
+function writeBigInt8(out: BinaryData, v: bigint): void {
+  out.ensure(12);
+  out.buf.writeInt32BE(8, out.pos);
+  out.buf.writeBigInt64BE(v, out.pos + 4);
+  out.pos += 12;
+}
+
+function writeFloat8(out: BinaryData, v: number): void {
+  out.ensure(12);
+  out.buf.writeInt32BE(8, out.pos);
+  out.buf.writeDoubleBE(v, out.pos + 4);
+  out.pos += 12;
+}
+
+function writeBool(out: BinaryData, v: boolean): void {
+  out.ensure(5);
+  out.buf.writeInt32BE(1, out.pos);
+  out.buf[out.pos + 4] = v ? 1 : 0;
+  out.pos += 5;
+}
+
+/** A string as UTF-8 (a lone surrogate as U+FFFD, as Buffer.from writes it). */
+function writeUtf8(out: BinaryData, s: string): void {
+  // Short strings are bounded by 3 bytes a UTF-16 unit; long ones are measured.
+  const max = s.length > 4096 ? Buffer.byteLength(s) : 3 * s.length;
+  out.ensure(4 + max);
+  const start = out.pos;
+  const n = out.buf.write(s, start + 4, "utf8");
+  out.buf.writeInt32BE(n, start);
+  out.pos = start + 4 + n;
+}
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (any year). */
+function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/** Days between 1970-01-01 and Postgres' epoch, 2000-01-01. */
+const PG_EPOCH_DAYS = 10957;
+
+/**
+ * The int64 `secs * 1e6 + micros` (microseconds since Postgres' epoch, as
+ * timestamp_send writes it) in two 32-bit words, exactly: the product
+ * passes 2^53 for years far from 2000, so it is built in parts that stay
+ * below it.
+ */
+export function writeMicros(out: BinaryData, secs: number, micros: number): void {
+  const sh = Math.floor(secs / 1048576);
+  const sl = secs - sh * 1048576; // [0, 2^20)
+  const a = sh * 1000000; // value = a * 2^20 + b
+  const b = sl * 1000000 + micros;
+  const ah = Math.floor(a / 4096);
+  const al = a - ah * 4096; // a * 2^20 = ah * 2^32 + al * 2^20
+  const y = al * 1048576 + b;
+  const carry = Math.floor(y / TWO32);
+  out.ensure(12);
+  const buf = out.buf;
+  buf.writeInt32BE(8, out.pos);
+  buf.writeInt32BE(ah + carry, out.pos + 4);
+  buf.writeUInt32BE(y - carry * TWO32, out.pos + 8);
+  out.pos += 12;
+}
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Two ASCII digits at `i`, or -1. */
+function d2(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/** Result of {@link parseIso}: seconds since Postgres' epoch and the microseconds within that second. */
+interface Instant {
+  secs: number;
+  micros: number;
+}
+
+const parsed: Instant = { secs: 0, micros: 0 };
+
+/**
+ * Parse an ISO date or timestamp of exactly the shapes the text encoder
+ * takes (copy-encode.ts: `YYYY-MM-DD`, `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]`,
+ * and for `zone` a required `Z` or `±HH:MM`) within the same ranges
+ * (isoInRange: years 0001–9999, real calendar days, hours 0–23, minutes and
+ * seconds 0–59, zones within ±15:59). Fills {@link parsed} (UTC for a
+ * zone) and returns true, or false for anything else.
+ */
+function parseIso(s: string, mode: "date" | "timestamp" | "timestamptz"): boolean {
+  const n = s.length;
+  if (n < 10) return false;
+  const y1 = d2(s, 0);
+  const y2 = d2(s, 2);
+  if (y1 < 0 || y2 < 0 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return false;
+  const y = y1 * 100 + y2;
+  const mo = d2(s, 5);
+  const d = d2(s, 8);
+  if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  if (d > (mo === 2 && leap ? 29 : MONTH_DAYS[mo - 1]!)) return false;
+  let secs = (daysFromCivil(y, mo, d) - PG_EPOCH_DAYS) * 86400;
+  let micros = 0;
+  if (n === 10) {
+    if (mode === "timestamptz") return false;
+    parsed.secs = secs;
+    parsed.micros = 0;
+    return true;
+  }
+  if (mode === "date" || n < 19) return false;
+  const sep = s.charCodeAt(10);
+  if (sep !== 32 && sep !== 84) return false;
+  const h = d2(s, 11);
+  const mi = d2(s, 14);
+  const se = d2(s, 17);
+  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) return false;
+  secs += h * 3600 + mi * 60 + se;
+  let i = 19;
+  if (i < n && s.charCodeAt(i) === 46) {
+    i++;
+    let digits = 0;
+    while (i < n) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      if (++digits > 6) return false;
+      micros = micros * 10 + c;
+      i++;
+    }
+    if (digits === 0) return false;
+    for (let k = digits; k < 6; k++) micros *= 10;
+  }
+  if (mode === "timestamptz") {
+    if (i === n) return false;
+    const z = s.charCodeAt(i);
+    if (z === 90 && i + 1 === n) {
+      // Z
+    } else if ((z === 43 || z === 45) && i + 6 === n && s.charCodeAt(i + 3) === 58) {
+      const zh = d2(s, i + 1);
+      const zm = d2(s, i + 4);
+      if (zh < 0 || zh > 15 || zm < 0 || zm > 59) return false;
+      const off = (zh * 60 + zm) * 60;
+      secs -= z === 43 ? off : -off;
+    } else return false;
+  } else if (i !== n) return false;
+  parsed.secs = secs;
+  parsed.micros = micros;
+  return true;
+}
+
+/**
+ * numeric_send's form of a decimal text (`-12.5`, `1e+21`, `1.5e-7`,
+ * `Infinity`): sign, weight and display scale, and the digits in base
+ * 10000. Throws for text that is not a decimal.
+ */
+export function numericBinary(text: string): Buffer {
+  if (text === "Infinity" || text === "-Infinity" || text === "NaN") {
+    const b = Buffer.alloc(8);
+    b.writeUInt16BE(text === "NaN" ? 0xc000 : text === "Infinity" ? 0xd000 : 0xf000, 4);
+    return b;
+  }
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m || (m[2] === "" && (m[3] ?? "") === "")) throw new Error(`not a decimal: ${text}`);
+  const negative = m[1] === "-";
+  const frac = m[3] ?? "";
+  let digits = m[2]! + frac;
+  // value = digits × 10^e
+  let e = (m[4] ? Number(m[4]) : 0) - frac.length;
+  if (e > 0) {
+    digits += "0".repeat(e);
+    e = 0;
+  }
+  const dscale = -e;
+  // Fraction digits padded to a multiple of 4; integer digits too.
+  const fracDigits = dscale + ((4 - (dscale % 4)) % 4);
+  digits += "0".repeat(fracDigits - dscale);
+  let intDigits = digits.length - fracDigits;
+  if (intDigits < 0) {
+    digits = "0".repeat(-intDigits) + digits;
+    intDigits = 0;
+  }
+  const lead = (4 - (intDigits % 4)) % 4;
+  digits = "0".repeat(lead) + digits;
+  intDigits += lead;
+  const groups: number[] = [];
+  for (let i = 0; i < digits.length; i += 4) groups.push(Number(digits.slice(i, i + 4)));
+  let weight = intDigits / 4 - 1;
+  let first = 0;
+  while (first < groups.length && groups[first] === 0) {
+    first++;
+    weight--;
+  }
+  let last = groups.length;
+  while (last > first && groups[last - 1] === 0) last--;
+  const kept = groups.slice(first, last);
+  const b = Buffer.allocUnsafe(8 + 2 * kept.length);
+  b.writeInt16BE(kept.length, 0);
+  b.writeInt16BE(kept.length === 0 ? 0 : weight, 2);
+  b.writeUInt16BE(negative && kept.length > 0 ? 0x4000 : 0, 4);
+  b.writeInt16BE(dscale, 6);
+  for (const [i, g] of kept.entries()) b.writeUInt16BE(g, 8 + 2 * i);
+  return b;
+}
+
+const GROUPS = new Uint16Array(64);
+
+/**
+ * A plain decimal text (`-?digits[.digits]`, as String() prints a double
+ * of moderate size or a bigint prints) as numeric_send writes it, straight
+ * into `out`; false for any other text (left to {@link numericBinary}).
+ */
+function writeNumericPlain(out: BinaryData, s: string): boolean {
+  const n = s.length;
+  const neg = s.charCodeAt(0) === 45 ? 1 : 0;
+  let dot = s.indexOf(".");
+  if (dot < 0) dot = n;
+  const intLen = dot - neg;
+  const fracLen = dot === n ? 0 : n - dot - 1;
+  if (intLen < 1 || (dot < n && fracLen < 1) || intLen + fracLen > 200) return false;
+  // Integer groups: the first one holds intLen % 4 digits (or 4).
+  let g = 0;
+  let acc = 0;
+  let inGroup = (4 - (intLen % 4)) % 4;
+  for (let i = neg; i < dot; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return false;
+    acc = acc * 10 + c;
+    if (++inGroup === 4) {
+      GROUPS[g++] = acc;
+      acc = 0;
+      inGroup = 0;
+    }
+  }
+  const intGroups = g;
+  for (let i = dot + 1; i < n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return false;
+    acc = acc * 10 + c;
+    if (++inGroup === 4) {
+      GROUPS[g++] = acc;
+      acc = 0;
+      inGroup = 0;
+    }
+  }
+  if (inGroup > 0) {
+    for (let k = inGroup; k < 4; k++) acc *= 10;
+    GROUPS[g++] = acc;
+  }
+  let first = 0;
+  while (first < g && GROUPS[first] === 0) first++;
+  let last = g;
+  while (last > first && GROUPS[last - 1] === 0) last--;
+  const count = last - first;
+  out.ensure(12 + 2 * count);
+  const buf = out.buf;
+  let p = out.pos;
+  buf.writeInt32BE(8 + 2 * count, p);
+  buf.writeInt16BE(count, p + 4);
+  buf.writeInt16BE(count === 0 ? 0 : intGroups - 1 - first, p + 6);
+  buf.writeUInt16BE(neg && count > 0 ? 0x4000 : 0, p + 8);
+  buf.writeInt16BE(fracLen, p + 10);
+  p += 12;
+  for (let i = first; i < last; i++) {
+    buf.writeUInt16BE(GROUPS[i]!, p);
+    p += 2;
+  }
+  out.pos = p;
+  return true;
+}
+
+function writeNumeric(out: BinaryData, s: string): void {
+  if (!writeNumericPlain(out, s)) writeField(out, numericBinary(s));
+}
+
+function writeField(out: BinaryData, payload: Buffer): void {
+  out.int32(payload.length);
+  out.pushBuffer(payload);
+}
+
+/** Whole digits and fraction digits of a plain decimal text (no exponent), or null when it has an exponent. */
+function digitCounts(s: string): { whole: number; frac: number } | null {
+  if (s.includes("e")) return null;
+  const neg = s.charCodeAt(0) === 45 ? 1 : 0;
+  const dot = s.indexOf(".");
+  const intPart = dot < 0 ? s.length - neg : dot - neg;
+  const zeroInt = intPart === 1 && s.charCodeAt(neg) === 48;
+  return { whole: zeroInt ? 0 : intPart, frac: dot < 0 ? 0 : s.length - dot - 1 };
+}
+
+/**
+ * The writer of one column's non-NULL values. Fast paths take the common,
+ * certainly valid values; every other value goes through the text encoder,
+ * which refuses it with its reason or returns the text that is then
+ * written in this column's binary form.
+ */
+export function fieldWriter(c: EncodeColumn, col: number): FieldWriter {
+  const slow = (v: unknown, out: BinaryData) => writeFromText(out, c, encodeValue(v, c, col), v, col);
+  const keyCheck = (v: unknown) => {
+    if (!c.keyExact) return;
+    const why = keySpellingProblem(v, c);
+    if (why) throw new ValueRefused(col, why, v);
+  };
+  switch (c.conversion) {
+    case "boolean":
+      return (v, out) => {
+        keyCheck(v);
+        writeBool(out, toBoolean(v, col));
+      };
+    case "epoch_s":
+    case "epoch_ms":
+    case "julian":
+      return slow;
+    case "none":
+      break;
+  }
+  switch (c.kind) {
+    case "bigint":
+      return (v, out) => {
+        if (typeof v === "number" && Number.isInteger(v) && v < 2 ** 63 && v >= -(2 ** 63)) writeInt8(out, v);
+        else if (typeof v === "bigint") writeBigInt8(out, v);
+        else slow(v, out);
+      };
+    case "double precision":
+      return (v, out) => {
+        if (typeof v === "number") writeFloat8(out, v);
+        else if (typeof v === "bigint" && v <= 9007199254740992n && v >= -9007199254740992n) writeFloat8(out, Number(v));
+        else slow(v, out);
+      };
+    case "numeric": {
+      const wholeMax = c.precision != null ? c.precision - (c.scale ?? 0) : Infinity;
+      const fracMax = c.scale ?? Infinity;
+      return (v, out) => {
+        if (typeof v === "number" && Number.isFinite(v)) {
+          const s = String(v);
+          const n = digitCounts(s);
+          if (n && n.whole <= wholeMax && n.frac <= fracMax) {
+            writeNumeric(out, s);
+            return;
+          }
+        } else if (typeof v === "bigint") {
+          const s = v.toString();
+          if (s.length - (v < 0n ? 1 : 0) <= wholeMax || v === 0n) {
+            writeNumeric(out, s);
+            return;
+          }
+        }
+        slow(v, out);
+      };
+    }
+    case "date":
+    case "timestamp":
+    case "timestamptz": {
+      const mode = c.kind;
+      return (v, out) => {
+        if (typeof v === "string" && parseIso(v, mode)) {
+          keyCheck(v);
+          if (mode === "date") {
+            out.ensure(8);
+            out.buf.writeInt32BE(4, out.pos);
+            out.buf.writeInt32BE(parsed.secs / 86400, out.pos + 4);
+            out.pos += 8;
+          } else writeMicros(out, parsed.secs, parsed.micros);
+        } else slow(v, out);
+      };
+    }
+    case "bytea":
+      return (v, out) => {
+        if (!Buffer.isBuffer(v)) {
+          slow(v, out);
+          return;
+        }
+        out.int32(v.length);
+        out.pushBuffer(v);
+      };
+    case "json":
+      return (v, out) => {
+        if (typeof v !== "string") {
+          slow(v, out);
+          return;
+        }
+        try {
+          JSON.parse(v);
+        } catch {
+          slow(v, out);
+          return;
+        }
+        writeUtf8(out, v);
+      };
+    case "text":
+      return (v, out) => {
+        if (typeof v === "string") writeUtf8(out, v);
+        else slow(v, out);
+      };
+    default:
+      return slow;
+  }
+}
+
+/**
+ * Write a value the text encoder accepted, from the COPY text it returned.
+ * Only kinds whose COPY text carries no escapes come here with text: for
+ * text and json the value itself is written.
+ */
+function writeFromText(out: BinaryData, c: EncodeColumn, text: string, v: unknown, col: number): void {
+  const bad = () => new ValueRefused(col, `internal: no binary form for the COPY text ${JSON.stringify(text.slice(0, 64))} of a ${c.kind} column`, v);
+  switch (c.kind) {
+    case "boolean":
+      if (text !== "t" && text !== "f") throw bad();
+      writeBool(out, text === "t");
+      return;
+    case "bigint":
+      writeBigInt8(out, BigInt(text));
+      return;
+    case "double precision": {
+      const x = Number(text);
+      if (Number.isNaN(x)) throw bad();
+      writeFloat8(out, x);
+      return;
+    }
+    case "numeric":
+      writeNumeric(out, text);
+      return;
+    case "date":
+    case "timestamp":
+    case "timestamptz":
+      if (!parseIso(text, c.kind)) throw bad();
+      if (c.kind === "date") {
+        out.int32(4);
+        out.int32(parsed.secs / 86400);
+      } else writeMicros(out, parsed.secs, parsed.micros);
+      return;
+    case "text":
+    case "json":
+      // Numbers in a text column: their COPY text has no escapes.
+      if (typeof v === "string") {
+        writeUtf8(out, v);
+        return;
+      }
+      writeUtf8(out, text);
+      return;
+    default:
+      throw bad();
+  }
+}
