@@ -17,7 +17,7 @@
  */
 import { hash } from "node:crypto";
 import type { EncodeColumn } from "../plan/types.js";
-import { decimalText, julianToMillis, pgTimestampText } from "./conversions.js";
+import { decimalText, epochSecondsText, julianToMillis } from "./conversions.js";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const F64 = new DataView(new ArrayBuffer(8));
@@ -73,13 +73,14 @@ function writer(c: EncodeColumn): (v: unknown) => string {
     case "numeric":
       return (v) => (isNumber(v) ? decimalText(v) : foreign(v));
     case "bytea":
-      return (v) => (Buffer.isBuffer(v) ? hash("md5", v, "hex") : foreign(v));
+      return (v) => (Buffer.isBuffer(v) ? blobText(v) : foreign(v));
     case "date":
       return (v) => (typeof v === "string" && DATE_RE.test(v) ? v : foreign(v));
     case "timestamp":
-      return (v) => (typeof v === "string" ? pgTimestampText(v, false) : foreign(v));
-    case "timestamptz":
-      return (v) => (typeof v === "string" ? pgTimestampText(v, true) : foreign(v));
+    case "timestamptz": {
+      const mode = c.kind;
+      return (v) => (typeof v === "string" ? (epochSecondsText(v, mode) ?? foreign(v)) : foreign(v));
+    }
     default:
       // text and json: the text itself (numbers in a text column as the copy writes them, by design).
       return (v) => {
@@ -89,6 +90,14 @@ function writer(c: EncodeColumn): (v: unknown) => string {
         return foreign(v);
       };
   }
+}
+
+/** Blobs up to this many bytes are hashed as their hex; longer ones by their md5 (the record text stays short). */
+const HEX_BLOB_MAX = 256;
+
+/** A blob's canonical text: its hex when short, else `m` and its md5 (no hex text starts with `m`). */
+function blobText(v: Buffer): string {
+  return v.length <= HEX_BLOB_MAX ? v.toString("hex") : "m" + hash("md5", v, "hex");
 }
 
 /** Whether a kind's canonical text never needs quoting in a record (digits, signs, dots, hex). */
@@ -104,11 +113,6 @@ export function canonicalIsBare(c: EncodeColumn): boolean {
     c.kind === "bytea" ||
     c.kind === "date"
   );
-}
-
-/** `x` without trailing zeros of the fraction, and without a bare dot. */
-function trimFraction(x: string): string {
-  return `rtrim(rtrim(${x}, '0'), '.')`;
 }
 
 /**
@@ -136,13 +140,13 @@ export function canonicalSql(expr: string, c: EncodeColumn): string {
     case "numeric":
       return `trim_scale(${expr})::text`;
     case "bytea":
-      return `md5(${expr})`;
+      return `CASE WHEN length(${expr}) <= ${HEX_BLOB_MAX} THEN encode(${expr}, 'hex') ELSE 'm' || md5(${expr}) END`;
     case "date":
       return `to_char(${expr}, 'YYYY-MM-DD')`;
     case "timestamp":
-      return trimFraction(`to_char(${expr}, 'YYYY-MM-DD HH24:MI:SS.US')`);
     case "timestamptz":
-      return `${trimFraction(`to_char(${expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')`)} || '+00'`;
+      // The instant as exact seconds since the unix epoch (a timestamp read as UTC): a quarter of to_char's cost.
+      return `trim_scale(extract(epoch FROM ${expr}))::text`;
     default:
       return `${expr}::text`;
   }

@@ -105,6 +105,127 @@ export function toBoolean(v: unknown, col: number): boolean {
   throw new ValueRefused(col, "not a boolean (0/1 or true/false)", v);
 }
 
+/** Days from 1970-01-01 to a proleptic Gregorian date (any year). */
+function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/** Days between 1970-01-01 and Postgres' epoch, 2000-01-01. */
+const PG_EPOCH_DAYS = 10957;
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Two ASCII digits at `i`, or -1. */
+function d2(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/** Result of {@link parseIso}: seconds since Postgres' epoch and the microseconds within that second. */
+interface Instant {
+  secs: number;
+  micros: number;
+}
+
+/** What the last successful {@link parseIso} read (one shared object: no allocation per value). */
+export const parsed: Instant = { secs: 0, micros: 0 };
+
+/**
+ * Parse an ISO date or timestamp of exactly the shapes the COPY encoder
+ * takes (copy-encode.ts: `YYYY-MM-DD`, `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]`,
+ * and for `zone` a required `Z` or `±HH:MM`) within the same ranges
+ * (isoInRange: years 0001–9999, real calendar days, hours 0–23, minutes and
+ * seconds 0–59, zones within ±15:59). Fills {@link parsed} (UTC for a
+ * zone) and returns true, or false for anything else.
+ */
+export function parseIso(s: string, mode: "date" | "timestamp" | "timestamptz"): boolean {
+  const n = s.length;
+  if (n < 10) return false;
+  const y1 = d2(s, 0);
+  const y2 = d2(s, 2);
+  if (y1 < 0 || y2 < 0 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return false;
+  const y = y1 * 100 + y2;
+  const mo = d2(s, 5);
+  const d = d2(s, 8);
+  if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  if (d > (mo === 2 && leap ? 29 : MONTH_DAYS[mo - 1]!)) return false;
+  let secs = (daysFromCivil(y, mo, d) - PG_EPOCH_DAYS) * 86400;
+  let micros = 0;
+  if (n === 10) {
+    if (mode === "timestamptz") return false;
+    parsed.secs = secs;
+    parsed.micros = 0;
+    return true;
+  }
+  if (mode === "date" || n < 19) return false;
+  const sep = s.charCodeAt(10);
+  if (sep !== 32 && sep !== 84) return false;
+  const h = d2(s, 11);
+  const mi = d2(s, 14);
+  const se = d2(s, 17);
+  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) return false;
+  secs += h * 3600 + mi * 60 + se;
+  let i = 19;
+  if (i < n && s.charCodeAt(i) === 46) {
+    i++;
+    let digits = 0;
+    while (i < n) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      if (++digits > 6) return false;
+      micros = micros * 10 + c;
+      i++;
+    }
+    if (digits === 0) return false;
+    for (let k = digits; k < 6; k++) micros *= 10;
+  }
+  if (mode === "timestamptz") {
+    if (i === n) return false;
+    const z = s.charCodeAt(i);
+    if (z === 90 && i + 1 === n) {
+      // Z
+    } else if ((z === 43 || z === 45) && i + 6 === n && s.charCodeAt(i + 3) === 58) {
+      const zh = d2(s, i + 1);
+      const zm = d2(s, i + 4);
+      if (zh < 0 || zh > 15 || zm < 0 || zm > 59) return false;
+      const off = (zh * 60 + zm) * 60;
+      secs -= z === 43 ? off : -off;
+    } else return false;
+  } else if (i !== n) return false;
+  parsed.secs = secs;
+  parsed.micros = micros;
+  return true;
+}
+
+/**
+ * An ISO date or timestamp as the exact number of seconds since the unix
+ * epoch it names, in decimal, the fraction without trailing zeros (what
+ * `trim_scale(extract(epoch FROM x))::text` prints for the stored value);
+ * null for text of another shape or out of range.
+ */
+export function epochSecondsText(s: string, mode: "timestamp" | "timestamptz"): string | null {
+  if (!parseIso(s, mode)) return null;
+  const e = parsed.secs + UNIX_EPOCH_SECS;
+  const us = parsed.micros;
+  if (us === 0) return String(e);
+  // A negative instant with a fraction: the integer part towards zero, the fraction's complement.
+  const whole = e < 0 ? (e + 1 === 0 ? "-0" : String(e + 1)) : String(e);
+  const frac = String(e < 0 ? 1000000 - us : us)
+    .padStart(6, "0")
+    .replace(/0+$/, "");
+  return `${whole}.${frac}`;
+}
+
+/** Seconds from the unix epoch to Postgres' (2000-01-01). */
+const UNIX_EPOCH_SECS = 946684800;
+
 const MIN_MS = -62135596800000; // 0001-01-01
 const MAX_MS = 253402300799999; // 9999-12-31 23:59:59.999
 

@@ -86,7 +86,7 @@ const CASES: [string, EncodeColumn, unknown[]][] = [
   ["timestamp", col("timestamp"), fc.sample(isoArb, 300).map(iso)],
   ["timestamptz", col("timestamptz"), fc.sample(isoArb, 300).map((v) => iso(v) + v.zone)],
   ["date", col("date"), fc.sample(isoArb, 200).map((v) => iso(v).slice(0, 10))],
-  ["bytea", col("bytea"), [...fc.sample(fc.uint8Array({ maxLength: 64 }), 100).map((a) => Buffer.from(a)), Buffer.alloc(0)]],
+  ["bytea", col("bytea"), [...fc.sample(fc.uint8Array({ maxLength: 600 }), 150).map((a) => Buffer.from(a)), Buffer.alloc(0)]],
 ];
 
 describe("the digest's inverse conversions", () => {

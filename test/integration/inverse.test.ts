@@ -543,6 +543,6 @@ describe("refusals and special cases", () => {
     expect(keepsExisting(col("b"), "yes", null)).toBe(false);
     expect(inverseValue(col("b"), undefined, null, null)).toBeNull();
     // Without a learned form: the default of the declared type.
-    expect(inverseValue(col("ts"), undefined, "2024-01-01 10:00:00.25", "2024-01-01 10:00:00.25")).toBe("2024-01-01 10:00:00.25");
+    expect(inverseValue(col("ts"), undefined, "2024-01-01 10:00:00.25", "1704103200.25")).toBe("2024-01-01 10:00:00.25");
   });
 });

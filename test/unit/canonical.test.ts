@@ -37,7 +37,16 @@ describe("canonical text of raw SQLite values", () => {
     expect(canonicalWriter(col("numeric", { scale: 2 }))(12n)).toBe("12");
     expect(canonicalWriter(col("boolean", { conversion: "boolean" }))("Yes")).toBe("t");
     expect(canonicalWriter(col("boolean", { conversion: "boolean" }))(2)).toBe("?2");
-    expect(canonicalWriter(col("timestamp"))("2024-01-02T03:04:05.500")).toBe("2024-01-02 03:04:05.5");
+    // Instants as exact seconds since the unix epoch (a timestamp read as UTC), whatever the spelling.
+    expect(canonicalWriter(col("timestamp"))("2024-01-02T03:04:05.500")).toBe("1704164645.5");
+    expect(canonicalWriter(col("timestamp"))("2024-01-02")).toBe("1704153600");
+    expect(canonicalWriter(col("timestamptz"))("2024-01-02 05:04:05.5+02:00")).toBe("1704164645.5");
+    expect(canonicalWriter(col("timestamp"))("1969-12-31 23:59:58.5")).toBe("-1.5");
+    expect(canonicalWriter(col("timestamp"))("1969-12-31 23:59:59.75")).toBe("-0.25");
+    expect(canonicalWriter(col("timestamp"))("0001-01-01 00:00:00.000001")).toBe("-62135596799.999999");
+    expect(canonicalWriter(col("timestamp"))("2024-02-30 00:00:00")).toBe("?2024-02-30 00:00:00");
+    expect(canonicalWriter(col("bytea"))(Buffer.from([0, 255]))).toBe("00ff");
+    expect(canonicalWriter(col("bytea"))(Buffer.alloc(257))).toMatch(/^m[0-9a-f]{32}$/);
     expect(canonicalWriter(col("text"))(null)).toBeNull();
     expect(decimalText(-0)).toBe("0");
     expect(decimalText(1e21)).toBe("1000000000000000000000");
