@@ -3,7 +3,7 @@
 // Postgres database by each tool, and wall time, rows/s, MB/s, peak RSS and
 // the correctness of the result (row counts + sampled values) are reported.
 //
-//   node bench/migrate.mjs --scale 0.01 [--keep] [--only sqlite2pg,pgloader,pipe,copy]
+//   node bench/migrate.mjs --scale 0.01 [--keep] [--only sqlite2pg,sqlite2pg-run,pgloader,pipe,copy]
 //                          [--pipe-mode parallel|sequential] [--timeout-min 120]
 //
 // Postgres: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres); trust auth or PGPASSWORD.
@@ -25,7 +25,7 @@ const { Client } = require('pg');
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
-const ALL_TOOLS = ['sqlite2pg', 'pgloader', 'pgloader-cast', 'pipe', 'copy'];
+const ALL_TOOLS = ['sqlite2pg', 'sqlite2pg-run', 'pgloader', 'pgloader-cast', 'pipe', 'copy'];
 // pgloader-cast: pgloader told to keep REAL as double precision (its default, float4, loses data).
 const PGLOADER_CAST = 'type real to float8 using float-to-string';
 
@@ -101,6 +101,41 @@ const RUN = {
       { cwd: ROOT, logFile: log, timeoutMs });
     if (!opt.keep) for (const f of [copy, copy + '-wal', copy + '-shm']) rmSync(f, { force: true });
     return { db, log, ...r, note: existsSync(bin) ? '--jobs 2 (on a byte-identical copy of the file)' : `${bin} not found` };
+  },
+
+  // The live path: `init`, then the daemon from its start to phase streaming
+  // (snapshot copied, keys built, changelog caught up); timed to the moment
+  // the state row says streaming, then the daemon is stopped.
+  async 'sqlite2pg-run'() {
+    const db = 'bench_sqlite2pg_run', log = join(LOGS, 'sqlite2pg-run.log'), dir = join(LOGS, 'sqlite2pg-run');
+    mkdirSync(dir, { recursive: true });
+    await recreate(db);
+    const bin = process.env.SQLITE2PG_BIN || join(ROOT, 'bin', 'sqlite2pg.js');
+    const copy = dbFile.replace(/\.db$/, '.sqlite2pg-run.db');
+    for (const f of [copy, copy + '-wal', copy + '-shm']) rmSync(f, { force: true });
+    copyFileSync(dbFile, copy);
+    const script = `set -euo pipefail
+URL='${pgUrl(db)}'; DB='${copy}'
+mark() { echo "@@ $1 $(date +%s.%N)"; }
+mark start
+"${process.execPath}" "${bin}" init --sqlite "$DB" --pg "$URL"
+mark initialised
+"${process.execPath}" "${bin}" run --sqlite "$DB" --pg "$URL" --no-fallback & pid=$!
+until [ "$(psql "$URL" -XAtc "SELECT string_agg(phase, ',') FROM sqlite2pg.state" 2>/dev/null)" = streaming ]; do
+  kill -0 $pid 2>/dev/null || { wait $pid; exit 1; }
+  sleep 0.05
+done
+mark streaming
+kill -TERM $pid; wait $pid || true
+`;
+    writeFileSync(join(dir, 'run.sh'), script);
+    const r = await measure('bash', [join(dir, 'run.sh')], { cwd: ROOT, logFile: log, timeoutMs });
+    if (!opt.keep) for (const f of [copy, copy + '-wal', copy + '-shm']) rmSync(f, { force: true });
+    const m = Object.fromEntries([...readFileSync(log, 'utf8').matchAll(/^@@ (\w+) ([\d.]+)$/gm)].map((x) => [x[1], Number(x[2])]));
+    // Wall time: from init's start to phase streaming (the daemon's shutdown is not part of it).
+    if (m.streaming) r.secs = m.streaming - m.start;
+    const split = m.streaming ? `init ${(m.initialised - m.start).toFixed(1)} s + run to streaming ${(m.streaming - m.initialised).toFixed(1)} s` : 'never reached streaming';
+    return { db, log, ...r, note: `init, then run --no-fallback until phase streaming; ${split}` };
   },
 
   async pgloader(cast = false) {
@@ -222,7 +257,7 @@ function result(r) {
 const cpu = (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? os.arch();
 let pgVersion = '?';
 try { const c = await client('postgres'); pgVersion = (await c.query('SHOW server_version')).rows[0].server_version; await c.end(); } catch { /* */ }
-const label = { sqlite2pg: 'sqlite2pg', pgloader: 'pgloader', 'pgloader-cast': 'pgloader, REAL cast to float8', pipe: 'raw pipe (sqlite3 -csv \\| psql \\copy)', copy: 'pg server-side COPY (limit)' };
+const label = { sqlite2pg: 'sqlite2pg', 'sqlite2pg-run': 'sqlite2pg init + run to streaming', pgloader: 'pgloader', 'pgloader-cast': 'pgloader, REAL cast to float8', pipe: 'raw pipe (sqlite3 -csv \\| psql \\copy)', copy: 'pg server-side COPY (limit)' };
 
 const lines = [];
 lines.push(`# migrate benchmark — ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC`, '');
@@ -241,6 +276,7 @@ lines.push('Peak RSS = the tool\'s whole client process tree (sum over processes
 lines.push('Ratios:', '');
 const s2p = by.sqlite2pg;
 lines.push(`- sqlite2pg wall time / raw pipe wall time: ${ran(s2p) && ran(by.pipe) ? fmt(s2p.secs / by.pipe.secs, 2) + '×' : 'n/a'}`);
+if (by['sqlite2pg-run']) lines.push(`- sqlite2pg init + run to streaming / sqlite2pg migrate: ${ran(s2p) && ran(by['sqlite2pg-run']) ? fmt(by['sqlite2pg-run'].secs / s2p.secs, 2) + '×' : 'n/a'}`);
 for (const p of ['pgloader', 'pgloader-cast']) {
   if (!by[p]) continue;
   lines.push(`- sqlite2pg rows/s / ${label[p]} rows/s: ${ran(s2p) && ran(by[p]) ? fmt(by[p].secs / s2p.secs, 2) + '×' +

@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { requireSqlite, resolveConfig } from "../config/config.js";
 import { type Sqlite2pgError, sourceError, usageError, internalError } from "../errors.js";
 import { buildPlan } from "../plan/plan.js";
+import { censusAll } from "../migrate/copy-pool.js";
 import { captureInfo, captureTriggersSql, installCapture } from "../sqlite/capture.js";
 import { rollbackMarkerPath } from "../sqlite/freeze.js";
 import { openSource } from "../sqlite/open.js";
@@ -77,7 +78,7 @@ export async function initCommand(flags: InitFlags): Promise<void> {
     installedId = captureInfo(ro)?.sourceId ?? null;
     const schema = readSchema(ro);
     for (const t of schema.tables) captureTriggersSql(t); // throws for a table capture cannot name rows of
-    const plan = buildPlan(ro, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase });
+    const plan = buildPlan(ro, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase }, await censusAll(path, ro, schema.tables));
     if (plan.refusals.length) {
       const r = plan.refusals[0]!;
       throw sourceError(

@@ -7,7 +7,7 @@ import { readSchema } from "../sqlite/schema.js";
 import { withPg } from "../postgres/pg.js";
 import { loadState } from "../replication/state.js";
 import { validate } from "../validate/validate.js";
-import { CopyPool } from "../migrate/copy-pool.js";
+import { censusAll } from "../migrate/copy-pool.js";
 
 /**
  * `sqlite2pg validate`: usable at any time. The types come from the
@@ -33,12 +33,7 @@ export async function validateCommand(flags: {
       if (!plan) {
         // The census runs in worker threads, tables in parallel, as migrate's does.
         const schema = readSchema(db);
-        const pool = new CopyPool({ sqlite: requireSqlite(cfg), pg: cfg.pg, chunkRows: 5000, fixText: false }, cfg.jobs);
-        try {
-          plan = buildPlan(db, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase }, await pool.census(schema.tables));
-        } finally {
-          await pool.close();
-        }
+        plan = buildPlan(db, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase }, await censusAll(requireSqlite(cfg), db, schema.tables, cfg.jobs));
       }
       return validate(db, c, plan, flags.full ? "full" : "counts");
     });

@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import type BetterSqlite3 from "better-sqlite3";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors.js";
@@ -6,7 +7,7 @@ import type { MigrationPlan } from "../plan/plan.js";
 import type { RowidRange } from "../sqlite/reader.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
 import type { Digest, RowHash } from "../validate/digest.js";
-import type { TableCensus } from "../sqlite/census.js";
+import { censusTable, type TableCensus } from "../sqlite/census.js";
 import type { SourceTable } from "../sqlite/schema.js";
 
 /** What every copy worker is started with. */
@@ -140,5 +141,35 @@ export class CopyPool {
           }),
       ),
     );
+  }
+}
+
+/** Below this many bytes of file (and WAL), starting threads costs more than the census they would share. */
+const PARALLEL_CENSUS_BYTES = 32 * 1024 * 1024;
+
+function fileBytes(path: string): number {
+  let n = 0;
+  for (const f of [path, `${path}-wal`]) {
+    try {
+      n += statSync(f).size;
+    } catch {
+      // no WAL
+    }
+  }
+  return n;
+}
+
+/**
+ * The census of every table: in worker threads, tables in parallel, when
+ * the file is large enough to gain from them; else in this thread, on `db`.
+ */
+export async function censusAll(sqlite: string, db: BetterSqlite3.Database, tables: SourceTable[], jobs = 2): Promise<Map<string, TableCensus>> {
+  const size = Math.min(Math.max(1, Math.floor(jobs)), tables.length);
+  if (size < 2 || fileBytes(sqlite) < PARALLEL_CENSUS_BYTES) return new Map(tables.map((t) => [t.name, censusTable(db, t)]));
+  const pool = new CopyPool({ sqlite, pg: undefined, chunkRows: 5000, fixText: false }, size);
+  try {
+    return await pool.census(tables);
+  } finally {
+    await pool.close();
   }
 }

@@ -8,6 +8,7 @@ import type pg from "pg";
 import { sourceError } from "../errors.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { buildPlan } from "../plan/plan.js";
+import { censusAll } from "../migrate/copy-pool.js";
 import { inTransaction } from "../postgres/transaction.js";
 import { markPosition } from "../sqlite/capture.js";
 import { readSchema } from "../sqlite/schema.js";
@@ -19,6 +20,8 @@ import { resetProgress, toJson, type ReplicationState } from "./state.js";
 
 /** What the begin step works with: the daemon's connections and its phase change. */
 export interface BeginHost {
+  /** The file's path (the census of a large file runs in threads that open it). */
+  sqlite: string;
   db: BetterSqlite3.Database;
   writer: BetterSqlite3.Database;
   client: pg.Client;
@@ -31,7 +34,8 @@ export interface BeginHost {
 /** Plan the tables, create them empty, record the plan and the changelog position, and move to `snapshot`. */
 export async function beginSnapshot(h: BeginHost): Promise<void> {
   const { db, client: c } = h;
-  const plan = buildPlan(db, readSchema(db), { schema: h.state.targetSchema, preserveCase: h.state.preserveCase });
+  const schema = readSchema(db);
+  const plan = buildPlan(db, schema, { schema: h.state.targetSchema, preserveCase: h.state.preserveCase }, await censusAll(h.sqlite, db, schema.tables));
   if (plan.refusals.length) {
     const r = plan.refusals[0]!;
     throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`, {

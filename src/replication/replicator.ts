@@ -335,6 +335,7 @@ export class Replicator {
   /** Phase new → snapshot (see ./begin.ts). */
   private async begin(): Promise<void> {
     await beginSnapshot({
+      sqlite: this.opts.sqlite,
       db: this.db!,
       writer: this.writer!,
       client: this.client!,
@@ -371,6 +372,7 @@ export class Replicator {
           this.markProgress();
         },
         limits: () => ({ rows: this.opts.chunkRows ?? 20000, bytes: this.opts.chunkBytes }),
+        sqlitePath: this.opts.sqlite,
       });
       if (!done) return false;
     }

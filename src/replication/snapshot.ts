@@ -19,6 +19,8 @@ import { ChunkReader } from "../sqlite/reader.js";
 import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { BINARY_HEADER, BINARY_TRAILER, BinaryData } from "../convert/copy-binary.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
+import { type Chunk, PrefetchedChunks } from "./snapshot-prefetch.js";
+import { rowidName } from "../sqlite/schema.js";
 import { readNamed } from "../plan/too-big.js";
 import { toJson, type TableProgress } from "./state.js";
 import { crashPoint } from "../observe/crash-points.js";
@@ -40,6 +42,8 @@ export interface SnapshotOptions {
   onChunk?: (rows: number) => void;
   /** Read before each chunk: rows and bytes per chunk as they are now (SIGHUP may change them). */
   limits?: () => { rows: number; bytes?: number };
+  /** The SQLite file: when given, chunks are read and encoded by a prefetch thread, a few ahead of the commits. */
+  sqlitePath?: string;
 }
 
 /** Whether a table is keyed by SQLite's rowid without a declared rowid column in Postgres. */
@@ -62,33 +66,100 @@ export async function snapshotTable(
   progress: TableProgress,
   opts: SnapshotOptions,
 ): Promise<boolean> {
-  const reader = new ChunkReader(
-    db,
-    t,
-    t.columns.map((c) => c.source.name),
-    opts.chunkRows,
-    { after: null, upTo: null },
-    true,
-  );
-  if (progress.lastKey) reader.resumeAfter(progress.lastKey);
-  if (opts.chunkBytes) reader.maxBytes = opts.chunkBytes;
-  const encoder = new RowEncoder(db, t, reader.keyNames, reader.keyWidth, {
-    fixText: opts.fixText,
-    transformed: opts.transformed,
-    rowidColumn: usesRowidColumn(t),
-  });
-  const generated = GeneratedCheck.of(plan.schema, t, reader.keyNames, reader.keyWidth);
-  const copySql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN (FORMAT binary)`;
+  const generated = GeneratedCheck.of(plan.schema, t, keyNamesOf(t), keyWidthOf(t));
+  const chunks = opts.sqlitePath
+    ? new PrefetchedChunks({
+        sqlite: opts.sqlitePath,
+        plan,
+        table: plan.tables.indexOf(t),
+        after: progress.lastKey,
+        chunkRows: opts.chunkRows,
+        chunkBytes: opts.chunkBytes,
+        fixText: opts.fixText,
+        raw: generated !== null,
+        ahead: 1,
+      })
+    : new LocalChunks(db, t, progress.lastKey, opts);
+  try {
+    return await copyChunks(client, plan, t, progress, opts, chunks, generated);
+  } finally {
+    await chunks.close();
+  }
+}
+
+/** Names and number of the key fields a chunk's rows start with (as {@link ChunkReader} reads them). */
+function keyNamesOf(t: TablePlan): string[] {
+  return t.readOrder.kind === "rowid" ? [t.source.rowidAlias ?? rowidName(t.source)] : t.readOrder.columns;
+}
+function keyWidthOf(t: TablePlan): number {
+  return t.readOrder.kind === "rowid" ? 1 : t.readOrder.columns.length;
+}
+
+/** Chunks read and encoded in this thread (a table copied again after a schema change). */
+class LocalChunks {
+  private readonly reader: ChunkReader;
+  private readonly encoder: RowEncoder;
+
+  constructor(
+    private readonly db: BetterSqlite3.Database,
+    private readonly t: TablePlan,
+    after: unknown[] | null,
+    opts: SnapshotOptions,
+  ) {
+    this.reader = new ChunkReader(
+      db,
+      t,
+      t.columns.map((c) => c.source.name),
+      opts.chunkRows,
+      { after: null, upTo: null },
+      true,
+    );
+    if (after) this.reader.resumeAfter(after);
+    if (opts.chunkBytes) this.reader.maxBytes = opts.chunkBytes;
+    this.encoder = new RowEncoder(db, t, this.reader.keyNames, this.reader.keyWidth, {
+      fixText: opts.fixText,
+      transformed: opts.transformed,
+      rowidColumn: usesRowidColumn(t),
+    });
+  }
+
+  limits(rows: number, bytes?: number): void {
+    this.reader.chunkRows = rows;
+    if (bytes) this.reader.maxBytes = bytes;
+  }
+
+  async next(): Promise<Chunk | null> {
+    const rows = readNamed(this.db, this.t, () => this.reader.read());
+    if (rows === null) return null;
+    const data = new BinaryData();
+    data.pushBuffer(BINARY_HEADER);
+    for (const r of rows) this.encoder.writeBinary(r, data);
+    data.pushBuffer(BINARY_TRAILER);
+    return { data: Buffer.concat(data.take()), rows: rows.length, lastKey: rows[rows.length - 1]!.slice(0, this.reader.keyWidth), raw: rows, transformed: [] };
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function copyChunks(
+  client: pg.ClientBase,
+  plan: MigrationPlan,
+  t: TablePlan,
+  progress: TableProgress,
+  opts: SnapshotOptions,
+  chunks: LocalChunks | PrefetchedChunks,
+  generated: GeneratedCheck | null,
+): Promise<boolean> {
+  const columns = t.columns.filter((c) => c.copied).map((c) => quoteIdent(c.name));
+  if (usesRowidColumn(t)) columns.unshift(quoteIdent(ROWID_COLUMN));
+  const copySql = `COPY ${qualified(plan.schema, t.name)} (${columns.join(", ")}) FROM STDIN (FORMAT binary)`;
   let copied = progress.rows;
   for (;;) {
     if (opts.stopping()) return false;
     const limits = opts.limits?.();
-    if (limits) {
-      reader.chunkRows = limits.rows;
-      if (limits.bytes) reader.maxBytes = limits.bytes;
-    }
-    const rows = readNamed(db, t, () => reader.read());
-    if (rows === null) {
+    if (limits) chunks.limits(limits.rows, limits.bytes);
+    const chunk = await chunks.next();
+    if (chunk === null) {
       const finish = opts.finish;
       if (!finish) {
         await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
@@ -100,19 +171,16 @@ export async function snapshotTable(
       });
       return true;
     }
-    const data = new BinaryData();
-    data.pushBuffer(BINARY_HEADER);
-    for (const r of rows) encoder.writeBinary(r, data);
-    data.pushBuffer(BINARY_TRAILER);
-    const lastKey = rows[rows.length - 1]!.slice(0, reader.keyWidth);
+    opts.transformed.push(...chunk.transformed);
+    const { lastKey, rows } = chunk;
     await inTransaction(client, async () => {
-      await pipeline(Readable.from(data.take()), client.query(copyFrom(copySql)));
-      await generated?.check(client, rows);
+      await pipeline(Readable.from([chunk.data]), client.query(copyFrom(copySql)));
+      if (generated) await generated.check(client, chunk.raw!);
       // Conditional on the progress this daemon started from: a second daemon
       // that copied the same chunk meanwhile makes this one roll back.
       const moved = await client.query(
         "UPDATE sqlite2pg.snapshot_progress SET last_key = $3::jsonb, rows = rows + $4 WHERE source_id = $1 AND table_name = $2 AND rows = $5",
-        [opts.sourceId, t.source.name, toJson(lastKey), rows.length, copied],
+        [opts.sourceId, t.source.name, toJson(lastKey), rows, copied],
       );
       if (moved.rowCount !== 1) {
         throw new Sqlite2pgError(
@@ -128,7 +196,7 @@ export async function snapshotTable(
       }
     });
     crashPoint("snapshot-chunk-committed");
-    copied += rows.length;
-    opts.onChunk?.(rows.length);
+    copied += rows;
+    opts.onChunk?.(rows);
   }
 }

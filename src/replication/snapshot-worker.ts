@@ -1,0 +1,81 @@
+/**
+ * A snapshot prefetch thread: reads one table's chunks from SQLite on its
+ * own connection and encodes them as binary COPY data, a few chunks ahead
+ * of the daemon, which sends them to Postgres and commits each with its
+ * progress. Reading and encoding run on one core while Postgres ingests
+ * the previous chunk on the other; nothing here touches Postgres, so what a
+ * crash leaves behind is decided by the daemon's commits alone.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { openSource } from "../sqlite/open.js";
+import { ChunkReader } from "../sqlite/reader.js";
+import { readNamed } from "../plan/too-big.js";
+import { RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
+import { BINARY_HEADER, BINARY_TRAILER, BinaryData } from "../convert/copy-binary.js";
+import { usesRowidColumn } from "./snapshot.js";
+import { serializeError, type PrefetchInit, type PrefetchReply } from "./snapshot-prefetch.js";
+
+const init = workerData as PrefetchInit;
+const port = parentPort!;
+const db = openSource(init.sqlite);
+const t = init.plan.tables[init.table]!;
+const reader = new ChunkReader(
+  db,
+  t,
+  t.columns.map((c) => c.source.name),
+  init.chunkRows,
+  { after: null, upTo: null },
+  true,
+);
+if (init.after) reader.resumeAfter(init.after);
+if (init.chunkBytes) reader.maxBytes = init.chunkBytes;
+const transformed: TransformedValue[] = [];
+const encoder = new RowEncoder(db, t, reader.keyNames, reader.keyWidth, { fixText: init.fixText, transformed, rowidColumn: usesRowidColumn(t) });
+let credits = init.ahead;
+let ended = false;
+
+function pump(): void {
+  try {
+    while (credits > 0 && !ended) {
+      const rows = readNamed(db, t, () => reader.read());
+      if (rows === null) {
+        ended = true;
+        port.postMessage({ type: "end" } satisfies PrefetchReply);
+        break;
+      }
+      const data = new BinaryData();
+      data.pushBuffer(BINARY_HEADER);
+      for (const r of rows) encoder.writeBinary(r, data);
+      data.pushBuffer(BINARY_TRAILER);
+      // One buffer of its own, handed over without a copy.
+      const pieces = data.take();
+      const buf = Buffer.allocUnsafeSlow(data.bytes);
+      let at = 0;
+      for (const p of pieces) at += p.copy(buf, at);
+      const reply: PrefetchReply = {
+        type: "chunk",
+        data: buf,
+        rows: rows.length,
+        lastKey: rows[rows.length - 1]!.slice(0, reader.keyWidth),
+        raw: init.raw ? rows : null,
+        transformed: transformed.splice(0),
+      };
+      port.postMessage(reply, [buf.buffer as ArrayBuffer]);
+      credits--;
+    }
+  } catch (e) {
+    ended = true;
+    port.postMessage({ type: "error", error: serializeError(e) } satisfies PrefetchReply);
+  }
+}
+
+port.on("message", (m: { type: "credit" } | { type: "limits"; rows: number; bytes?: number }) => {
+  if (m.type === "limits") {
+    reader.chunkRows = m.rows;
+    if (m.bytes) reader.maxBytes = m.bytes;
+    return;
+  }
+  credits++;
+  pump();
+});
+pump();
