@@ -150,10 +150,13 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
     }
     if (kinds.has("number")) {
       const onlyNumbers = kinds.size === 1;
-      add(`sum(typeof(${q})='real')`, (x, v) => {
-        x.reals = n(v);
-        x.integers = onlyNumbers ? Number(count) - x.reals : 0;
-      });
+      // SQLite's rowid alias (INTEGER PRIMARY KEY) holds only integers: nothing to count.
+      if (c.name === table.rowidAlias && onlyNumbers) cc.integers = Number(count);
+      else
+        add(`sum(typeof(${q})='real')`, (x, v) => {
+          x.reals = n(v);
+          x.integers = onlyNumbers ? Number(count) - x.reals : 0;
+        });
       if (!onlyNumbers) add(`sum(typeof(${q})='integer')`, (x, v) => (x.integers = n(v)));
       if (onlyNumbers && tmin === "integer" && tmax === "integer") {
         // Both ends are integers: they are the integer range, whether or not reals lie between.

@@ -117,3 +117,19 @@ describe("configuration and errors", () => {
     expect(describeError(e)).toBe('error [VALUE_REFUSED]: bad value\n  table=t column=c key="id=1"\n  hint: fix it');
   });
 });
+
+describe("census", () => {
+  it("counts the rowid alias as integers without a pass over its values, and every other column's kinds", async () => {
+    const Database = (await import("better-sqlite3")).default;
+    const { censusTable } = await import("../../src/sqlite/census.js");
+    const { readSchema } = await import("../../src/sqlite/schema.js");
+    const db = new Database(":memory:");
+    db.exec("CREATE TABLE u (id INTEGER PRIMARY KEY, n)");
+    db.exec("INSERT INTO u VALUES (1, 1), (2, 2.5), (9007199254740993, 'x')");
+    const c = censusTable(db, readSchema(db).tables.find((t) => t.name === "u")!);
+    expect(c.rows).toBe(3);
+    expect(c.columns.get("id")).toMatchObject({ integers: 3, reals: 0, texts: 0, minInt: 1n, maxInt: 9007199254740993n });
+    expect(c.columns.get("n")).toMatchObject({ integers: 1, reals: 1, texts: 1 });
+    db.close();
+  });
+});
