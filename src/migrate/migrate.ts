@@ -115,9 +115,13 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     // table; ALTER TABLE waits for a digest on its table to finish).
     log.info({ step: 5 }, "step 5/8: build keys, indexes and constraints");
     log.info({ step: 7 }, "step 7/8: validate (alongside step 5)");
-    const checker = await connectPg(opts.pg);
-    clients.push(checker);
-    await Promise.all([buildConstraints(clients.slice(0, -1), plan, log), validateAll(db, [checker], plan, digests, log)]);
+    // As many digests run at once as keys are built: a single digest
+    // connection was the last one working, long after the keys were done.
+    const builders = clients.slice();
+    const checkers: pg.Client[] = [];
+    for (let i = 0; i < jobs; i++) checkers.push(await connectPg(opts.pg));
+    clients.push(...checkers);
+    await Promise.all([buildConstraints(builders, plan, log), validateAll(db, checkers, plan, digests, log)]);
 
     log.info({ step: 6 }, "step 6/8: set sequences");
     await setSequences(main, plan, new Map(plan.tables.map((t) => [t.source.name, t.source.sequence])), log);
@@ -228,6 +232,7 @@ async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, pool: Co
 
 async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: Logger): Promise<void> {
   const run = async (c: pg.ClientBase, s: { kind: string; name: string; sql: string; validateSql: string | null }, table: string) => {
+    const t0 = performance.now();
     try {
       await c.query(s.sql);
     } catch (e) {
@@ -242,6 +247,7 @@ async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: 
         log.warn({ table, constraint: s.name }, text);
       }
     }
+    log.debug({ table, constraint: s.name, ms: Math.round(performance.now() - t0) }, `${s.kind} built`);
   };
   for (const c of clients) await c.query("SET maintenance_work_mem = '256MB'");
   // Keys and indexes first, in parallel (each locks only its table), so that
