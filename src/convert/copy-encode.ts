@@ -118,6 +118,18 @@ function describe(v: unknown): string {
 }
 
 /**
+ * Whether a double is exactly a decimal of at most `scale` fraction digits.
+ * toFixed takes at most 100 digits; past that, the shortest decimal that
+ * reads back as the double tells (no decimal with fewer digits does).
+ */
+function fitsScale(v: number, scale: number): boolean {
+  if (scale <= 100) return Number(v.toFixed(scale)) === v;
+  const d = decimalText(v);
+  const dot = d.indexOf(".");
+  return dot < 0 || d.length - dot - 1 <= scale;
+}
+
+/**
  * Refuse a value the column's type would take only by changing it: the
  * census admitted every value present when the type was chosen, but the
  * application may write others later (the daemon keeps the type). Postgres
@@ -140,7 +152,7 @@ function checkFits(v: unknown, c: EncodeColumn, col: number): void {
       return;
     case "numeric":
       if (typeof v === "string") no("text in a numeric column");
-      if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && Number(v.toFixed(c.scale)) !== v)
+      if (typeof v === "number" && c.scale !== null && Number.isFinite(v) && !fitsScale(v, c.scale))
         no(`more than ${c.scale} decimal(s), which numeric would round`);
       if (c.precision != null && typeof v === "number" && !Number.isFinite(v)) no(`${v}, which numeric(${c.precision},${c.scale ?? 0}) cannot hold`);
       if (c.precision != null && (typeof v === "bigint" || typeof v === "number")) {

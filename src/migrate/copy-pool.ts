@@ -48,9 +48,11 @@ export class CopyPool {
 
   constructor(init: WorkerInit, size: number) {
     for (let i = 0; i < size; i++) {
-      // Small heaps keep the peak memory flat whatever the database size: a
-      // worker holds one chunk and one COPY buffer at a time.
-      const w = new Worker(workerUrl(), { workerData: init, resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 32 } });
+      // A worker holds one chunk and one COPY buffer at a time, so its heap
+      // stays small whatever the database size; it is not capped below the
+      // process's own limit, since one text value may take hundreds of
+      // megabytes (a cap aborts the whole process, not just the worker).
+      const w = new Worker(workerUrl(), { workerData: init });
       w.unref();
       this.workers.push(w);
     }

@@ -119,8 +119,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     // connection was the last one working, long after the keys were done.
     const builders = clients.slice();
     const checkers: pg.Client[] = [];
-    for (let i = 0; i < jobs; i++) checkers.push(await connectPg(opts.pg));
-    clients.push(...checkers);
+    for (let i = 0; i < jobs; i++) {
+      const c = await connectPg(opts.pg);
+      clients.push(c); // closed in `finally` even if a later connection fails
+      checkers.push(c);
+    }
     await Promise.all([buildConstraints(builders, plan, log), validateAll(db, checkers, plan, digests, log)]);
 
     log.info({ step: 6 }, "step 6/8: set sequences");

@@ -47,23 +47,42 @@ interface SerializedError {
   hint?: string;
   retryable?: boolean;
   stack?: string;
+  /** The cause's code and message (a wrapped SQLITE_BUSY stays retryable). */
+  cause?: { code?: string; message: string };
 }
 
 /** Messages from the prefetch thread. */
 export type PrefetchReply = ({ type: "chunk" } & Chunk) | { type: "end" } | { type: "error"; error: SerializedError };
 
 export function serializeError(e: unknown): SerializedError {
-  if (e instanceof Sqlite2pgError) return { category: e.category, code: e.code, message: e.message, context: e.context, hint: e.hint, retryable: e.retryable };
+  const c = (e as { cause?: { code?: unknown; message?: unknown } })?.cause;
+  const cause = c ? { code: typeof c.code === "string" ? c.code : undefined, message: String(c.message ?? c) } : undefined;
+  if (e instanceof Sqlite2pgError)
+    return { category: e.category, code: e.code, message: e.message, context: e.context, hint: e.hint, retryable: e.retryable, cause };
   const err = e as { message?: string; code?: string; stack?: string };
-  return { message: err?.message ?? String(e), code: typeof err?.code === "string" ? err.code : undefined, stack: err?.stack };
+  return { message: err?.message ?? String(e), code: typeof err?.code === "string" ? err.code : undefined, stack: err?.stack, cause };
 }
 
 function rebuild(s: SerializedError): Error {
-  if (s.category) return new Sqlite2pgError(s.category, s.code!, s.message, { context: s.context, hint: s.hint, retryable: s.retryable });
-  const e = new Error(s.message) as Error & { code?: string };
+  let cause: (Error & { code?: string }) | undefined;
+  if (s.cause) {
+    cause = new Error(s.cause.message);
+    if (s.cause.code) cause.code = s.cause.code;
+  }
+  if (s.category) return new Sqlite2pgError(s.category, s.code!, s.message, { context: s.context, hint: s.hint, retryable: s.retryable, cause });
+  const e = new Error(s.message, cause ? { cause } : undefined) as Error & { code?: string };
   if (s.code) e.code = s.code; // SQLITE_BUSY and the like stay retryable
   if (s.stack) e.stack = s.stack;
   return e;
+}
+
+/** Structured clone turns a Buffer into a plain Uint8Array: a blob key or value is a Buffer again. */
+function buffers(values: unknown[]): unknown[] {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v instanceof Uint8Array && !Buffer.isBuffer(v)) values[i] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  }
+  return values;
 }
 
 /** The thread's script: compiled beside this module, or in dist/ when this module runs from source (tests). */
@@ -81,8 +100,8 @@ export class PrefetchedChunks {
   private failure: Error | null = null;
 
   constructor(init: PrefetchInit) {
-    // A small heap: the thread holds a chunk's rows and its encoding, a few chunks ahead.
-    this.worker = new Worker(workerUrl(), { workerData: init, resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 } });
+    // No heap limit below the daemon's own: one text value may take hundreds of megabytes.
+    this.worker = new Worker(workerUrl(), { workerData: init });
     this.worker.on("message", (m: PrefetchReply) => this.arrive(m));
     this.worker.on("error", (e) => this.arrive({ type: "error", error: serializeError(e) }));
     this.worker.on("exit", (code) => {
@@ -108,7 +127,14 @@ export class PrefetchedChunks {
       throw this.failure;
     }
     this.worker.postMessage({ type: "credit" });
-    return { data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), rows: m.rows, lastKey: m.lastKey, raw: m.raw, transformed: m.transformed };
+    if (m.raw) for (const r of m.raw) buffers(r);
+    return {
+      data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength),
+      rows: m.rows,
+      lastKey: buffers(m.lastKey),
+      raw: m.raw,
+      transformed: m.transformed,
+    };
   }
 
   /** Rows and bytes per chunk from the next chunk read on. */

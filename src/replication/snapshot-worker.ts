@@ -7,6 +7,8 @@
  * crash leaves behind is decided by the daemon's commits alone.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import type BetterSqlite3 from "better-sqlite3";
+import type { TablePlan } from "../plan/plan.js";
 import { openSource } from "../sqlite/open.js";
 import { ChunkReader } from "../sqlite/reader.js";
 import { readNamed } from "../plan/too-big.js";
@@ -17,24 +19,34 @@ import { serializeError, type PrefetchInit, type PrefetchReply } from "./snapsho
 
 const init = workerData as PrefetchInit;
 const port = parentPort!;
-const db = openSource(init.sqlite);
-const t = init.plan.tables[init.table]!;
-const reader = new ChunkReader(
-  db,
-  t,
-  t.columns.map((c) => c.source.name),
-  init.chunkRows,
-  { after: null, upTo: null },
-  true,
-);
-if (init.after) reader.resumeAfter(init.after);
-if (init.chunkBytes) reader.maxBytes = init.chunkBytes;
-const transformed: TransformedValue[] = [];
-const encoder = new RowEncoder(db, t, reader.keyNames, reader.keyWidth, { fixText: init.fixText, transformed, rowidColumn: usesRowidColumn(t) });
-let credits = init.ahead;
 let ended = false;
+let credits = init.ahead;
+const transformed: TransformedValue[] = [];
+let source: { db: BetterSqlite3.Database; t: TablePlan; reader: ChunkReader; encoder: RowEncoder } | null = null;
+try {
+  const db = openSource(init.sqlite);
+  const t = init.plan.tables[init.table]!;
+  const reader = new ChunkReader(
+    db,
+    t,
+    t.columns.map((c) => c.source.name),
+    init.chunkRows,
+    { after: null, upTo: null },
+    true,
+  );
+  if (init.after) reader.resumeAfter(init.after);
+  if (init.chunkBytes) reader.maxBytes = init.chunkBytes;
+  const encoder = new RowEncoder(db, t, reader.keyNames, reader.keyWidth, { fixText: init.fixText, transformed, rowidColumn: usesRowidColumn(t) });
+  source = { db, t, reader, encoder };
+} catch (e) {
+  // Reported as any other error: its category, hint and retryability kept.
+  ended = true;
+  port.postMessage({ type: "error", error: serializeError(e) } satisfies PrefetchReply);
+}
 
 function pump(): void {
+  if (!source) return;
+  const { db, t, reader, encoder } = source;
   try {
     while (credits > 0 && !ended) {
       const rows = readNamed(db, t, () => reader.read());
@@ -71,8 +83,9 @@ function pump(): void {
 
 port.on("message", (m: { type: "credit" } | { type: "limits"; rows: number; bytes?: number }) => {
   if (m.type === "limits") {
-    reader.chunkRows = m.rows;
-    if (m.bytes) reader.maxBytes = m.bytes;
+    if (!source) return;
+    source.reader.chunkRows = m.rows;
+    if (m.bytes) source.reader.maxBytes = m.bytes;
     return;
   }
   credits++;

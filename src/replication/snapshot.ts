@@ -171,7 +171,7 @@ async function copyChunks(
       });
       return true;
     }
-    opts.transformed.push(...chunk.transformed);
+    for (const tv of chunk.transformed) opts.transformed.push(tv);
     const { lastKey, rows } = chunk;
     await inTransaction(client, async () => {
       await pipeline(Readable.from([chunk.data]), client.query(copyFrom(copySql)));

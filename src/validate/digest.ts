@@ -170,7 +170,8 @@ export function rowRecorder(cols: ColumnPlan[]): (row: unknown[], offset: number
 
 /** A bare canonical text as it is; a foreign one (`?…`, any text) quoted as needed. */
 function recordFieldOrForeign(f: string): string {
-  return f.charCodeAt(0) === 63 ? recordField(f) : f;
+  // A foreign text (`?…`) may need quoting; so does the empty text (an empty blob's hex), which record_out writes as "".
+  return f === "" || f.charCodeAt(0) === 63 ? recordField(f) : f;
 }
 
 /** Session settings for text output in ISO form (kept for tools; the digest no longer depends on the session). */

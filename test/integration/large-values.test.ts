@@ -19,6 +19,7 @@ import { validate } from "../../src/validate/validate.js";
 import { buildPlan } from "../../src/plan/plan.js";
 import { ChunkReader, rowBytes } from "../../src/sqlite/reader.js";
 import { Sqlite2pgError } from "../../src/errors.js";
+import { migrate } from "../../src/migrate/migrate.js";
 
 const MiB = 1024 * 1024;
 const reps: Replicator[] = [];
@@ -157,6 +158,34 @@ describe("batches and chunks bounded by bytes", () => {
     s.db.prepare("INSERT INTO big VALUES (1, ?)").run(blob(200 * MiB, 7));
     await s.rep.syncOnce();
     await s.sameBlobs("big");
+  }, 180_000);
+
+  it("copies a 300 MB text value, with migrate and with the snapshot (threads whose heap no cap stops short of the process's)", async () => {
+    // 314,572,800 ASCII characters: a string V8 keeps whole in the heap of the thread that reads it.
+    const fill = (db: Database.Database) => db.exec("INSERT INTO big VALUES (1, replace(hex(zeroblob(150 * 1024 * 1024)), '0', 'a')), (2, 'x')");
+    const s = await setup("CREATE TABLE big (id INTEGER PRIMARY KEY, t TEXT);", {}, fill);
+    await s.rep.syncOnce();
+    const check = async (client: typeof s.client) => {
+      const r = await client.query("SELECT id, length(t) AS n, md5(t) = md5(repeat('a', 314572800)) AS same FROM big ORDER BY id");
+      expect(r.rows).toEqual([
+        { id: "1", n: 314572800, same: true },
+        { id: "2", n: 1, same: false },
+      ]);
+    };
+    await check(s.client);
+    const m = await freshDatabase();
+    const result = await migrate({
+      sqlite: s.path,
+      pg: m.url,
+      schema: "public",
+      jobs: 2,
+      preserveCase: false,
+      dropExisting: false,
+      fixText: false,
+      log: silentLogger(),
+    });
+    expect(result.rows).toBe(2);
+    await check(m.client);
   }, 180_000);
 
   it("a value too big to read (written by another program) stops with a typed error naming table, column and key", async () => {

@@ -7,11 +7,15 @@
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { join } from "node:path";
-import { cleanup, tempDir } from "../helpers/db.js";
+import { cleanup, freshDatabase, tempDir } from "../helpers/db.js";
 import { buildPlan, type MigrationPlan } from "../../src/plan/plan.js";
 import { readSchema } from "../../src/sqlite/schema.js";
 import { PrefetchedChunks, type PrefetchInit } from "../../src/replication/snapshot-prefetch.js";
 import { Sqlite2pgError } from "../../src/errors.js";
+import { ensureStateSchema, loadProgress, resetProgress, toJson } from "../../src/replication/state.js";
+import { snapshotTable, snapshotTableSql } from "../../src/replication/snapshot.js";
+import { createState } from "../../src/replication/phase.js";
+import type { TransformedValue } from "../../src/convert/row-encoder.js";
 
 afterEach(cleanup);
 
@@ -85,5 +89,68 @@ describe("snapshot prefetch", () => {
     });
     const chunks = await drain({ ...base, sqlite: path, plan, fixText: true });
     expect(chunks.map((c) => c.transformed)).toEqual([0, 1]);
+  });
+
+  it("hands blob keys and values over as Buffers: the progress stores them, the generated-column check reads them", async () => {
+    const { path, plan } = fixture("CREATE TABLE t (id BLOB PRIMARY KEY, v INTEGER, w INTEGER GENERATED ALWAYS AS (v * 2) VIRTUAL) WITHOUT ROWID", (db) => {
+      const ins = db.prepare("INSERT INTO t (id, v) VALUES (?, ?)");
+      for (let i = 1; i <= 250; i++) ins.run(Buffer.from([0, i >> 8, i & 255]), i);
+    });
+    const chunks = new PrefetchedChunks({ ...base, sqlite: path, plan, raw: true });
+    try {
+      const first = (await chunks.next())!;
+      expect(Buffer.isBuffer(first.lastKey[0])).toBe(true);
+      expect(toJson(first.lastKey)).toBe(JSON.stringify([{ $bytes: "000064" }]));
+      expect(first.raw!.every((r) => Buffer.isBuffer(r[0]))).toBe(true);
+    } finally {
+      await chunks.close();
+    }
+    // Resumed from the stored key: the rest, exactly.
+    const rest = await drain({ ...base, sqlite: path, plan, after: [Buffer.from([0, 0, 100])] });
+    expect(rest.map((c) => c.rows)).toEqual([100, 50]);
+  });
+
+  it("reports a failure to start (a missing file) as the daemon's own error, category and all", async () => {
+    const { plan } = fixture("CREATE TABLE t (id INTEGER PRIMARY KEY)", () => undefined);
+    const err = await drain({ ...base, sqlite: join(tempDir(), "gone.db"), plan }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Sqlite2pgError);
+    expect((err as Sqlite2pgError).category).toBe("source");
+  });
+
+  it("hands over a chunk with more repaired values than a call takes arguments", async () => {
+    const { path, plan } = fixture(`CREATE TABLE t (id INTEGER PRIMARY KEY, ${Array.from({ length: 8 }, (_, i) => `c${i} TEXT`).join(", ")})`, (db) => {
+      const ins = db.prepare(`INSERT INTO t VALUES (?${", ?".repeat(8)})`);
+      db.transaction(() => {
+        for (let i = 1; i <= 20000; i++) ins.run(i, ...Array.from({ length: 8 }, () => "ab\u0000\u0000"));
+      })();
+    });
+    const chunks = await drain({ ...base, sqlite: path, plan, fixText: true, chunkRows: 20000 });
+    expect(chunks.map((c) => c.transformed)).toEqual([160000]);
+    // And the daemon's snapshot takes them all, into a real server.
+    const { client } = await freshDatabase();
+    await ensureStateSchema(client);
+    await createState(client, { sourceId: "src", sqlitePath: path, targetSchema: "public", preserveCase: false });
+    const t = plan.tables[0]!;
+    await client.query(snapshotTableSql(plan, t));
+    await resetProgress(client, "src", "t", 20000);
+    const transformed: TransformedValue[] = [];
+    const db = new Database(path, { readonly: true });
+    try {
+      const progress = (await loadProgress(client, "src"))[0]!;
+      const done = await snapshotTable(db, client, plan, t, progress, {
+        sourceId: "src",
+        chunkRows: 20000,
+        fixText: true,
+        transformed,
+        stopping: () => false,
+        sqlitePath: path,
+      });
+      expect(done).toBe(true);
+    } finally {
+      db.close();
+    }
+    expect(transformed.length).toBe(160000);
+    const r = await client.query("SELECT count(*)::int AS n, count(*) FILTER (WHERE c7 = 'ab')::int AS fixed FROM public.t");
+    expect(r.rows[0]).toEqual({ n: 20000, fixed: 20000 });
   });
 });

@@ -93,6 +93,10 @@ describe("values written after the census", () => {
     refused(9007199254740993n, col("double precision"));
     refused(0.125, col("numeric", { scale: 2 }));
     refused(-Infinity, col("numeric", { scale: 2, precision: 10 }));
+    // Scales past toFixed's 100 digits: decided by the shortest decimal, never a RangeError.
+    expect(encodeValue(0.5, col("numeric", { scale: 150, precision: 200 }), 0)).toBe("0.5");
+    refused(1e-120, col("numeric", { scale: 110, precision: 200 }));
+    expect(encodeValue(1e-120, col("numeric", { scale: 130, precision: 200 }), 0)).toBe("1e-120");
     refused("12", col("bigint"));
     refused("2024-01-01 10:00:00+05:00", col("timestamp"));
     refused("2024-01-01 10:00:00", col("timestamptz"));
