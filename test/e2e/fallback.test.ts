@@ -42,8 +42,8 @@ async function source(rows?: number): Promise<FallbackSource> {
   return s;
 }
 
-function writer(s: FallbackSource, truncateEvery: number): PgWriter {
-  const w = new PgWriter(s.url, { truncateEvery });
+function writer(s: FallbackSource, truncateEvery: number, from?: number): PgWriter {
+  const w = new PgWriter(s.url, { truncateEvery, from });
   live.writers.push(w);
   return w;
 }
@@ -79,12 +79,17 @@ describe("the fallback with real processes", () => {
     expect(existsSync(markerPath(s.path))).toBe(true);
     expect(() => sqliteWrite(s.path)).toThrow(FROZEN_MESSAGE); // the application writes to PostgreSQL now
 
-    const w = writer(s, 7);
-    await w.more(20);
+    const w0 = writer(s, 7);
+    await w0.more(20);
+    await w0.stop();
+    expect(w0.errors).toEqual([]);
     // Paused (SIGSTOP), the daemon applies nothing: the writes wait in PostgreSQL, and `status` counts them.
+    // No TRUNCATE meanwhile: a stop inside a fallback turn leaves its snapshot open, and TRUNCATE's lock would wait for it.
     d.kill("SIGSTOP");
+    const paused = writer(s, 0, 20_000);
     try {
-      await w.more(5);
+      await paused.more(5);
+      await paused.stop();
       const st = await cliStatus(s.path, s.url);
       expect(st.phase).toBe("fallback");
       expect(st.fallback!.lag_changes).toBeGreaterThan(0);
@@ -92,6 +97,8 @@ describe("the fallback with real processes", () => {
     } finally {
       d.kill("SIGCONT");
     }
+    expect(paused.errors).toEqual([]);
+    const w = writer(s, 7, 40_000);
     const metrics = await waitFor("the fallback's lag on /metrics", 30_000, async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       return /^sqlite2pg_fallback_lag_changes \d+$/m.test(text) && /^sqlite2pg_fallback_lag_seconds [\d.e+-]+$/m.test(text) ? text : false;
