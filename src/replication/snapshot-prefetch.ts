@@ -11,6 +11,7 @@ import { Worker } from "node:worker_threads";
 import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
+import { WORKER_LIMITS } from "../migrate/copy-pool.js";
 
 /** What the prefetch thread is started with. */
 export interface PrefetchInit {
@@ -100,8 +101,8 @@ export class PrefetchedChunks {
   private failure: Error | null = null;
 
   constructor(init: PrefetchInit) {
-    // No heap limit below the daemon's own: one text value may take hundreds of megabytes.
-    this.worker = new Worker(workerUrl(), { workerData: init });
+    // As migrate's copy threads: a small young generation, no cap on the old one (one text value may take hundreds of megabytes).
+    this.worker = new Worker(workerUrl(), { workerData: init, resourceLimits: WORKER_LIMITS });
     this.worker.on("message", (m: PrefetchReply) => this.arrive(m));
     this.worker.on("error", (e) => this.arrive({ type: "error", error: serializeError(e) }));
     this.worker.on("exit", (code) => {
