@@ -148,7 +148,7 @@ export class CopyPool {
 }
 
 /** Heap limits of the copy threads (see the constructor of {@link CopyPool}). */
-export const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
 /** Below this many bytes of file (and WAL), starting threads costs more than the census they would share. */
 const PARALLEL_CENSUS_BYTES = 32 * 1024 * 1024;

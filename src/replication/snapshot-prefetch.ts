@@ -11,7 +11,6 @@ import { Worker } from "node:worker_threads";
 import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors.js";
 import type { MigrationPlan } from "../plan/plan.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
-import { WORKER_LIMITS } from "../migrate/copy-pool.js";
 
 /** What the prefetch thread is started with. */
 export interface PrefetchInit {
@@ -101,8 +100,11 @@ export class PrefetchedChunks {
   private failure: Error | null = null;
 
   constructor(init: PrefetchInit) {
-    // As migrate's copy threads: a small young generation, no cap on the old one (one text value may take hundreds of megabytes).
-    this.worker = new Worker(workerUrl(), { workerData: init, resourceLimits: WORKER_LIMITS });
+    // No cap on the heap: one text value may take hundreds of megabytes, and
+    // an allocation past a cap aborts the whole process. The default young
+    // generation, unlike migrate's copy threads' 8 MiB: this one thread reads
+    // chunks of 20,000 rows, and with 8 MiB the snapshot took 25 % longer.
+    this.worker = new Worker(workerUrl(), { workerData: init });
     this.worker.on("message", (m: PrefetchReply) => this.arrive(m));
     this.worker.on("error", (e) => this.arrive({ type: "error", error: serializeError(e) }));
     this.worker.on("exit", (code) => {
