@@ -235,11 +235,16 @@ function writeNumericPlain(out: BinaryData, s: string): boolean {
   const intLen = dot - neg;
   const fracLen = dot === n ? 0 : n - dot - 1;
   if (intLen < 1 || (dot < n && fracLen < 1) || intLen + fracLen > 200) return false;
-  // Integer groups: the first one holds intLen % 4 digits (or 4).
+  // Groups of 4 digits aligned on the point: the first holds intLen % 4 digits (or 4), the integer part ends on a group's end.
   let g = 0;
   let acc = 0;
   let inGroup = (4 - (intLen % 4)) % 4;
-  for (let i = neg; i < dot; i++) {
+  let intGroups = -1;
+  for (let i = neg; i < n; i++) {
+    if (i === dot) {
+      intGroups = g;
+      continue;
+    }
     const c = s.charCodeAt(i) - 48;
     if (c < 0 || c > 9) return false;
     acc = acc * 10 + c;
@@ -249,17 +254,7 @@ function writeNumericPlain(out: BinaryData, s: string): boolean {
       inGroup = 0;
     }
   }
-  const intGroups = g;
-  for (let i = dot + 1; i < n; i++) {
-    const c = s.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) return false;
-    acc = acc * 10 + c;
-    if (++inGroup === 4) {
-      GROUPS[g++] = acc;
-      acc = 0;
-      inGroup = 0;
-    }
-  }
+  if (intGroups < 0) intGroups = g;
   if (inGroup > 0) {
     for (let k = inGroup; k < 4; k++) acc *= 10;
     GROUPS[g++] = acc;
