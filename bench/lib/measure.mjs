@@ -75,9 +75,10 @@ export class TreeSampler {
   }
 }
 
-// Spawn `cmd args`, stdout+stderr appended to logFile. Resolves with
+// Spawn `cmd args`, stdout+stderr appended to logFile; `skipComm` names the
+// commands of the tree not counted (default: shells and `time`). Resolves with
 // { code, signal, secs, peakKb, byComm, error }. Never rejects.
-export function measure(cmd, args, { cwd, env, logFile, timeoutMs = 0 } = {}) {
+export function measure(cmd, args, { cwd, env, logFile, timeoutMs = 0, skipComm } = {}) {
   return new Promise((resolve) => {
     const fd = openSync(logFile, 'a');
     const t0 = performance.now();
@@ -92,7 +93,7 @@ export function measure(cmd, args, { cwd, env, logFile, timeoutMs = 0 } = {}) {
       resolve({ code: null, secs: 0, peakKb: 0, byComm: {}, error: String(error) });
       return;
     }
-    const sampler = child.pid ? new TreeSampler(child.pid, { skipRoot: !!GNU_TIME }) : null;
+    const sampler = child.pid ? new TreeSampler(child.pid, { skipRoot: !!GNU_TIME, ...(skipComm ? { skipComm } : {}) }) : null;
     const killGroup = () => { try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ } };
     const onSigint = () => { killGroup(); process.exit(130); };
     if (child.pid) process.once('SIGINT', onSigint);
