@@ -15,12 +15,11 @@ import { from as copyFrom } from "pg-copy-streams";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
-import { ChunkReader } from "../sqlite/reader.js";
+import { ChunkReader, readKey } from "../sqlite/reader.js";
 import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { BINARY_HEADER, BINARY_TRAILER, BinaryData } from "../convert/copy-binary.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
 import { type Chunk, PrefetchedChunks } from "./snapshot-prefetch.js";
-import { rowidName } from "../sqlite/schema.js";
 import { readNamed } from "../plan/too-big.js";
 import { toJson, type TableProgress } from "./state.js";
 import { crashPoint } from "../observe/crash-points.js";
@@ -66,7 +65,8 @@ export async function snapshotTable(
   progress: TableProgress,
   opts: SnapshotOptions,
 ): Promise<boolean> {
-  const generated = GeneratedCheck.of(plan.schema, t, keyNamesOf(t), keyWidthOf(t));
+  const key = readKey(t);
+  const generated = GeneratedCheck.of(plan.schema, t, key.names, key.width);
   const chunks = opts.sqlitePath
     ? new PrefetchedChunks({
         sqlite: opts.sqlitePath,
@@ -85,14 +85,6 @@ export async function snapshotTable(
   } finally {
     await chunks.close();
   }
-}
-
-/** Names and number of the key fields a chunk's rows start with (as {@link ChunkReader} reads them). */
-function keyNamesOf(t: TablePlan): string[] {
-  return t.readOrder.kind === "rowid" ? [t.source.rowidAlias ?? rowidName(t.source)] : t.readOrder.columns;
-}
-function keyWidthOf(t: TablePlan): number {
-  return t.readOrder.kind === "rowid" ? 1 : t.readOrder.columns.length;
 }
 
 /** Chunks read and encoded in this thread (a table copied again after a schema change). */

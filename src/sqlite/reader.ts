@@ -9,6 +9,12 @@ export interface ReadTable {
   bigIntegers: boolean;
 }
 
+/** The key fields a reader's rows start with: their SQL names (for messages) and their number. */
+export function readKey(t: ReadTable): { names: string[]; width: number } {
+  if (t.readOrder.kind === "rowid") return { names: [t.source.rowidAlias ?? rowidName(t.source)], width: 1 };
+  return { names: t.readOrder.columns, width: t.readOrder.columns.length };
+}
+
 /** A range of rowids to read: `after` exclusive, `upTo` inclusive; null means open. */
 export interface RowidRange {
   after: bigint | null;
@@ -49,10 +55,9 @@ export class ChunkReader {
   ) {
     const from = `main.${quoteIdent(t.source.name)}`;
     const cols = columns.map(quoteIdent).join(", ");
+    ({ names: this.keyNames, width: this.keyWidth } = readKey(t));
     if (t.readOrder.kind === "rowid") {
       const rowid = rowidName(t.source); // a user column may be named rowid
-      this.keyWidth = 1;
-      this.keyNames = [t.source.rowidAlias ?? rowid];
       const upTo = range.upTo !== null ? `${rowid} <= ${range.upTo}` : null;
       const sel = `SELECT ${rowid}${cols ? ", " + cols : ""} FROM ${from}`;
       const order = ` ORDER BY ${rowid} LIMIT ?`;
@@ -61,8 +66,6 @@ export class ChunkReader {
       this.cursor = range.after === null ? null : [range.after];
     } else {
       const keys = t.readOrder.columns.map(quoteIdent);
-      this.keyWidth = keys.length;
-      this.keyNames = t.readOrder.columns;
       const sel = `SELECT ${keys.join(", ")}${cols ? ", " + cols : ""} FROM ${from}`;
       const order = ` ORDER BY ${keys.join(", ")} LIMIT ?`;
       this.first = db.prepare(sel + order);
@@ -191,16 +194,13 @@ export class KeyedReader {
   ) {
     const cols = columns.map(quoteIdent).join(", ");
     const from = `main.${quoteIdent(t.source.name)}`;
+    ({ names: this.keyNames, width: this.keyWidth } = readKey(t));
     if (t.readOrder.kind === "rowid") {
       const rowid = rowidName(t.source);
-      this.keyWidth = 1;
-      this.keyNames = [t.source.rowidAlias ?? rowid];
       this.select = `SELECT ${rowid}${cols ? ", " + cols : ""} FROM ${from}`;
       this.keyTuple = rowid;
     } else {
       const keys = t.readOrder.columns.map(quoteIdent);
-      this.keyWidth = keys.length;
-      this.keyNames = t.readOrder.columns;
       this.select = `SELECT ${keys.join(", ")}${cols ? ", " + cols : ""} FROM ${from}`;
       this.keyTuple = keys.length === 1 ? keys[0]! : `(${keys.join(", ")})`;
     }
