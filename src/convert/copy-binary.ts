@@ -15,7 +15,7 @@
  */
 import type { EncodeColumn } from "../plan/types.js";
 import { encodeValue, ValueRefused } from "./copy-encode.js";
-import { parsed, parseIso, toBoolean } from "./conversions.js";
+import { parsed, parseIso, plainDecimal, toBoolean } from "./conversions.js";
 import { keySpellingProblem } from "../plan/key-spelling.js";
 
 /** The signature, flags and header extension that open binary COPY data. */
@@ -189,64 +189,21 @@ export function writeMicros(out: BinaryData, secs: number, micros: number): void
 
 /**
  * numeric_send's form of a decimal text (`-12.5`, `1e+21`, `1.5e-7`,
- * `Infinity`): sign, weight and display scale, and the digits in base
- * 10000. Throws for text that is not a decimal.
+ * `Infinity`), without the field's length. Throws for text that is not a decimal.
  */
 export function numericBinary(text: string): Buffer {
-  if (text === "Infinity" || text === "-Infinity" || text === "NaN") {
-    const b = Buffer.alloc(8);
-    b.writeUInt16BE(text === "NaN" ? 0xc000 : text === "Infinity" ? 0xd000 : 0xf000, 4);
-    return b;
-  }
-  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
-  if (!m || (m[2] === "" && (m[3] ?? "") === "")) throw new Error(`not a decimal: ${text}`);
-  const negative = m[1] === "-";
-  const frac = m[3] ?? "";
-  let digits = m[2]! + frac;
-  // value = digits × 10^e
-  let e = (m[4] ? Number(m[4]) : 0) - frac.length;
-  if (e > 0) {
-    digits += "0".repeat(e);
-    e = 0;
-  }
-  const dscale = -e;
-  // Fraction digits padded to a multiple of 4; integer digits too.
-  const fracDigits = dscale + ((4 - (dscale % 4)) % 4);
-  digits += "0".repeat(fracDigits - dscale);
-  let intDigits = digits.length - fracDigits;
-  if (intDigits < 0) {
-    digits = "0".repeat(-intDigits) + digits;
-    intDigits = 0;
-  }
-  const lead = (4 - (intDigits % 4)) % 4;
-  digits = "0".repeat(lead) + digits;
-  intDigits += lead;
-  const groups: number[] = [];
-  for (let i = 0; i < digits.length; i += 4) groups.push(Number(digits.slice(i, i + 4)));
-  let weight = intDigits / 4 - 1;
-  let first = 0;
-  while (first < groups.length && groups[first] === 0) {
-    first++;
-    weight--;
-  }
-  let last = groups.length;
-  while (last > first && groups[last - 1] === 0) last--;
-  const kept = groups.slice(first, last);
-  const b = Buffer.allocUnsafe(8 + 2 * kept.length);
-  b.writeInt16BE(kept.length, 0);
-  b.writeInt16BE(kept.length === 0 ? 0 : weight, 2);
-  b.writeUInt16BE(negative && kept.length > 0 ? 0x4000 : 0, 4);
-  b.writeInt16BE(dscale, 6);
-  for (const [i, g] of kept.entries()) b.writeUInt16BE(g, 8 + 2 * i);
-  return b;
+  const out = new BinaryData();
+  writeNumeric(out, text);
+  return Buffer.concat(out.take()).subarray(4);
 }
 
-const GROUPS = new Uint16Array(64);
+/** Digit groups of one value: a double's plain decimal has at most ~330 digits on either side of the point. */
+const GROUPS = new Uint16Array(256);
+const MAX_DIGITS = 1000;
 
 /**
- * A plain decimal text (`-?digits[.digits]`, as String() prints a double
- * of moderate size or a bigint prints) as numeric_send writes it, straight
- * into `out`; false for any other text (left to {@link numericBinary}).
+ * A plain decimal text (`-?digits[.digits]`) as numeric_send writes it,
+ * straight into `out`; false for any other text.
  */
 function writeNumericPlain(out: BinaryData, s: string): boolean {
   const n = s.length;
@@ -255,7 +212,7 @@ function writeNumericPlain(out: BinaryData, s: string): boolean {
   if (dot < 0) dot = n;
   const intLen = dot - neg;
   const fracLen = dot === n ? 0 : n - dot - 1;
-  if (intLen < 1 || (dot < n && fracLen < 1) || intLen + fracLen > 200) return false;
+  if (intLen < 1 || (dot < n && fracLen < 1) || intLen + fracLen > MAX_DIGITS) return false;
   // Groups of 4 digits aligned on the point: the first holds intLen % 4 digits (or 4), the integer part ends on a group's end.
   let g = 0;
   let acc = 0;
@@ -302,13 +259,25 @@ function writeNumericPlain(out: BinaryData, s: string): boolean {
   return true;
 }
 
+/** A number's decimal text as a numeric field: exponents expanded as numeric_in reads them, infinities and NaN by their codes. */
 function writeNumeric(out: BinaryData, s: string): void {
-  if (!writeNumericPlain(out, s)) writeField(out, numericBinary(s));
+  const special = s === "NaN" ? 0xc000 : s === "Infinity" ? 0xd000 : s === "-Infinity" ? 0xf000 : 0;
+  if (special) {
+    out.int32(8);
+    out.int32(0); // no digits, weight 0
+    out.ensure(4);
+    out.buf.writeUInt16BE(special, out.pos);
+    out.buf.writeInt16BE(0, out.pos + 2);
+    out.pos += 4;
+    return;
+  }
+  if (!writeNumericPlain(out, plainDecimal(s))) throw new Error(`not a decimal: ${s}`);
 }
 
-function writeField(out: BinaryData, payload: Buffer): void {
-  out.int32(payload.length);
-  out.pushBuffer(payload);
+/** A date field: days since Postgres' epoch. */
+function writeDate(out: BinaryData, days: number): void {
+  out.int32(4);
+  out.int32(days);
 }
 
 /** Whole digits and fraction digits of a plain decimal text (no exponent), or null when it has an exponent. */
@@ -388,12 +357,8 @@ export function fieldWriter(c: EncodeColumn, col: number): FieldWriter {
       return (v, out) => {
         if (typeof v === "string" && parseIso(v, mode)) {
           keyCheck(v);
-          if (mode === "date") {
-            out.ensure(8);
-            out.buf.writeInt32BE(4, out.pos);
-            out.buf.writeInt32BE(parsed.secs / 86400, out.pos + 4);
-            out.pos += 8;
-          } else writeMicros(out, parsed.secs, parsed.micros);
+          if (mode === "date") writeDate(out, parsed.secs / 86400);
+          else writeMicros(out, parsed.secs, parsed.micros);
         } else slow(v, out);
       };
     }
@@ -458,10 +423,8 @@ function writeFromText(out: BinaryData, c: EncodeColumn, text: string, v: unknow
     case "timestamp":
     case "timestamptz":
       if (!parseIso(text, c.kind)) throw bad();
-      if (c.kind === "date") {
-        out.int32(4);
-        out.int32(parsed.secs / 86400);
-      } else writeMicros(out, parsed.secs, parsed.micros);
+      if (c.kind === "date") writeDate(out, parsed.secs / 86400);
+      else writeMicros(out, parsed.secs, parsed.micros);
       return;
     case "text":
     case "json":

@@ -6,7 +6,7 @@ import { readRawText } from "../plan/scan.js";
 import { quoteIdent } from "../ident.js";
 import { encodeValue, ValueRefused } from "./copy-encode.js";
 import { isSuspectText } from "../sqlite/text.js";
-import { type BinaryData, fieldWriter, writeInt8, writeNull, type FieldWriter } from "./copy-binary.js";
+import { BINARY_HEADER, BINARY_TRAILER, BinaryData, fieldWriter, writeInt8, writeNull, type FieldWriter } from "./copy-binary.js";
 
 /** A value changed on the way because the operator asked for it (`--fix-text`). */
 export interface TransformedValue {
@@ -19,6 +19,13 @@ export interface TransformedValue {
 
 /** The Postgres column that carries SQLite's rowid for tables whose rowid is not a declared column. */
 export const ROWID_COLUMN = "_sqlite2pg_rowid";
+
+/** The quoted column list a table's COPY writes: the copied columns, after the rowid column when there is one. */
+export function copyColumnList(t: TablePlan, rowidColumn: boolean): string {
+  const names = t.columns.filter((c) => c.copied).map((c) => quoteIdent(c.name));
+  if (rowidColumn) names.unshift(quoteIdent(ROWID_COLUMN));
+  return names.join(", ");
+}
 
 /** Options of a {@link RowEncoder}. */
 export interface RowEncoderOptions {
@@ -52,9 +59,7 @@ export class RowEncoder {
   ) {
     this.copiedIdx = t.columns.map((c, i) => (c.copied ? i : -1)).filter((i) => i >= 0);
     this.copied = this.copiedIdx.map((i) => t.columns[i]!);
-    const names = this.copied.map((c) => quoteIdent(c.name));
-    if (opts.rowidColumn) names.unshift(quoteIdent(ROWID_COLUMN));
-    this.columnList = names.join(", ");
+    this.columnList = copyColumnList(t, opts.rowidColumn ?? false);
   }
 
   /** One COPY line (with its newline). May repair the row's text values in place under `fixText`. */
@@ -115,6 +120,18 @@ export class RowEncoder {
   }
 
   private binaryWriters: FieldWriter[] | undefined;
+
+  /** Rows as one whole binary COPY (signature to trailer), in a Buffer of its own (one a thread can hand over). */
+  binaryCopy(rows: unknown[][]): Buffer {
+    const data = new BinaryData();
+    data.pushBuffer(BINARY_HEADER);
+    for (const r of rows) this.writeBinary(r, data);
+    data.pushBuffer(BINARY_TRAILER);
+    const buf = Buffer.allocUnsafeSlow(data.size);
+    let at = 0;
+    for (const p of data.take()) at += p.copy(buf, at);
+    return buf;
+  }
 
   private fields(row: unknown[], emit: (f: string | Buffer) => void): void {
     const width = this.keyWidth;

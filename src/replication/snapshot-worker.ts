@@ -13,7 +13,6 @@ import { openSource } from "../sqlite/open.js";
 import { ChunkReader } from "../sqlite/reader.js";
 import { readNamed } from "../plan/too-big.js";
 import { RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
-import { BINARY_HEADER, BINARY_TRAILER, BinaryData } from "../convert/copy-binary.js";
 import { usesRowidColumn } from "./snapshot.js";
 import { serializeError, type PrefetchInit, type PrefetchReply } from "./snapshot-prefetch.js";
 
@@ -55,15 +54,7 @@ function pump(): void {
         port.postMessage({ type: "end" } satisfies PrefetchReply);
         break;
       }
-      const data = new BinaryData();
-      data.pushBuffer(BINARY_HEADER);
-      for (const r of rows) encoder.writeBinary(r, data);
-      data.pushBuffer(BINARY_TRAILER);
-      // One buffer of its own, handed over without a copy.
-      const pieces = data.take();
-      const buf = Buffer.allocUnsafeSlow(data.bytes);
-      let at = 0;
-      for (const p of pieces) at += p.copy(buf, at);
+      const buf = encoder.binaryCopy(rows);
       const reply: PrefetchReply = {
         type: "chunk",
         data: buf,

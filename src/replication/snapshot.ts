@@ -16,8 +16,7 @@ import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
 import { ChunkReader, readKey } from "../sqlite/reader.js";
-import { ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
-import { BINARY_HEADER, BINARY_TRAILER, BinaryData } from "../convert/copy-binary.js";
+import { copyColumnList, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
 import { type Chunk, PrefetchedChunks } from "./snapshot-prefetch.js";
 import { readNamed } from "../plan/too-big.js";
@@ -123,11 +122,13 @@ class LocalChunks {
   async next(): Promise<Chunk | null> {
     const rows = readNamed(this.db, this.t, () => this.reader.read());
     if (rows === null) return null;
-    const data = new BinaryData();
-    data.pushBuffer(BINARY_HEADER);
-    for (const r of rows) this.encoder.writeBinary(r, data);
-    data.pushBuffer(BINARY_TRAILER);
-    return { data: Buffer.concat(data.take()), rows: rows.length, lastKey: rows[rows.length - 1]!.slice(0, this.reader.keyWidth), raw: rows, transformed: [] };
+    return {
+      data: this.encoder.binaryCopy(rows),
+      rows: rows.length,
+      lastKey: rows[rows.length - 1]!.slice(0, this.reader.keyWidth),
+      raw: rows,
+      transformed: [],
+    };
   }
 
   async close(): Promise<void> {}
@@ -142,9 +143,7 @@ async function copyChunks(
   chunks: LocalChunks | PrefetchedChunks,
   generated: GeneratedCheck | null,
 ): Promise<boolean> {
-  const columns = t.columns.filter((c) => c.copied).map((c) => quoteIdent(c.name));
-  if (usesRowidColumn(t)) columns.unshift(quoteIdent(ROWID_COLUMN));
-  const copySql = `COPY ${qualified(plan.schema, t.name)} (${columns.join(", ")}) FROM STDIN (FORMAT binary)`;
+  const copySql = `COPY ${qualified(plan.schema, t.name)} (${copyColumnList(t, usesRowidColumn(t))}) FROM STDIN (FORMAT binary)`;
   let copied = progress.rows;
   for (;;) {
     if (opts.stopping()) return false;
