@@ -10,8 +10,7 @@ import { copyFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, CORPUS_DIR, corpusPresent, freshDatabase, tempDir } from "../helpers/db.js";
 import { compareDatabases } from "../helpers/compare.js";
-import { migrate } from "../../src/migrate/migrate.js";
-import { silentLogger } from "../../src/observe/logger.js";
+import { migrateFile } from "../helpers/migrate.js";
 import { Sqlite2pgError } from "../../src/errors.js";
 import { createSampleDatabase } from "../../src/cli/sample-data.js";
 
@@ -40,16 +39,7 @@ describe("the real-world corpus", () => {
       const path = join(dir, "shop.db");
       createSampleDatabase(path, 2000);
       const { url, client } = await freshDatabase();
-      const res = await migrate({
-        sqlite: path,
-        pg: url,
-        schema: "public",
-        jobs: 2,
-        preserveCase: false,
-        dropExisting: false,
-        fixText: false,
-        log: silentLogger(),
-      });
+      const res = await migrateFile(path, url);
       const cmp = await compareDatabases(path, client);
       expect(cmp.differences).toEqual([]);
       expect(cmp.rows).toBe(res.rows);
@@ -61,7 +51,7 @@ describe("the real-world corpus", () => {
       const path = join(dir, file);
       copyFileSync(join(CORPUS_DIR, file), path);
       const { url, client } = await freshDatabase();
-      const run = migrate({ sqlite: path, pg: url, schema: "public", jobs: 2, preserveCase: false, dropExisting: false, fixText: false, log: silentLogger() });
+      const run = migrateFile(path, url);
       if (REFUSED[file]) {
         const err = await run.catch((e) => e);
         expect(err).toBeInstanceOf(Sqlite2pgError);

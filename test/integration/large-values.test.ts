@@ -19,7 +19,7 @@ import { validate } from "../../src/validate/validate.js";
 import { buildPlan } from "../../src/plan/plan.js";
 import { ChunkReader, rowBytes } from "../../src/sqlite/reader.js";
 import { Sqlite2pgError } from "../../src/errors.js";
-import { migrate } from "../../src/migrate/migrate.js";
+import { migrateFile } from "../helpers/migrate.js";
 
 const MiB = 1024 * 1024;
 const reps: Replicator[] = [];
@@ -174,16 +174,7 @@ describe("batches and chunks bounded by bytes", () => {
     };
     await check(s.client);
     const m = await freshDatabase();
-    const result = await migrate({
-      sqlite: s.path,
-      pg: m.url,
-      schema: "public",
-      jobs: 2,
-      preserveCase: false,
-      dropExisting: false,
-      fixText: false,
-      log: silentLogger(),
-    });
+    const result = await migrateFile(s.path, m.url);
     expect(result.rows).toBe(2);
     await check(m.client);
   }, 180_000);

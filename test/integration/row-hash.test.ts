@@ -9,8 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import fc from "fast-check";
 import { cleanup, freshDatabase, sqliteFrom, tempDir } from "../helpers/db.js";
-import { migrate } from "../../src/migrate/migrate.js";
-import { silentLogger } from "../../src/observe/logger.js";
+import { migrateFile } from "../helpers/migrate.js";
 import { validate } from "../../src/validate/validate.js";
 import { pgDigest, rowHashFor, sameDigest, sqliteDigest } from "../../src/validate/digest.js";
 import { hashTextExtended } from "../../src/validate/lookup3.js";
@@ -120,16 +119,7 @@ describe("validate --full and one changed bit", () => {
   it("finds it in any column kind, on either side, and names the row", async () => {
     const path = source();
     const { url, client } = await freshDatabase();
-    const { plan } = await migrate({
-      sqlite: path,
-      pg: url,
-      schema: "public",
-      jobs: 1,
-      preserveCase: false,
-      dropExisting: false,
-      fixText: false,
-      log: silentLogger(),
-    });
+    const { plan } = await migrateFile(path, url, { jobs: 1 });
     const t = plan.tables[0]!;
     expect(Object.fromEntries(t.columns.map((c) => [c.name, c.kind]))).toEqual({ id: "bigint", ...Object.fromEntries(FLIPS.map((f) => [f.col, f.kind])) });
     expect(TEXTS[365 % TEXTS.length]!.startsWith("é")).toBe(true);
@@ -172,16 +162,7 @@ describe("validate --full and one changed bit", () => {
   it("the md5 fallback (a server this process cannot hash like) sees it too", async () => {
     const path = source();
     const { url, client } = await freshDatabase();
-    const { plan } = await migrate({
-      sqlite: path,
-      pg: url,
-      schema: "public",
-      jobs: 1,
-      preserveCase: false,
-      dropExisting: false,
-      fixText: false,
-      log: silentLogger(),
-    });
+    const { plan } = await migrateFile(path, url, { jobs: 1 });
     const t = plan.tables[0]!;
     const db = new Database(path);
     try {
