@@ -67,7 +67,15 @@ function writer(c: EncodeColumn): (v: unknown) => string {
   }
   switch (c.kind) {
     case "bigint":
-      return (v) => (typeof v === "bigint" ? v.toString() : typeof v === "number" && Number.isInteger(v) ? BigInt(v).toString() : foreign(v));
+      // A safe integer's String() is its exact digits (as BigInt's would be, without making one).
+      return (v) =>
+        typeof v === "number" && Number.isSafeInteger(v)
+          ? String(v)
+          : typeof v === "bigint"
+            ? v.toString()
+            : typeof v === "number" && Number.isInteger(v)
+              ? BigInt(v).toString()
+              : foreign(v);
     case "double precision":
       return (v) => (isNumber(v) ? doubleBits(Number(v)) : foreign(v));
     case "numeric":

@@ -47,7 +47,28 @@ const JULIAN_EPOCH_MS = 210866760000000;
  */
 export function decimalText(v: number | bigint): string {
   if (typeof v === "bigint") return v.toString();
-  return Object.is(v, -0) ? "0" : plainDecimal(String(v));
+  return Object.is(v, -0) ? "0" : plainDecimal(numberText(v));
+}
+
+/**
+ * `String(v)` for a number, without the general shortest-digits search for
+ * the usual reals of money and measurements: a value within ±1e11 that is
+ * exactly the double nearest some c / 10^k (k ≤ 4) is spelled from the
+ * integer c. That is `String(v)`: below 1e11 a double's rounding interval
+ * is narrower than 10^-4, so no other decimal of at most k fraction digits
+ * (nor any shorter one) reads back as v.
+ */
+export function numberText(v: number): string {
+  if (Number.isInteger(v) || !(v < 1e11 && v > -1e11)) return String(v);
+  for (let k = 1, m = 10; k <= 4; k++, m *= 10) {
+    const c = Math.round(v * m);
+    if (c / m !== v) continue;
+    let digits = String(c < 0 ? -c : c);
+    while (digits.length <= k) digits = "0" + digits;
+    const point = digits.length - k;
+    return `${c < 0 ? "-" : ""}${digits.slice(0, point)}.${digits.slice(point)}`;
+  }
+  return String(v);
 }
 
 /**

@@ -15,7 +15,7 @@
  */
 import type { EncodeColumn } from "../plan/types.js";
 import { encodeValue, ValueRefused } from "./copy-encode.js";
-import { parsed, parseIso, plainDecimal, toBoolean } from "./conversions.js";
+import { numberText, parsed, parseIso, plainDecimal, toBoolean } from "./conversions.js";
 import { keySpellingProblem } from "../plan/key-spelling.js";
 
 /** The signature, flags and header extension that open binary COPY data. */
@@ -334,7 +334,7 @@ export function fieldWriter(c: EncodeColumn, col: number): FieldWriter {
       const fracMax = c.scale ?? Infinity;
       return (v, out) => {
         if (typeof v === "number" && Number.isFinite(v)) {
-          const s = String(v);
+          const s = numberText(v);
           const n = digitCounts(s);
           if (n && n.whole <= wholeMax && n.frac <= fracMax) {
             writeNumeric(out, s);

@@ -23,6 +23,8 @@ const db = openSource(init.sqlite);
 let client: pg.Client | null = null;
 
 let plan: MigrationPlan | null = null;
+/** How often a copying worker reports its progress. */
+const PROGRESS_MS = 200;
 let rowHash: RowHash = "md5";
 
 async function run(task: WorkerTask): Promise<WorkerReply> {
@@ -33,14 +35,29 @@ async function run(task: WorkerTask): Promise<WorkerReply> {
   const transformed: TransformedValue[] = [];
   const digest = new DigestBuilder(rowHash);
   const range: RowidRange = task.range;
+  // Progress goes out a few times a second, not per chunk: a message costs
+  // more than encoding a short chunk.
+  let pending = 0;
+  let pendingBytes = 0;
+  let sent = performance.now();
+  const report = () => {
+    if (pending > 0) port.postMessage({ type: "progress", id: task.id, rows: pending, bytes: pendingBytes } satisfies WorkerReply);
+    pending = pendingBytes = 0;
+    sent = performance.now();
+  };
   const rows = await copyTable(db, client, plan, t, range, {
     chunkRows: init.chunkRows,
     chunkBytes: init.chunkBytes,
     fixText: init.fixText,
     transformed,
     digest,
-    onRows: (n, bytes) => port.postMessage({ type: "progress", id: task.id, rows: n, bytes } satisfies WorkerReply),
+    onRows: (n, bytes) => {
+      pending += n;
+      pendingBytes += bytes;
+      if (performance.now() - sent >= PROGRESS_MS) report();
+    },
   });
+  report();
   return { type: "done", id: task.id, rows, digest: digest.digest(), transformed };
 }
 

@@ -18,7 +18,8 @@ import type pg from "pg";
 import { sourceError, validationError, usageError } from "../errors.js";
 import type { Logger } from "../observe/logger.js";
 import { noProgress, type Progress } from "../observe/progress.js";
-import { buildPlan, type MigrationPlan } from "../plan/plan.js";
+import { buildPlan, type MigrationPlan, type TablePlan } from "../plan/plan.js";
+import type { PostLoadStatement } from "../plan/model.js";
 import { openSource } from "../sqlite/open.js";
 import { readSchema, rowidName } from "../sqlite/schema.js";
 import { rowidNeedsBigInt, splitRowidRange } from "../sqlite/reader.js";
@@ -66,7 +67,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const log = opts.log;
   const progress = opts.progress ?? noProgress;
   const jobs = Math.max(1, Math.floor(opts.jobs));
-  const chunkRows = opts.chunkRows ?? 5000;
+  const chunkRows = opts.chunkRows ?? 256;
   const db = openSource(opts.sqlite);
   const clients: pg.Client[] = [];
   // The workers count the tables' values (census) in parallel, then copy them.
@@ -234,10 +235,16 @@ async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, pool: Co
 }
 
 async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: Logger): Promise<void> {
-  const run = async (c: pg.ClientBase, s: { kind: string; name: string; sql: string; validateSql: string | null }, table: string) => {
+  const run = async (
+    c: pg.ClientBase,
+    s: PostLoadStatement,
+    table: string,
+    sql = s.sql,
+    serially: (fn: () => Promise<void>) => Promise<void> = (fn) => fn(),
+  ) => {
     const t0 = performance.now();
     try {
-      await c.query(s.sql);
+      await serially(async () => void (await c.query(sql)));
     } catch (e) {
       throw pgFailure("PG_CONSTRAINT", `creating ${s.kind} ${s.name} on ${table} failed`, e, { table, constraint: s.name });
     }
@@ -253,21 +260,108 @@ async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: 
     log.debug({ table, constraint: s.name, ms: Math.round(performance.now() - t0) }, `${s.kind} built`);
   };
   for (const c of clients) await c.query("SET maintenance_work_mem = '256MB'");
-  // Keys and indexes first, in parallel (each locks only its table), so that
-  // foreign keys find the parents' unique keys.
-  const first = plan.tables.flatMap((t) => t.constraints.statements.filter((s) => ["primary key", "unique", "index"].includes(s.kind)).map((s) => ({ s, t })));
-  let i = 0;
-  await Promise.all(
-    clients.map(async (c) => {
-      while (i < first.length) {
-        const { s, t } = first[i++]!;
-        await run(c, s, t.name);
+  const schedule = new ConstraintSchedule(plan);
+  const worker = async (c: pg.Client) => {
+    for (let job = await schedule.next(); job; job = await schedule.next()) {
+      try {
+        if (job.step === "build") await run(c, job.s, job.t.name, job.s.split?.indexSql ?? job.s.sql);
+        // Created NOT VALID one at a time (a foreign key locks two tables), validated side by side.
+        else await run(c, job.s, job.t.name, job.s.sql, (fn) => schedule.serially(fn));
+      } catch (e) {
+        schedule.fail();
+        throw e;
+      } finally {
+        schedule.finished(job);
       }
-    }),
-  );
-  // CHECKs and foreign keys one at a time: a foreign key locks two tables.
-  for (const kind of ["check", "foreign key"]) {
-    for (const t of plan.tables) for (const s of t.constraints.statements.filter((x) => x.kind === kind)) await run(clients[0]!, s, t.name);
+    }
+  };
+  await Promise.all(clients.map(worker));
+  // Unique indexes become their constraints last: each step is instant, but
+  // takes the table exclusively, so it waits for the digests reading it.
+  for (const t of plan.tables)
+    for (const s of t.constraints.statements) if (s.split) await run(clients[0]!, { ...s, validateSql: null }, t.name, s.split.attachSql);
+}
+
+/** One statement of step 5 for a builder connection: a key or index build, or a CHECK / foreign key. */
+interface ConstraintJob {
+  step: "build" | "after";
+  t: TablePlan;
+  s: PostLoadStatement;
+}
+
+/**
+ * The order of step 5 over several connections. Keys and indexes are built
+ * side by side (as unique indexes: none takes its table exclusively), the
+ * tables that CHECKs and foreign keys wait for first; a CHECK starts once
+ * its table's indexes are built, a foreign key once those of both its
+ * tables are, while other tables' indexes are still being built. Nothing is
+ * handed out after a failure.
+ */
+class ConstraintSchedule {
+  private readonly builds: ConstraintJob[] = [];
+  private readonly after: ConstraintJob[] = [];
+  /** Index builds not yet finished, per table. */
+  private readonly building = new Map<string, number>();
+  private waiters: (() => void)[] = [];
+  private failed = false;
+  /** The NOT VALID additions, one at a time. */
+  private adding: Promise<void> = Promise.resolve();
+
+  constructor(plan: MigrationPlan) {
+    const keyKinds = new Set(["primary key", "unique", "index"]);
+    for (const t of plan.tables)
+      for (const s of t.constraints.statements) {
+        if (keyKinds.has(s.kind)) {
+          this.builds.push({ step: "build", t, s });
+          this.building.set(t.name, (this.building.get(t.name) ?? 0) + 1);
+        } else this.after.push({ step: "after", t, s });
+      }
+    const awaited = new Set(this.after.flatMap((j) => [j.t.name, j.s.references ?? ""]));
+    const rank = (j: ConstraintJob) => (awaited.has(j.t.name) ? 0 : 1);
+    this.builds.sort((a, b) => rank(a) - rank(b) || b.t.census.rows - a.t.census.rows);
+  }
+
+  private ready(j: ConstraintJob): boolean {
+    if (this.building.get(j.t.name)) return false;
+    if (j.s.kind !== "foreign key") return true;
+    // A plan saved without the parent's name waits for every index.
+    return j.s.references !== undefined ? !this.building.get(j.s.references) : [...this.building.values()].every((n) => n === 0);
+  }
+
+  /** The next statement to run, waiting while only CHECKs and foreign keys whose tables are still being indexed remain; null when done. */
+  async next(): Promise<ConstraintJob | null> {
+    for (;;) {
+      if (this.failed) return null;
+      const i = this.after.findIndex((j) => this.ready(j));
+      if (i >= 0) return this.after.splice(i, 1)[0]!;
+      const b = this.builds.shift();
+      if (b) return b;
+      if (this.after.length === 0) return null;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  finished(j: ConstraintJob): void {
+    if (j.step === "build") this.building.set(j.t.name, this.building.get(j.t.name)! - 1);
+    this.wake();
+  }
+
+  fail(): void {
+    this.failed = true;
+    this.wake();
+  }
+
+  /** Run `fn` (a NOT VALID addition) after every earlier one has finished. */
+  serially(fn: () => Promise<void>): Promise<void> {
+    const p = this.adding.then(fn);
+    this.adding = p.catch(() => undefined);
+    return p;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
   }
 }
 

@@ -39,6 +39,7 @@ export function planConstraints(
         name,
         sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} UNIQUE (${cols.map(quoteIdent).join(", ")})`,
         validateSql: null,
+        split: splitKey(table, name, "UNIQUE", cols.map(quoteIdent)),
       });
       warn(name, `primary key column(s) ${nullable.join(", ")} hold NULLs (SQLite allows that in rowid tables): created as UNIQUE, not PRIMARY KEY`);
     } else {
@@ -48,6 +49,7 @@ export function planConstraints(
         name,
         sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} PRIMARY KEY (${cols.map(quoteIdent).join(", ")})`,
         validateSql: null,
+        split: splitKey(table, name, "PRIMARY KEY", cols.map(quoteIdent)),
       });
     }
   }
@@ -95,7 +97,13 @@ export function planConstraints(
     const allColumns = ix.terms.every((x) => x.column !== null) && !where && !ix.terms.some((x) => x.desc);
     if (ix.origin === "u" && allColumns) {
       const name = relations.claimGenerated(`${t.name}_${ix.terms.map((x) => colName(x.column!)).join("_")}_key`);
-      statements.push({ kind: "unique", name, sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} UNIQUE (${terms.join(", ")})`, validateSql: null });
+      statements.push({
+        kind: "unique",
+        name,
+        sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} UNIQUE (${terms.join(", ")})`,
+        validateSql: null,
+        split: splitKey(table, name, "UNIQUE", terms),
+      });
     } else {
       const base = ix.origin === "c" ? pgIndexName(ix.name, opts.preserveCase) : `${t.name}_${ix.terms.length}_key`;
       const name = relations.claimGenerated(base);
@@ -174,19 +182,27 @@ export function planConstraints(
     const sql = `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${fromCols.map((c) => quoteIdent(c!.name)).join(", ")}) REFERENCES ${qualified(opts.schema, parent.name)} (${toCols.map((c) => quoteIdent(c!.name)).join(", ")})${actions} DEFERRABLE INITIALLY IMMEDIATE NOT VALID`;
     if (!opts.checkForeignKeys) {
       // Created NOT VALID, then validated; rows that break it keep it NOT VALID, with a warning.
-      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}` });
+      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}`, references: parent.name });
     } else if (mine.length > 0) {
       warn(
         label,
         `${mine.length} row(s) break this foreign key in SQLite already (first: rowid ${mine[0]!.rowid}): created NOT VALID, so new rows are checked and existing ones are kept as they are`,
       );
-      statements.push({ kind: "foreign key", name, sql, validateSql: null });
+      statements.push({ kind: "foreign key", name, sql, validateSql: null, references: parent.name });
     } else {
-      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}` });
+      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}`, references: parent.name });
     }
   }
   const identity = t.columns.find((c) => c.identity)?.name ?? null;
   return { primaryKey, statements, identity };
+}
+
+/** A key constraint as a unique index built first and attached after (see {@link PostLoadStatement.split}). */
+function splitKey(table: string, name: string, kind: "PRIMARY KEY" | "UNIQUE", columns: string[]): { indexSql: string; attachSql: string } {
+  return {
+    indexSql: `CREATE UNIQUE INDEX ${quoteIdent(name)} ON ${table} (${columns.join(", ")})`,
+    attachSql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} ${kind} USING INDEX ${quoteIdent(name)}`,
+  };
 }
 
 function parentHasUnique(parent: TablePlan, cols: string[]): boolean {

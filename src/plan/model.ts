@@ -17,6 +17,15 @@ export interface PostLoadStatement {
   sql: string;
   /** For CHECK and FOREIGN KEY: created NOT VALID, then validated by this statement if set. */
   validateSql: string | null;
+  /**
+   * For a primary key or UNIQUE constraint: the same key built in two steps,
+   * a `CREATE UNIQUE INDEX` (which lets reads, other index builds and
+   * foreign keys proceed on the table meanwhile) and the instant
+   * `ADD CONSTRAINT … USING INDEX` that makes it the constraint.
+   */
+  split?: { indexSql: string; attachSql: string };
+  /** For a FOREIGN KEY: the parent table (its name in Postgres), whose keys must exist first. */
+  references?: string;
 }
 
 /** Keys, indexes and constraints of one table, created after the COPY. */

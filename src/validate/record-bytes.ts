@@ -7,6 +7,7 @@
  */
 import type { EncodeColumn } from "../plan/types.js";
 import { canonicalWriter } from "../convert/canonical.js";
+import { parsed, parseIso } from "../convert/conversions.js";
 
 /** record_out's reasons to quote a field (C isspace() in ASCII, quote, backslash, parentheses, comma); 2 = also doubled. */
 const SPECIAL = new Uint8Array(128);
@@ -17,6 +18,12 @@ const HEX = new Uint8Array(Array.from("0123456789abcdef", (ch) => ch.charCodeAt(
 const F64 = new DataView(new ArrayBuffer(8));
 /** Strings longer than this are measured before the buffer grows, not bounded by 3 bytes a character. */
 const LONG = 4096;
+/** From this length on, a string without special characters is written by Node's UTF-8 writer rather than the loop. */
+const NATIVE_MIN = 16;
+/** Any of record_out's reasons to quote (see SPECIAL). */
+const NEEDS_QUOTES = /[ \t\n\v\f\r(),"\\]/;
+/** Seconds from the unix epoch to Postgres' (2000-01-01), as parsed.secs counts them. */
+const UNIX_EPOCH_SECS = 946684800;
 
 /**
  * Writes rows of one table (values from `offset` on, one per column) as
@@ -52,6 +59,14 @@ export class RecordWriter {
     const text = canonicalWriter(c);
     if (c.conversion === "none" && c.kind === "double precision")
       return (v) => (typeof v === "number" ? this.double(v) : typeof v === "bigint" ? this.double(Number(v)) : this.field(text(v)!));
+    // The common values of the kinds below, as digits written straight into
+    // the buffer: the same text canonical.ts spells, without a string.
+    if (c.conversion === "none" && c.kind === "bigint")
+      return (v) => (typeof v === "number" && Number.isSafeInteger(v) ? this.integer(v) : this.field(text(v)!));
+    if (c.conversion === "none" && (c.kind === "timestamp" || c.kind === "timestamptz")) {
+      const mode = c.kind;
+      return (v) => (typeof v === "string" && parseIso(v, mode) ? this.epochSeconds(parsed.secs + UNIX_EPOCH_SECS, parsed.micros) : this.field(text(v)!));
+    }
     // Any other canonical text, foreign ones (`?…`) included, goes through the quoting
     // loop: bare texts (digits, hex, dates) never trigger it, so it costs them nothing.
     return (v) => this.field(text(v)!);
@@ -64,6 +79,57 @@ export class RecordWriter {
     const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
+  }
+
+  /** A safe integer's decimal digits (String(v), -0 as 0). */
+  private integer(v: number): void {
+    this.reserve(17);
+    const buf = this.buf;
+    let p = this.pos;
+    if (v < 0) {
+      buf[p++] = 45; // -
+      v = -v;
+    }
+    const start = p;
+    do {
+      const q = Math.floor(v / 10);
+      buf[p++] = 48 + (v - q * 10);
+      v = q;
+    } while (v > 0);
+    // Digits were written lowest first.
+    for (let i = start, j = p - 1; i < j; i++, j--) {
+      const t = buf[i]!;
+      buf[i] = buf[j]!;
+      buf[j] = t;
+    }
+    this.pos = p;
+  }
+
+  /** Whole seconds `e` and microseconds `us` as epochSecondsText spells them: a fraction without trailing zeros, towards zero. */
+  private epochSeconds(e: number, us: number): void {
+    if (us === 0) {
+      this.integer(e);
+      return;
+    }
+    if (e < 0) {
+      // A negative instant with a fraction: the whole part towards zero, the fraction's complement.
+      if (e + 1 === 0) {
+        this.reserve(2);
+        this.buf[this.pos++] = 45;
+        this.buf[this.pos++] = 48;
+      } else this.integer(e + 1);
+      us = 1000000 - us;
+    } else this.integer(e);
+    this.reserve(7);
+    const buf = this.buf;
+    let p = this.pos;
+    buf[p++] = 46; // .
+    for (let unit = 100000; us > 0; unit /= 10) {
+      const d = Math.floor(us / unit);
+      buf[p++] = 48 + d;
+      us -= d * unit;
+    }
+    this.pos = p;
   }
 
   /** A double's 8 bytes big-endian as 16 lower-case hex digits (canonical.ts' doubleBits). */
@@ -87,6 +153,12 @@ export class RecordWriter {
    */
   private field(s: string): void {
     const n = s.length;
+    if (n >= NATIVE_MIN && !NEEDS_QUOTES.test(s)) {
+      // Nothing to quote: Node's own UTF-8 writer (lone surrogates become U+FFFD there too).
+      this.reserve(n > LONG ? Buffer.byteLength(s) : 3 * n);
+      this.pos += this.buf.write(s, this.pos, "utf8");
+      return;
+    }
     // Each UTF-16 unit is at most 3 bytes, or 2 when doubled; 2 for the quotes.
     this.reserve(n > LONG ? 2 * Buffer.byteLength(s) + 2 : 3 * n + 2);
     const buf = this.buf;

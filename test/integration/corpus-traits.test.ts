@@ -181,4 +181,56 @@ describe("corpus traits, built here", () => {
     expect(fk.convalidated).toBe(false);
     expect((await client.query("SELECT p_id FROM c")).rows).toEqual([{ p_id: "99" }]);
   });
+
+  it("builds keys, unique constraints, checks and foreign keys (both ways, self, composite, broken) alike with one connection or several", async () => {
+    const dir = tempDir();
+    const path = sqliteFrom(
+      dir,
+      `CREATE TABLE a (id INTEGER PRIMARY KEY, b_id INTEGER REFERENCES b(id), parent INTEGER REFERENCES a(id), code TEXT UNIQUE, n INTEGER CHECK (n >= 0));
+       CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a(id), x TEXT NOT NULL, y TEXT NOT NULL, UNIQUE (x, y));
+       CREATE TABLE c (x TEXT, y TEXT, FOREIGN KEY (x, y) REFERENCES b(x, y));
+       CREATE INDEX c_x ON c(x);
+       WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 300)
+       INSERT INTO b SELECT i, 301 - i, 'x' || (i % 17), 'y' || i FROM s;
+       WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 300)
+       INSERT INTO a SELECT i, i, CASE WHEN i > 1 THEN i - 1 END, 'code' || i, i FROM s;
+       INSERT INTO c VALUES ('x1', 'y1'), ('x2', 'y2'), ('nope', 'none');`,
+    );
+    const constraints = async (jobs: number) => {
+      const { url, client } = await freshDatabase();
+      const res = await run(path, url, { jobs });
+      const rows = (
+        await client.query(
+          `SELECT conrelid::regclass::text AS t, conname, contype, convalidated, conindid::regclass::text AS ix
+             FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND contype <> 'n' ORDER BY 1, 2`,
+        )
+      ).rows;
+      const indexes = (await client.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")).rows;
+      return {
+        rows,
+        indexes,
+        warnings: res.plan.decisions
+          .filter((d) => d.severity === "warning")
+          .map((d) => d.text)
+          .sort(),
+      };
+    };
+    const one = await constraints(1);
+    const several = await constraints(3);
+    expect(several).toEqual(one);
+    const kinds = Object.fromEntries(one.rows.map((r) => [r.conname, `${r.contype}${r.convalidated ? "" : " not valid"}${r.ix !== "-" ? ` on ${r.ix}` : ""}`]));
+    expect(kinds).toEqual({
+      a_pkey: "p on a_pkey",
+      b_pkey: "p on b_pkey",
+      a_code_key: "u on a_code_key",
+      b_x_y_key: "u on b_x_y_key",
+      a_check1: "c",
+      a_b_id_fkey: "f on b_pkey",
+      a_parent_fkey: "f on a_pkey",
+      b_a_id_fkey: "f on a_pkey",
+      c_x_y_fkey: "f not valid on b_x_y_key",
+    });
+    expect(one.indexes.map((r) => r.indexname)).toEqual(["a_code_key", "a_pkey", "b_pkey", "b_x_y_key", "c_x"]);
+    expect(one.warnings.some((w) => /c_x_y_fkey kept NOT VALID: existing rows break it/.test(w))).toBe(true);
+  });
 });

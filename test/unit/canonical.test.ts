@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { encodeValue, ValueRefused } from "../../src/convert/copy-encode.js";
-import { decimalText } from "../../src/convert/conversions.js";
+import { decimalText, numberText } from "../../src/convert/conversions.js";
 import type { EncodeColumn } from "../../src/plan/types.js";
 import { canonicalWriter, doubleBits } from "../../src/convert/canonical.js";
 
@@ -69,5 +69,47 @@ describe("values Postgres would take only by changing them, or refuse without a 
     expect(encodeValue(99999999.99, col("numeric", { scale: 2, precision: 10 }), 0)).toBe("99999999.99");
     expect(encodeValue(-99999999n, col("numeric", { scale: 2, precision: 10 }), 0)).toBe("-99999999");
     expect(encodeValue('{"a": [1, 2]}', col("json"), 0)).toBe('{"a": [1, 2]}');
+  });
+});
+
+describe("numberText spells every number as String() does", () => {
+  // Seeded, so a failure names a value that fails again.
+  let seed = 0x9e3779b9;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const same = (v: number) => expect(numberText(v), `${v}`).toBe(String(v));
+
+  it("on decimals of up to six places around every magnitude the shortcut covers and past it", () => {
+    for (let i = 0; i < 200_000; i++) {
+      const places = Math.floor(rand() * 7);
+      const magnitude = 10 ** Math.floor(rand() * 16);
+      const sign = rand() < 0.5 ? -1 : 1;
+      const c = Math.floor(rand() * magnitude * 10 ** places);
+      same((sign * c) / 10 ** places);
+    }
+  });
+  it("on arbitrary doubles, the edges of its range and the values next to them", () => {
+    const bits = new DataView(new ArrayBuffer(8));
+    for (let i = 0; i < 100_000; i++) {
+      bits.setUint32(0, Math.floor(rand() * 2 ** 32));
+      bits.setUint32(4, Math.floor(rand() * 2 ** 32));
+      const v = bits.getFloat64(0);
+      if (Number.isFinite(v)) same(v);
+    }
+    const next = (v: number, dir: 1 | -1) => {
+      bits.setFloat64(0, v);
+      bits.setBigInt64(0, bits.getBigInt64(0) + BigInt(v >= 0 ? dir : -dir));
+      return bits.getFloat64(0);
+    };
+    for (const v of [1e11, -1e11, 99999999999.9999, 0.0001, 0.00005, 0.5, 1.005, 0.1 + 0.2, 1e-7, 123.45, -0.05, 4503599627370495.5]) {
+      same(v);
+      same(next(v, 1));
+      same(next(v, -1));
+    }
+    for (const v of [0, -0, 1, -1, 2 ** 53, Number.MAX_VALUE, Number.MIN_VALUE, -Number.MIN_VALUE]) same(v);
   });
 });
