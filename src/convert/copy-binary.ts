@@ -24,6 +24,12 @@ export const BINARY_HEADER = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x
 export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
 
 const PIECE = 256 * 1024;
+/** Pieces given back by {@link BinaryData.recycle}, this thread's own; at most MAX_SPARE of them (16 MiB). */
+const spare: Buffer[] = [];
+const MAX_SPARE = 64;
+function piece(): Buffer {
+  return spare.pop() ?? Buffer.allocUnsafe(PIECE);
+}
 /** Texts up to this length are tried as ASCII in a loop before Node's UTF-8 writer. */
 const SHORT_TEXT = 64;
 const TWO32 = 4294967296;
@@ -37,8 +43,10 @@ export class BinaryData {
   readonly buffers: Buffer[] = [];
   /** Bytes so far. */
   bytes = 0;
-  buf: Buffer = Buffer.allocUnsafe(PIECE);
+  buf: Buffer = piece();
   pos = 0;
+  /** The pieces behind {@link buffers}, for {@link recycle}. */
+  private readonly pieces: Buffer[] = [];
 
   /** Room for `n` more bytes in the current piece. */
   ensure(n: number): void {
@@ -50,9 +58,24 @@ export class BinaryData {
   private flush(): void {
     if (this.pos === 0) return;
     this.buffers.push(this.buf.subarray(0, this.pos));
+    this.pieces.push(this.buf);
     this.bytes += this.pos;
-    this.buf = Buffer.allocUnsafe(PIECE);
+    this.buf = piece();
     this.pos = 0;
+  }
+
+  /**
+   * Hand the pieces back for the next data to write into, once they have
+   * been copied out and nothing refers to them: a thread that builds one
+   * chunk after another then reuses the same few pieces instead of leaving
+   * a chunk's worth of garbage outside the heap each time.
+   */
+  recycle(): void {
+    for (const b of [...this.pieces, this.buf]) if (b.length === PIECE && spare.length < MAX_SPARE) spare.push(b);
+    this.pieces.length = 0;
+    this.buffers.length = 0;
+    this.buf = piece();
+    this.bytes = this.pos = 0;
   }
 
   /** Append bytes as they are (not copied when large). */

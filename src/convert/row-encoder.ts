@@ -123,13 +123,25 @@ export class RowEncoder {
 
   /** Rows as one whole binary COPY (signature to trailer), in a Buffer of its own (one a thread can hand over). */
   binaryCopy(rows: unknown[][]): Buffer {
+    const copy = this.binaryCopyStart();
+    for (const r of rows) this.writeBinary(r, copy);
+    return this.binaryCopyEnd(copy);
+  }
+
+  /** A whole binary COPY written in parts: its signature, then rows with {@link writeBinary}, then {@link binaryCopyEnd}. */
+  binaryCopyStart(): BinaryData {
     const data = new BinaryData();
     data.pushBuffer(BINARY_HEADER);
-    for (const r of rows) this.writeBinary(r, data);
+    return data;
+  }
+
+  /** The trailer, and the whole COPY in a Buffer of its own. */
+  binaryCopyEnd(data: BinaryData): Buffer {
     data.pushBuffer(BINARY_TRAILER);
     const buf = Buffer.allocUnsafeSlow(data.size);
     let at = 0;
     for (const p of data.take()) at += p.copy(buf, at);
+    data.recycle();
     return buf;
   }
 

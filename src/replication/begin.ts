@@ -10,13 +10,14 @@ import { qualified, quoteIdent } from "../ident.js";
 import { buildPlan } from "../plan/plan.js";
 import { censusAll } from "../migrate/copy-pool.js";
 import { inTransaction } from "../postgres/transaction.js";
-import { markPosition } from "../sqlite/capture.js";
+import { markPosition, tablesChangedSince } from "../sqlite/capture.js";
 import { readSchema } from "../sqlite/schema.js";
 import { schemaFingerprint } from "./keys.js";
 import { Phase } from "./phase.js";
 import { rootPages, type SchemaChanges } from "./schema-changes.js";
 import { snapshotTableSql } from "./snapshot.js";
-import { resetProgress, toJson, type ReplicationState } from "./state.js";
+import { loadInitCensus, resetProgress, toJson, type ReplicationState } from "./state.js";
+import type { TableCensus } from "../sqlite/census.js";
 
 /** What the begin step works with: the daemon's connections and its phase change. */
 export interface BeginHost {
@@ -35,7 +36,22 @@ export interface BeginHost {
 export async function beginSnapshot(h: BeginHost): Promise<void> {
   const { db, client: c } = h;
   const schema = readSchema(db);
-  const plan = buildPlan(db, schema, { schema: h.state.targetSchema, preserveCase: h.state.preserveCase }, await censusAll(h.sqlite, db, schema.tables));
+  // What init counted still holds for the tables no change was captured for since (same schema): only the others are read again.
+  const counted = await loadInitCensus(c, h.sourceId);
+  const kept = new Map<string, TableCensus>();
+  if (counted && counted.fingerprint === schemaFingerprint(db)) {
+    const changed = tablesChangedSince(db, counted.position);
+    for (const t of schema.tables) {
+      const census = counted.tables.get(t.name);
+      if (census && !changed.has(t.name)) kept.set(t.name, census);
+    }
+  }
+  const fresh = await censusAll(
+    h.sqlite,
+    db,
+    schema.tables.filter((t) => !kept.has(t.name)),
+  );
+  const plan = buildPlan(db, schema, { schema: h.state.targetSchema, preserveCase: h.state.preserveCase }, new Map([...kept, ...fresh]));
   if (plan.refusals.length) {
     const r = plan.refusals[0]!;
     throw sourceError("VALUES_REFUSED", `table ${r.table}, column ${r.column}: ${r.reason} (${r.key})`, {

@@ -35,11 +35,19 @@ function isUniqueKey(t: TablePlan, s: PostLoadStatement): boolean {
  * break them).
  */
 export function keyStatements(plan: MigrationPlan): string[] {
-  const out: string[] = [];
+  return keyBuilds(plan).map((k) => k.sql);
+}
+
+/** {@link keyStatements}, each with its table and the name of the index or constraint it creates. */
+export function keyBuilds(plan: MigrationPlan): { table: string; name: string; sql: string }[] {
+  const out: { table: string; name: string; sql: string }[] = [];
   for (const t of plan.tables) {
     const table = qualified(plan.schema, t.name);
-    if (usesRowidColumn(t)) out.push(`CREATE UNIQUE INDEX ${quoteIdent(`${t.name}_${ROWID_COLUMN}`.slice(0, 63))} ON ${table} (${quoteIdent(ROWID_COLUMN)})`);
-    for (const s of t.constraints.statements) if (s.kind !== "foreign key" && !isUniqueKey(t, s)) out.push(s.sql);
+    if (usesRowidColumn(t)) {
+      const name = `${t.name}_${ROWID_COLUMN}`.slice(0, 63);
+      out.push({ table: t.name, name, sql: `CREATE UNIQUE INDEX ${quoteIdent(name)} ON ${table} (${quoteIdent(ROWID_COLUMN)})` });
+    }
+    for (const s of t.constraints.statements) if (s.kind !== "foreign key" && !isUniqueKey(t, s)) out.push({ table: t.name, name: s.name, sql: s.sql });
   }
   return out;
 }

@@ -60,7 +60,7 @@ import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
 import { snapshotTable } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { CUTOVER_RETRY, runCutover, type CutoverHost } from "./cutover.js";
-import { keyStatements, schemaFingerprint } from "./keys.js";
+import { keyBuilds, schemaFingerprint } from "./keys.js";
 import { SchemaChanges, SchemaMoved } from "./schema-changes.js";
 import { buildMissingUniques } from "./schema-ddl.js";
 import { freezeInfo, unfreeze } from "../sqlite/freeze.js";
@@ -83,6 +83,9 @@ const FALLBACK_POLL_MS = 200;
 
 /** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
 const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED", "ROLLBACK_VALIDATION"];
+
+/** Tables the snapshot copies side by side (each on its own connection and prefetch thread): one per core of a small machine. */
+const SNAPSHOT_LANES = 2;
 
 /** The replication daemon: snapshot, catch-up, streaming. */
 export class Replicator {
@@ -347,49 +350,129 @@ export class Replicator {
     await this.reload();
   }
 
-  /** Phase snapshot: copy what is left, then build keys and indexes and move to catch-up. */
+  /**
+   * Phase snapshot: copy what is left, then build keys and indexes and move
+   * to catch-up. Tables are copied side by side, largest first, on
+   * {@link SNAPSHOT_LANES} connections (each with its own prefetch thread),
+   * as long as the schema stays as planned: a schema change lets the tables
+   * under way finish, is mirrored, and the copy goes on.
+   */
   private async snapshot(): Promise<boolean> {
-    for (;;) {
-      this.checkFile();
-      await this.schema!.reconcile(); // a table or column added now is copied too
-      const plan = this.plan();
-      const progress = await loadProgress(this.client!, this.sourceId);
-      this.snapshotProgress = progress;
-      this.markProgress();
-      const p = progress.find((x) => !x.done && plan.tables.some((t) => t.source.name === x.table));
-      if (!p) break;
-      const t = plan.tables.find((x) => x.source.name === p.table)!;
-      this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
-      const done = await snapshotTable(this.db!, this.client!, plan, t, p, {
-        sourceId: this.sourceId,
-        chunkRows: this.opts.chunkRows ?? 20000,
-        chunkBytes: this.opts.chunkBytes,
-        fixText: this.opts.fixText ?? false,
-        transformed: this.transformed,
-        stopping: () => this.stopRequested,
-        onChunk: (rows) => {
-          p.rows += rows;
-          this.markProgress();
-        },
-        limits: () => ({ rows: this.opts.chunkRows ?? 20000, bytes: this.opts.chunkBytes }),
-        sqlitePath: this.opts.sqlite,
-      });
-      if (!done) return false;
+    const lanes: pg.Client[] = [];
+    try {
+      for (;;) {
+        this.checkFile();
+        await this.schema!.reconcile(); // a table or column added now is copied too
+        const plan = this.plan();
+        const progress = await loadProgress(this.client!, this.sourceId);
+        this.snapshotProgress = progress;
+        this.markProgress();
+        const queue = progress.filter((x) => !x.done && plan.tables.some((t) => t.source.name === x.table));
+        if (queue.length === 0) break;
+        queue.sort((a, b) => b.total - b.rows - (a.total - a.rows));
+        const n = Math.min(SNAPSHOT_LANES, queue.length);
+        while (lanes.length < n - 1) lanes.push(await connectPg(this.opts.pg, "sqlite2pg"));
+        const version = this.db!.pragma("schema_version", { simple: true });
+        let failed = false;
+        let stopped = false;
+        const lane = async (client: pg.Client) => {
+          for (let p = queue.shift(); p && !failed && !stopped; p = queue.shift()) {
+            // A table is started only under the schema it was planned for.
+            if (this.db!.pragma("schema_version", { simple: true }) !== version) return;
+            const t = plan.tables.find((x) => x.source.name === p.table)!;
+            this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
+            const done = await snapshotTable(this.db!, client, plan, t, p, {
+              sourceId: this.sourceId,
+              chunkRows: this.opts.chunkRows ?? 20000,
+              chunkBytes: this.opts.chunkBytes,
+              fixText: this.opts.fixText ?? false,
+              transformed: this.transformed,
+              stopping: () => this.stopRequested || failed,
+              onChunk: (rows) => {
+                p.rows += rows;
+                this.markProgress();
+              },
+              limits: () => ({ rows: this.opts.chunkRows ?? 20000, bytes: this.opts.chunkBytes }),
+              sqlitePath: this.opts.sqlite,
+              // The table's keys are built as it is marked done, while other tables are still copied.
+              finish: async (cl) => void (await this.missingKeys(cl, { ...plan, tables: [t] })),
+            });
+            if (!done) stopped = true;
+          }
+        };
+        const results = await Promise.allSettled(
+          [this.client!, ...lanes.slice(0, n - 1)].map((c) =>
+            lane(c).catch((e: unknown) => {
+              failed = true; // the other lanes stop after their chunk in flight
+              throw e;
+            }),
+          ),
+        );
+        const err = results.find((r) => r.status === "rejected");
+        if (err) throw (err as PromiseRejectedResult).reason;
+        if (stopped) return false;
+      }
+      await this.buildKeys(lanes);
+    } finally {
+      await Promise.all(lanes.map((c) => c.end().catch(() => undefined)));
     }
+    this.snapshotProgress = null;
+    this.state = (await loadState(this.client!, this.sourceId))!;
+    return true;
+  }
+
+  /**
+   * The keys, indexes and CHECKs of the end of the snapshot (see
+   * keyBuilds) that do not exist yet: built one after another on `c` in its
+   * transaction, or, with `build` false, returned.
+   */
+  private async missingKeys(c: pg.ClientBase, plan: MigrationPlan, build = true): Promise<{ table: string; name: string; sql: string }[]> {
+    const todo: { table: string; name: string; sql: string }[] = [];
+    for (const k of keyBuilds(plan)) {
+      const exists = await c.query(
+        `SELECT 1 FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND relname = $2
+         UNION ALL SELECT 1 FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND conname = $2`,
+        [plan.schema, k.name],
+      );
+      if (exists.rowCount) continue;
+      if (!build) todo.push(k);
+      else {
+        await c.query("SET LOCAL maintenance_work_mem = '256MB'");
+        await c.query(k.sql);
+      }
+    }
+    return todo;
+  }
+
+  /**
+   * The keys, indexes and CHECKs of the end of the snapshot, side by side on
+   * this daemon's connection and `more`, each in its own transaction: one a
+   * crash left built is not built again. Then phase catch-up.
+   */
+  private async buildKeys(more: pg.Client[]): Promise<void> {
     const plan = this.plan();
     const c = this.client!;
     // Building keys and indexes on large tables can take long: progress, not a stall.
-    await this.longRunning(() =>
-      inTransaction(c, async () => {
-        await c.query("SET LOCAL maintenance_work_mem = '256MB'");
-        for (const sql of keyStatements(plan)) await c.query(sql);
-        crashPoint("key-build");
-        await this.setPhase(Phase.catchUp);
-      }),
-    );
-    this.snapshotProgress = null;
-    this.state = (await loadState(c, this.sourceId))!;
-    return true;
+    await this.longRunning(async () => {
+      const todo = await this.missingKeys(c, plan, false);
+      // Tables in turn, so that side-by-side builds rarely wait for each other's table.
+      const byTable = new Map<string, typeof todo>();
+      for (const k of todo) byTable.set(k.table, [...(byTable.get(k.table) ?? []), k]);
+      const order: typeof todo = [];
+      for (let i = 0; order.length < todo.length; i++) for (const ks of byTable.values()) if (ks[i]) order.push(ks[i]!);
+      await Promise.all(
+        [c, ...more].map(async (l) => {
+          for (let k = order.shift(); k; k = order.shift()) {
+            await inTransaction(l, async () => {
+              await l.query("SET LOCAL maintenance_work_mem = '256MB'");
+              await l.query(k.sql);
+            });
+          }
+        }),
+      );
+      crashPoint("key-build");
+      await this.setPhase(Phase.catchUp);
+    });
   }
 
   /**

@@ -104,7 +104,7 @@ export class PrefetchedChunks {
     // an allocation past a cap aborts the whole process. The default young
     // generation, unlike migrate's copy threads' 8 MiB: this one thread reads
     // chunks of 20,000 rows, and with 8 MiB the snapshot took 25 % longer.
-    this.worker = new Worker(workerUrl(), { workerData: init });
+    this.worker = new Worker(workerUrl(), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
     this.worker.on("message", (m: PrefetchReply) => this.arrive(m));
     this.worker.on("error", (e) => this.arrive({ type: "error", error: serializeError(e) }));
     this.worker.on("exit", (code) => {

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { MigrationPlan } from "../plan/plan.js";
-import type { Phase } from "./phase.js";
+import { Phase } from "./phase.js";
+import type { TableCensus } from "../sqlite/census.js";
 
 /**
  * The replication state, in Postgres (schema `sqlite2pg`), written in the
@@ -194,6 +195,40 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
     "SELECT 1 FROM information_schema.columns WHERE table_schema = 'sqlite2pg' AND table_name = 'state' AND column_name = 'rollback_hook_exit'",
   );
   if (fb.rowCount === 0) await c.query(FALLBACK_COLUMNS_SQL);
+  const ic = await c.query(
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = 'sqlite2pg' AND table_name = 'state' AND column_name = 'init_census'",
+  );
+  if (ic.rowCount === 0) await c.query("ALTER TABLE sqlite2pg.state ADD COLUMN IF NOT EXISTS init_census jsonb");
+}
+
+/**
+ * The census `init` took, exact as of a changelog position: nothing was
+ * committed to the file between the census and the capture triggers'
+ * installation. The daemon's first plan reuses it for every table no change
+ * was captured for since, instead of reading those tables again.
+ */
+export interface InitCensus {
+  /** The changelog's newest seq when the triggers were installed. */
+  position: number;
+  /** The schema fingerprint (replication/keys.ts) right after the installation. */
+  fingerprint: string;
+  tables: Map<string, TableCensus>;
+}
+
+/** Record (or clear, with null) the census `init` took; only while the source has not started its snapshot. */
+export async function saveInitCensus(c: pg.ClientBase, sourceId: string, census: InitCensus | null): Promise<void> {
+  await c.query("UPDATE sqlite2pg.state SET init_census = $2::jsonb WHERE source_id = $1 AND phase = $3", [
+    sourceId,
+    census ? toJson(census) : null,
+    Phase.new,
+  ]);
+}
+
+/** The census `init` recorded, if any. */
+export async function loadInitCensus(c: pg.ClientBase, sourceId: string): Promise<InitCensus | null> {
+  const r = await c.query<{ t: string | null }>("SELECT init_census::text AS t FROM sqlite2pg.state WHERE source_id = $1", [sourceId]);
+  const t = r.rows[0]?.t;
+  return t ? fromJson<InitCensus>(t) : null;
 }
 
 /**

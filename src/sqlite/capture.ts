@@ -51,6 +51,16 @@ export function markPosition(db: BetterSqlite3.Database): { seq: number; token: 
   }
 }
 
+/** The changelog's newest seq (0 when empty). */
+export function newestSeq(db: BetterSqlite3.Database): number {
+  return Number(db.prepare(`SELECT coalesce(max(seq), 0) FROM ${CHANGES}`).pluck().get());
+}
+
+/** The tables a change was captured for after `seq`. */
+export function tablesChangedSince(db: BetterSqlite3.Database, seq: number): Set<string> {
+  return new Set(db.prepare(`SELECT DISTINCT tbl FROM ${CHANGES} WHERE seq > ?`).pluck().all(seq) as string[]);
+}
+
 /** Key columns the changelog has: a WITHOUT ROWID key may have at most this many columns. */
 const MAX_KEY_COLUMNS = 4;
 
@@ -179,7 +189,13 @@ export function captureTriggersSql(t: SourceTable): string {
  * triggers are recreated so they match its current key). Returns the source
  * id, created on first install.
  */
-export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[], newId: string = randomUUID()): string {
+export function installCapture(
+  db: BetterSqlite3.Database,
+  tables: SourceTable[],
+  newId: string = randomUUID(),
+  /** Run last inside the installing transaction: what it sees holds at the instant the triggers take effect. */
+  atCommit?: () => void,
+): string {
   const tx = db.transaction(() => {
     const v0 = db.pragma("schema_version", { simple: true });
     db.exec(template("changelog.sql"));
@@ -216,9 +232,9 @@ export function installCapture(db: BetterSqlite3.Database, tables: SourceTable[]
     }
     if (db.pragma("schema_version", { simple: true }) !== v0) noteOwnSchemaChange(db); // only a change made here
     const row = db.prepare(`SELECT value FROM ${META} WHERE key = 'source_id'`).get() as { value: string } | undefined;
-    if (row) return row.value;
-    db.prepare(`INSERT INTO ${META} (key, value) VALUES ('source_id', ?)`).run(newId);
-    return newId;
+    if (!row) db.prepare(`INSERT INTO ${META} (key, value) VALUES ('source_id', ?)`).run(newId);
+    atCommit?.();
+    return row ? row.value : newId;
   });
   return tx.immediate();
 }

@@ -43,6 +43,8 @@ export class ChunkReader {
    * chunks that fit in memory and in a string, not `chunkRows` at a time.
    */
   maxBytes = DEFAULT_CHUNK_BYTES;
+  /** Bytes (as {@link rowBytes} counts them) of the rows the last `read` returned; 0 when `maxBytes` is unbounded. */
+  lastBytes = 0;
 
   constructor(
     db: BetterSqlite3.Database,
@@ -123,6 +125,7 @@ export class ChunkReader {
       // Sized by the biggest row just read: small rows soon come 1024 at a time, huge ones one by one.
       this.step = Math.max(1, Math.min(1024, this.step * 2, Math.floor((this.maxBytes - bytes) / biggest)));
     }
+    this.lastBytes = bytes;
     return out.length > 0 ? out : null;
   }
 }
