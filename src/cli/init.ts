@@ -5,7 +5,7 @@ import { requireSqlite, resolveConfig } from "../config/config.js";
 import { type Sqlite2pgError, sourceError, usageError, internalError } from "../errors.js";
 import { buildPlan } from "../plan/plan.js";
 import { censusAll } from "../migrate/copy-pool.js";
-import { captureInfo, captureTriggersSql, installCapture, newestSeq } from "../sqlite/capture.js";
+import { captureInfo, captureTriggersSql, ChangelogReader, installCapture } from "../sqlite/capture.js";
 import { rollbackMarkerPath } from "../sqlite/freeze.js";
 import { openSource } from "../sqlite/open.js";
 import { readSchema } from "../sqlite/schema.js";
@@ -180,7 +180,7 @@ export async function initCommand(flags: InitFlags): Promise<void> {
         let exact: InitCensus | null = null;
         const id = installCapture(db, readSchema(db).tables, sourceId, () => {
           if (Number(ro.pragma("data_version", { simple: true })) === dataVersion)
-            exact = { position: newestSeq(db), fingerprint: schemaFingerprint(db), tables: censuses };
+            exact = { position: new ChangelogReader(db).newestSeq(), fingerprint: schemaFingerprint(db), tables: censuses };
         });
         if (id !== sourceId) throw internalError("SOURCE_ID_CHANGED", `the source id changed during init (${sourceId} → ${id})`, { context: { sqlite: path } });
         if (target.phase === Phase.new) await withPg(cfg.pg, (c) => saveInitCensus(c, sourceId, exact));

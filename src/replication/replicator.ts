@@ -395,7 +395,12 @@ export class Replicator {
               limits: () => ({ rows: this.opts.chunkRows ?? 20000, bytes: this.opts.chunkBytes }),
               sqlitePath: this.opts.sqlite,
               // The table's keys are built as it is marked done, while other tables are still copied.
-              finish: async (cl) => void (await this.missingKeys(cl, { ...plan, tables: [t] })),
+              finish: async (cl) => {
+                for (const k of await this.missingKeys(cl, { ...plan, tables: [t] })) {
+                  await cl.query("SET LOCAL maintenance_work_mem = '256MB'");
+                  await cl.query(k.sql);
+                }
+              },
             });
             if (!done) stopped = true;
           }
@@ -421,12 +426,8 @@ export class Replicator {
     return true;
   }
 
-  /**
-   * The keys, indexes and CHECKs of the end of the snapshot (see
-   * keyBuilds) that do not exist yet: built one after another on `c` in its
-   * transaction, or, with `build` false, returned.
-   */
-  private async missingKeys(c: pg.ClientBase, plan: MigrationPlan, build = true): Promise<{ table: string; name: string; sql: string }[]> {
+  /** The keys, indexes and CHECKs of the end of the snapshot (see keyBuilds) that do not exist yet. */
+  private async missingKeys(c: pg.ClientBase, plan: MigrationPlan): Promise<{ table: string; name: string; sql: string }[]> {
     const todo: { table: string; name: string; sql: string }[] = [];
     for (const k of keyBuilds(plan)) {
       const exists = await c.query(
@@ -434,12 +435,7 @@ export class Replicator {
          UNION ALL SELECT 1 FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND conname = $2`,
         [plan.schema, k.name],
       );
-      if (exists.rowCount) continue;
-      if (!build) todo.push(k);
-      else {
-        await c.query("SET LOCAL maintenance_work_mem = '256MB'");
-        await c.query(k.sql);
-      }
+      if (!exists.rowCount) todo.push(k);
     }
     return todo;
   }
@@ -454,7 +450,7 @@ export class Replicator {
     const c = this.client!;
     // Building keys and indexes on large tables can take long: progress, not a stall.
     await this.longRunning(async () => {
-      const todo = await this.missingKeys(c, plan, false);
+      const todo = await this.missingKeys(c, plan);
       // Tables in turn, so that side-by-side builds rarely wait for each other's table.
       const byTable = new Map<string, typeof todo>();
       for (const k of todo) byTable.set(k.table, [...(byTable.get(k.table) ?? []), k]);

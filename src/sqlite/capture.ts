@@ -51,11 +51,6 @@ export function markPosition(db: BetterSqlite3.Database): { seq: number; token: 
   }
 }
 
-/** The changelog's newest seq (0 when empty). */
-export function newestSeq(db: BetterSqlite3.Database): number {
-  return Number(db.prepare(`SELECT coalesce(max(seq), 0) FROM ${CHANGES}`).pluck().get());
-}
-
 /** The tables a change was captured for after `seq`. */
 export function tablesChangedSince(db: BetterSqlite3.Database, seq: number): Set<string> {
   return new Set(db.prepare(`SELECT DISTINCT tbl FROM ${CHANGES} WHERE seq > ?`).pluck().all(seq) as string[]);
