@@ -11,7 +11,6 @@ import { readNamed } from "../plan/too-big.js";
 import { RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { BINARY_HEADER, BINARY_TRAILER, BinaryData } from "../convert/copy-binary.js";
 import type { DigestBuilder } from "../validate/digest.js";
-import { RecordWriter } from "../validate/record-bytes.js";
 
 /** Options of one table copy. */
 export interface CopyOptions {
@@ -62,7 +61,7 @@ export async function copyTable(
   const width = reader.keyWidth;
   const encoder = new RowEncoder(db, t, reader.keyNames, width, { fixText: opts.fixText, transformed: opts.transformed, rowidColumn: opts.rowidColumn });
   const digest = opts.digest;
-  const record = digest ? new RecordWriter(all) : null;
+  const record = digest ? digest.writer(all) : null;
   const sql = `COPY ${qualified(plan.schema, t.name)} (${encoder.columnList}) FROM STDIN (FORMAT binary)`;
   let total = 0;
 

@@ -1,9 +1,12 @@
 /**
- * A SQLite row's record text — what `ROW(canonical values)::text` prints in
- * Postgres — written straight into a reusable byte buffer as UTF-8, the
- * bytes the server hashes. The same text as `rowRecorder` (digest.ts) builds
- * as a string, without a string per field and per row: the digest of every
- * row of a table is mostly this loop.
+ * A SQLite row's canonical texts written straight into a reusable byte
+ * buffer as UTF-8, the bytes the server hashes, without a string per field
+ * and per row: the digest of every row of a table is mostly this loop.
+ * Either one field at a time, as the text itself (`fields`: what the
+ * lookup3 digest hashes, field by field), or the whole row as its record
+ * text — what `ROW(canonical values)::text` prints in Postgres, the same
+ * text as `rowRecorder` (digest.ts) builds as a string (`record`: the md5
+ * digest's input).
  */
 import type { EncodeColumn } from "../plan/types.js";
 import { canonicalWriter } from "../convert/canonical.js";
@@ -26,17 +29,36 @@ const NEEDS_QUOTES = /[ \t\n\v\f\r(),"\\]/;
 const UNIX_EPOCH_SECS = 946684800;
 
 /**
- * Writes rows of one table (values from `offset` on, one per column) as
- * their record text in UTF-8: byte for byte `Buffer.from(rowRecorder(cols)(row, offset))`.
+ * Writes rows of one table (values from `offset` on, one per column) in
+ * UTF-8: as their record text, byte for byte
+ * `Buffer.from(rowRecorder(cols)(row, offset))` (`write`, in `record`
+ * form), or one field's canonical text, byte for byte
+ * `Buffer.from(canonicalWriter(col)(v))` (`writeField`, in `fields` form).
  */
 export class RecordWriter {
-  /** The last row written, in bytes `[0, length)`; a new buffer when a row outgrows it. */
+  /** The last row or field written, in bytes `[0, length)`; a new buffer when one outgrows it. */
   buf = Buffer.allocUnsafe(1024);
   private pos = 0;
   private readonly writers: ((v: unknown) => void)[];
+  /** Whether fields are quoted as record_out quotes them (the `record` form). */
+  private readonly quote: boolean;
+  /** Columns per row. */
+  readonly width: number;
 
-  constructor(cols: EncodeColumn[]) {
+  constructor(
+    cols: EncodeColumn[],
+    readonly form: "record" | "fields" = "record",
+  ) {
+    this.quote = form === "record";
+    this.width = cols.length;
     this.writers = cols.map((c) => this.columnWriter(c));
+  }
+
+  /** Write the canonical text of one non-NULL value of column `i` (`fields` form); returns its length in bytes. */
+  writeField(i: number, v: unknown): number {
+    this.pos = 0;
+    this.writers[i]!(v);
+    return this.pos;
   }
 
   /** Write one row; returns its length in bytes. */
@@ -148,12 +170,14 @@ export class RecordWriter {
 
   /**
    * One non-NULL field as record_out writes it: quoted when empty or when
-   * it holds a special character, `"` and `\` doubled inside quotes. UTF-8
-   * as Buffer.from writes it (a lone surrogate becomes U+FFFD).
+   * it holds a special character, `"` and `\` doubled inside quotes; in the
+   * `fields` form, never quoted. UTF-8 as Buffer.from writes it (a lone
+   * surrogate becomes U+FFFD).
    */
   private field(s: string): void {
     const n = s.length;
-    if (n >= NATIVE_MIN && !NEEDS_QUOTES.test(s)) {
+    const quote = this.quote;
+    if (n >= NATIVE_MIN && (!quote || !NEEDS_QUOTES.test(s))) {
       // Nothing to quote: Node's own UTF-8 writer (lone surrogates become U+FFFD there too).
       this.reserve(n > LONG ? Buffer.byteLength(s) : 3 * n);
       this.pos += this.buf.write(s, this.pos, "utf8");
@@ -164,12 +188,12 @@ export class RecordWriter {
     const buf = this.buf;
     const start = this.pos;
     let p = start;
-    let quoted = n === 0;
+    let quoted = quote && n === 0;
     if (quoted) buf[p++] = 34;
     for (let i = 0; i < n; i++) {
       let ch = s.charCodeAt(i);
       if (ch < 0x80) {
-        const sp = SPECIAL[ch]!;
+        const sp = quote ? SPECIAL[ch]! : 0;
         if (sp !== 0) {
           if (!quoted) {
             // The first special character: what was written moves right to make room for the opening quote.

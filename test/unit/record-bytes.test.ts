@@ -1,9 +1,10 @@
 /**
- * The digest hashes each SQLite row as bytes written straight into a
- * buffer (RecordWriter) with a port of PostgreSQL's hashtextextended: the
- * bytes must be exactly the UTF-8 of the record text the string path
- * builds (rowRecorder, compared with the server's text where rows are
- * named), and the hash exactly the server's.
+ * The digest hashes each SQLite row's fields as bytes written straight into
+ * a buffer (RecordWriter) with a port of PostgreSQL's hashtextextended: a
+ * field's bytes must be exactly the UTF-8 of its canonical text, a row's
+ * record text (md5 digests, and rows named one by one) exactly the UTF-8 of
+ * what the string path builds (rowRecorder, compared with the server's
+ * text), and the hash exactly the server's.
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
@@ -11,6 +12,7 @@ import type { ColumnPlan } from "../../src/plan/plan.js";
 import type { EncodeColumn } from "../../src/plan/types.js";
 import { RecordWriter } from "../../src/validate/record-bytes.js";
 import { DigestBuilder, rowRecorder } from "../../src/validate/digest.js";
+import { canonicalWriter } from "../../src/convert/canonical.js";
 import { hashBytesExtended2, hashTextExtended, seedWords } from "../../src/validate/lookup3.js";
 
 const col = (kind: EncodeColumn["kind"], extra: Partial<EncodeColumn> = {}): ColumnPlan =>
@@ -58,6 +60,21 @@ describe("RecordWriter", () => {
         const w = new RecordWriter(cols);
         const len = w.write(row, 1);
         expect(Buffer.from(w.buf.subarray(0, len))).toEqual(Buffer.from(rowRecorder(cols)(row, 1), "utf8"));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("writes one field as exactly the UTF-8 of its canonical text, for every column kind and any raw value", () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...COLUMNS), { minLength: 1, maxLength: 8 }), fc.array(raw, { minLength: 8, maxLength: 8 }), (cols, values) => {
+        const w = new RecordWriter(cols, "fields");
+        cols.forEach((c, i) => {
+          const v = values[i];
+          if (v === null || v === undefined) return;
+          const len = w.writeField(i, v);
+          expect(Buffer.from(w.buf.subarray(0, len))).toEqual(Buffer.from(canonicalWriter(c)(v)!, "utf8"));
+        });
       }),
       { numRuns: 3000 },
     );
@@ -126,9 +143,14 @@ describe("DigestBuilder", () => {
   const digestOf = (order: number[]) => {
     const cols = [col("text"), col("bigint")];
     const d = new DigestBuilder("lookup3");
-    const w = new RecordWriter(cols);
+    const w = d.writer(cols);
     for (const i of order) d.addRow(w, rows[i]!, 0);
     return d.digest();
+  };
+  const one = (row: unknown[], cols = [col("text"), col("text")]) => {
+    const d = new DigestBuilder("lookup3");
+    d.addRow(d.writer(cols), row, 0);
+    return d.digest().sums;
   };
 
   it("is independent of row order and counts duplicates", () => {
@@ -137,9 +159,36 @@ describe("DigestBuilder", () => {
     expect(digestOf([0, 1, 2]).rows).toBe(3);
   });
 
-  it("sums both seeds' signed hashes exactly, across the flushes that keep its Numbers exact", () => {
-    const w = new RecordWriter([col("text")]);
+  it("tells NULL from the empty text, values moved between columns, and equal values in two columns from none", () => {
+    const seen = [one([null, null]), one(["", ""]), one([null, ""]), one(["", null]), one(["a", "b"]), one(["b", "a"]), one(["a", "a"]), one(["b", "b"])];
+    expect(new Set(seen.map(String)).size).toBe(seen.length);
+    // Equal values in two columns do not cancel: the row hash is not that of an empty row.
+    expect(one(["a", "a"])).not.toEqual([0n, 0n]);
+  });
+
+  it("hashes a row as the XOR of its fields' hashes, each under its column's own seed", () => {
+    const s0 = 6364136223846793005n;
+    const s1 = 1442695040888963407n;
+    const xor = (a: string, b: string, s: bigint) => BigInt.asIntN(64, hashTextExtended(a, s) ^ hashTextExtended(b, s + 1n));
+    expect(one(["ab", "é😀"])).toEqual([xor("ab", "é😀", s0), xor("ab", "é😀", s1)]);
+  });
+
+  it("hashes a field that outgrows the writer's buffer from the grown buffer", () => {
+    const long = "é".repeat(3000);
+    expect(one(["a", long])).toEqual([
+      BigInt.asIntN(64, hashTextExtended("a", 6364136223846793005n) ^ hashTextExtended(long, 6364136223846793006n)),
+      BigInt.asIntN(64, hashTextExtended("a", 1442695040888963407n) ^ hashTextExtended(long, 1442695040888963408n)),
+    ]);
+  });
+
+  it("refuses a writer of record texts", () => {
     const d = new DigestBuilder("lookup3");
+    expect(() => d.addRow(new RecordWriter([col("text")]), ["a"], 0)).toThrow(/field by field/);
+  });
+
+  it("sums both seeds' signed hashes exactly, across the flushes that keep its Numbers exact", () => {
+    const d = new DigestBuilder("lookup3");
+    const w = d.writer([col("text")]);
     const n = (1 << 20) + 5; // one flush and some
     let a = 0n;
     let b = 0n;
@@ -147,16 +196,16 @@ describe("DigestBuilder", () => {
       const t = `r${i % 1000}`;
       d.addRow(w, [t], 0);
       if (i < 1000) {
-        a += hashTextExtended(`(${t})`, 6364136223846793005n);
-        b += hashTextExtended(`(${t})`, 1442695040888963407n);
+        a += hashTextExtended(t, 6364136223846793005n);
+        b += hashTextExtended(t, 1442695040888963407n);
       }
     }
     const times = BigInt(Math.floor(n / 1000));
     let ra = a * times;
     let rb = b * times;
     for (let i = 0; i < n % 1000; i++) {
-      ra += hashTextExtended(`(r${i})`, 6364136223846793005n);
-      rb += hashTextExtended(`(r${i})`, 1442695040888963407n);
+      ra += hashTextExtended(`r${i}`, 6364136223846793005n);
+      rb += hashTextExtended(`r${i}`, 1442695040888963407n);
     }
     expect(d.digest()).toEqual({ rows: n, hash: "lookup3", sums: [ra, rb] });
   });
