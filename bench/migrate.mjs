@@ -4,7 +4,12 @@
 // the correctness of the result (row counts + sampled values) are reported.
 //
 //   node bench/migrate.mjs --scale 0.01 [--keep] [--only sqlite2pg,sqlite2pg-run,pgloader,pipe,copy]
-//                          [--pipe-mode parallel|sequential] [--timeout-min 120]
+//                          [--pipe-mode parallel|sequential] [--timeout-min 120] [--rounds N]
+//
+// --rounds N runs the whole list N times, one tool after the other in each
+// round, and reports every run, each round's ratios and their medians: on a
+// machine whose speed drifts, tools run minutes apart are compared within
+// a round, and the median says what holds.
 //
 // Postgres: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres); trust auth or PGPASSWORD.
 // SQLITE2PG_BIN overrides the sqlite2pg entry point (default bin/sqlite2pg.js).
@@ -36,13 +41,15 @@ const { values: opt } = parseArgs({
     only: { type: 'string', default: ALL_TOOLS.join(',') },
     'pipe-mode': { type: 'string', default: 'parallel' },
     'timeout-min': { type: 'string', default: '120' },
+    rounds: { type: 'string', default: '1' },
   },
 });
+const rounds = Number(opt.rounds);
 const scale = Number(opt.scale);
 const tools = opt.only.split(',').map((s) => s.trim()).filter(Boolean);
 const pipeMode = opt['pipe-mode'];
-if (!(scale > 0) || tools.some((t) => !ALL_TOOLS.includes(t)) || !['parallel', 'sequential'].includes(pipeMode)) {
-  console.error(`usage: node bench/migrate.mjs --scale S [--keep] [--only ${ALL_TOOLS.join(',')}] [--pipe-mode parallel|sequential]`);
+if (!(scale > 0) || tools.some((t) => !ALL_TOOLS.includes(t)) || !['parallel', 'sequential'].includes(pipeMode) || !(Number.isInteger(rounds) && rounds >= 1)) {
+  console.error(`usage: node bench/migrate.mjs --scale S [--keep] [--only ${ALL_TOOLS.join(',')}] [--pipe-mode parallel|sequential] [--rounds N]`);
   process.exit(2);
 }
 
@@ -100,7 +107,7 @@ const RUN = {
     const r = await measure(process.execPath, [bin, 'migrate', '--sqlite', copy, '--pg', pgUrl(db), '--drop-existing', '--jobs', '2'],
       { cwd: ROOT, logFile: log, timeoutMs });
     if (!opt.keep) for (const f of [copy, copy + '-wal', copy + '-shm']) rmSync(f, { force: true });
-    return { db, log, ...r, note: existsSync(bin) ? '--jobs 2 (on a byte-identical copy of the file)' : `${bin} not found` };
+    return { db, log, ...r, note: existsSync(bin) ? `--jobs 2 (on a byte-identical copy of the file); ${migrateSteps(log)}` : `${bin} not found` };
   },
 
   // The live path: `init`, then the daemon from its start to phase streaming
@@ -218,13 +225,26 @@ mark done
   },
 };
 
+/** The seconds of migrate's steps, from its log: schema and census, copy, keys with validation, the rest. */
+function migrateSteps(log) {
+  const at = {};
+  for (const line of readFileSync(log, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try { const j = JSON.parse(line); if (j.step && at[j.step] === undefined) at[j.step] = j.time; } catch { /* not a log line */ }
+  }
+  if (!at[1] || !at[4] || !at[5] || !at[6]) return 'steps not found in its log';
+  const s = (a, b) => ((b - a) / 1000).toFixed(1);
+  return `steps: schema + census ${s(at[1], at[4])} s, copy ${s(at[4], at[5])} s, keys + validation ${s(at[5], at[6])} s`;
+}
+
 // ---------------------------------------------------------------- run -----
 const results = [];
-for (const name of tools) {
-  console.log(`\n== ${name}`);
+for (let round = 1; round <= rounds; round++) for (const name of tools) {
+  console.log(`\n== ${name}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`);
   let r;
   try { r = await RUN[name](); } catch (e) { r = { code: null, secs: 0, peakKb: 0, note: `harness error: ${e.message}` }; }
   r.name = name;
+  r.round = round;
   if (r.code === 0) {
     const c = await client(r.db);
     try {
@@ -267,28 +287,38 @@ lines.push(`Source: \`${dbFile.replace(ROOT + '/', '')}\` (scale ${scale}), ${fm
 lines.push('| Tool | Result | Wall (s) | Rows/s | MB/s | Peak RSS (MB) | Indexes / FKs | Notes |');
 lines.push('|---|---|---:|---:|---:|---:|---|---|');
 for (const r of results) {
-  lines.push(`| ${label[r.name]} | ${result(r)} | ${fmt(r.secs, 2)} | ${ran(r) ? fmt(totalRows / r.secs) : '–'} | ${ran(r) ? fmt(fileMb / r.secs, 1) : '–'} | ` +
+  lines.push(`| ${label[r.name]}${rounds > 1 ? ` (round ${r.round})` : ''} | ${result(r)} | ${fmt(r.secs, 2)} | ${ran(r) ? fmt(totalRows / r.secs) : '–'} | ${ran(r) ? fmt(fileMb / r.secs, 1) : '–'} | ` +
     `${r.peakKb ? fmt(r.peakKb / 1024, 0) : '–'} | ${r.check ? `${r.check.indexes} / ${r.check.fks}` : '–'} | ${r.note ?? ''} |`);
 }
-const by = Object.fromEntries(results.map((r) => [r.name, r]));
 lines.push('', 'Rows/s = total source rows / wall seconds; MB/s = SQLite file size / wall seconds (both computed even when rows were lost).');
 lines.push('Peak RSS = the tool\'s whole client process tree (sum over processes except shells, sampled every 50 ms from /proc, ' +
   'floored by the largest per-process VmHWM / GNU time %M); Postgres server backends are not included.', '');
 lines.push('Ratios:', '');
-const s2p = by.sqlite2pg;
-lines.push(`- sqlite2pg wall time / raw pipe wall time: ${ran(s2p) && ran(by.pipe) ? fmt(s2p.secs / by.pipe.secs, 2) + '×' : 'n/a'}`);
-if (by['sqlite2pg-run']) lines.push(`- sqlite2pg init + run to streaming / sqlite2pg migrate: ${ran(s2p) && ran(by['sqlite2pg-run']) ? fmt(by['sqlite2pg-run'].secs / s2p.secs, 2) + '×' : 'n/a'}`);
+const median = (xs) => { const v = xs.filter((x) => x != null).sort((a, b) => a - b); return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : null; };
+const ratioRows = [];
+for (let round = 1; round <= rounds; round++) {
+  const by = Object.fromEntries(results.filter((r) => r.round === round).map((r) => [r.name, r]));
+  const s2p = by.sqlite2pg;
+  const ratio = (a, b) => (ran(a) && ran(b) ? a.secs / b.secs : null);
+  const row = { round, pipe: ratio(s2p, by.pipe), run: by['sqlite2pg-run'] ? ratio(by['sqlite2pg-run'], s2p) : undefined };
+  for (const p of ['pgloader', 'pgloader-cast']) if (by[p]) row[p] = ran(s2p) && ran(by[p]) && ok(by[p]) ? by[p].secs / s2p.secs : null;
+  ratioRows.push(row);
+}
+const show = (x) => (x == null ? 'n/a' : fmt(x, 2) + '×');
+const each = (k) => (rounds > 1 ? ` (rounds: ${ratioRows.map((r) => show(r[k])).join(', ')}; median)` : '');
+const med = (k) => show(median(ratioRows.map((r) => r[k])));
+lines.push(`- sqlite2pg wall time / raw pipe wall time: ${med('pipe')}${each('pipe')}`);
+if (tools.includes('sqlite2pg-run')) lines.push(`- sqlite2pg init + run to streaming / sqlite2pg migrate: ${med('run')}${each('run')}`);
 for (const p of ['pgloader', 'pgloader-cast']) {
-  if (!by[p]) continue;
-  lines.push(`- sqlite2pg rows/s / ${label[p]} rows/s: ${ran(s2p) && ran(by[p]) ? fmt(by[p].secs / s2p.secs, 2) + '×' +
-    (ok(by[p]) ? '' : ' (pgloader did not produce a correct copy)') : 'n/a'}`);
+  if (!tools.includes(p)) continue;
+  lines.push(`- sqlite2pg rows/s / ${label[p]} rows/s: ${med(p)}${each(p)} (n/a where pgloader did not produce a correct copy)`);
 }
 const ex = results.filter((r) => r.check?.examples.length);
 if (ex.length) {
   lines.push('', 'Sampled value differences (source → Postgres):', '');
   for (const r of ex) for (const e of r.check.examples) lines.push(`- ${r.name}: ${e}`);
 }
-const typed = results.filter((r) => r.check && Object.keys(r.check.columns).length);
+const typed = results.filter((r) => r.round === 1 && r.check && Object.keys(r.check.columns).length);
 if (typed.length) {
   lines.push('', 'Column types created in Postgres (* = NOT NULL):', '');
   for (const r of typed) lines.push(`- ${r.name}: ` + Object.entries(r.check.columns).map(([t, cs]) => `${t}(${cs.join(', ')})`).join(' '));
