@@ -225,12 +225,16 @@ mark done
   },
 };
 
-/** The seconds of migrate's steps, from its log: schema and census, copy, keys with validation, the rest. */
+/** The seconds of migrate's steps, from its log (the last run in it: rounds append): schema and census, copy, keys with validation. */
 function migrateSteps(log) {
-  const at = {};
+  let at = {};
   for (const line of readFileSync(log, 'utf8').split('\n')) {
     if (!line.startsWith('{')) continue;
-    try { const j = JSON.parse(line); if (j.step && at[j.step] === undefined) at[j.step] = j.time; } catch { /* not a log line */ }
+    try {
+      const j = JSON.parse(line);
+      if (j.step === 1) at = {};
+      if (j.step && at[j.step] === undefined) at[j.step] = j.time;
+    } catch { /* not a log line */ }
   }
   if (!at[1] || !at[4] || !at[5] || !at[6]) return 'steps not found in its log';
   const s = (a, b) => ((b - a) / 1000).toFixed(1);
