@@ -30,7 +30,15 @@ export function doubleBits(x: number): string {
   return out;
 }
 
-const BOOL_WORDS: Record<string, string> = { true: "t", t: "t", yes: "t", false: "f", f: "f", no: "f" };
+/** A boolean word's canonical text (a Map: an object's lookup would also find `constructor` and `__proto__`). */
+const BOOL_WORDS = new Map([
+  ["true", "t"],
+  ["t", "t"],
+  ["yes", "t"],
+  ["false", "f"],
+  ["f", "f"],
+  ["no", "f"],
+]);
 const DATE_RE = /^\d{4}-\d\d-\d\d$/;
 
 /** A value outside the column's domain: text that no Postgres value renders to. */
@@ -56,7 +64,7 @@ export function canonicalWriter(c: EncodeColumn): (v: unknown) => string | null 
 function writer(c: EncodeColumn): (v: unknown) => string {
   switch (c.conversion) {
     case "boolean":
-      return (v) => (v === 1 || v === 1n ? "t" : v === 0 || v === 0n ? "f" : (typeof v === "string" && BOOL_WORDS[v.toLowerCase()]) || foreign(v));
+      return (v) => (v === 1 || v === 1n ? "t" : v === 0 || v === 0n ? "f" : (typeof v === "string" && BOOL_WORDS.get(v.toLowerCase())) || foreign(v));
     case "epoch_s":
     case "epoch_ms":
       return (v) => (isNumber(v) ? decimalText(v) : foreign(v));

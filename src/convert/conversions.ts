@@ -114,13 +114,21 @@ export function julianIso(v: number | bigint, col: number): string {
   return isoFromMillis(ms);
 }
 
-const BOOL_WORDS: Record<string, boolean> = { true: true, t: true, yes: true, false: false, f: false, no: false };
+/** The words a boolean column takes (a Map: an object's lookup would also find `constructor` and `__proto__`). */
+const BOOL_WORDS = new Map<string, boolean>([
+  ["true", true],
+  ["t", true],
+  ["yes", true],
+  ["false", false],
+  ["f", false],
+  ["no", false],
+]);
 
 export function toBoolean(v: unknown, col: number): boolean {
   if (v === 1 || v === 1n) return true;
   if (v === 0 || v === 0n) return false;
   if (typeof v === "string") {
-    const b = BOOL_WORDS[v.toLowerCase()];
+    const b = BOOL_WORDS.get(v.toLowerCase());
     if (b !== undefined) return b;
   }
   throw new ValueRefused(col, "not a boolean (0/1 or true/false)", v);

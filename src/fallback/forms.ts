@@ -205,7 +205,9 @@ function booleanWords(sample: SampledValue[], aff: Affinity): BooleanWords | nul
   const groups = new Map<string, number>();
   for (const s of sample) {
     if (s.type !== "text" || s.text === null) continue;
-    const pair = BOOLEAN_PAIRS[s.text.toLowerCase()];
+    // Own keys only: `constructor` or `__proto__` in the data is no boolean word.
+    const word = s.text.toLowerCase();
+    const pair = Object.hasOwn(BOOLEAN_PAIRS, word) ? BOOLEAN_PAIRS[word] : undefined;
     if (pair) tally(groups, `${pair[0]}/${caseOf(s.text)}`);
   }
   const words = [...groups.values()].reduce((a, b) => a + b, 0);

@@ -105,7 +105,8 @@ function timeCall(name: string, argToks: Token[], text: string): DefaultValue {
     args.push(t.value);
   }
   const FORMATS: Record<string, string> = { datetime: "%Y-%m-%d %H:%M:%S", date: "%Y-%m-%d", time: "%H:%M:%S", julianday: "%J", unixepoch: "%s" };
-  const fmt = name === "strftime" ? args.shift() : FORMATS[name];
+  // Own keys only: a function named like an object's property (`constructor`) is no date function.
+  const fmt = name === "strftime" ? args.shift() : Object.hasOwn(FORMATS, name) ? FORMATS[name] : undefined;
   if (fmt === undefined) return refuse(`function ${name}() in a default is not translated`);
   const [time = "now", ...modifiers] = args;
   if (time.toLowerCase() !== "now") return refuse(`default ${text} is a constant written as a function call; it is not translated`);
@@ -138,7 +139,7 @@ function toCharFormat(fmt: string): string | null {
       literal += "%";
       continue;
     }
-    const pg = spec === undefined ? undefined : MAP[spec];
+    const pg = spec === undefined || !Object.hasOwn(MAP, spec) ? undefined : MAP[spec];
     if (!pg) return null;
     flush();
     out += pg;

@@ -657,7 +657,7 @@ class Translator {
         arity(2);
         return this.emit(args[0]!);
     }
-    if (REFUSED_FUNCS[name]) refuse(`function ${name}() is not translated: ${REFUSED_FUNCS[name]}`);
+    if (Object.hasOwn(REFUSED_FUNCS, name)) refuse(`function ${name}() is not translated: ${REFUSED_FUNCS[name]}`);
     if (DATE_FUNCS.has(name)) refuse(`date/time function ${name}() is not translated: its text formats and modifiers are SQLite's own`);
     if (name.startsWith("json")) refuse(`JSON function ${name}() is not translated`);
     return refuse(`function ${name}() has no exact Postgres equivalent`);

@@ -37,6 +37,8 @@ describe("canonical text of raw SQLite values", () => {
     expect(canonicalWriter(col("numeric", { scale: 2 }))(12n)).toBe("12");
     expect(canonicalWriter(col("boolean", { conversion: "boolean" }))("Yes")).toBe("t");
     expect(canonicalWriter(col("boolean", { conversion: "boolean" }))(2)).toBe("?2");
+    // Names every object has are no boolean words: foreign texts, as any other word.
+    for (const w of ["constructor", "__proto__", "toString"]) expect(canonicalWriter(col("boolean", { conversion: "boolean" }))(w)).toBe(`?${w}`);
     // Instants as exact seconds since the unix epoch (a timestamp read as UTC), whatever the spelling.
     expect(canonicalWriter(col("timestamp"))("2024-01-02T03:04:05.500")).toBe("1704164645.5");
     expect(canonicalWriter(col("timestamp"))("2024-01-02")).toBe("1704153600");

@@ -108,6 +108,15 @@ describe("values written after the census", () => {
     expect(encodeValue("2024-01-01T10:00:00.5", col("timestamp"), 0)).toBe("2024-01-01T10:00:00.5");
     expect(encodeValue(9007199254740992n, col("double precision"), 0)).toBe("9007199254740992");
   });
+  it("are boolean words only if they are: a name every object has is refused, not read as true", () => {
+    const bool = col("boolean", { conversion: "boolean" });
+    for (const w of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf", "Constructor"]) {
+      expect(() => encodeValue(w, bool, 0), w).toThrow(ValueRefused);
+      expect(() => paramValue(w, bool, 0), w).toThrow(ValueRefused);
+    }
+    expect(encodeValue("Yes", bool, 0)).toBe("t");
+    expect(encodeValue("no", bool, 0)).toBe("f");
+  });
   it("refuse a number in a text key column, where it would become the same key as the text of its digits", () => {
     const key = col("text", { keyText: true });
     expect(() => encodeValue(1n, key, 0)).toThrow(/an integer in a key column of text/);

@@ -205,6 +205,9 @@ describe("translateExpr: refused", () => {
     ["datetime(name) IS NOT NULL", /date\/time function datetime\(\)/],
     ["strftime('%Y', at) > '2000'", /date\/time function strftime\(\)/],
     ["frobnicate(a)", /function frobnicate\(\) has no exact Postgres equivalent/],
+    // Names every object has are no known functions either.
+    ["constructor(a)", /function constructor\(\) has no exact Postgres equivalent/],
+    ["tostring(a)", /function tostring\(\) has no exact Postgres equivalent/],
     ["count(*) > 0", /aggregate call count\(\* …\)/],
     ["count(distinct a)", /aggregate call count\(DISTINCT …\)/],
     ["sum(a) over ()", /window or aggregate call sum\(\)/],
@@ -293,6 +296,10 @@ describe("translateDefault", () => {
     if (r.ok) throw new Error(`translated ${text} for ${type} to ${r.sql}`);
     return r.reason;
   };
+
+  it("refuses a call of a function named like an object's property, as any unknown function", () => {
+    for (const f of ["constructor()", "toString('now')", "__proto__()", "hasOwnProperty('now')"]) expect(refused(f, "text"), f).toMatch(/not translated/);
+  });
 
   it.each<[string, PgTypeName, string]>([
     // integers

@@ -36,6 +36,19 @@ describe("booleans", () => {
     expect(forms.a!.affinity).toBe("numeric");
   });
 
+  it("count only boolean words: a name every object has, written after the plan, is none", () => {
+    const db = new Database(sqliteFrom(tempDir(), "CREATE TABLE t (id INTEGER PRIMARY KEY, a BOOLEAN); INSERT INTO t (a) VALUES ('yes'), ('no');"));
+    try {
+      const plan = buildPlan(db, readSchema(db), { schema: "public", preserveCase: false }).tables[0]!;
+      expect(plan.columns[1]!.conversion).toBe("boolean");
+      // Written after the plan, outnumbering the words the column was planned for.
+      for (const w of ["constructor", "__proto__", "constructor", "__proto__", "toString"]) db.prepare("INSERT INTO t (a) VALUES (?)").run(w);
+      expect(learnForms(db, plan).a!.words).toEqual({ true: "yes", false: "no" });
+    } finally {
+      db.close();
+    }
+  });
+
   it("default to 0/1, or to words where SQLite would turn 1 into text, and keys take 0/1 only", () => {
     const { forms } = learn("CREATE TABLE t (id INTEGER PRIMARY KEY, a BOOLEAN, b BOOLTEXT);");
     expect(forms.a).toEqual({ kind: "boolean", conversion: "boolean", affinity: "numeric", sampled: 0, words: null });
