@@ -90,8 +90,8 @@ function fieldSeed(i: number): FieldSeed {
 
 /**
  * An order-independent digest of a table: the row count and two sums of
- * row hashes (see {@link RowHash}), where a row's text is the record of
- * each value's canonical text (canonical.ts): SQLite's side from the raw
+ * row hashes (see {@link RowHash}), hashed from each value's canonical
+ * text (canonical.ts): SQLite's side from the raw
  * values read, in this process; Postgres' side rendered back from the
  * stored values by the inverse of each conversion, on the server in one
  * aggregate query. Equal digests mean equal tables, in any row order,
