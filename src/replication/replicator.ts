@@ -396,10 +396,9 @@ export class Replicator {
               sqlitePath: this.opts.sqlite,
               // The table's keys are built as it is marked done, while other tables are still copied.
               finish: async (cl) => {
-                for (const k of await this.missingKeys(cl, { ...plan, tables: [t] })) {
-                  await cl.query("SET LOCAL maintenance_work_mem = '256MB'");
-                  await cl.query(k.sql);
-                }
+                const keys = await this.missingKeys(cl, { ...plan, tables: [t] });
+                if (keys.length > 0) await cl.query("SET LOCAL maintenance_work_mem = '256MB'");
+                for (const k of keys) await cl.query(k.sql);
               },
             });
             if (!done) stopped = true;
@@ -428,16 +427,16 @@ export class Replicator {
 
   /** The keys, indexes and CHECKs of the end of the snapshot (see keyBuilds) that do not exist yet. */
   private async missingKeys(c: pg.ClientBase, plan: MigrationPlan): Promise<{ table: string; name: string; sql: string }[]> {
-    const todo: { table: string; name: string; sql: string }[] = [];
-    for (const k of keyBuilds(plan)) {
-      const exists = await c.query(
-        `SELECT 1 FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND relname = $2
-         UNION ALL SELECT 1 FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND conname = $2`,
-        [plan.schema, k.name],
-      );
-      if (!exists.rowCount) todo.push(k);
-    }
-    return todo;
+    const builds = keyBuilds(plan);
+    if (builds.length === 0) return [];
+    // One query for all of them: the names among the schema's relations and constraints.
+    const r = await c.query<{ name: string }>(
+      `SELECT relname AS name FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND relname = ANY($2::text[])
+       UNION SELECT conname FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND conname = ANY($2::text[])`,
+      [plan.schema, builds.map((k) => k.name)],
+    );
+    const exist = new Set(r.rows.map((x) => x.name));
+    return builds.filter((k) => !exist.has(k.name));
   }
 
   /**
