@@ -140,15 +140,22 @@ export function rowBytes(row: unknown[]): number {
   return n;
 }
 
-/** Split a rowid table into `parts` ranges of roughly equal rowid span. */
-export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts: number, rowid = "rowid"): RowidRange[] {
-  const r = db
-    .prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`)
-    .safeIntegers(true)
-    .get() as {
+/**
+ * The lowest and highest rowid of a table (nulls when it is empty). Two
+ * subqueries: SQLite answers a lone min() or max() of the rowid from the
+ * b-tree's ends, but both in one SELECT scan the whole table.
+ */
+export function rowidBounds(db: BetterSqlite3.Database, table: string, rowid = "rowid"): { lo: bigint | null; hi: bigint | null } {
+  const from = `main.${quoteIdent(table)}`;
+  return db.prepare(`SELECT (SELECT min(${rowid}) FROM ${from}) AS lo, (SELECT max(${rowid}) FROM ${from}) AS hi`).safeIntegers(true).get() as {
     lo: bigint | null;
     hi: bigint | null;
   };
+}
+
+/** Split a rowid table into `parts` ranges of roughly equal rowid span. */
+export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts: number, rowid = "rowid"): RowidRange[] {
+  const r = rowidBounds(db, table, rowid);
   if (r.lo === null || r.hi === null || parts <= 1) return [{ after: null, upTo: null }];
   const span = r.hi - r.lo + 1n;
   const step = span / BigInt(parts) + 1n;
@@ -166,13 +173,7 @@ export function splitRowidRange(db: BetterSqlite3.Database, table: string, parts
 
 /** Largest |rowid| of a table, to know whether rowids fit a JS number. */
 export function rowidNeedsBigInt(db: BetterSqlite3.Database, table: string, rowid = "rowid"): boolean {
-  const r = db
-    .prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(table)}`)
-    .safeIntegers(true)
-    .get() as {
-    lo: bigint | null;
-    hi: bigint | null;
-  };
+  const r = rowidBounds(db, table, rowid);
   return (r.lo !== null && r.lo < -9007199254740991n) || (r.hi !== null && r.hi > 9007199254740991n);
 }
 

@@ -9,7 +9,7 @@ import type BetterSqlite3 from "better-sqlite3";
 import type pg from "pg";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
-import { ChunkReader } from "../sqlite/reader.js";
+import { ChunkReader, rowidBounds } from "../sqlite/reader.js";
 import { INTERNAL_TABLES, readSchema, rowidName } from "../sqlite/schema.js";
 import { ROWID_COLUMN } from "../convert/row-encoder.js";
 import { type Digest, digestRowSql, pgDigest, rangeSql, type RowHash, rowHashFor, rowRecorder, sameDigest, sqliteDigest } from "./digest.js";
@@ -175,10 +175,7 @@ async function localise(
 ): Promise<TableResult["differences"]> {
   const out: NonNullable<TableResult["differences"]> = [];
   const rowid = rowidName(t.source);
-  const lo = db
-    .prepare(`SELECT min(${rowid}) AS lo, max(${rowid}) AS hi FROM main.${quoteIdent(t.source.name)}`)
-    .safeIntegers(true)
-    .get() as { lo: bigint | null; hi: bigint | null };
+  const lo = rowidBounds(db, t.source.name, rowid);
   const pr = (await c.query(`SELECT min(${quoteIdent(col)})::text AS lo, max(${quoteIdent(col)})::text AS hi FROM ${qualified(plan.schema, t.name)}`)).rows[0];
   const bounds = [lo.lo, lo.hi, pr.lo === null ? null : BigInt(pr.lo), pr.hi === null ? null : BigInt(pr.hi)].filter((x): x is bigint => x !== null);
   if (bounds.length === 0) return out;
