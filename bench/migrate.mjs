@@ -11,6 +11,10 @@
 // machine whose speed drifts, tools run minutes apart are compared within
 // a round, and the median says what holds.
 //
+// Before each tool the harness runs `sync` and a Postgres CHECKPOINT (not
+// timed): the file copy it made for the tool, and the previous tool's load,
+// are on disk, so their writeback does not run inside the next timed run.
+//
 // Postgres: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres); trust auth or PGPASSWORD.
 // SQLITE2PG_BIN overrides the sqlite2pg entry point (default bin/sqlite2pg.js).
 import { createRequire } from 'node:module';
@@ -21,7 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EXPORT_SQL, PG_DDL, PG_POST, PG_POST_FINAL, TABLES } from './lib/schema.mjs';
-import { measure } from './lib/measure.mjs';
+import { measure as measureNow } from './lib/measure.mjs';
 import { verify } from './lib/verify.mjs';
 
 const require = createRequire(import.meta.url);
@@ -80,6 +84,19 @@ const sqlite = new Database(dbFile, { readonly: true });
 const srcCounts = Object.fromEntries(TABLES.map((t) => [t, sqlite.prepare(`SELECT count(*) AS n FROM ${t}`).get().n]));
 const totalRows = Object.values(srcCounts).reduce((a, b) => a + b, 0);
 const fileMb = statSync(dbFile).size / 1e6;
+
+/**
+ * Every tool starts from the same quiet state: the file copies the harness
+ * made are on disk and Postgres has checkpointed, so neither the page
+ * cache's writeback of a 600 MB copy nor a checkpoint the previous tool's
+ * load left due runs inside the next tool's timed run.
+ */
+async function measure(...args) {
+  execFileSync('sync');
+  const c = await client('postgres');
+  try { await c.query('CHECKPOINT'); } finally { await c.end(); }
+  return measureNow(...args);
+}
 
 async function recreate(db) {
   const c = await client('postgres');
