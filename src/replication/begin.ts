@@ -15,16 +15,14 @@ import { readSchema } from "../sqlite/schema.js";
 import { schemaFingerprint } from "./keys.js";
 import { Phase } from "./phase.js";
 import { rootPages, type SchemaChanges } from "./schema-changes.js";
-import { snapshotParts, snapshotTableSql } from "./snapshot.js";
-import { loadInitCensus, splitProgress, toJson, type ReplicationState } from "./state.js";
+import { snapshotTableSql } from "./snapshot.js";
+import { loadInitCensus, resetProgress, toJson, type ReplicationState } from "./state.js";
 import type { TableCensus } from "../sqlite/census.js";
 
 /** What the begin step works with: the daemon's connections and its phase change. */
 export interface BeginHost {
   /** The file's path (the census of a large file runs in threads that open it). */
   sqlite: string;
-  /** Rows per snapshot chunk: a table of two chunks or more is copied in parts. */
-  chunkRows: number;
   db: BetterSqlite3.Database;
   writer: BetterSqlite3.Database;
   client: pg.Client;
@@ -68,7 +66,7 @@ export async function beginSnapshot(h: BeginHost): Promise<void> {
     for (const t of plan.tables) {
       await c.query(`DROP TABLE IF EXISTS ${qualified(plan.schema, t.name)}`);
       await c.query(snapshotTableSql(plan, t));
-      await splitProgress(c, h.sourceId, t.source.name, snapshotParts(db, t, h.chunkRows));
+      await resetProgress(c, h.sourceId, t.source.name, t.census.rows);
     }
     // What the plan describes: the schema cookie, its text, and each table's root page (which tells a renamed table from a rebuilt one).
     h.schema.version = Number(db.pragma("schema_version", { simple: true }));

@@ -46,7 +46,6 @@ import { connectPg, withPg } from "../postgres/pg.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
 import {
   ensureStateSchema,
-  byTable,
   loadProgress,
   loadState,
   recordError,
@@ -58,7 +57,7 @@ import {
 import { selfIdentity } from "./signals.js";
 import { isRetryable } from "./retry.js";
 import { DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
-import { SNAPSHOT_LANES, snapshotTable } from "./snapshot.js";
+import { snapshotTable } from "./snapshot.js";
 import { Applier } from "./stream.js";
 import { CUTOVER_RETRY, runCutover, type CutoverHost } from "./cutover.js";
 import { keyBuilds, schemaFingerprint } from "./keys.js";
@@ -84,6 +83,9 @@ const FALLBACK_POLL_MS = 200;
 
 /** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
 const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED", "ROLLBACK_VALIDATION"];
+
+/** Tables the snapshot copies side by side (each on its own connection and prefetch thread): one per core of a small machine. */
+const SNAPSHOT_LANES = 2;
 
 /** The replication daemon: snapshot, catch-up, streaming. */
 export class Replicator {
@@ -337,7 +339,6 @@ export class Replicator {
   private async begin(): Promise<void> {
     await beginSnapshot({
       sqlite: this.opts.sqlite,
-      chunkRows: this.opts.chunkRows ?? 20000,
       db: this.db!,
       writer: this.writer!,
       client: this.client!,
@@ -368,10 +369,7 @@ export class Replicator {
         this.markProgress();
         const queue = progress.filter((x) => !x.done && plan.tables.some((t) => t.source.name === x.table));
         if (queue.length === 0) break;
-        // Largest tables first, a table's parts together: both lanes copy one table, and its last part to end builds its keys while the other lane goes on.
-        const left = new Map<string, number>();
-        for (const p of queue) left.set(p.table, (left.get(p.table) ?? 0) + p.total - p.rows);
-        queue.sort((a, b) => left.get(b.table)! - left.get(a.table)! || (a.table < b.table ? -1 : a.table > b.table ? 1 : a.part - b.part));
+        queue.sort((a, b) => b.total - b.rows - (a.total - a.rows));
         const n = Math.min(SNAPSHOT_LANES, queue.length);
         while (lanes.length < n - 1) lanes.push(await connectPg(this.opts.pg, "sqlite2pg"));
         const version = this.db!.pragma("schema_version", { simple: true });
@@ -382,10 +380,7 @@ export class Replicator {
             // A table is started only under the schema it was planned for.
             if (this.db!.pragma("schema_version", { simple: true }) !== version) return;
             const t = plan.tables.find((x) => x.source.name === p.table)!;
-            this.log.info(
-              { table: t.source.name, part: p.part, rows: p.rows, total: p.total },
-              p.rows ? "snapshot: resuming table" : "snapshot: copying table",
-            );
+            this.log.info({ table: t.source.name, rows: p.rows, total: p.total }, p.rows ? "snapshot: resuming table" : "snapshot: copying table");
             const done = await snapshotTable(this.db!, client, plan, t, p, {
               sourceId: this.sourceId,
               chunkRows: this.opts.chunkRows ?? 20000,
@@ -399,7 +394,7 @@ export class Replicator {
               },
               limits: () => ({ rows: this.opts.chunkRows ?? 20000, bytes: this.opts.chunkBytes }),
               sqlitePath: this.opts.sqlite,
-              // The table's keys are built as its last part is marked done, while other tables are still copied.
+              // The table's keys are built as it is marked done, while other tables are still copied.
               finish: async (cl) => {
                 const keys = await this.missingKeys(cl, { ...plan, tables: [t] });
                 if (keys.length > 0) await cl.query("SET LOCAL maintenance_work_mem = '256MB'");
@@ -871,7 +866,7 @@ export class Replicator {
       ...this.lag.live(this.state, this.changelog, this.lastFailure),
       // Waiting first: a daemon that lost the lock and waits for it again is a standby now.
       role: this.waiting ? "standby" : this.active ? "active" : "starting",
-      snapshot: this.snapshotProgress ? byTable(this.snapshotProgress) : null,
+      snapshot: this.snapshotProgress?.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })) ?? null,
       seconds_since_progress: this.sinceProgress(),
       frozen_at: this.state?.phase === Phase.frozen && this.state.frozenAt ? new Date(this.state.frozenAt).toISOString() : null,
       fallback_lag_changes: this.state && FALLBACK_PHASES.includes(this.state.phase) ? (this.fallback?.lag?.changes ?? null) : null,

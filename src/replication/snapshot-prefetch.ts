@@ -20,8 +20,6 @@ export interface PrefetchInit {
   table: number;
   /** Continue after this key (null: from the start). */
   after: unknown[] | null;
-  /** Stop after this key, inclusive (a part of a table; null: at its end). */
-  upTo: unknown[] | null;
   chunkRows: number;
   chunkBytes?: number;
   fixText: boolean;

@@ -13,7 +13,7 @@ import { openSource } from "../sqlite/open.js";
 import { ChunkReader, DEFAULT_CHUNK_BYTES } from "../sqlite/reader.js";
 import { readNamed } from "../plan/too-big.js";
 import { RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
-import { partRange, usesRowidColumn } from "./snapshot.js";
+import { usesRowidColumn } from "./snapshot.js";
 import { serializeError, type PrefetchInit, type PrefetchReply } from "./snapshot-prefetch.js";
 
 const init = workerData as PrefetchInit;
@@ -30,7 +30,7 @@ try {
     t,
     t.columns.map((c) => c.source.name),
     init.chunkRows,
-    partRange(init.upTo),
+    { after: null, upTo: null },
     true,
   );
   if (init.after) reader.resumeAfter(init.after);

@@ -15,8 +15,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import type { MigrationPlan, TablePlan } from "../plan/plan.js";
 import { qualified, quoteIdent } from "../ident.js";
 import { createTableSql } from "../postgres/ddl.js";
-import { ChunkReader, readKey, splitRowidRange, type RowidRange } from "../sqlite/reader.js";
-import { rowidName } from "../sqlite/schema.js";
+import { ChunkReader, readKey } from "../sqlite/reader.js";
 import { copyColumnList, ROWID_COLUMN, RowEncoder, type TransformedValue } from "../convert/row-encoder.js";
 import { GeneratedCheck } from "../postgres/generated-check.js";
 import { type Chunk, PrefetchedChunks } from "./snapshot-prefetch.js";
@@ -25,32 +24,6 @@ import { toJson, type TableProgress } from "./state.js";
 import { crashPoint } from "../observe/crash-points.js";
 import { Sqlite2pgError } from "../errors.js";
 import { inTransaction } from "../postgres/transaction.js";
-
-/** Tables, or parts of one, the snapshot copies side by side (each on its own connection and prefetch thread): one per core of a small machine. */
-export const SNAPSHOT_LANES = 2;
-
-/**
- * The parts a table's snapshot is copied in: consecutive rowid ranges of
- * about equal span, one per lane, for a rowid table of two chunks or more
- * (a table read in key order is one part), so that the lanes, which take
- * a table's parts together, end together instead of one copying the last
- * table alone. Rows inserted later at the end belong to the last part,
- * which is open-ended.
- */
-export function snapshotParts(
-  db: BetterSqlite3.Database,
-  t: TablePlan,
-  chunkRows: number,
-): { after: unknown[] | null; upTo: unknown[] | null; total: number }[] {
-  const rows = t.census.rows;
-  if (t.readOrder.kind !== "rowid" || rows < 2 * chunkRows) return [{ after: null, upTo: null, total: rows }];
-  const ranges = splitRowidRange(db, t.source.name, SNAPSHOT_LANES, rowidName(t.source));
-  return ranges.map((r, i) => ({
-    after: r.after === null ? null : [r.after],
-    upTo: r.upTo === null ? null : [r.upTo],
-    total: i < ranges.length - 1 ? Math.floor(rows / ranges.length) : rows - Math.floor(rows / ranges.length) * (ranges.length - 1),
-  }));
-}
 
 /** Options of {@link snapshotTable}. */
 export interface SnapshotOptions {
@@ -82,7 +55,7 @@ export function snapshotTableSql(plan: MigrationPlan, t: TablePlan): string {
   return createTableSql(plan, t, usesRowidColumn(t) ? [`${quoteIdent(ROWID_COLUMN)} bigint`] : []);
 }
 
-/** Copy one table, or one part of it, from where its progress says, chunk by chunk. Returns true when it is done. */
+/** Copy one table from where its progress says, chunk by chunk. Returns true when the table is done. */
 export async function snapshotTable(
   db: BetterSqlite3.Database,
   client: pg.ClientBase,
@@ -99,24 +72,18 @@ export async function snapshotTable(
         plan,
         table: plan.tables.indexOf(t),
         after: progress.lastKey,
-        upTo: progress.upTo,
         chunkRows: opts.chunkRows,
         chunkBytes: opts.chunkBytes,
         fixText: opts.fixText,
         raw: generated !== null,
         ahead: 1,
       })
-    : new LocalChunks(db, t, progress.lastKey, progress.upTo, opts);
+    : new LocalChunks(db, t, progress.lastKey, opts);
   try {
     return await copyChunks(client, plan, t, progress, opts, chunks, generated);
   } finally {
     await chunks.close();
   }
-}
-
-/** The reader's range of a part that ends at `upTo` (a rowid; null: the table's end); where it starts is its progress. */
-export function partRange(upTo: unknown[] | null): RowidRange {
-  return { after: null, upTo: upTo === null ? null : BigInt(upTo[0] as bigint | number) };
 }
 
 /** Chunks read and encoded in this thread (a table copied again after a schema change). */
@@ -128,7 +95,6 @@ class LocalChunks {
     private readonly db: BetterSqlite3.Database,
     private readonly t: TablePlan,
     after: unknown[] | null,
-    upTo: unknown[] | null,
     opts: SnapshotOptions,
   ) {
     this.reader = new ChunkReader(
@@ -136,7 +102,7 @@ class LocalChunks {
       t,
       t.columns.map((c) => c.source.name),
       opts.chunkRows,
-      partRange(upTo),
+      { after: null, upTo: null },
       true,
     );
     if (after) this.reader.resumeAfter(after);
@@ -185,19 +151,14 @@ async function copyChunks(
     if (limits) chunks.limits(limits.rows, limits.bytes);
     const chunk = await chunks.next();
     if (chunk === null) {
-      // The part's end: marked done, and the table finished (its keys) by the last of its parts to end.
-      // The lock on the table's parts orders parts ending at once: the second sees the first done.
+      const finish = opts.finish;
+      if (!finish) {
+        await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
+        return true;
+      }
       await inTransaction(client, async () => {
-        const parts = await client.query<{ part: number; done: boolean }>(
-          "SELECT part, done FROM sqlite2pg.snapshot_progress WHERE source_id = $1 AND table_name = $2 FOR UPDATE",
-          [opts.sourceId, t.source.name],
-        );
-        if (opts.finish && parts.rows.every((x) => x.done || x.part === progress.part)) await opts.finish(client);
-        await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2 AND part = $3", [
-          opts.sourceId,
-          t.source.name,
-          progress.part,
-        ]);
+        await finish(client);
+        await client.query("UPDATE sqlite2pg.snapshot_progress SET done = true WHERE source_id = $1 AND table_name = $2", [opts.sourceId, t.source.name]);
       });
       return true;
     }
@@ -209,8 +170,8 @@ async function copyChunks(
       // Conditional on the progress this daemon started from: a second daemon
       // that copied the same chunk meanwhile makes this one roll back.
       const moved = await client.query(
-        "UPDATE sqlite2pg.snapshot_progress SET last_key = $3::jsonb, rows = rows + $4 WHERE source_id = $1 AND table_name = $2 AND part = $6 AND rows = $5",
-        [opts.sourceId, t.source.name, toJson(lastKey), rows, copied, progress.part],
+        "UPDATE sqlite2pg.snapshot_progress SET last_key = $3::jsonb, rows = rows + $4 WHERE source_id = $1 AND table_name = $2 AND rows = $5",
+        [opts.sourceId, t.source.name, toJson(lastKey), rows, copied],
       );
       if (moved.rowCount !== 1) {
         throw new Sqlite2pgError(

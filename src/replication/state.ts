@@ -44,9 +44,7 @@ CREATE TABLE IF NOT EXISTS sqlite2pg.snapshot_progress (
   rows       bigint NOT NULL DEFAULT 0,
   total      bigint NOT NULL DEFAULT 0,
   done       boolean NOT NULL DEFAULT false,
-  part       integer NOT NULL DEFAULT 0,
-  up_to      jsonb,
-  PRIMARY KEY (source_id, table_name, part)
+  PRIMARY KEY (source_id, table_name)
 );
 ALTER TABLE sqlite2pg.state ADD COLUMN IF NOT EXISTS applied_token double precision;`;
 
@@ -149,13 +147,9 @@ export interface ReplicationState {
   };
 }
 
-/** Snapshot progress of one table, or of one part of a table copied in parts. */
+/** Snapshot progress of one table. */
 export interface TableProgress {
   table: string;
-  /** 0 for a table copied whole; parts are key ranges copied side by side. */
-  part: number;
-  /** The part's last key, inclusive (null: to the table's end). */
-  upTo: unknown[] | null;
   lastKey: unknown[] | null;
   rows: number;
   total: number;
@@ -205,23 +199,7 @@ export async function ensureStateSchema(c: pg.ClientBase): Promise<void> {
     "SELECT 1 FROM information_schema.columns WHERE table_schema = 'sqlite2pg' AND table_name = 'state' AND column_name = 'init_census'",
   );
   if (ic.rowCount === 0) await c.query("ALTER TABLE sqlite2pg.state ADD COLUMN IF NOT EXISTS init_census jsonb");
-  const parts = await c.query(
-    "SELECT 1 FROM information_schema.columns WHERE table_schema = 'sqlite2pg' AND table_name = 'snapshot_progress' AND column_name = 'up_to'",
-  );
-  if (parts.rowCount === 0) await c.query(PARTS_SQL);
 }
-
-/**
- * A table's snapshot may be copied in parts (key ranges copied side by
- * side, see splitProgress): a state from before parts gets the columns,
- * and its rows become part 0 of their table, covering the whole table.
- */
-const PARTS_SQL = `
-ALTER TABLE sqlite2pg.snapshot_progress
-  ADD COLUMN IF NOT EXISTS part integer NOT NULL DEFAULT 0,
-  ADD COLUMN IF NOT EXISTS up_to jsonb,
-  DROP CONSTRAINT IF EXISTS snapshot_progress_pkey,
-  ADD PRIMARY KEY (source_id, table_name, part)`;
 
 /**
  * The census `init` took, exact as of a changelog position: nothing was
@@ -361,36 +339,19 @@ async function readState(c: pg.ClientBase, sourceId: string, withPlan: boolean):
   };
 }
 
-/** Snapshot progress of every table of a source, one entry per part (see {@link byTable}). */
+/** Snapshot progress of every table of a source. */
 export async function loadProgress(c: pg.ClientBase, sourceId: string): Promise<TableProgress[]> {
   const r = await c.query(
-    "SELECT table_name, part, up_to::text AS u, last_key::text AS k, rows, total, done FROM sqlite2pg.snapshot_progress WHERE source_id = $1 ORDER BY table_name, part",
+    "SELECT table_name, last_key::text AS k, rows, total, done FROM sqlite2pg.snapshot_progress WHERE source_id = $1 ORDER BY table_name",
     [sourceId],
   );
   return r.rows.map((x) => ({
     table: x.table_name,
-    part: Number(x.part),
-    upTo: x.u ? fromJson<unknown[]>(x.u) : null,
     lastKey: x.k ? fromJson<unknown[]>(x.k) : null,
     rows: Number(x.rows),
     total: Number(x.total),
     done: x.done,
   }));
-}
-
-/** Progress per table, the parts of each summed: what status and metrics show. */
-export function byTable(progress: TableProgress[]): { table: string; rows: number; total: number; done: boolean }[] {
-  const out = new Map<string, { table: string; rows: number; total: number; done: boolean }>();
-  for (const p of progress) {
-    const t = out.get(p.table);
-    if (!t) out.set(p.table, { table: p.table, rows: p.rows, total: p.total, done: p.done });
-    else {
-      t.rows += p.rows;
-      t.total += p.total;
-      t.done &&= p.done;
-    }
-  }
-  return [...out.values()];
 }
 
 /** Record an error (or clear it with null) without touching positions. */
@@ -401,27 +362,10 @@ export async function recordError(c: pg.ClientBase, sourceId: string, message: s
   );
 }
 
-/** Start (or restart) a table's snapshot progress: nothing copied yet, `total` rows counted, one part. */
+/** Start (or restart) a table's snapshot progress: nothing copied yet, `total` rows counted. */
 export async function resetProgress(c: pg.ClientBase, sourceId: string, table: string, total: number): Promise<void> {
-  await splitProgress(c, sourceId, table, [{ after: null, upTo: null, total }]);
-}
-
-/**
- * Start a table's snapshot progress in parts: consecutive key ranges,
- * `after` exclusive and `upTo` inclusive (null: open), that together cover
- * the table, each with the rows it is expected to hold. Parts are copied
- * side by side and each keeps its own progress.
- */
-export async function splitProgress(
-  c: pg.ClientBase,
-  sourceId: string,
-  table: string,
-  parts: { after: unknown[] | null; upTo: unknown[] | null; total: number }[],
-): Promise<void> {
-  await c.query("DELETE FROM sqlite2pg.snapshot_progress WHERE source_id = $1 AND table_name = $2", [sourceId, table]);
-  for (const [i, p] of parts.entries())
-    await c.query(
-      "INSERT INTO sqlite2pg.snapshot_progress (source_id, table_name, part, last_key, up_to, total) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)",
-      [sourceId, table, i, p.after ? toJson(p.after) : null, p.upTo ? toJson(p.upTo) : null, p.total],
-    );
+  await c.query(
+    "INSERT INTO sqlite2pg.snapshot_progress (source_id, table_name, total) VALUES ($1, $2, $3) ON CONFLICT (source_id, table_name) DO UPDATE SET last_key = NULL, rows = 0, total = $3, done = false",
+    [sourceId, table, total],
+  );
 }

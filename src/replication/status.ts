@@ -6,7 +6,7 @@
 import { usageError } from "../errors.js";
 import { captureInfo, ChangelogReader } from "../sqlite/capture.js";
 import { openSource } from "../sqlite/open.js";
-import { byTable, loadProgress, loadState } from "./state.js";
+import { loadProgress, loadState } from "./state.js";
 import { daemonRunning } from "./lock.js";
 import { Phase } from "./phase.js";
 import { withPg } from "../postgres/pg.js";
@@ -108,7 +108,7 @@ export async function readStatus(sqlite: string, pgUrl: string | undefined): Pro
       phase: s.state.phase,
       daemon_running: s.running,
       daemon: s.running && s.state.daemon ? { pid: s.state.daemon.pid, host: s.state.daemon.host } : null,
-      snapshot: byTable(s.progress),
+      snapshot: s.progress.map((p) => ({ table: p.table, rows: p.rows, total: p.total, done: p.done })),
       newest_seq: newest,
       applied_seq: applied,
       lag_changes: startedOver ? 0 : Math.max(0, newest - applied),

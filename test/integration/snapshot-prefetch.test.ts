@@ -49,7 +49,7 @@ async function drain(init: PrefetchInit): Promise<{ rows: number; lastKey: unkno
   return out;
 }
 
-const base = { chunkRows: 100, fixText: false, raw: false, ahead: 1, table: 0, after: null, upTo: null };
+const base = { chunkRows: 100, fixText: false, raw: false, ahead: 1, table: 0, after: null };
 
 describe("snapshot prefetch", () => {
   it("hands over every row in key order, in chunks, from the key the progress gives", async () => {
@@ -65,14 +65,6 @@ describe("snapshot prefetch", () => {
     expect(all.every((c) => c.framed)).toBe(true);
     const resumed = await drain({ ...base, sqlite: path, plan, after: [2000n] });
     expect(resumed.map((c) => [c.rows, c.lastKey])).toEqual([[50, [2100n]]]);
-    // A part: after its start key, up to and including its last key.
-    const part = await drain({ ...base, sqlite: path, plan, after: [600n], upTo: [1001n] });
-    expect(part.map((c) => [c.rows, c.lastKey])).toEqual([
-      [100, [800n]],
-      [100, [1000n]],
-    ]);
-    const first = await drain({ ...base, sqlite: path, plan, upTo: [150n] });
-    expect(first.map((c) => [c.rows, c.lastKey])).toEqual([[75, [150n]]]);
   });
 
   it("stops on a value the column cannot hold with the table, column and key", async () => {
