@@ -7,7 +7,7 @@ import { readSchema } from "../sqlite/schema.js";
 import { withPg } from "../postgres/pg.js";
 import { loadState } from "../replication/state.js";
 import { validate } from "../validate/validate.js";
-import { censusAll } from "../migrate/copy-pool.js";
+import { censusAll, digestAll } from "../migrate/copy-pool.js";
 
 /**
  * `sqlite2pg validate`: usable at any time. The types come from the
@@ -35,7 +35,11 @@ export async function validateCommand(flags: {
         const schema = readSchema(db);
         plan = buildPlan(db, schema, { schema: cfg.schema, preserveCase: cfg.preserveCase }, await censusAll(requireSqlite(cfg), db, schema.tables, cfg.jobs));
       }
-      return validate(db, c, plan, flags.full ? "full" : "counts");
+      const p = plan;
+      // SQLite's side of a full validation in worker threads, as the census.
+      return validate(db, c, p, flags.full ? "full" : "counts", {
+        sqliteDigests: (tables, hash) => digestAll(requireSqlite(cfg), db, p, tables, hash, cfg.jobs),
+      });
     });
     if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
     else {

@@ -46,7 +46,11 @@ const SETTINGS = {
   },
   schema: { kind: { type: "string" }, default: "public", about: "target schema in PostgreSQL" },
   preserveCase: { kind: { type: "bool" }, default: false, about: "keep identifiers' case" },
-  jobs: { kind: { type: "int", min: 1, max: 64 }, default: 2, about: "migrate: tables and ranges copied in parallel" },
+  jobs: {
+    kind: { type: "int", min: 1, max: 64 },
+    default: 2,
+    about: "migrate: tables and ranges copied in parallel; the threads of the census and of validate --full's SQLite side",
+  },
   dropExisting: { kind: { type: "bool" }, default: false, about: "migrate/init: drop the target schema first" },
   fixText: { kind: { type: "bool" }, default: false, about: "strip NUL bytes and replace invalid UTF-8 instead of refusing them" },
   verbose: { kind: { type: "bool" }, default: false, about: "debug logs and stack traces" },

@@ -4,11 +4,11 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Sqlite2pgError, type ErrorCategory, type ErrorContext } from "../errors.js";
 import type { MigrationPlan } from "../plan/plan.js";
-import type { RowidRange } from "../sqlite/reader.js";
+import { splitRowidRange, type RowidRange } from "../sqlite/reader.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
-import type { Digest, RowHash } from "../validate/digest.js";
+import { DigestBuilder, type Digest, type RowHash } from "../validate/digest.js";
 import { censusTable, type TableCensus } from "../sqlite/census.js";
-import type { SourceTable } from "../sqlite/schema.js";
+import { rowidName, type SourceTable } from "../sqlite/schema.js";
 
 /** What every copy worker is started with. */
 export interface WorkerInit {
@@ -21,13 +21,17 @@ export interface WorkerInit {
 }
 
 /** Work for a worker: one range of one table to copy (after `setPlan`), or one table's census. */
-export type WorkerTask = { type: "task"; id: number; table: number; range: RowidRange } | { type: "census"; id: number; table: SourceTable };
+export type WorkerTask =
+  | { type: "task"; id: number; table: number; range: RowidRange }
+  | { type: "census"; id: number; table: SourceTable }
+  | { type: "digest"; id: number; table: number; range: RowidRange };
 
 /** Messages from a worker. */
 export type WorkerReply =
   | { type: "progress"; id: number; rows: number; bytes: number }
   | { type: "done"; id: number; rows: number; digest: Digest; transformed: TransformedValue[] }
   | { type: "census"; id: number; census: TableCensus }
+  | { type: "digest"; id: number; digest: Digest }
   | { type: "error"; id: number; error: { category: ErrorCategory; code: string; message: string; context?: ErrorContext; hint?: string; cause?: string } };
 
 /** The worker script: compiled beside this module, or in dist/ when this module runs from source (tests). */
@@ -82,7 +86,7 @@ export class CopyPool {
   async run(
     tasks: WorkerTask[],
     onProgress: (task: WorkerTask, rows: number, bytes: number) => void,
-    onDone: (task: WorkerTask, r: Extract<WorkerReply, { type: "done" | "census" }>) => void,
+    onDone: (task: WorkerTask, r: Extract<WorkerReply, { type: "done" | "census" | "digest" }>) => void,
   ): Promise<void> {
     let next = 0;
     let failed: unknown = null;
@@ -102,7 +106,7 @@ export class CopyPool {
             const onMessage = (m: WorkerReply) => {
               const task = tasks.find((t) => t.id === m.id)!;
               if (m.type === "progress") onProgress(task, m.rows, m.bytes);
-              else if (m.type === "done" || m.type === "census") {
+              else if (m.type === "done" || m.type === "census" || m.type === "digest") {
                 onDone(task, m);
                 give();
               } else {
@@ -178,4 +182,48 @@ export async function censusAll(sqlite: string, db: BetterSqlite3.Database, tabl
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * SQLite's side of a full validation in worker threads: each rowid table
+ * in `jobs` rowid ranges, hashed side by side and merged (a digest is a sum
+ * over rows, so ranges add up to the table's), the others whole. On a file
+ * too small to gain from threads, null: the caller hashes in its own
+ * thread. Each thread reads in short chunks, as the caller's own reads do.
+ */
+export async function digestAll(
+  sqlite: string,
+  db: BetterSqlite3.Database,
+  plan: MigrationPlan,
+  tables: number[],
+  hash: RowHash,
+  jobs = 2,
+): Promise<Digest[] | null> {
+  const size = Math.max(1, Math.floor(jobs));
+  if (size < 2 || fileBytes(sqlite) < PARALLEL_CENSUS_BYTES) return null;
+  const tasks: WorkerTask[] = [];
+  const of = new Map<number, number>();
+  for (const [k, ti] of tables.entries()) {
+    const t = plan.tables[ti]!;
+    const ranges = t.readOrder.kind === "rowid" ? splitRowidRange(db, t.source.name, size, rowidName(t.source)) : [{ after: null, upTo: null }];
+    for (const range of ranges) {
+      of.set(tasks.length, k);
+      tasks.push({ type: "digest", id: tasks.length, table: ti, range });
+    }
+  }
+  const merged = tables.map(() => new DigestBuilder(hash));
+  const pool = new CopyPool({ sqlite, pg: undefined, chunkRows: 5000, fixText: false }, Math.min(size, tasks.length));
+  try {
+    pool.setPlan(plan, hash);
+    await pool.run(
+      tasks,
+      () => undefined,
+      (task, r) => {
+        if (r.type === "digest") merged[of.get(task.id)!]!.merge(r.digest);
+      },
+    );
+  } finally {
+    await pool.close();
+  }
+  return merged.map((d) => d.digest());
 }

@@ -13,7 +13,7 @@ import type { RowidRange } from "../sqlite/reader.js";
 import { copyTable } from "./copy.js";
 import type { TransformedValue } from "../convert/row-encoder.js";
 import { connectPg } from "../postgres/pg.js";
-import { DigestBuilder, type RowHash } from "../validate/digest.js";
+import { DigestBuilder, sqliteDigest, type RowHash } from "../validate/digest.js";
 import { censusTable } from "../sqlite/census.js";
 import type { WorkerInit, WorkerReply, WorkerTask } from "./copy-pool.js";
 
@@ -29,8 +29,9 @@ let rowHash: RowHash = "md5";
 
 async function run(task: WorkerTask): Promise<WorkerReply> {
   if (task.type === "census") return { type: "census", id: task.id, census: censusTable(db, task.table) };
-  client ??= await connectPg(init.pg);
   if (!plan) throw internalError("NO_PLAN", "a copy task reached the worker before the plan");
+  if (task.type === "digest") return { type: "digest", id: task.id, digest: await sqliteDigest(db, plan.tables[task.table]!, rowHash, task.range) };
+  client ??= await connectPg(init.pg);
   const t = plan.tables[task.table]!;
   const transformed: TransformedValue[] = [];
   const digest = new DigestBuilder(rowHash);

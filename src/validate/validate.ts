@@ -51,8 +51,24 @@ async function rowidColumn(c: pg.ClientBase, plan: MigrationPlan, t: TablePlan):
   return r.rowCount ? ROWID_COLUMN : null;
 }
 
+/** How {@link validate} may hash SQLite's side. */
+export interface ValidateOptions {
+  /**
+   * SQLite's digests of the given tables (indexes in the plan), in that
+   * order, computed elsewhere (worker threads on the same file); null: not
+   * there, hash them in this thread.
+   */
+  sqliteDigests?: (tables: number[], hash: RowHash) => Promise<Digest[] | null>;
+}
+
 /** Compare every table of the plan. */
-export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, plan: MigrationPlan, mode: "counts" | "full"): Promise<ValidationReport> {
+export async function validate(
+  db: BetterSqlite3.Database,
+  c: pg.ClientBase,
+  plan: MigrationPlan,
+  mode: "counts" | "full",
+  opts: ValidateOptions = {},
+): Promise<ValidationReport> {
   const t0 = Date.now();
   let rows = 0;
   const schema = await schemaDifferences(db, c, plan);
@@ -75,9 +91,16 @@ export async function validate(db: BetterSqlite3.Database, c: pg.ClientBase, pla
   pgSide.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
   const sqliteSide: { rows: number; digest: Digest | null }[] = [];
   try {
-    for (const t of checked) {
+    const elsewhere =
+      hash && opts.sqliteDigests
+        ? await opts.sqliteDigests(
+            checked.map((t) => plan.tables.indexOf(t)),
+            hash,
+          )
+        : null;
+    for (const [i, t] of checked.entries()) {
       const n = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
-      sqliteSide.push({ rows: n, digest: hash ? await sqliteDigest(db, t, hash) : null });
+      sqliteSide.push({ rows: n, digest: hash ? (elsewhere?.[i] ?? (await sqliteDigest(db, t, hash))) : null });
     }
   } catch (e) {
     // The caller gets the connection back idle: no query of ours still running or to come.
