@@ -154,8 +154,8 @@ export class CopyPool {
 /** Heap limits of the copy threads (see the constructor of {@link CopyPool}). */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
-/** Below this many bytes of file (and WAL), starting threads costs more than the census they would share. */
-const PARALLEL_CENSUS_BYTES = 32 * 1024 * 1024;
+/** Below this many bytes of file (and WAL), starting threads costs more than the census or the hashing they would share. */
+const PARALLEL_BYTES = 32 * 1024 * 1024;
 
 function fileBytes(path: string): number {
   let n = 0;
@@ -175,7 +175,7 @@ function fileBytes(path: string): number {
  */
 export async function censusAll(sqlite: string, db: BetterSqlite3.Database, tables: SourceTable[], jobs = 2): Promise<Map<string, TableCensus>> {
   const size = Math.min(Math.max(1, Math.floor(jobs)), tables.length);
-  if (size < 2 || fileBytes(sqlite) < PARALLEL_CENSUS_BYTES) return new Map(tables.map((t) => [t.name, censusTable(db, t)]));
+  if (size < 2 || fileBytes(sqlite) < PARALLEL_BYTES) return new Map(tables.map((t) => [t.name, censusTable(db, t)]));
   const pool = new CopyPool({ sqlite, pg: undefined, chunkRows: 5000, fixText: false }, size);
   try {
     return await pool.census(tables);
@@ -200,7 +200,7 @@ export async function digestAll(
   jobs = 2,
 ): Promise<Digest[] | null> {
   const size = Math.max(1, Math.floor(jobs));
-  if (size < 2 || fileBytes(sqlite) < PARALLEL_CENSUS_BYTES) return null;
+  if (size < 2 || fileBytes(sqlite) < PARALLEL_BYTES) return null;
   const tasks: WorkerTask[] = [];
   const of = new Map<number, number>();
   for (const [k, ti] of tables.entries()) {
