@@ -17,7 +17,7 @@
  */
 import { hash } from "node:crypto";
 import type { EncodeColumn } from "../plan/types.js";
-import { decimalText, epochSecondsText, julianToMillis } from "./conversions.js";
+import { BOOL_WORDS, decimalText, epochSecondsText, julianToMillis } from "./conversions.js";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const F64 = new DataView(new ArrayBuffer(8));
@@ -30,15 +30,11 @@ export function doubleBits(x: number): string {
   return out;
 }
 
-/** A boolean word's canonical text (a Map: an object's lookup would also find `constructor` and `__proto__`). */
-const BOOL_WORDS = new Map([
-  ["true", "t"],
-  ["t", "t"],
-  ["yes", "t"],
-  ["false", "f"],
-  ["f", "f"],
-  ["no", "f"],
-]);
+/** A boolean word's canonical text, `t` or `f`; undefined for any other text. */
+function boolWord(s: string): string | undefined {
+  const b = BOOL_WORDS.get(s.toLowerCase());
+  return b === undefined ? undefined : b ? "t" : "f";
+}
 const DATE_RE = /^\d{4}-\d\d-\d\d$/;
 
 /** A value outside the column's domain: text that no Postgres value renders to. */
@@ -64,7 +60,7 @@ export function canonicalWriter(c: EncodeColumn): (v: unknown) => string | null 
 function writer(c: EncodeColumn): (v: unknown) => string {
   switch (c.conversion) {
     case "boolean":
-      return (v) => (v === 1 || v === 1n ? "t" : v === 0 || v === 0n ? "f" : (typeof v === "string" && BOOL_WORDS.get(v.toLowerCase())) || foreign(v));
+      return (v) => (v === 1 || v === 1n ? "t" : v === 0 || v === 0n ? "f" : (typeof v === "string" && boolWord(v)) || foreign(v));
     case "epoch_s":
     case "epoch_ms":
       return (v) => (isNumber(v) ? decimalText(v) : foreign(v));

@@ -114,8 +114,8 @@ export function julianIso(v: number | bigint, col: number): string {
   return isoFromMillis(ms);
 }
 
-/** The words a boolean column takes (a Map: an object's lookup would also find `constructor` and `__proto__`). */
-const BOOL_WORDS = new Map<string, boolean>([
+/** The words a boolean column takes, lower-case (a Map: an object's lookup would also find `constructor` and `__proto__`). */
+export const BOOL_WORDS: ReadonlyMap<string, boolean> = new Map<string, boolean>([
   ["true", true],
   ["t", true],
   ["yes", true],
