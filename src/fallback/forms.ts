@@ -15,8 +15,8 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { quoteIdent } from "../ident.js";
 import type { ColumnPlan, TablePlan } from "../plan/model.js";
-import { affinity, type EncodeColumn } from "../plan/types.js";
-import { rowidName, type SourceColumn, type SourceTable } from "../sqlite/schema.js";
+import type { EncodeColumn } from "../plan/types.js";
+import { affinity, rowidName, type SourceColumn, type SourceTable } from "../sqlite/schema.js";
 
 /** SQLite's type affinity of a column: which conversions it applies to a value bound into it. */
 export type Affinity = ReturnType<typeof affinity>;
@@ -91,8 +91,7 @@ export function learnForms(db: BetterSqlite3.Database, t: TablePlan): Record<str
 
 /** A column's affinity, as SQLite applies it to a bound value. */
 function columnAffinity(t: Pick<SourceTable, "strict">, c: Pick<SourceColumn, "declaredType">): Affinity {
-  if (t.strict && /^\s*any\s*$/i.test(c.declaredType)) return "blob";
-  return affinity(c.declaredType);
+  return affinity(c.declaredType, t.strict);
 }
 
 /** The form of a column nothing was learned for: derived from its declared type and its type decision. */

@@ -1,6 +1,6 @@
 import type { ColumnCensus } from "../sqlite/census.js";
 import { DATE_CLASS, isDateDeclared, numericTypmod } from "../sqlite/census.js";
-import type { SourceColumn } from "../sqlite/schema.js";
+import { affinity, type SourceColumn } from "../sqlite/schema.js";
 
 /** The Postgres types this project creates. */
 type PgKind = "bigint" | "double precision" | "numeric" | "text" | "bytea" | "boolean" | "date" | "timestamp" | "timestamptz" | "json";
@@ -49,16 +49,6 @@ export interface TypeDecision {
 const MAX_SAFE = 9007199254740992n; // 2^53
 const EPOCH_S_MIN = -62135596800n; // 0001-01-01
 const EPOCH_S_MAX = 253402300799n; // 9999-12-31 23:59:59
-
-/** SQLite's type affinity rules (section 3.1 of "Datatypes In SQLite"). */
-export function affinity(declared: string): "integer" | "text" | "blob" | "real" | "numeric" {
-  const t = declared.toUpperCase();
-  if (t.includes("INT")) return "integer";
-  if (t.includes("CHAR") || t.includes("CLOB") || t.includes("TEXT")) return "text";
-  if (t === "" || t.includes("BLOB")) return "blob";
-  if (t.includes("REAL") || t.includes("FLOA") || t.includes("DOUB")) return "real";
-  return "numeric";
-}
 
 function describeKinds(c: ColumnCensus): string {
   const parts: string[] = [];

@@ -1,6 +1,6 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { quoteIdent } from "../ident.js";
-import type { SourceTable } from "./schema.js";
+import { affinity, type SourceTable } from "./schema.js";
 
 /**
  * What one column actually holds: SQLite lets any value into any column, so
@@ -111,11 +111,18 @@ function kindsBetween(lo: Kind, hi: Kind): Set<"number" | "text" | "blob"> {
  * leaves open (reals among numbers, the exact integer range, date shapes
  * for date columns, booleans, JSON, numeric fit, and counts per class where
  * classes mix). Integers come back as bigint, exact beyond 2^53.
+ *
+ * What SQLite itself guarantees is not counted: the rowid alias (INTEGER
+ * PRIMARY KEY) holds only integers, never NULL, and its ends are read from
+ * the b-tree's ends; a column of REAL affinity reads every number as a real
+ * (SQLite converts an integer when it reads the column, whatever was stored
+ * and under whichever declared type it was written), so it holds no integers.
  */
 export function censusTable(db: BetterSqlite3.Database, table: SourceTable): TableCensus {
   const from = `main.${quoteIdent(table.name)}`;
   const first: string[] = ["count(*)"];
-  for (const c of table.columns) {
+  const scanned = table.columns.filter((c) => c.name !== table.rowidAlias);
+  for (const c of scanned) {
     const q = quoteIdent(c.name);
     first.push(`count(${q})`, `min(${q})`, `max(${q})`, `typeof(min(${q}))`, `typeof(max(${q}))`);
   }
@@ -128,9 +135,17 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
   const columns = new Map<string, ColumnCensus>();
   const second: { expr: string; cc: ColumnCensus; set: (cc: ColumnCensus, v: unknown) => void }[] = [];
   const n = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
-  table.columns.forEach((c, i) => {
+  const after: (() => void)[] = [];
+  table.columns.forEach((c) => {
     const q = quoteIdent(c.name);
-    const [count, min, max, tmin, tmax] = r1.slice(1 + i * 5, 6 + i * 5) as [bigint, unknown, unknown, Kind | "null", Kind | "null"];
+    const i = scanned.indexOf(c);
+    const [count, min, max, tmin, tmax] = (i >= 0 ? r1.slice(1 + i * 5, 6 + i * 5) : rowidAliasFirst(db, from, q, r1[0] as bigint)) as [
+      bigint,
+      unknown,
+      unknown,
+      Kind | "null",
+      Kind | "null",
+    ];
     const cc: ColumnCensus = {
       nulls: rows - Number(count),
       integers: 0,
@@ -157,17 +172,26 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
       add(`sum(typeof(${q})='text')`, (x, v) => (x.texts = n(v)));
       add(`sum(typeof(${q})='blob')`, (x, v) => (x.blobs = n(v)));
     }
+    const realAffinity = affinity(c.declaredType, table.strict) === "real";
     if (kinds.has("number")) {
       const onlyNumbers = kinds.size === 1;
-      // SQLite's rowid alias (INTEGER PRIMARY KEY) holds only integers: nothing to count.
-      if (c.name === table.rowidAlias && onlyNumbers) cc.integers = Number(count);
-      else
+      if (c.name === table.rowidAlias && onlyNumbers) {
+        // SQLite's rowid alias (INTEGER PRIMARY KEY) holds only integers: nothing to count.
+        cc.integers = Number(count);
+      } else if (realAffinity) {
+        // Every number reads as a real: the numbers are what the other classes leave, and there is no integer range.
+        if (onlyNumbers) cc.reals = Number(count);
+        else after.push(() => (cc.reals = Number(count) - cc.texts - cc.blobs));
+      } else {
         add(`sum(typeof(${q})='real')`, (x, v) => {
           x.reals = n(v);
           x.integers = onlyNumbers ? Number(count) - x.reals : 0;
         });
-      if (!onlyNumbers) add(`sum(typeof(${q})='integer')`, (x, v) => (x.integers = n(v)));
-      if (onlyNumbers && tmin === "integer" && tmax === "integer") {
+        if (!onlyNumbers) add(`sum(typeof(${q})='integer')`, (x, v) => (x.integers = n(v)));
+      }
+      if (realAffinity) {
+        // No integers, so no integer range.
+      } else if (onlyNumbers && tmin === "integer" && tmax === "integer") {
         // Both ends are integers: they are the integer range, whether or not reals lie between.
         cc.minInt = BigInt(min as bigint);
         cc.maxInt = BigInt(max as bigint);
@@ -182,7 +206,7 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
       add(`sum(CASE WHEN typeof(${q})='real' THEN ${q} BETWEEN 1721425.5 AND 5373484.5 AND julianday(${q}) = ${q} END)`, (x, v) => (x.julianReals = n(v)));
     if (/bool/i.test(c.declaredType)) {
       if (kinds.has("text")) add(`sum(typeof(${q})='text' AND lower(${q}) IN ('true','false','t','f','yes','no'))`, (x, v) => (x.textBooleans = n(v)));
-      if (kinds.has("number")) add(`sum(typeof(${q})='integer' AND ${q} IN (0,1))`, (x, v) => (x.zeroOne = n(v)));
+      if (kinds.has("number") && !realAffinity) add(`sum(typeof(${q})='integer' AND ${q} IN (0,1))`, (x, v) => (x.zeroOne = n(v)));
     }
     if (/json/i.test(c.declaredType) && kinds.has("text")) {
       add(`sum(typeof(${q})='text' AND json_valid(${q}) AND substr(ltrim(${q}),1,1) IN ('{','['))`, (x, v) => (x.textJson = n(v)));
@@ -203,5 +227,16 @@ export function censusTable(db: BetterSqlite3.Database, table: SourceTable): Tab
       .get() as unknown[];
     for (const [i, x] of second.entries()) x.set(x.cc, r2[i]);
   }
+  for (const f of after) f();
   return { rows, columns };
+}
+
+/**
+ * Pass one's five values for the rowid alias, without a scan: it is never
+ * NULL (count(*) counts it) and its ends come from the b-tree's ends.
+ */
+function rowidAliasFirst(db: BetterSqlite3.Database, from: string, q: string, rows: bigint): unknown[] {
+  if (rows === 0n) return [0n, null, null, "null", "null"];
+  const r = db.prepare(`SELECT (SELECT min(${q}) FROM ${from}), (SELECT max(${q}) FROM ${from})`).raw(true).safeIntegers(true).get() as [bigint, bigint];
+  return [rows, r[0], r[1], "integer", "integer"];
 }

@@ -103,6 +103,22 @@ export const INTERNAL_TABLES: ReadonlySet<string> = new Set(["_sqlite2pg_changes
 const OWN_TRIGGER_KINDS = ["ins", "upd", "del", "rins", "rupd", "fins", "fupd", "fdel"];
 
 /**
+ * A column's type affinity by SQLite's rules (section 3.1 of "Datatypes In
+ * SQLite"), matched as SQLite matches them: ASCII letters in any case and
+ * nothing else folded (so `ﬂoat` is NUMERIC, as in SQLite, not REAL). A
+ * STRICT table's ANY column converts nothing: blob.
+ */
+export function affinity(declared: string, strict = false): "integer" | "text" | "blob" | "real" | "numeric" {
+  const t = declared.replace(/[a-z]+/g, (w) => w.toUpperCase());
+  if (strict && /^\s*ANY\s*$/.test(t)) return "blob";
+  if (t.includes("INT")) return "integer";
+  if (t.includes("CHAR") || t.includes("CLOB") || t.includes("TEXT")) return "text";
+  if (t === "" || t.includes("BLOB")) return "blob";
+  if (t.includes("REAL") || t.includes("FLOA") || t.includes("DOUB")) return "real";
+  return "numeric";
+}
+
+/**
  * Whether a trigger is one this project created: its name is one of the
  * names it gives the triggers of that very table, and its body writes the
  * changelog or raises the freeze. A user's trigger is never taken for one,

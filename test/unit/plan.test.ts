@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Namespace, pgName, truncateIdent } from "../../src/plan/names.js";
-import { affinity, chooseType } from "../../src/plan/types.js";
+import { chooseType } from "../../src/plan/types.js";
+import { affinity } from "../../src/sqlite/schema.js";
 import { DATE_CLASS, numericTypmod, type ColumnCensus } from "../../src/sqlite/census.js";
 import type { SourceColumn } from "../../src/sqlite/schema.js";
 import { quoteIdent, quoteLiteral } from "../../src/ident.js";
