@@ -68,6 +68,12 @@ function runOptions(cmd: Command): Command {
     .addOption(
       new Option("--prune-interval <s>", "seconds between prunes of applied changes from the changelog (default 60; each prune is a short write to the file)"),
     )
+    .addOption(
+      new Option(
+        "--checkpoint-frames <n>",
+        "WAL frames waiting at which the daemon checkpoints the SQLite file itself, so the application's commits do not (default 500; 0 leaves it to the application)",
+      ),
+    )
     .option(
       "--on-cutover <cmd>",
       "shell command run after the cutover, with the result in SQLITE2PG_RESULT (JSON), SQLITE2PG_VALIDATION, SQLITE2PG_FREEZE_MS, SQLITE2PG_MARKER",

@@ -55,7 +55,10 @@ function logLevel(c: Config): string {
 /** The daemon's options that follow the configuration (and change with it on SIGHUP). */
 function tunables(
   c: Config,
-): Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover" | "onRollback"> {
+): Pick<
+  ReplicatorOptions,
+  "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "checkpointFrames" | "cutover" | "onRollback"
+> {
   return {
     pollIntervalMs: c.pollMs,
     batchSize: c.batchSize,
@@ -63,6 +66,7 @@ function tunables(
     batchBytes: c.batchMb * 1024 * 1024,
     chunkBytes: c.chunkMb * 1024 * 1024,
     pruneIntervalMs: c.pruneInterval * 1000,
+    checkpointFrames: c.checkpointFrames,
     cutover: { validate: c.validate, onCutover: c.onCutover, maxFreezeMs: c.maxFreeze * 1000, fallback: c.fallback },
     onRollback: c.onRollback,
   };

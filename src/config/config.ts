@@ -72,6 +72,13 @@ const SETTINGS = {
     reload: true,
     about: "run: seconds between prunes of applied changes",
   },
+  checkpointFrames: {
+    kind: { type: "int", min: 0, max: 1_000_000 },
+    default: 500,
+    reload: true,
+    about:
+      "run: WAL frames waiting at which the daemon checkpoints the SQLite file itself, so the application's commits do not (0: leave it to the application)",
+  },
   maxLag: {
     kind: { type: "number", min: 0, max: 86400 * 365, unit: "seconds" },
     default: 10,
@@ -127,6 +134,8 @@ export interface Config {
   chunkMb: number;
   /** Seconds; 0 prunes after every batch. */
   pruneInterval: number;
+  /** WAL frames; 0 leaves checkpoints to the application. */
+  checkpointFrames: number;
   maxLag: number;
   stallTimeout: number;
   /** Seconds. */

@@ -31,6 +31,8 @@ export class DaemonMetrics {
   private readonly errors;
   private readonly freezes;
   private readonly attempts;
+  private readonly checkpoints;
+  private readonly framesCheckpointed;
 
   constructor() {
     const registers = [this.registry];
@@ -71,6 +73,16 @@ export class DaemonMetrics {
       registers,
     });
     this.attempts = new client.Counter({ name: "sqlite2pg_cutover_attempts_total", help: "Cutover attempts started by this process", registers });
+    this.checkpoints = new client.Counter({
+      name: "sqlite2pg_wal_checkpoints_total",
+      help: "Checkpoints of the application's WAL run by this process (so the application's commits do not)",
+      registers,
+    });
+    this.framesCheckpointed = new client.Counter({
+      name: "sqlite2pg_wal_frames_checkpointed_total",
+      help: "WAL frames this process' checkpoints copied into the SQLite database file",
+      registers,
+    });
   }
 
   /** The daemon's events, counted. */
@@ -83,6 +95,10 @@ export class DaemonMetrics {
       error: (kind) => this.errors.inc({ kind }),
       freeze: (ms) => this.freezes.observe(ms / 1000),
       cutoverAttempt: () => this.attempts.inc(),
+      checkpoint: (frames) => {
+        this.checkpoints.inc();
+        this.framesCheckpointed.inc(frames);
+      },
     };
   }
 

@@ -21,6 +21,13 @@ export interface ReplicatorOptions {
    * transaction. It also runs when `pruneBacklog` applied changes wait.
    */
   pruneIntervalMs?: number;
+  /**
+   * Frames waiting in the application's WAL at which the daemon runs a
+   * PASSIVE checkpoint itself (default 500, half SQLite's automatic
+   * threshold), so the application's commits do not pay for checkpoints;
+   * 0 leaves them to the application (checkpoint.ts).
+   */
+  checkpointFrames?: number;
   /** Applied changes that trigger a prune before the interval is up (default 500 000). */
   pruneBacklog?: number;
   /** Bytes of rows per batch (default 32 MiB; always at least one change): a batch ends early once its rows pass it. */

@@ -33,6 +33,7 @@
 import type BetterSqlite3 from "better-sqlite3";
 import type { FSWatcher } from "chokidar";
 import { watchWal } from "./wal-watch.js";
+import { DEFAULT_CHECKPOINT_FRAMES, WalCheckpointer } from "./checkpoint.js";
 import type { ReplicatorOptions } from "./options.js";
 
 export type { ReplicatorOptions } from "./options.js";
@@ -84,6 +85,11 @@ const FALLBACK_POLL_MS = 200;
 /** Errors the daemon stops on instead of retrying: waiting would not fix them, and going on could apply changes wrongly. */
 const FATAL_CODES = ["SCHEMA_CHANGED", "FILE_REPLACED", "CUTOVER_VALIDATION", "HOOK_FAILED", "ROLLBACK_VALIDATION"];
 
+/** How often the daemon looks at the WAL's frame count (a read of the -shm header), ms. */
+const CHECKPOINT_CHECK_MS = 10;
+/** Phases in which the application writes SQLite, so the daemon checkpoints its WAL (see checkpoint.ts). */
+const CHECKPOINT_PHASES: readonly string[] = [Phase.new, Phase.snapshot, Phase.catchUp, Phase.streaming, Phase.cutoverCatchUp];
+
 /** Tables the snapshot copies side by side (each on its own connection and prefetch thread): one per core of a small machine. */
 const SNAPSHOT_LANES = 2;
 
@@ -114,6 +120,8 @@ export class Replicator {
   /** Device and inode of the file the connections have open. */
   private fileId = "";
   private readonly prune: PruneSchedule;
+  private readonly checkpointer: WalCheckpointer;
+  private checkpointTimer: NodeJS.Timeout | null = null;
   /** The way back, once the phase is fallback or later. */
   private fallback: Fallback | null = null;
   readonly transformed: TransformedValue[] = [];
@@ -122,6 +130,32 @@ export class Replicator {
   constructor(private readonly opts: ReplicatorOptions) {
     this.log = opts.log;
     this.prune = new PruneSchedule(opts.pruneIntervalMs ?? 60_000, opts.pruneBacklog ?? 500_000, opts.log);
+    this.checkpointer = new WalCheckpointer(`${opts.sqlite}-shm`, opts.checkpointFrames ?? DEFAULT_CHECKPOINT_FRAMES, opts.log);
+  }
+
+  /**
+   * Checkpoint the application's WAL when enough frames wait, before its own
+   * commits would (checkpoint.ts). Not while a freeze or the way back is
+   * under way (the application does not write SQLite then, and a freeze is
+   * kept short), nor inside a transaction of the daemon's writing connection.
+   */
+  checkpointWal(): { busy: boolean; frames: number; copied: number } | null {
+    const w = this.writer;
+    if (!w || !this.state || !this.active || w.inTransaction || !CHECKPOINT_PHASES.includes(this.state.phase)) return null;
+    try {
+      const r = this.checkpointer.maybe(w);
+      if (r) this.opts.events?.checkpoint?.(r.copied);
+      return r;
+    } catch (e) {
+      // The loop reports a file that is gone or broken; a checkpoint is only tried again.
+      this.log.debug({ err: (e as Error).message }, "no checkpoint of the WAL");
+      return null;
+    }
+  }
+
+  /** Checkpoints run, and the frames they copied into the database file. */
+  get checkpoints(): { checkpoints: number; frames: number } {
+    return { checkpoints: this.checkpointer.checkpoints, frames: this.checkpointer.framesCopied };
   }
 
   /** The current state (after `start`). */
@@ -224,6 +258,10 @@ export class Replicator {
       this.state.schemaFingerprint ?? schemaFingerprint(this.db!),
     );
     if (this.opts.watch !== false) this.watcher = watchWal(this.opts.sqlite, () => this.nudge());
+    if (this.opts.pollIntervalMs !== 0) {
+      this.checkpointTimer = setInterval(() => this.checkpointWal(), CHECKPOINT_CHECK_MS);
+      this.checkpointTimer.unref();
+    }
   }
 
   /** Open the reading and the writing connection to the file, and remember which file they are. Returns its source id. */
@@ -910,7 +948,10 @@ export class Replicator {
    * batch, chunk or cutover attempt on.
    */
   configure(
-    next: Pick<ReplicatorOptions, "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "cutover" | "onRollback">,
+    next: Pick<
+      ReplicatorOptions,
+      "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "checkpointFrames" | "cutover" | "onRollback"
+    >,
   ): void {
     const o = this.opts as { -readonly [K in keyof ReplicatorOptions]: ReplicatorOptions[K] };
     if (next.pollIntervalMs !== undefined) o.pollIntervalMs = next.pollIntervalMs;
@@ -920,6 +961,7 @@ export class Replicator {
     if (next.chunkBytes !== undefined) o.chunkBytes = next.chunkBytes;
     if (next.cutover !== undefined) o.cutover = { ...o.cutover, ...next.cutover };
     if (next.pruneIntervalMs !== undefined) this.prune.setInterval(next.pruneIntervalMs);
+    if (next.checkpointFrames !== undefined) this.checkpointer.frames = next.checkpointFrames;
     if (next.onRollback !== undefined) o.onRollback = next.onRollback;
     this.fallback?.configure(this.fallbackOptions());
     this.nudge();
@@ -962,6 +1004,8 @@ export class Replicator {
     }
     await release(() => this.watcher?.close());
     this.watcher = null;
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    this.checkpointTimer = null;
     if (this.active && this.client) {
       // No daemon is recorded once this one is gone (a kill -9 leaves the record; `cutover` checks it is alive).
       await this.client

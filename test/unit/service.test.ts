@@ -52,6 +52,7 @@ const SAMPLES: Record<string, [unknown, string]> = {
   chunkRows: [1000, "1000"],
   chunkMb: [8, "8"],
   pruneInterval: [0, "0"],
+  checkpointFrames: [0, "0"],
   maxLag: [30, "30"],
   stallTimeout: [120, "120"],
   maxFreeze: [2.5, "2.5"],

@@ -1,0 +1,111 @@
+/**
+ * The daemon checkpoints the application's WAL, so the application's own
+ * commits do not.
+ *
+ * SQLite checkpoints from the commit that finds the WAL holding
+ * `wal_autocheckpoint` frames (1000 by default): that commit copies the
+ * frames into the database file and waits for two fsyncs. The capture
+ * triggers make every single-row commit write one more page (the
+ * changelog's), so the WAL fills twice as fast and the application's
+ * commits pay for twice as many checkpoints — which is most of what capture
+ * costs a single-row update (bench/RESULTS.md, "Capture cost"). The daemon
+ * watches how many frames wait (the WAL-index header in the `-shm` file,
+ * read a few bytes at a time) and runs a PASSIVE checkpoint on its own
+ * connection before the application's threshold is reached; the next
+ * application commit then starts the WAL over, and the checkpoint's fsyncs
+ * are waited for in this process instead.
+ *
+ * A PASSIVE checkpoint is what SQLite's automatic one is: it takes no lock
+ * a writer or reader waits for, never changes what any transaction sees,
+ * and stops where a reader still needs the WAL. An application that
+ * checkpoints on its own schedule meets the daemon's checkpoints as it
+ * would any other connection's: one runs at a time, and one asked for while
+ * another runs reports busy (`PRAGMA wal_checkpoint` returns busy = 1, no
+ * error) and can be asked for again.
+ */
+import type BetterSqlite3 from "better-sqlite3";
+import { fstatSync, openSync, readSync, statSync } from "node:fs";
+import { endianness } from "node:os";
+import type { Logger } from "../observe/logger.js";
+
+/**
+ * Frames waiting in the WAL that start the daemon's checkpoint: half of
+ * SQLite's default `wal_autocheckpoint` (1000), so the daemon gets there
+ * first with room to spare at thousands of commits a second.
+ */
+export const DEFAULT_CHECKPOINT_FRAMES = 500;
+
+/** The WAL-index header's version SQLite writes (WALINDEX_MAX_VERSION). */
+const WAL_INDEX_VERSION = 3007000;
+/** Bytes of the `-shm` file read: two copies of the 48-byte header, then the checkpoint info's nBackfill. */
+const HEAD_BYTES = 100;
+
+/** Frames in the WAL and how many of them are already in the database file, from the `-shm` header; null when it cannot be read as one. */
+export function walFrames(head: Buffer): { frames: number; backfilled: number } | null {
+  const u32 = (at: number) => (endianness() === "LE" ? head.readUInt32LE(at) : head.readUInt32BE(at));
+  // iVersion, then isInit (byte 12) — the same in both copies once the index is built.
+  if (u32(0) !== WAL_INDEX_VERSION || head[12] !== 1 || u32(48) !== WAL_INDEX_VERSION) return null;
+  return { frames: u32(16), backfilled: u32(96) };
+}
+
+/**
+ * Open descriptors of `-shm` files, by path: opened once and never closed.
+ * Closing any descriptor of a file drops every POSIX lock this process
+ * holds on it — SQLite's own locks on the `-shm` file included, for every
+ * connection of this process. A file put in place of one (another inode)
+ * gets a descriptor of its own; the old one stays open.
+ */
+const shmFds = new Map<string, number>();
+
+function shmFd(path: string): number {
+  const ino = statSync(path).ino;
+  let fd = shmFds.get(path);
+  if (fd === undefined || fstatSync(fd).ino !== ino) {
+    fd = openSync(path, "r");
+    shmFds.set(path, fd);
+  }
+  return fd;
+}
+
+/** Frames in the WAL and how many are in the database file already, read from the `-shm` file at `shmPath`; null when there is none to read. */
+export function readWalFrames(shmPath: string): { frames: number; backfilled: number } | null {
+  const head = Buffer.alloc(HEAD_BYTES);
+  try {
+    if (readSync(shmFd(shmPath), head, 0, HEAD_BYTES, 0) < HEAD_BYTES) return null;
+  } catch {
+    return null; // no -shm file (yet): another journal mode, or no connection has opened the WAL
+  }
+  return walFrames(head);
+}
+
+/** Checkpoints the file when enough frames wait (see the module's comment). */
+export class WalCheckpointer {
+  /** Checkpoints run, and frames they copied into the database file. */
+  checkpoints = 0;
+  framesCopied = 0;
+
+  constructor(
+    private readonly shmPath: string,
+    /** Frames waiting in the WAL that start a checkpoint; 0 never does. */
+    public frames: number,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Checkpoint on `writer` when `frames` or more wait; returns what it did,
+   * or null when nothing was due (or the `-shm` file could not be read: no
+   * WAL yet, another journal mode).
+   */
+  maybe(writer: BetterSqlite3.Database): { busy: boolean; frames: number; copied: number } | null {
+    if (this.frames <= 0) return null;
+    const now = readWalFrames(this.shmPath);
+    if (!now || now.frames - Math.min(now.backfilled, now.frames) < this.frames) return null;
+    const [r] = writer.pragma("wal_checkpoint(PASSIVE)") as { busy: number; log: number; checkpointed: number }[];
+    if (!r) return null;
+    const copied = Math.max(0, r.checkpointed - Math.min(now.backfilled, r.checkpointed));
+    this.checkpoints++;
+    this.framesCopied += copied;
+    this.log.debug({ frames: r.log, checkpointed: r.checkpointed, busy: r.busy === 1 }, "checkpointed the WAL");
+    return { busy: r.busy === 1, frames: r.log, copied };
+  }
+}
