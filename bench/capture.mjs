@@ -206,7 +206,7 @@ run(async () => {
     ...(kinds.includes('daemon') ? [
       `- "+ daemon running": \`sqlite2pg init\` + \`sqlite2pg run\` streaming into Postgres during the writes, on the same machine (it competes for the CPU and,`
         + ` when pruning, SQLite's write lock). After the writes it needed a median ${all('daemon', (r) => r.drainS).toFixed(2)} s more to reach lag 0`
-        + ` (up to ~1 s when the last writes fall in chokidar's 50 ms event throttle and the daemon waits for its --poll-ms timer)`
+        + ` (the daemon reads the WAL-index header every 10 ms, so a commit wakes it within about that)`
         + `; ${fmt(all('daemon', (r) => r.changelog))} changelog row(s) left at the end (the daemon prunes every 60 s, or once 500,000 applied changes wait: a shorter run leaves them).`] : ['- daemon variant skipped (--no-daemon).']),
     '', '<details><summary>every run</summary>', '',
     table(['run', 'shape', 'variant', ...OPS.map((o) => `${o}/s`), 'changelog rows'],

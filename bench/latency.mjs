@@ -12,7 +12,7 @@
 // returned (one monotonic clock; an upper bound, resolution ≈ one poll period).
 // `status` (the CLI's readStatus, in-process) is sampled every second for lag.
 // Afterwards K probes (single writes ~0.3 s apart, the daemon idle in between) show
-// which wake-up path the daemon uses: the -wal watcher (ms) or the --poll-ms timer.
+// which wake-up path the daemon uses: the WAL-index watch (ms) or the --poll-ms timer.
 // --poll-ms D is passed to `sqlite2pg run` (default: not passed, the daemon's 1000).
 import { Worker, isMainThread, workerData } from 'node:worker_threads';
 import { readFileSync, rmSync, statSync } from 'node:fs';
@@ -175,7 +175,7 @@ else run(async () => {
   if (stop.code !== 0) throw new Error(`sqlite2pg run exited ${stop.code} (signal ${stop.signal}) on SIGTERM`);
   const pollMs = opt.pollMs ?? 1000;
   const path = (xs) => (pollMs < 100 ? `the watcher and the --poll-ms ${pollMs} timer cannot be told apart at this interval`
-    : pct(xs, 50) < pollMs / 4 ? 'the -wal watcher (chokidar)' : `the --poll-ms ${pollMs} timer, not the -wal watcher`);
+    : pct(xs, 50) < pollMs / 4 ? 'the WAL-index watch' : `the --poll-ms ${pollMs} timer, not the WAL-index watch`);
   const probeLine = (xs) => `median ${pct(xs, 50).toFixed(1)} ms, max ${pct(xs, 100).toFixed(1)} ms (${xs.map((x) => x.toFixed(0)).join(', ')})`;
   const wake = !pr.single.length ? ['- wake-up path: not probed (--probes 0)'] : [
     `- wake-up path, idle daemon, one write: ${path(pr.single)} — visible after ${probeLine(pr.single)}`,

@@ -10,7 +10,7 @@
  * commits pay for twice as many checkpoints — which is most of what capture
  * costs a single-row update (bench/RESULTS.md, "Capture cost"). The daemon
  * watches how many frames wait (the WAL-index header in the `-shm` file,
- * read a few bytes at a time) and runs a PASSIVE checkpoint on its own
+ * wal-index.ts) and runs a PASSIVE checkpoint on its own
  * connection before the application's threshold is reached; the next
  * application commit then starts the WAL over, and the checkpoint's fsyncs
  * are waited for in this process instead.
@@ -24,9 +24,8 @@
  * error) and can be asked for again.
  */
 import type BetterSqlite3 from "better-sqlite3";
-import { fstatSync, openSync, readSync, statSync } from "node:fs";
-import { endianness } from "node:os";
 import type { Logger } from "../observe/logger.js";
+import { readWalFrames } from "../sqlite/wal-index.js";
 
 /**
  * Frames waiting in the WAL that start the daemon's checkpoint: half of
@@ -34,49 +33,6 @@ import type { Logger } from "../observe/logger.js";
  * first with room to spare at thousands of commits a second.
  */
 export const DEFAULT_CHECKPOINT_FRAMES = 500;
-
-/** The WAL-index header's version SQLite writes (WALINDEX_MAX_VERSION). */
-const WAL_INDEX_VERSION = 3007000;
-/** Bytes of the `-shm` file read: two copies of the 48-byte header, then the checkpoint info's nBackfill. */
-const HEAD_BYTES = 100;
-
-/** Frames in the WAL and how many of them are already in the database file, from the `-shm` header; null when it cannot be read as one. */
-export function walFrames(head: Buffer): { frames: number; backfilled: number } | null {
-  const u32 = (at: number) => (endianness() === "LE" ? head.readUInt32LE(at) : head.readUInt32BE(at));
-  // iVersion, then isInit (byte 12) — the same in both copies once the index is built.
-  if (u32(0) !== WAL_INDEX_VERSION || head[12] !== 1 || u32(48) !== WAL_INDEX_VERSION) return null;
-  return { frames: u32(16), backfilled: u32(96) };
-}
-
-/**
- * Open descriptors of `-shm` files, by path: opened once and never closed.
- * Closing any descriptor of a file drops every POSIX lock this process
- * holds on it — SQLite's own locks on the `-shm` file included, for every
- * connection of this process. A file put in place of one (another inode)
- * gets a descriptor of its own; the old one stays open.
- */
-const shmFds = new Map<string, number>();
-
-function shmFd(path: string): number {
-  const ino = statSync(path).ino;
-  let fd = shmFds.get(path);
-  if (fd === undefined || fstatSync(fd).ino !== ino) {
-    fd = openSync(path, "r");
-    shmFds.set(path, fd);
-  }
-  return fd;
-}
-
-/** Frames in the WAL and how many are in the database file already, read from the `-shm` file at `shmPath`; null when there is none to read. */
-export function readWalFrames(shmPath: string): { frames: number; backfilled: number } | null {
-  const head = Buffer.alloc(HEAD_BYTES);
-  try {
-    if (readSync(shmFd(shmPath), head, 0, HEAD_BYTES, 0) < HEAD_BYTES) return null;
-  } catch {
-    return null; // no -shm file (yet): another journal mode, or no connection has opened the WAL
-  }
-  return walFrames(head);
-}
 
 /** Checkpoints the file when enough frames wait (see the module's comment). */
 export class WalCheckpointer {

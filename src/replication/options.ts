@@ -35,7 +35,7 @@ export interface ReplicatorOptions {
   /** Bytes of rows per snapshot chunk (default 32 MiB; always at least one row). */
   chunkBytes?: number;
   fixText?: boolean;
-  /** Watch the -wal file to wake up at once. */
+  /** Wake up at once on a commit (the WAL-index header read every 10 ms, wal-watch.ts), not only at the poll. */
   watch?: boolean;
   /** How the cutover validates, and the command it runs after. */
   cutover?: CutoverOptions;

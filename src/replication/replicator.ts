@@ -31,8 +31,7 @@
  * cutover.ts, schema-changes.ts).
  */
 import type BetterSqlite3 from "better-sqlite3";
-import type { FSWatcher } from "chokidar";
-import { watchWal } from "./wal-watch.js";
+import { type WalWatch, watchWal } from "./wal-watch.js";
 import { DEFAULT_CHECKPOINT_FRAMES, WalCheckpointer } from "./checkpoint.js";
 import type { ReplicatorOptions } from "./options.js";
 
@@ -99,7 +98,7 @@ export class Replicator {
   private writer: BetterSqlite3.Database | null = null;
   private client: pg.Client | null = null;
   private lock: SourceLock | null = null;
-  private watcher: FSWatcher | null = null;
+  private watcher: WalWatch | null = null;
   private changelog: ChangelogReader | null = null;
   private applier: Applier | null = null;
   private state: ReplicationState | null = null;

@@ -8,7 +8,9 @@ import Database from "better-sqlite3";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/observe/logger.js";
-import { readWalFrames, WalCheckpointer, walFrames } from "../../src/replication/checkpoint.js";
+import { WalCheckpointer } from "../../src/replication/checkpoint.js";
+import { readWalFrames, walFrames } from "../../src/sqlite/wal-index.js";
+import { watchWal } from "../../src/replication/wal-watch.js";
 import { Phase } from "../../src/replication/phase.js";
 import { cleanup, sqliteFrom, tempDir } from "../helpers/db.js";
 import { waitFor } from "../helpers/daemon.js";
@@ -52,6 +54,32 @@ describe("the WAL's frame count, read from the -shm header", () => {
     expect(seen.frames).toBeGreaterThanOrEqual(40);
     expect(walFrames(Buffer.alloc(100))).toBeNull();
     expect(readWalFrames(`${path}-not-there-shm`)).toBeNull();
+  });
+});
+
+describe("watchWal", () => {
+  it("calls back after each commit, and never while nothing is written", async () => {
+    const path = sqliteFrom(tempDir(), SCHEMA);
+    const app = application(path);
+    app.exec(SEED);
+    let nudges = 0;
+    const w = watchWal(path, () => nudges++, 5);
+    try {
+      await sleep(100);
+      expect(nudges).toBe(0);
+      for (let round = 1; round <= 3; round++) {
+        updates(app, 1, round);
+        await waitFor(`a nudge after commit ${round}`, 10_000, () => nudges >= round, 5);
+        // The commit is over: the header no longer changes (a read torn by the commit's own write could have counted once more).
+        await sleep(30);
+        const seen = nudges;
+        await sleep(60);
+        expect(nudges).toBe(seen);
+      }
+    } finally {
+      w.close();
+      app.close();
+    }
   });
 });
 
