@@ -11,9 +11,16 @@
  * costs a single-row update (bench/RESULTS.md, "Capture cost"). The daemon
  * watches how many frames wait (the WAL-index header in the `-shm` file,
  * wal-index.ts) and runs a PASSIVE checkpoint on its own
- * connection before the application's threshold is reached; the next
- * application commit then starts the WAL over, and the checkpoint's fsyncs
- * are waited for in this process instead.
+ * connection once 500 frames wait, so the frames are copied, and the
+ * fsyncs waited for, in this process. An application commit that then
+ * reaches its own threshold finds little or nothing left to copy (with
+ * nothing left, a checkpoint does no fsync), and the first commit after a
+ * checkpoint that caught up with the last commit starts the WAL over.
+ * Under writes that never pause, a checkpoint in another process rarely
+ * catches up exactly, so the WAL starts over less often than the
+ * application's own checkpoints would make it; an application that never
+ * checkpoints (`wal_autocheckpoint = 0`) and never pauses sees its WAL
+ * grow as it would without the daemon.
  *
  * A PASSIVE checkpoint is what SQLite's automatic one is: it takes no lock
  * a writer or reader waits for, never changes what any transaction sees,

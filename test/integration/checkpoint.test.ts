@@ -149,7 +149,7 @@ describe("the daemon", () => {
     expect(s.rep.checkpoints.checkpoints).toBe(1);
   });
 
-  it("keeps the WAL short while streaming an application that never checkpoints, and Postgres exact", async () => {
+  it("keeps the WAL short while streaming an application that never checkpoints and pauses between bursts, and Postgres exact", async () => {
     const frames = async (checkpointFrames: number) => {
       const s = await liveSource(SCHEMA, { rows: SEED, options: { pollIntervalMs: 20, watch: true, batchSize: 500, checkpointFrames } });
       s.db.close();
