@@ -32,6 +32,7 @@ import { setSequences } from "../postgres/sequences.js";
 import { DigestBuilder, pgDigest, type RowHash, rowHashFor, sameDigest, type Digest } from "../validate/digest.js";
 import { differences } from "../validate/validate.js";
 import { inTransaction } from "../postgres/transaction.js";
+import { type PostLoadJob, PostLoadSchedule } from "./post-load.js";
 
 /** Options of {@link migrate}. */
 export interface MigrateOptions {
@@ -111,21 +112,14 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     for (const tv of transformed)
       log.warn({ table: tv.table, column: tv.column, key: tv.key, original: tv.original }, `value changed by --fix-text: ${tv.reason}`);
 
-    // Steps 5 and 7 run side by side: Postgres' digests read the tables
-    // while keys and indexes are built (a digest and an index build share a
-    // table; ALTER TABLE waits for a digest on its table to finish).
+    // Steps 5 and 7 run side by side, on every connection: Postgres'
+    // digests read the tables while keys and indexes are built, and a
+    // foreign key is added and validated while other tables' indexes are
+    // still being built (see PostLoadSchedule).
     log.info({ step: 5 }, "step 5/8: build keys, indexes and constraints");
     log.info({ step: 7 }, "step 7/8: validate (alongside step 5)");
-    // As many digests run at once as keys are built: a single digest
-    // connection was the last one working, long after the keys were done.
-    const builders = clients.slice();
-    const checkers: pg.Client[] = [];
-    for (let i = 0; i < jobs; i++) {
-      const c = await connectPg(opts.pg);
-      clients.push(c); // closed in `finally` even if a later connection fails
-      checkers.push(c);
-    }
-    await Promise.all([buildConstraints(builders, plan, log), validateAll(db, checkers, plan, digests, log)]);
+    for (let i = 0; i < jobs; i++) clients.push(await connectPg(opts.pg)); // closed in `finally` even if a later connection fails
+    await postLoad(db, clients, plan, digests, log);
 
     log.info({ step: 6 }, "step 6/8: set sequences");
     await setSequences(main, plan, new Map(plan.tables.map((t) => [t.source.name, t.source.sequence])), log);
@@ -234,178 +228,105 @@ async function copyAll(db: BetterSqlite3.Database, plan: MigrationPlan, pool: Co
   return plan.tables.map((t) => ({ table: t.name, ...result.get(t.name)! }));
 }
 
-async function buildConstraints(clients: pg.Client[], plan: MigrationPlan, log: Logger): Promise<void> {
-  const run = async (
-    c: pg.ClientBase,
-    s: PostLoadStatement,
-    table: string,
-    sql = s.sql,
-    serially: (fn: () => Promise<void>) => Promise<void> = (fn) => fn(),
-  ) => {
-    const t0 = performance.now();
-    try {
-      await serially(async () => void (await c.query(sql)));
-    } catch (e) {
-      throw pgFailure("PG_CONSTRAINT", `creating ${s.kind} ${s.name} on ${table} failed`, e, { table, constraint: s.name });
-    }
-    if (s.validateSql) {
-      try {
-        await c.query(s.validateSql);
-      } catch (e) {
-        const text = `${s.kind} ${s.name} kept NOT VALID: existing rows break it (${(e as Error).message}); new rows are checked, existing ones kept as they are`;
-        plan.decisions.push({ table, object: s.name, severity: "warning", text });
-        log.warn({ table, constraint: s.name }, text);
-      }
-    }
-    log.debug({ table, constraint: s.name, ms: Math.round(performance.now() - t0) }, `${s.kind} built`);
-  };
-  for (const c of clients) await c.query("SET maintenance_work_mem = '256MB'");
-  const schedule = new ConstraintSchedule(plan);
-  const worker = async (c: pg.Client) => {
-    for (let job = await schedule.next(); job; job = await schedule.next()) {
-      try {
-        if (job.step === "build") await run(c, job.s, job.t.name, job.s.split?.indexSql ?? job.s.sql);
-        // Created NOT VALID one at a time (a foreign key locks two tables), validated side by side.
-        else await run(c, job.s, job.t.name, job.s.sql, (fn) => schedule.serially(fn));
-      } catch (e) {
-        schedule.fail();
-        throw e;
-      } finally {
-        schedule.finished(job);
-      }
-    }
-  };
-  await Promise.all(clients.map(worker));
-  // Unique indexes become their constraints last: each step is instant, but
-  // takes the table exclusively, so it waits for the digests reading it.
-  for (const t of plan.tables)
-    for (const s of t.constraints.statements) if (s.split) await run(clients[0]!, { ...s, validateSql: null }, t.name, s.split.attachSql);
-}
-
-/** One statement of step 5 for a builder connection: a key or index build, or a CHECK / foreign key. */
-interface ConstraintJob {
-  step: "build" | "after";
-  t: TablePlan;
-  s: PostLoadStatement;
-}
-
 /**
- * The order of step 5 over several connections. Keys and indexes are built
- * side by side (as unique indexes: none takes its table exclusively), the
- * tables that CHECKs and foreign keys wait for first; a CHECK starts once
- * its table's indexes are built, a foreign key once those of both its
- * tables are, while other tables' indexes are still being built. Nothing is
- * handed out after a failure.
+ * Steps 5 and 7 on every connection: keys, indexes and constraints built,
+ * and every table's digest compared, in the order of
+ * {@link PostLoadSchedule}; then the unique indexes become their
+ * constraints, last (each step is instant, but takes its table
+ * exclusively).
  */
-class ConstraintSchedule {
-  private readonly builds: ConstraintJob[] = [];
-  private readonly after: ConstraintJob[] = [];
-  /** Index builds not yet finished, per table. */
-  private readonly building = new Map<string, number>();
-  private waiters: (() => void)[] = [];
-  private failed = false;
-  /** The NOT VALID additions, one at a time. */
-  private adding: Promise<void> = Promise.resolve();
-
-  constructor(plan: MigrationPlan) {
-    const keyKinds = new Set(["primary key", "unique", "index"]);
-    for (const t of plan.tables)
-      for (const s of t.constraints.statements) {
-        if (keyKinds.has(s.kind)) {
-          this.builds.push({ step: "build", t, s });
-          this.building.set(t.name, (this.building.get(t.name) ?? 0) + 1);
-        } else this.after.push({ step: "after", t, s });
-      }
-    const awaited = new Set(this.after.flatMap((j) => [j.t.name, j.s.references ?? ""]));
-    const rank = (j: ConstraintJob) => (awaited.has(j.t.name) ? 0 : 1);
-    this.builds.sort((a, b) => rank(a) - rank(b) || b.t.census.rows - a.t.census.rows);
-  }
-
-  private ready(j: ConstraintJob): boolean {
-    if (this.building.get(j.t.name)) return false;
-    if (j.s.kind !== "foreign key") return true;
-    // A plan saved without the parent's name waits for every index.
-    return j.s.references !== undefined ? !this.building.get(j.s.references) : [...this.building.values()].every((n) => n === 0);
-  }
-
-  /** The next statement to run, waiting while only CHECKs and foreign keys whose tables are still being indexed remain; null when done. */
-  async next(): Promise<ConstraintJob | null> {
-    for (;;) {
-      if (this.failed) return null;
-      const i = this.after.findIndex((j) => this.ready(j));
-      if (i >= 0) return this.after.splice(i, 1)[0]!;
-      const b = this.builds.shift();
-      if (b) return b;
-      if (this.after.length === 0) return null;
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-
-  finished(j: ConstraintJob): void {
-    if (j.step === "build") this.building.set(j.t.name, this.building.get(j.t.name)! - 1);
-    this.wake();
-  }
-
-  fail(): void {
-    this.failed = true;
-    this.wake();
-  }
-
-  /** Run `fn` (a NOT VALID addition) after every earlier one has finished. */
-  serially(fn: () => Promise<void>): Promise<void> {
-    const p = this.adding.then(fn);
-    this.adding = p.catch(() => undefined);
-    return p;
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-}
-
-/**
- * Validation of the one-shot copy. The SQLite digest of each table was
- * computed from the very rows the copy read and sent; Postgres computes its
- * digest of what it stored. Equal digests prove every row arrived as SQLite
- * held it when read; SQLite's own count(*) proves no row was skipped, and
- * step 8 (data_version unchanged) proves SQLite still holds those rows.
- */
-async function validateAll(
+async function postLoad(
   db: BetterSqlite3.Database,
   clients: pg.Client[],
   plan: MigrationPlan,
   digests: Map<string, DigestBuilder>,
   log: Logger,
 ): Promise<void> {
-  const mismatches: { table: string; sqlite: Digest; pg: Digest; rows?: string }[] = [];
-  const queue = [...plan.tables].sort((a, b) => b.census.rows - a.census.rows);
-  await Promise.all(
-    clients.map(async (c) => {
-      for (let t = queue.shift(); t; t = queue.shift()) {
-        const s = digests.get(t.name)!.digest();
-        const p = await pgDigest(c, plan, t, s.hash);
-        const count = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
-        if (!sameDigest(p, s) || count !== s.rows) {
-          // Name the rows: a generated column Postgres computes differently, a value converted with a loss.
-          const where = await differences(db, c, plan, t, s.hash);
-          const keys = where.differences?.map((d) => `${d.key} (${d.kind})`).join(", ");
-          mismatches.push({ table: t.source.name, sqlite: { ...s, rows: count }, pg: p, rows: keys || where.note });
-        } else log.debug({ table: t.source.name, rows: s.rows }, "table validated");
+  const mismatches: Mismatch[] = [];
+  for (const c of clients) await c.query("SET maintenance_work_mem = '256MB'");
+  const schedule = new PostLoadSchedule(plan);
+  const worker = async (c: pg.Client) => {
+    for (let job = await schedule.next(); job; job = await schedule.next()) {
+      let ok = false;
+      try {
+        if (job.step === "digest") {
+          const m = await validateTable(db, c, plan, job.t, digests.get(job.t.name)!);
+          if (m) mismatches.push(m);
+          else log.debug({ table: job.t.source.name }, "table validated");
+        } else await runPostLoad(c, plan, job, log);
+        ok = true;
+      } finally {
+        schedule.finished(job, ok);
       }
-    }),
-  );
-  if (mismatches.length > 0) {
-    const list = mismatches
-      .map(
-        (m) =>
-          `  - table ${m.table}: SQLite ${m.sqlite.rows} rows, Postgres ${m.pg.rows} rows${m.sqlite.rows === m.pg.rows ? ", values differ" : ""}${m.rows ? `: ${m.rows}` : ""}`,
-      )
-      .join("\n");
-    throw validationError("VALIDATION_MISMATCH", `Postgres does not hold exactly what SQLite holds:\n${list}`, {
-      context: { table: mismatches[0]!.table },
-      hint: "if the application wrote to SQLite during the copy, use `sqlite2pg run` for a live database; otherwise report this as a bug",
-    });
+    }
+  };
+  await Promise.all(clients.map(worker));
+  for (const t of plan.tables)
+    for (const s of t.constraints.statements) if (s.split) await runStatement(clients[0]!, { ...s, validateSql: null }, t.name, s.split.attachSql, log);
+  if (mismatches.length > 0) throw mismatchError(mismatches);
+}
+
+async function runPostLoad(c: pg.ClientBase, plan: MigrationPlan, job: PostLoadJob, log: Logger): Promise<void> {
+  const s = job.s!;
+  if (job.step === "build") return runStatement(c, s, job.t.name, s.split?.indexSql ?? s.sql, log);
+  if (job.step === "add") return runStatement(c, { ...s, validateSql: null }, job.t.name, s.sql, log);
+  const t0 = performance.now();
+  try {
+    await c.query(s.validateSql!);
+    log.debug({ table: job.t.name, constraint: s.name, ms: Math.round(performance.now() - t0) }, `${s.kind} validated`);
+  } catch (e) {
+    const text = `${s.kind} ${s.name} kept NOT VALID: existing rows break it (${(e as Error).message}); new rows are checked, existing ones kept as they are`;
+    plan.decisions.push({ table: job.t.name, object: s.name, severity: "warning", text });
+    log.warn({ table: job.t.name, constraint: s.name }, text);
   }
+}
+
+async function runStatement(c: pg.ClientBase, s: PostLoadStatement, table: string, sql: string, log: Logger): Promise<void> {
+  const t0 = performance.now();
+  try {
+    await c.query(sql);
+  } catch (e) {
+    throw pgFailure("PG_CONSTRAINT", `creating ${s.kind} ${s.name} on ${table} failed`, e, { table, constraint: s.name });
+  }
+  log.debug({ table, constraint: s.name, ms: Math.round(performance.now() - t0) }, `${s.kind} built`);
+}
+
+/** A table whose digests differ: both sides' counts, and the rows that differ when they could be named. */
+interface Mismatch {
+  table: string;
+  sqlite: Digest;
+  pg: Digest;
+  rows?: string;
+}
+
+/**
+ * Validation of one table of the one-shot copy. The SQLite digest of the
+ * table was computed from the very rows the copy read and sent; Postgres
+ * computes its digest of what it stored. Equal digests prove every row
+ * arrived as SQLite held it when read; SQLite's own count(*) proves no row
+ * was skipped, and step 8 (data_version unchanged) proves SQLite still
+ * holds those rows. Returns the mismatch, or null.
+ */
+async function validateTable(db: BetterSqlite3.Database, c: pg.Client, plan: MigrationPlan, t: TablePlan, digest: DigestBuilder): Promise<Mismatch | null> {
+  const s = digest.digest();
+  const p = await pgDigest(c, plan, t, s.hash);
+  const count = Number((db.prepare(`SELECT count(*) AS n FROM main.${quoteIdent(t.source.name)}`).get() as { n: number }).n);
+  if (sameDigest(p, s) && count === s.rows) return null;
+  // Name the rows: a generated column Postgres computes differently, a value converted with a loss.
+  const where = await differences(db, c, plan, t, s.hash);
+  const keys = where.differences?.map((d) => `${d.key} (${d.kind})`).join(", ");
+  return { table: t.source.name, sqlite: { ...s, rows: count }, pg: p, rows: keys || where.note };
+}
+
+function mismatchError(mismatches: Mismatch[]): Error {
+  const list = mismatches
+    .map(
+      (m) =>
+        `  - table ${m.table}: SQLite ${m.sqlite.rows} rows, Postgres ${m.pg.rows} rows${m.sqlite.rows === m.pg.rows ? ", values differ" : ""}${m.rows ? `: ${m.rows}` : ""}`,
+    )
+    .join("\n");
+  return validationError("VALIDATION_MISMATCH", `Postgres does not hold exactly what SQLite holds:\n${list}`, {
+    context: { table: mismatches[0]!.table },
+    hint: "if the application wrote to SQLite during the copy, use `sqlite2pg run` for a live database; otherwise report this as a bug",
+  });
 }

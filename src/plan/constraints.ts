@@ -40,6 +40,7 @@ export function planConstraints(
         sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} UNIQUE (${cols.map(quoteIdent).join(", ")})`,
         validateSql: null,
         split: splitKey(table, name, "UNIQUE", cols.map(quoteIdent)),
+        keyColumns: cols,
       });
       warn(name, `primary key column(s) ${nullable.join(", ")} hold NULLs (SQLite allows that in rowid tables): created as UNIQUE, not PRIMARY KEY`);
     } else {
@@ -50,6 +51,7 @@ export function planConstraints(
         sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} PRIMARY KEY (${cols.map(quoteIdent).join(", ")})`,
         validateSql: null,
         split: splitKey(table, name, "PRIMARY KEY", cols.map(quoteIdent)),
+        keyColumns: cols,
       });
     }
   }
@@ -103,6 +105,7 @@ export function planConstraints(
         sql: `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} UNIQUE (${terms.join(", ")})`,
         validateSql: null,
         split: splitKey(table, name, "UNIQUE", terms),
+        keyColumns: ix.terms.map((x) => colName(x.column!)!),
       });
     } else {
       const base = ix.origin === "c" ? pgIndexName(ix.name, opts.preserveCase) : `${t.name}_${ix.terms.length}_key`;
@@ -113,6 +116,7 @@ export function planConstraints(
         name,
         sql: `CREATE ${ix.unique ? "UNIQUE " : ""}INDEX ${quoteIdent(name)} ON ${table} (${terms.join(", ")})${where}`,
         validateSql: null,
+        ...(ix.unique && allColumns ? { keyColumns: ix.terms.map((x) => colName(x.column!)!) } : {}),
       });
     }
   }
@@ -180,17 +184,18 @@ export function planConstraints(
     // DEFERRABLE so that changes applied later in one batch may pass through
     // states the source never showed (rows swapped between keys).
     const sql = `ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(name)} FOREIGN KEY (${fromCols.map((c) => quoteIdent(c!.name)).join(", ")}) REFERENCES ${qualified(opts.schema, parent.name)} (${toCols.map((c) => quoteIdent(c!.name)).join(", ")})${actions} DEFERRABLE INITIALLY IMMEDIATE NOT VALID`;
+    const references = { references: parent.name, referencesColumns: toCols.map((c) => c!.name) };
     if (!opts.checkForeignKeys) {
       // Created NOT VALID, then validated; rows that break it keep it NOT VALID, with a warning.
-      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}`, references: parent.name });
+      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}`, ...references });
     } else if (mine.length > 0) {
       warn(
         label,
         `${mine.length} row(s) break this foreign key in SQLite already (first: rowid ${mine[0]!.rowid}): created NOT VALID, so new rows are checked and existing ones are kept as they are`,
       );
-      statements.push({ kind: "foreign key", name, sql, validateSql: null, references: parent.name });
+      statements.push({ kind: "foreign key", name, sql, validateSql: null, ...references });
     } else {
-      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}`, references: parent.name });
+      statements.push({ kind: "foreign key", name, sql, validateSql: `ALTER TABLE ${table} VALIDATE CONSTRAINT ${quoteIdent(name)}`, ...references });
     }
   }
   const identity = t.columns.find((c) => c.identity)?.name ?? null;

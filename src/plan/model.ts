@@ -26,6 +26,10 @@ export interface PostLoadStatement {
   split?: { indexSql: string; attachSql: string };
   /** For a FOREIGN KEY: the parent table (its name in Postgres), whose keys must exist first. */
   references?: string;
+  /** For a FOREIGN KEY: the parent's columns it references (Postgres names); the unique key built on them must exist first. */
+  referencesColumns?: string[];
+  /** For a unique key or index on plain columns only: those columns (Postgres names), which a foreign key may reference. */
+  keyColumns?: string[];
 }
 
 /** Keys, indexes and constraints of one table, created after the COPY. */
