@@ -196,9 +196,11 @@ cat "$RUNLOG"
     const script = `set -euo pipefail
 URL='${url}'; DB='${dbFile}'; DIR='${dir}'
 mark() { echo "@@ $1 $(date +%s.%N)"; }
+# Three readers open the file at once: the first may be recovering its WAL
+# index, and sqlite3 without a busy timeout then fails "database is locked".
 mark start
 ${psql} -f "$DIR/ddl.sql"
-${each((t) => `sqlite3 -readonly -bail -csv "$DB" < "$DIR/export-${t}.sql" | ${psql} -c "\\copy ${t} FROM STDIN csv"`)}
+${each((t) => `sqlite3 -readonly -bail -cmd ".timeout 10000" -csv "$DB" < "$DIR/export-${t}.sql" | ${psql} -c "\\copy ${t} FROM STDIN csv"`)}
 mark loaded
 ${each((t) => `${psql} -f "$DIR/post-${t}.sql"`)}
 ${psql} -f "$DIR/post-final.sql"
