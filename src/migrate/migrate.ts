@@ -261,15 +261,14 @@ async function postLoad(
     }
   };
   await Promise.all(clients.map(worker));
-  for (const t of plan.tables)
-    for (const s of t.constraints.statements) if (s.split) await runStatement(clients[0]!, { ...s, validateSql: null }, t.name, s.split.attachSql, log);
+  for (const t of plan.tables) for (const s of t.constraints.statements) if (s.split) await runStatement(clients[0]!, s, t.name, s.split.attachSql, log);
   if (mismatches.length > 0) throw mismatchError(mismatches);
 }
 
 async function runPostLoad(c: pg.ClientBase, plan: MigrationPlan, job: PostLoadJob, log: Logger): Promise<void> {
   const s = job.s!;
   if (job.step === "build") return runStatement(c, s, job.t.name, s.split?.indexSql ?? s.sql, log);
-  if (job.step === "add") return runStatement(c, { ...s, validateSql: null }, job.t.name, s.sql, log);
+  if (job.step === "add") return runStatement(c, s, job.t.name, s.sql, log);
   const t0 = performance.now();
   try {
     await c.query(s.validateSql!);
