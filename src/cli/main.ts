@@ -63,6 +63,12 @@ function runOptions(cmd: Command): Command {
     .addOption(new Option("--batch-size <n>", "changes applied per Postgres transaction (default 10000)"))
     .addOption(new Option("--chunk-rows <n>", "rows per snapshot chunk, each its own transaction (default 20000)"))
     .addOption(new Option("--batch-mb <n>", "a batch also ends once its rows pass this many MiB (default 32; always at least one change)"))
+    .addOption(
+      new Option(
+        "--batch-delay-ms <ms>",
+        "while changes keep coming, wait this long after a batch commits before reading the next, so they gather into fewer, larger transactions (default 25; 0: at once)",
+      ),
+    )
     .addOption(new Option("--chunk-mb <n>", "a snapshot chunk also ends once its rows pass this many MiB (default 32; always at least one row)"))
     .option("--fix-text", "strip NUL bytes and replace invalid UTF-8 instead of stopping on them; every changed value is logged")
     .addOption(

@@ -57,11 +57,21 @@ function tunables(
   c: Config,
 ): Pick<
   ReplicatorOptions,
-  "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "checkpointFrames" | "cutover" | "onRollback"
+  | "pollIntervalMs"
+  | "batchSize"
+  | "batchDelayMs"
+  | "chunkRows"
+  | "batchBytes"
+  | "chunkBytes"
+  | "pruneIntervalMs"
+  | "checkpointFrames"
+  | "cutover"
+  | "onRollback"
 > {
   return {
     pollIntervalMs: c.pollMs,
     batchSize: c.batchSize,
+    batchDelayMs: c.batchDelayMs,
     chunkRows: c.chunkRows,
     batchBytes: c.batchMb * 1024 * 1024,
     chunkBytes: c.chunkMb * 1024 * 1024,

@@ -59,6 +59,13 @@ const SETTINGS = {
   pollMs: { kind: { type: "int", min: 1, max: 3_600_000 }, default: 1000, reload: true, about: "run: poll interval when no WAL change is seen, ms" },
   batchSize: { kind: { type: "int", min: 1, max: 10_000_000 }, default: 10000, reload: true, about: "run: changes per Postgres transaction" },
   batchMb: { kind: { type: "number", min: 0, max: 1024, unit: "MiB" }, default: 32, reload: true, about: "run: a batch ends once its rows pass this many MiB" },
+  batchDelayMs: {
+    kind: { type: "int", min: 0, max: 60_000 },
+    default: 25,
+    reload: true,
+    about:
+      "run: while changes keep coming, wait this long after a batch commits before reading the next, so they gather into fewer, larger transactions (0: at once)",
+  },
   chunkRows: { kind: { type: "int", min: 1, max: 10_000_000 }, default: 20000, reload: true, about: "run: rows per snapshot chunk" },
   chunkMb: {
     kind: { type: "number", min: 0, max: 1024, unit: "MiB" },
@@ -130,6 +137,8 @@ export interface Config {
   pollMs: number;
   batchSize: number;
   batchMb: number;
+  /** ms; 0 reads the next batch as soon as one commits. */
+  batchDelayMs: number;
   chunkRows: number;
   chunkMb: number;
   /** Seconds; 0 prunes after every batch. */

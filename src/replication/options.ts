@@ -11,6 +11,17 @@ export interface ReplicatorOptions {
   pollIntervalMs?: number;
   /** Changes per batch. */
   batchSize?: number;
+  /**
+   * While streaming, after a batch that took everything there was, wait
+   * this long (ms) before reading the next one, unless the cutover is asked
+   * for or the daemon is stopped (default 25; 0 reads it at once). Under a
+   * steady stream of commits, batches then gather the changes of that long
+   * instead of the few that arrived while the last one was applied: fewer,
+   * larger transactions, each with its fixed cost (a SQLite read
+   * transaction, five round trips to Postgres, a commit). Changes that come
+   * one at a time are applied as soon as they are seen, as before.
+   */
+  batchDelayMs?: number;
   /** Rows per snapshot chunk. */
   chunkRows?: number;
   /**

@@ -89,6 +89,9 @@ const CHECKPOINT_CHECK_MS = 10;
 /** Phases in which the application writes SQLite, so the daemon checkpoints its WAL (see checkpoint.ts). */
 const CHECKPOINT_PHASES: readonly string[] = [Phase.new, Phase.snapshot, Phase.catchUp, Phase.streaming, Phase.cutoverCatchUp];
 
+/** Default of ReplicatorOptions.batchDelayMs (ms). */
+export const DEFAULT_BATCH_DELAY_MS = 25;
+
 /** Tables the snapshot copies side by side (each on its own connection and prefetch thread): one per core of a small machine. */
 const SNAPSHOT_LANES = 2;
 
@@ -115,6 +118,10 @@ export class Replicator {
   /** Exit status the run ends with (0, or 1 when the cutover's validation differs). */
   exitStatus = 0;
   private wake: (() => void) | null = null;
+  /** Ends the wait between batches (batchDelayMs) early: a stop, or a request for the cutover or the way back. */
+  private hurry: (() => void) | null = null;
+  /** Whether the last batch took every change there was (see batchDelayMs). */
+  private lastCaughtUp = false;
   private schema: SchemaChanges | null = null;
   /** Device and inode of the file the connections have open. */
   private fileId = "";
@@ -166,6 +173,7 @@ export class Replicator {
   /** Ask the loop to stop after the current batch. Safe from a signal handler. */
   requestStop(): void {
     this.stopRequested = true;
+    this.hurry?.();
     this.wake?.();
   }
 
@@ -184,6 +192,7 @@ export class Replicator {
         hint: "run `sqlite2pg init` with the same --pg first",
       });
     this.stateDirty = true;
+    this.hurry?.();
     this.nudge();
   }
 
@@ -204,6 +213,7 @@ export class Replicator {
         hint: "run `sqlite2pg init` with the same --pg first",
       });
     this.stateDirty = true;
+    this.hurry?.();
     this.nudge();
     return phase;
   }
@@ -293,6 +303,7 @@ export class Replicator {
       this.log,
       () => {
         this.stateDirty = true;
+        this.hurry?.();
         this.nudge();
       },
       () => {
@@ -536,6 +547,7 @@ export class Replicator {
       this.state = { ...this.current, appliedSeq: r.lastSeq, appliedToken: r.lastToken, changesApplied: this.current.changesApplied + r.changes };
     if (r.changes > 0 && this.current.phase === Phase.catchUp) crashPoint("catch-up-batch-committed");
     const caughtUp = r.changes < (this.opts.batchSize ?? 10000) && !this.applier!.cutByBytes;
+    this.lastCaughtUp = caughtUp;
     if (this.current.phase === Phase.catchUp && caughtUp) await this.caughtUp();
     else if (this.schema!.uniquesPending && this.current.phase !== Phase.frozen && caughtUp) {
       // A caught-up point: unique keys of tables copied again after a schema change.
@@ -688,6 +700,7 @@ export class Replicator {
           if (status === -1) await this.idle(this.opts.pollIntervalMs ?? 1000);
           continue;
         }
+        const streamingBefore = this.current.phase === Phase.streaming;
         const n = await this.streamOnce();
         if (failing) {
           this.log.info({ applied_seq: this.current.appliedSeq }, "recovered");
@@ -697,6 +710,7 @@ export class Replicator {
         }
         backoff = 100;
         if (n === 0) await this.idle(this.opts.pollIntervalMs ?? 1000);
+        else if (this.lastCaughtUp && streamingBefore) await this.betweenBatches();
       } catch (e) {
         if (e instanceof Sqlite2pgError && FATAL_CODES.includes(e.code)) {
           this.opts.events?.error?.(e.code);
@@ -856,6 +870,28 @@ export class Replicator {
       );
   }
 
+  /**
+   * Streaming, after a batch that took every change there was: wait
+   * batchDelayMs before reading the next, so that under a steady stream of
+   * commits each batch gathers that long's changes (see the option). Not
+   * in catch-up nor after its last batch (a backlog is read in full batches
+   * anyway), and never while a stop or a cutover waits: a request ends the
+   * wait at once, and a request already made skips it.
+   */
+  private async betweenBatches(): Promise<void> {
+    const ms = this.opts.batchDelayMs ?? DEFAULT_BATCH_DELAY_MS;
+    if (ms <= 0 || this.stopRequested || this.stateDirty || this.current.phase !== Phase.streaming || this.current.cutoverRequestedAt) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.hurry = done;
+    });
+    this.hurry = null;
+  }
+
   private async idle(ms: number): Promise<void> {
     if (this.stopRequested || ms <= 0) return;
     if (this.nudged) {
@@ -949,12 +985,22 @@ export class Replicator {
   configure(
     next: Pick<
       ReplicatorOptions,
-      "pollIntervalMs" | "batchSize" | "chunkRows" | "batchBytes" | "chunkBytes" | "pruneIntervalMs" | "checkpointFrames" | "cutover" | "onRollback"
+      | "pollIntervalMs"
+      | "batchSize"
+      | "batchDelayMs"
+      | "chunkRows"
+      | "batchBytes"
+      | "chunkBytes"
+      | "pruneIntervalMs"
+      | "checkpointFrames"
+      | "cutover"
+      | "onRollback"
     >,
   ): void {
     const o = this.opts as { -readonly [K in keyof ReplicatorOptions]: ReplicatorOptions[K] };
     if (next.pollIntervalMs !== undefined) o.pollIntervalMs = next.pollIntervalMs;
     if (next.batchSize !== undefined) o.batchSize = next.batchSize;
+    if (next.batchDelayMs !== undefined) o.batchDelayMs = next.batchDelayMs;
     if (next.chunkRows !== undefined) o.chunkRows = next.chunkRows;
     if (next.batchBytes !== undefined) o.batchBytes = next.batchBytes;
     if (next.chunkBytes !== undefined) o.chunkBytes = next.chunkBytes;
