@@ -90,7 +90,7 @@ const CHECKPOINT_CHECK_MS = 10;
 const CHECKPOINT_PHASES: readonly string[] = [Phase.new, Phase.snapshot, Phase.catchUp, Phase.streaming, Phase.cutoverCatchUp];
 
 /** Default of ReplicatorOptions.batchDelayMs (ms). */
-export const DEFAULT_BATCH_DELAY_MS = 25;
+const DEFAULT_BATCH_DELAY_MS = 25;
 
 /** Tables the snapshot copies side by side (each on its own connection and prefetch thread): one per core of a small machine. */
 const SNAPSHOT_LANES = 2;
