@@ -49,6 +49,7 @@ const SAMPLES: Record<string, [unknown, string]> = {
   pollMs: [250, "250"],
   batchSize: [500, "500"],
   batchMb: [4.5, "4.5"],
+  batchDelayMs: [0, "0"],
   chunkRows: [1000, "1000"],
   chunkMb: [8, "8"],
   pruneInterval: [0, "0"],
