@@ -4,7 +4,7 @@
 //   node bench/cutover.mjs [--cutovers N] [--rate R] [--rows M]      (defaults: 20, 1000 writes/s, 20000 rows)
 //
 // Per cutover, from scratch: a SQLite file in WAL mode (orders with M rows, counters with 16 rows), a fresh
-// Postgres database bench_cut_<pid>_<k>; `sqlite2pg init`; `sqlite2pg run --poll-ms 100` as a child process;
+// Postgres database bench_cut_<pid>_<k>; `sqlite2pg init`; `sqlite2pg run --poll-ms 100 --no-fallback` as a child process (it exits after the cutover);
 // `sqlite2pg status --json` polled until phase "streaming"; this process LISTENs on sqlite2pg_cutover;
 // the writer (bench/lib/cutover-writer.mjs, its own process: R single-row autocommit writes/s, round robin
 // INSERT orders / UPDATE orders / UPDATE counters, every outcome logged with CLOCK_MONOTONIC times);
@@ -184,7 +184,7 @@ async function oneCutover(k, dir, logDir) {
   try {
     makeSource(file, opt.rows, 1000 + k);
     await cliOk(['init', '--sqlite', file, '--pg', pg]);
-    daemon = startDaemon(file, pg, logFile, ['--poll-ms', '100']);
+    daemon = startDaemon(file, pg, logFile, ['--poll-ms', '100', '--no-fallback']);
     await waitStreaming(file, pg, daemon);
 
     c = await pgClient(name);
@@ -284,7 +284,7 @@ run(async () => {
     '# Cutover: how long the application\'s writes are blocked', '', ...head,
     `- command: \`node bench/cutover.mjs --cutovers ${opt.cutovers} --rate ${opt.rate} --rows ${opt.rows}\``,
     `- ${opt.cutovers} cutover(s), each from scratch: SQLite in WAL mode with \`orders(id INTEGER PRIMARY KEY, customer INTEGER, amount REAL, note TEXT)\` (${fmt(opt.rows)} rows) and \`counters(id INTEGER PRIMARY KEY, n INTEGER)\` (16 rows), a fresh Postgres database;`
-      + ' `sqlite2pg init`, `sqlite2pg run --poll-ms 100` (validation: counts), `status --json` until phase streaming',
+      + ' `sqlite2pg init`, `sqlite2pg run --poll-ms 100 --no-fallback` (validation: counts), `status --json` until phase streaming',
     `- writer: its own process, ${fmt(opt.rate)} single-row autocommit writes/s (WAL, synchronous=NORMAL, busy_timeout 5000), round robin INSERT orders / UPDATE orders by id / UPDATE counters SET n = n + 1;`
       + ` \`sqlite2pg cutover --wait\` after ${STREAM_SECONDS} s of writes`,
     '- **freeze_ms**: `sqlite2pg.state.freeze_ms`, the daemon\'s own measurement (SQLite freeze commit → Postgres cutover commit, wall clock, 1 ms resolution)',

@@ -1000,7 +1000,10 @@ export class Replicator {
     const o = this.opts as { -readonly [K in keyof ReplicatorOptions]: ReplicatorOptions[K] };
     if (next.pollIntervalMs !== undefined) o.pollIntervalMs = next.pollIntervalMs;
     if (next.batchSize !== undefined) o.batchSize = next.batchSize;
-    if (next.batchDelayMs !== undefined) o.batchDelayMs = next.batchDelayMs;
+    if (next.batchDelayMs !== undefined) {
+      o.batchDelayMs = next.batchDelayMs;
+      this.hurry?.(); // a wait under the old setting ends now; the next one follows the new
+    }
     if (next.chunkRows !== undefined) o.chunkRows = next.chunkRows;
     if (next.batchBytes !== undefined) o.batchBytes = next.batchBytes;
     if (next.chunkBytes !== undefined) o.chunkBytes = next.chunkBytes;

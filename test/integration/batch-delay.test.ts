@@ -84,6 +84,20 @@ describe("the wait between batches while streaming", () => {
     expect(await settlesWithin(s.running, 20_000)).toBe(true);
   });
 
+  it("follows a new setting at once (SIGHUP): a wait under the old one ends, and the held changes are applied", async () => {
+    const s = await streaming(60_000);
+    updates(s.db, 1);
+    await waitFor("the lone change applied", 30_000, () => s.rep.live().lag_changes === 0);
+    updates(s.db, 4, 1);
+    await sleep(200);
+    expect(s.rep.live().lag_changes).toBe(4); // held by the minute's delay
+    s.rep.configure({ batchDelayMs: 0 });
+    await waitFor("the held changes applied", 30_000, () => s.rep.live().lag_changes === 0);
+    s.rep.requestStop();
+    await s.running;
+    expect((await compareDatabases(s.path, s.client)).differences).toEqual([]);
+  });
+
   it("starts a cutover asked for during the wait at once, with every change applied", async () => {
     const s = await streaming(60_000);
     updates(s.db, 1);
