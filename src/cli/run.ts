@@ -5,7 +5,7 @@ import { parseListen } from "../config/listen.js";
 import { usageError } from "../errors.js";
 import { createLogger, type Logger } from "../observe/logger.js";
 import { Replicator } from "../replication/replicator.js";
-import type { ReplicatorOptions } from "../replication/options.js";
+import type { ReplicatorTunables } from "../replication/options.js";
 import { installSignals } from "../replication/signals.js";
 import { startHttp } from "../observe/http.js";
 import { DaemonMetrics } from "../observe/metrics.js";
@@ -53,21 +53,7 @@ function logLevel(c: Config): string {
 }
 
 /** The daemon's options that follow the configuration (and change with it on SIGHUP). */
-function tunables(
-  c: Config,
-): Pick<
-  ReplicatorOptions,
-  | "pollIntervalMs"
-  | "batchSize"
-  | "batchDelayMs"
-  | "chunkRows"
-  | "batchBytes"
-  | "chunkBytes"
-  | "pruneIntervalMs"
-  | "checkpointFrames"
-  | "cutover"
-  | "onRollback"
-> {
+function tunables(c: Config): ReplicatorTunables {
   return {
     pollIntervalMs: c.pollMs,
     batchSize: c.batchSize,

@@ -57,3 +57,18 @@ export interface ReplicatorOptions {
   /** What the daemon reports as it goes, for the metrics and the service manager. */
   events?: DaemonEvents;
 }
+
+/** The options a running daemon takes anew (SIGHUP): see Replicator.configure. */
+export type ReplicatorTunables = Pick<
+  ReplicatorOptions,
+  | "pollIntervalMs"
+  | "batchSize"
+  | "batchDelayMs"
+  | "chunkRows"
+  | "batchBytes"
+  | "chunkBytes"
+  | "pruneIntervalMs"
+  | "checkpointFrames"
+  | "cutover"
+  | "onRollback"
+>;

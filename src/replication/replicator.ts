@@ -33,7 +33,7 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { type WalWatch, watchWal } from "./wal-watch.js";
 import { DEFAULT_CHECKPOINT_FRAMES, WalCheckpointer } from "./checkpoint.js";
-import type { ReplicatorOptions } from "./options.js";
+import type { ReplicatorOptions, ReplicatorTunables } from "./options.js";
 
 export type { ReplicatorOptions } from "./options.js";
 import type pg from "pg";
@@ -982,21 +982,7 @@ export class Replicator {
    * the poll and prune intervals, the cutover's options. Used from the next
    * batch, chunk or cutover attempt on.
    */
-  configure(
-    next: Pick<
-      ReplicatorOptions,
-      | "pollIntervalMs"
-      | "batchSize"
-      | "batchDelayMs"
-      | "chunkRows"
-      | "batchBytes"
-      | "chunkBytes"
-      | "pruneIntervalMs"
-      | "checkpointFrames"
-      | "cutover"
-      | "onRollback"
-    >,
-  ): void {
+  configure(next: ReplicatorTunables): void {
     const o = this.opts as { -readonly [K in keyof ReplicatorOptions]: ReplicatorOptions[K] };
     if (next.pollIntervalMs !== undefined) o.pollIntervalMs = next.pollIntervalMs;
     if (next.batchSize !== undefined) o.batchSize = next.batchSize;

@@ -40,6 +40,22 @@ async function streaming(batchDelayMs: number) {
   return { ...s, running, batches };
 }
 
+/**
+ * A daemon waiting a minute between batches, in that wait: one lone change
+ * applied at once (the daemon was idle), then `n` more commits held by it.
+ */
+async function holding(n: number) {
+  const s = await streaming(60_000);
+  updates(s.db, 1);
+  await waitFor("the lone change applied", 30_000, () => s.rep.live().lag_changes === 0);
+  expect(s.batches).toEqual([1]);
+  updates(s.db, n, 1);
+  await sleep(300);
+  expect(s.rep.live().lag_changes).toBe(n);
+  expect(s.batches).toEqual([1]);
+  return s;
+}
+
 /** Whether `p` settles within `ms`. */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   return Promise.race([p.then(() => true), sleep(ms).then(() => false)]);
@@ -69,28 +85,16 @@ describe("the wait between batches while streaming", () => {
   });
 
   it("applies a change that comes alone at once, then holds the next ones for the delay; a stop does not wait for it", async () => {
-    const s = await streaming(60_000);
-    updates(s.db, 1);
-    // The daemon was idle: the change is applied as soon as the commit is seen.
-    await waitFor("the lone change applied", 30_000, () => s.rep.live().lag_changes === 0);
-    expect(s.batches).toEqual([1]);
-    // The next commits wait for the delay (a minute here): still not applied a while later.
-    updates(s.db, 5, 1);
-    await sleep(500);
-    expect(s.rep.live().lag_changes).toBe(5);
-    expect(s.batches).toEqual([1]);
+    // The daemon was idle: the lone change is applied as soon as its commit is seen; the next
+    // commits wait for the delay (a minute here), still not applied a while later.
+    const s = await holding(5);
     // A stop ends the wait: the loop returns long before the minute is up.
     s.rep.requestStop();
     expect(await settlesWithin(s.running, 20_000)).toBe(true);
   });
 
   it("follows a new setting at once (SIGHUP): a wait under the old one ends, and the held changes are applied", async () => {
-    const s = await streaming(60_000);
-    updates(s.db, 1);
-    await waitFor("the lone change applied", 30_000, () => s.rep.live().lag_changes === 0);
-    updates(s.db, 4, 1);
-    await sleep(200);
-    expect(s.rep.live().lag_changes).toBe(4); // held by the minute's delay
+    const s = await holding(4);
     s.rep.configure({ batchDelayMs: 0 });
     await waitFor("the held changes applied", 30_000, () => s.rep.live().lag_changes === 0);
     s.rep.requestStop();
@@ -99,12 +103,7 @@ describe("the wait between batches while streaming", () => {
   });
 
   it("starts a cutover asked for during the wait at once, with every change applied", async () => {
-    const s = await streaming(60_000);
-    updates(s.db, 1);
-    await waitFor("the lone change applied", 30_000, () => s.rep.live().lag_changes === 0);
-    updates(s.db, 7, 1);
-    await sleep(200);
-    expect(s.rep.live().lag_changes).toBe(7); // held by the delay
+    const s = await holding(7);
     await s.rep.requestCutover();
     // Cut over well before the minute's delay is up: the request ended the wait.
     await waitFor("the cutover", 30_000, () => s.rep.current.phase === Phase.cutOver || s.rep.current.phase === Phase.fallback);
