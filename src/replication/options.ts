@@ -13,13 +13,14 @@ export interface ReplicatorOptions {
   batchSize?: number;
   /**
    * While streaming, after a batch that took everything there was, wait
-   * this long (ms) before reading the next one, unless the cutover is asked
-   * for or the daemon is stopped (default 25; 0 reads it at once). Under a
-   * steady stream of commits, batches then gather the changes of that long
-   * instead of the few that arrived while the last one was applied: fewer,
-   * larger transactions, each with its fixed cost (a SQLite read
-   * transaction, five round trips to Postgres, a commit). Changes that come
-   * one at a time are applied as soon as they are seen, as before.
+   * this long (ms) before reading the next one (default 25; 0 reads it at
+   * once); a stop, a request for the cutover or the way back, or a new
+   * setting ends the wait. Under a steady stream of commits, batches then
+   * gather the changes of that long instead of the few that arrived while
+   * the last one was applied: fewer, larger transactions, each with its
+   * fixed cost (a SQLite read transaction and six round trips to
+   * Postgres). A change that comes after a quiet spell is applied as soon
+   * as it is seen, as before.
    */
   batchDelayMs?: number;
   /** Rows per snapshot chunk. */
