@@ -191,9 +191,7 @@ export class Replicator {
       throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, {
         hint: "run `sqlite2pg init` with the same --pg first",
       });
-    this.stateDirty = true;
-    this.hurry?.();
-    this.nudge();
+    this.requestChanged();
   }
 
   /**
@@ -212,10 +210,18 @@ export class Replicator {
       throw usageError("NO_STATE", `no replication state for source ${id} in this Postgres database`, {
         hint: "run `sqlite2pg init` with the same --pg first",
       });
+    this.requestChanged();
+    return phase;
+  }
+
+  /**
+   * A request in the state changed (cutover, the way back, a NOTIFY): the
+   * loop re-reads it now, ending a wait between batches.
+   */
+  private requestChanged(): void {
     this.stateDirty = true;
     this.hurry?.();
     this.nudge();
-    return phase;
   }
 
   /** Wake the loop now (a WAL change). */
@@ -301,11 +307,7 @@ export class Replicator {
       this.opts.pg,
       this.sourceId,
       this.log,
-      () => {
-        this.stateDirty = true;
-        this.hurry?.();
-        this.nudge();
-      },
+      () => this.requestChanged(),
       () => {
         this.waiting = true;
         this.opts.events?.role?.("standby");
