@@ -28,8 +28,8 @@ import { existsSync, fsyncSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  Database, cliOk, cpuMs, dist, flags, fmt, freshDb, machine, median, onCleanup, pgBackendCpuMs, report, run, sleep,
-  startDaemon, status, table, waitFor, waitStreaming, workDir,
+  Database, cliOk, cpuMs, dist, flags, fmt, freshDb, installFloor, installTriggers, machine, median, onCleanup, pgBackendCpuMs,
+  report, run, sleep, startDaemon, status, table, waitFor, waitStreaming, workDir,
 } from './lib/replication.mjs';
 
 // The helpers run as this same script: `node bench/capture-io.mjs --helper flush|ckpt FILE`.
@@ -83,9 +83,7 @@ if (process.argv[2] === '--helper') {
     onCleanup(() => rmSync(dir, { recursive: true, force: true }));
     const needsPg = only.some((v) => v.startsWith('daemon'));
     const pg = needsPg ? await freshDb('bench_capture_io') : null;
-    const [{ installCapture }, { readSchema }, { readWalFrames }] = await Promise.all([
-      dist('sqlite/capture.js'), dist('sqlite/schema.js'), dist('sqlite/wal-index.js'),
-    ]);
+    const { readWalFrames } = await dist('sqlite/wal-index.js');
     const results = Object.fromEntries(only.map((v) => [v, []]));
     for (let r = 0; r < opt.runs; r++) {
       for (const v of r % 2 ? [...only].reverse() : only) {
@@ -100,14 +98,9 @@ if (process.argv[2] === '--helper') {
           await waitStreaming(file, pg, daemon, () => db.prepare('UPDATE items SET qty = qty WHERE id = 1').run());
           db.close();
         } else if (v.startsWith('triggers')) {
-          const db = new Database(file);
-          installCapture(db, readSchema(db).tables);
-          db.close();
+          await installTriggers(file);
         } else if (v === 'floor') {
-          const db = new Database(file);
-          db.exec(`CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO bench_floor VALUES (1, 0);
-                   CREATE TRIGGER bench_floor_update AFTER UPDATE ON items BEGIN UPDATE bench_floor SET n = n + 1 WHERE id = 1; END;`);
-          db.close();
+          installFloor(file, ['UPDATE']);
         }
         if (v.endsWith('+flush')) help = helper('flush', file);
         if (v.endsWith('+ckpt')) help = helper('ckpt', file);

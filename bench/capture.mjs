@@ -26,7 +26,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  Database, cliOk, dist, sleep, flags, fmt, freshDb, machine, median, onCleanup, report, run,
+  Database, cliOk, sleep, flags, fmt, freshDb, installFloor, installTriggers, machine, median, onCleanup, report, run,
   startDaemon, status, table, waitFor, waitStreaming, workDir,
 } from './lib/replication.mjs';
 
@@ -120,15 +120,9 @@ async function prepare(kind, shape, dir, i, pg) {
   build(file, shape);
   let daemon = null;
   if (kind === 'triggers') {
-    const [{ installCapture }, { readSchema }] = await Promise.all([dist('sqlite/capture.js'), dist('sqlite/schema.js')]);
-    const db = new Database(file);
-    installCapture(db, readSchema(db).tables);
-    db.close();
+    await installTriggers(file);
   } else if (kind === 'floor') {
-    const db = new Database(file);
-    db.exec(`CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO bench_floor VALUES (1, 0);
-      ${['INSERT', 'UPDATE', 'DELETE'].map((e) => `CREATE TRIGGER bench_floor_${e.toLowerCase()} AFTER ${e} ON items BEGIN UPDATE bench_floor SET n = n + 1 WHERE id = 1; END;`).join('\n')}`);
-    db.close();
+    installFloor(file);
   } else if (kind === 'daemon') {
     await cliOk(['init', '--sqlite', file, '--pg', pg, '--schema', `cap_${shape}_${i}`]);
     daemon = startDaemon(file, pg, join(dir, `daemon-${shape}-${i}.log`));

@@ -218,6 +218,25 @@ export function pgBackendCpuMs(database) {
   return sum;
 }
 
+/** Install sqlite2pg's capture triggers on every table of `file`, as `init` does (no daemon, no Postgres). */
+export async function installTriggers(file) {
+  const [{ installCapture }, { readSchema }] = await Promise.all([dist('sqlite/capture.js'), dist('sqlite/schema.js')]);
+  const db = new Database(file);
+  try { installCapture(db, readSchema(db).tables); } finally { db.close(); }
+}
+
+/**
+ * The floor of a capture trigger on table `items` of `file`: AFTER `events` triggers that each add 1 to an
+ * integer in a one-row table. Not a capture: the least a trigger that records something in the file costs.
+ */
+export function installFloor(file, events = ['INSERT', 'UPDATE', 'DELETE']) {
+  const db = new Database(file);
+  try {
+    db.exec(`CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO bench_floor VALUES (1, 0);
+      ${events.map((e) => `CREATE TRIGGER bench_floor_${e.toLowerCase()} AFTER ${e} ON items BEGIN UPDATE bench_floor SET n = n + 1 WHERE id = 1; END;`).join('\n')}`);
+  } finally { db.close(); }
+}
+
 /** Percentile (nearest rank) of a sorted array. */
 export function pct(sorted, p) {
   if (!sorted.length) return NaN;
