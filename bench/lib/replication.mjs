@@ -32,13 +32,14 @@ export async function pgClient(database = 'postgres') {
   return c;
 }
 
-/** Numeric flags: `spec` maps name → default; `bools` are boolean flags. Exits 2 on a bad flag. */
+/** Flags: `spec` maps name → default (a string default makes a string flag, any other a number); `bools` are boolean flags. Exits 2 on a bad flag. */
 export function flags(usage, spec, bools = []) {
   const options = Object.fromEntries([...Object.keys(spec).map((k) => [k, { type: 'string' }]), ...bools.map((k) => [k, { type: 'boolean', default: false }])]);
   let values;
   try { ({ values } = parseArgs({ options })); } catch (e) { console.error(`${e.message}\nusage: ${usage}`); process.exit(2); }
   const out = {};
   for (const [k, d] of Object.entries(spec)) {
+    if (typeof d === 'string') { out[k] = values[k] ?? d; continue; }
     out[k] = values[k] === undefined ? d : Number(values[k]);
     if (d !== null && !(Number.isFinite(out[k]) && out[k] >= 0)) { console.error(`bad --${k}\nusage: ${usage}`); process.exit(2); }
   }
